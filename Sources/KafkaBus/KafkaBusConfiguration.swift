@@ -1,0 +1,144 @@
+/// How a ``KafkaBus`` connects to Kafka and tunes librdkafka.
+///
+/// Every librdkafka setting can be passed through ``librdkafka`` (all clients),
+/// ``producerSettings`` or ``consumerSettings`` as `key: value` strings, exactly as
+/// librdkafka's CONFIGURATION.md spells them, so TLS, SASL and tuning need no code:
+///
+/// ```swift
+/// KafkaBusConfiguration(
+///     brokers: "kafka-1:9093,kafka-2:9093",
+///     librdkafka: [
+///         "security.protocol": "SASL_SSL",
+///         "sasl.mechanisms": "SCRAM-SHA-512",
+///         "sasl.username": "sluice",
+///         "sasl.password": password,
+///         "ssl.ca.location": "/etc/sluice/ca.pem",
+///     ])
+/// ```
+///
+/// Settings are applied in this order, later ones winning:
+/// 1. the bus defaults (``defaultSettings(for:)``),
+/// 2. ``librdkafka``,
+/// 3. ``producerSettings`` or ``consumerSettings``,
+/// 4. the settings the bus's guarantees depend on, which cannot be overridden:
+///    consumers always run with `enable.auto.commit=false` and
+///    `enable.auto.offset.store=false` (the bus commits explicitly) and get their
+///    `group.id` from ``KafkaBus/subscribe(group:topics:)``.
+public struct KafkaBusConfiguration: Sendable {
+    /// Which kind of librdkafka client a setting map is built for.
+    public enum ClientRole: Sendable, Hashable {
+        case producer
+        case consumer
+    }
+
+    /// Bootstrap brokers, `host:port[,host:port...]` (librdkafka `bootstrap.servers`).
+    public var brokers: String
+    /// Prefix of the librdkafka `client.id` of every client of this bus (shows in broker logs and metrics).
+    public var clientId: String
+    /// librdkafka settings for every client (producer, group consumers, readers).
+    public var librdkafka: [String: String]
+    /// librdkafka settings for the producer only.
+    public var producerSettings: [String: String]
+    /// librdkafka settings for consumers (groups and readers) only.
+    public var consumerSettings: [String: String]
+    /// How long `publish` may take, including retries, before it fails with
+    /// `BusError.Kind.timedOut`; sets the producer's `message.timeout.ms`.
+    public var publishTimeout: Duration
+    /// Deadline for metadata queries and topic creation (including waiting for a
+    /// new topic to show up in metadata).
+    public var adminTimeout: Duration
+    /// Largest message (key, value and headers) the bus can publish and consume.
+    /// Sets `message.max.bytes` on every client and `max.message.bytes` on the topics
+    /// the bus creates. The default, 8 MiB, leaves room for 1 MiB values and more;
+    /// Kafka's own default (1 MB) rejects a 1 MiB value.
+    public var maxMessageBytes: Int
+    /// Replication factor of the topics the bus creates; `-1` uses the broker's
+    /// `default.replication.factor` (needs Kafka 2.4 or later).
+    public var replicationFactor: Int
+    /// Topic configuration for the topics the bus creates, below each
+    /// `TopicSpec.config` (which wins). `max.message.bytes` is added from
+    /// ``maxMessageBytes`` unless set here or in the spec.
+    public var topicConfig: [String: String]
+    /// How many received but not yet consumed messages a subscription buffers
+    /// before it pauses fetching (and resumes at half of it).
+    public var consumerBufferLimit: Int
+
+    public init(
+        brokers: String,
+        clientId: String = "sluice",
+        librdkafka: [String: String] = [:],
+        producerSettings: [String: String] = [:],
+        consumerSettings: [String: String] = [:],
+        publishTimeout: Duration = .seconds(30),
+        adminTimeout: Duration = .seconds(30),
+        maxMessageBytes: Int = 8 << 20,
+        replicationFactor: Int = -1,
+        topicConfig: [String: String] = [:],
+        consumerBufferLimit: Int = 1000
+    ) {
+        self.brokers = brokers
+        self.clientId = clientId
+        self.librdkafka = librdkafka
+        self.producerSettings = producerSettings
+        self.consumerSettings = consumerSettings
+        self.publishTimeout = publishTimeout
+        self.adminTimeout = adminTimeout
+        self.maxMessageBytes = maxMessageBytes
+        self.replicationFactor = replicationFactor
+        self.topicConfig = topicConfig
+        self.consumerBufferLimit = consumerBufferLimit
+    }
+
+    /// The bus defaults for `role`, before the caller's settings are applied.
+    ///
+    /// All clients: `bootstrap.servers`, `client.id`, `message.max.bytes`
+    /// (``maxMessageBytes``), `log.connection.close=false`.
+    ///
+    /// Producer: `enable.idempotence=true`, `acks=all`,
+    /// `message.timeout.ms` (``publishTimeout``), `partitioner=murmur2_random`
+    /// (Java-compatible, the same placement as `Pipeline.partition(forKey:partitions:)`),
+    /// `linger.ms=1`.
+    ///
+    /// Consumer: `session.timeout.ms=6000`, `heartbeat.interval.ms=1000` (fast
+    /// rebalances; librdkafka's defaults take tens of seconds),
+    /// `auto.offset.reset=earliest` (a new group starts at the oldest message),
+    /// `fetch.wait.max.ms=100`, `enable.partition.eof=false`.
+    public func defaultSettings(for role: ClientRole) -> [String: String] {
+        var settings: [String: String] = [
+            "bootstrap.servers": brokers,
+            "client.id": clientId,
+            "message.max.bytes": String(maxMessageBytes),
+            "log.connection.close": "false",
+        ]
+        switch role {
+        case .producer:
+            settings["enable.idempotence"] = "true"
+            settings["acks"] = "all"
+            settings["message.timeout.ms"] = String(max(publishTimeout.milliseconds, 1))
+            settings["partitioner"] = "murmur2_random"
+            settings["linger.ms"] = "1"
+        case .consumer:
+            settings["session.timeout.ms"] = "6000"
+            settings["heartbeat.interval.ms"] = "1000"
+            settings["auto.offset.reset"] = "earliest"
+            settings["fetch.wait.max.ms"] = "100"
+            settings["enable.partition.eof"] = "false"
+        }
+        return settings
+    }
+
+    /// The complete librdkafka settings for a client of `role`, in the order
+    /// described on ``KafkaBusConfiguration``. `groupID` is set for consumers.
+    func settings(for role: ClientRole, groupID: String? = nil, clientSuffix: String? = nil) -> [String: String] {
+        var settings = defaultSettings(for: role)
+        settings.merge(librdkafka) { _, new in new }
+        settings.merge(role == .producer ? producerSettings : consumerSettings) { _, new in new }
+        if let clientSuffix, let id = settings["client.id"] { settings["client.id"] = "\(id)-\(clientSuffix)" }
+        if role == .consumer {
+            settings["enable.auto.commit"] = "false"
+            settings["enable.auto.offset.store"] = "false"
+            if let groupID { settings["group.id"] = groupID }
+        }
+        return settings
+    }
+}

@@ -1,0 +1,136 @@
+/// The only way stages talk to each other: topics of keyed, partitioned,
+/// ordered messages.
+///
+/// Guarantees every implementation gives (and `BusContract` tests):
+/// - `publish` returns only once the bus has durably accepted the message
+///   (Kafka: delivery report with `acks=all`; embedded: appended to its log).
+/// - Messages with the same key go to the same partition, in publish order.
+/// - The members of one consumer group split a topic's partitions between them;
+///   each message is delivered to one member at a time, at least once.
+/// - A message is redelivered (to whichever member then owns its partition)
+///   until a member commits it; a committed message is not delivered to that
+///   group again.
+public protocol Bus: Sendable {
+    /// Publishes one message and waits until the bus has durably accepted it.
+    func publish(_ message: OutgoingMessage) async throws
+
+    /// Joins `group` as a new member consuming `topics`.
+    ///
+    /// The returned subscription delivers messages of the partitions assigned to
+    /// this member, starting after the group's last committed offset. Iterate it
+    /// once; call ``BusSubscription/close()`` to leave the group.
+    func subscribe(group: String, topics: [String]) async throws -> BusSubscription
+
+    /// Reads every partition of `topic` without a consumer group, from `start`.
+    /// Nothing is committed; use this for replies and for rebuilding state.
+    func read(topic: String, from start: StartPosition) async throws -> BusSubscription
+
+    /// The number of partitions of `topic`.
+    func partitionCount(topic: String) async throws -> Int
+
+    /// Creates the topics that do not exist yet, with the given partition counts.
+    func ensureTopics(_ topics: [TopicSpec]) async throws
+
+    /// Flushes outstanding work and releases resources. Idempotent.
+    func shutdown() async
+}
+
+/// What a subscription needs from its bus beyond the message stream.
+public protocol BusSubscriptionControl: Sendable {
+    /// Marks `message` (and every earlier message of its partition) as done for the group.
+    func commit(_ message: BusMessage) async throws
+    /// Leaves the group (or stops the reader); the message stream then finishes.
+    func close() async
+}
+
+/// A stream of messages from a bus, with explicit commits.
+///
+/// Iterate it once. The stream finishes after ``close()`` or when the bus shuts
+/// down, and throws when the bus fails.
+public struct BusSubscription: AsyncSequence, Sendable {
+    public typealias Element = BusMessage
+
+    private let stream: AsyncThrowingStream<BusMessage, any Error>
+    private let control: any BusSubscriptionControl
+
+    public init(stream: AsyncThrowingStream<BusMessage, any Error>, control: any BusSubscriptionControl) {
+        self.stream = stream
+        self.control = control
+    }
+
+    public func makeAsyncIterator() -> AsyncThrowingStream<BusMessage, any Error>.AsyncIterator {
+        stream.makeAsyncIterator()
+    }
+
+    /// Commits `message`: the group will not see it (nor anything before it in its partition) again.
+    public func commit(_ message: BusMessage) async throws {
+        try await control.commit(message)
+    }
+
+    /// Leaves the group; uncommitted messages go to the remaining members.
+    public func close() async {
+        await control.close()
+    }
+}
+
+/// Errors a bus reports, with context.
+public struct BusError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable, Equatable {
+        case unknownTopic
+        case closed
+        case io
+        case corrupt
+        case timedOut
+        case broker
+        case configuration
+    }
+
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { "bus error (\(kind)): \(message)" }
+}
+
+/// The partition a key maps to, the same on every bus: murmur2 as Kafka's
+/// default partitioner does, so embedded and Kafka place keys alike.
+public func partition(forKey key: [UInt8]?, partitions: Int, fallback: Int = 0) -> Int {
+    guard partitions > 0 else { return 0 }
+    guard let key else { return fallback % partitions }
+    return Int(murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+/// Kafka's murmur2 (as in the Java client's `Utils.murmur2`).
+func murmur2(_ data: [UInt8]) -> UInt32 {
+    let seed: UInt32 = 0x9747_b28c
+    let m: UInt32 = 0x5bd1_e995
+    let r: UInt32 = 24
+    let length = data.count
+    var h: UInt32 = seed ^ UInt32(truncatingIfNeeded: length)
+    let length4 = length / 4
+    for i in 0..<length4 {
+        let i4 = i * 4
+        var k = UInt32(data[i4]) | UInt32(data[i4 + 1]) << 8 | UInt32(data[i4 + 2]) << 16 | UInt32(data[i4 + 3]) << 24
+        k = k &* m
+        k ^= k >> r
+        k = k &* m
+        h = h &* m
+        h ^= k
+    }
+    let rest = length % 4
+    let base = length & ~3
+    if rest == 3 { h ^= UInt32(data[base + 2]) << 16 }
+    if rest >= 2 { h ^= UInt32(data[base + 1]) << 8 }
+    if rest >= 1 {
+        h ^= UInt32(data[base])
+        h = h &* m
+    }
+    h ^= h >> 13
+    h = h &* m
+    h ^= h >> 15
+    return h
+}

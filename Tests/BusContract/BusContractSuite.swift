@@ -1,0 +1,303 @@
+import Foundation
+import Pipeline
+
+/// Makes buses that share one backing store (one data directory, one broker),
+/// so that a second bus can see what the first one published and committed.
+public protocol BusFactory: Sendable {
+    /// A new, independent bus client over the shared store.
+    func makeBus() async throws -> any Bus
+    /// How long a consumer group may take to rebalance on this bus.
+    var rebalanceTimeout: Duration { get }
+}
+
+/// The behaviour every `Bus` implementation must show. Each check creates its own
+/// uniquely named topics, so checks can share one store. Run it from a test target
+/// with that implementation's factory; a failed expectation throws `ContractFailure`.
+public struct BusContractSuite: Sendable {
+    public let factory: any BusFactory
+    public let partitions: Int
+
+    public init(factory: any BusFactory, partitions: Int = 4) {
+        self.factory = factory
+        self.partitions = partitions
+    }
+
+    // MARK: - Checks
+
+    /// Messages with one key come back in publish order, all in one partition.
+    public func orderPerKey() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let keys = ["alpha", "beta", "gamma"]
+            for i in 0..<30 {
+                let key = keys[i % keys.count]
+                try await bus.publish(OutgoingMessage(topic: topic, key: key, value: Array("\(key)-\(i)".utf8)))
+            }
+            let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [topic])
+            let got = try await collect(sub, count: 30, timeout: factory.rebalanceTimeout + .seconds(20))
+            await sub.close()
+            for key in keys {
+                let mine = got.filter { $0.keyString == key }
+                try expect(Set(mine.map(\.partition)).count == 1, "key \(key) spread over partitions \(Set(mine.map(\.partition)))")
+                let numbers = mine.map { Int(String(decoding: $0.value, as: UTF8.self).split(separator: "-")[1])! }
+                try expect(numbers == numbers.sorted(), "key \(key) out of order: \(numbers)")
+                try expect(numbers.count == 10, "key \(key): \(numbers.count) of 10 messages")
+            }
+        }
+    }
+
+    /// Two members of one group split the partitions; together they see every message once.
+    public func groupSplitsPartitions() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let group = "g-\(UUID().uuidString)"
+            let a = try await bus.subscribe(group: group, topics: [topic])
+            let b = try await bus.subscribe(group: group, topics: [topic])
+            try await Task.sleep(for: factory.rebalanceTimeout)
+            let total = 80
+            for i in 0..<total {
+                try await bus.publish(OutgoingMessage(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8)))
+            }
+            let seen = Tally()
+            async let ra: Void = drain(a, into: seen, member: "a")
+            async let rb: Void = drain(b, into: seen, member: "b")
+            let ok = await seen.wait(until: { $0.count >= total }, timeout: factory.rebalanceTimeout + .seconds(30))
+            try await Task.sleep(for: .milliseconds(500))  // let duplicates, if any, arrive
+            await a.close()
+            await b.close()
+            _ = try await (ra, rb)
+            let snapshot = await seen.snapshot()
+            try expect(ok, "only \(snapshot.count) of \(total) messages seen")
+            try expect(snapshot.count == total, "\(snapshot.count) deliveries for \(total) messages: duplicates")
+            try expect(Set(snapshot.map(\.value)).count == total, "some message missing")
+            let byMember = Dictionary(grouping: snapshot, by: \.member)
+            try expect(byMember.count == 2, "one member got everything: \(byMember.mapValues(\.count))")
+            let pa = Set(byMember["a"]!.map(\.partition))
+            let pb = Set(byMember["b"]!.map(\.partition))
+            try expect(pa.isDisjoint(with: pb), "members share partitions \(pa) / \(pb)")
+        }
+    }
+
+    /// When one member leaves, the other takes over its partitions; nothing is lost.
+    public func memberLeavesOtherTakesOver() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let group = "g-\(UUID().uuidString)"
+            let a = try await bus.subscribe(group: group, topics: [topic])
+            let b = try await bus.subscribe(group: group, topics: [topic])
+            try await Task.sleep(for: factory.rebalanceTimeout)
+            let first = 40
+            for i in 0..<first {
+                try await bus.publish(OutgoingMessage(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8)))
+            }
+            let seen = Tally()
+            async let ra: Void = drain(a, into: seen, member: "a")
+            async let rb: Void = drain(b, into: seen, member: "b")
+            let firstOK = await seen.wait(until: { $0.count >= first }, timeout: factory.rebalanceTimeout + .seconds(30))
+            let firstCount = await seen.count()
+            try expect(firstOK, "first batch incomplete: \(firstCount) of \(first)")
+            await b.close()
+            _ = try await rb
+            try await Task.sleep(for: factory.rebalanceTimeout)
+            for i in first..<(2 * first) {
+                try await bus.publish(OutgoingMessage(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8)))
+            }
+            let secondOK = await seen.wait(
+                until: { Set($0.map(\.value)).count >= 2 * first }, timeout: factory.rebalanceTimeout + .seconds(30))
+            await a.close()
+            _ = try await ra
+            let snapshot = await seen.snapshot()
+            try expect(secondOK, "after b left only \(Set(snapshot.map(\.value)).count) of \(2 * first) distinct messages seen")
+            let late = snapshot.filter { $0.index >= first }
+            try expect(late.allSatisfy { $0.member == "a" }, "messages after b left went to b")
+            try expect(Set(late.map(\.partition)).count == partitions, "a did not take over all partitions")
+        }
+    }
+
+    /// Uncommitted messages are redelivered to a restarted consumer; committed ones are not.
+    public func uncommittedAreRedelivered() async throws {
+        let group = "g-\(UUID().uuidString)"
+        let bus1 = try await factory.makeBus()
+        let topic = try await newTopic(bus1)
+        for i in 0..<20 {
+            try await bus1.publish(OutgoingMessage(topic: topic, key: "k\(i % 5)", value: Array("m\(i)".utf8)))
+        }
+        let sub1 = try await bus1.subscribe(group: group, topics: [topic])
+        let got1 = try await collect(sub1, count: 20, timeout: factory.rebalanceTimeout + .seconds(20))
+        // Commit the first half of each partition's messages.
+        var committed = Set<String>()
+        for (_, msgs) in Dictionary(grouping: got1, by: \.partition) {
+            let sorted = msgs.sorted { $0.offset < $1.offset }
+            let half = sorted.prefix(sorted.count / 2)
+            if let last = half.last { try await sub1.commit(last) }
+            committed.formUnion(half.map { String(decoding: $0.value, as: UTF8.self) })
+        }
+        await sub1.close()
+        await bus1.shutdown()
+
+        try await withBus { bus2 in
+            let sub2 = try await bus2.subscribe(group: group, topics: [topic])
+            let expected = 20 - committed.count
+            let got2 = try await collect(sub2, count: expected, timeout: factory.rebalanceTimeout + .seconds(20))
+            let extra = try await collect(sub2, count: 1, timeout: .seconds(2), allowFewer: true)
+            await sub2.close()
+            let values = Set((got2 + extra).map { String(decoding: $0.value, as: UTF8.self) })
+            try expect(values.isDisjoint(with: committed), "committed messages redelivered: \(values.intersection(committed))")
+            try expect(values.count == expected && got2.count + extra.count == expected,
+                       "expected \(expected) uncommitted messages, got \(got2.count + extra.count)")
+        }
+    }
+
+    /// Headers and arbitrary binary values (all 256 byte values, empty) survive the trip.
+    public func headersAndBinaryRoundTrip() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let binary = (0..<512).map { UInt8($0 % 256) }
+            let headers = [BusHeader("sluice-key-id", "k1"), BusHeader("bin", [0, 255, 10, 13, 0]), BusHeader("empty", [UInt8]())]
+            try await bus.publish(OutgoingMessage(topic: topic, key: [0, 1, 2, 255], headers: headers, value: binary))
+            try await bus.publish(OutgoingMessage(topic: topic, key: nil, headers: [], value: []))
+            let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [topic])
+            let got = try await collect(sub, count: 2, timeout: factory.rebalanceTimeout + .seconds(20))
+            await sub.close()
+            guard let first = got.first(where: { !$0.value.isEmpty }) else { throw ContractFailure("binary message missing") }
+            try expect(first.value == binary, "binary value changed")
+            try expect(first.key == [0, 1, 2, 255], "key changed: \(String(describing: first.key))")
+            try expect(first.headers == headers, "headers changed: \(first.headers)")
+            try expect(got.contains { $0.value.isEmpty && $0.key == nil }, "empty message without key missing")
+        }
+    }
+
+    /// A 1 MiB value is published and consumed intact.
+    public func largeValues() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            var big = [UInt8](repeating: 0, count: 1 << 20)
+            for i in big.indices { big[i] = UInt8(truncatingIfNeeded: i &* 31 &+ i >> 8) }
+            try await bus.publish(OutgoingMessage(topic: topic, key: "big", value: big))
+            let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [topic])
+            let got = try await collect(sub, count: 1, timeout: factory.rebalanceTimeout + .seconds(20))
+            await sub.close()
+            try expect(got[0].value == big, "1 MiB value changed (\(got[0].value.count) bytes back)")
+        }
+    }
+
+    /// A group-less reader sees every partition from the beginning, and new messages after.
+    public func readAllPartitions() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            for i in 0..<24 {
+                try await bus.publish(OutgoingMessage(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8)))
+            }
+            let reader = try await bus.read(topic: topic, from: .beginning)
+            let seen = Tally()
+            async let r: Void = drain(reader, into: seen, member: "r", commit: false)
+            let ok1 = await seen.wait(until: { $0.count >= 24 }, timeout: .seconds(20))
+            for i in 24..<30 {
+                try await bus.publish(OutgoingMessage(topic: topic, key: "k\(i)", value: Array("m\(i)".utf8)))
+            }
+            let ok2 = await seen.wait(until: { $0.count >= 30 }, timeout: .seconds(20))
+            await reader.close()
+            _ = try await r
+            let snapshot = await seen.snapshot()
+            try expect(ok1 && ok2, "reader saw \(snapshot.count) of 30")
+            try expect(Set(snapshot.map(\.partition)).count == partitions, "reader did not cover every partition")
+            try expect(Set(snapshot.map(\.value)).count == 30, "reader missed or duplicated messages")
+            try expect(try await bus.partitionCount(topic: topic) == partitions, "partition count")
+        }
+    }
+
+    /// Every check, in order.
+    public func runAll() async throws {
+        try await orderPerKey()
+        try await groupSplitsPartitions()
+        try await memberLeavesOtherTakesOver()
+        try await uncommittedAreRedelivered()
+        try await headersAndBinaryRoundTrip()
+        try await largeValues()
+        try await readAllPartitions()
+    }
+
+    // MARK: - Helpers
+
+    private func withBus(_ body: (any Bus) async throws -> Void) async throws {
+        let bus = try await factory.makeBus()
+        do {
+            try await body(bus)
+        } catch {
+            await bus.shutdown()
+            throw error
+        }
+        await bus.shutdown()
+    }
+
+    private func newTopic(_ bus: any Bus) async throws -> String {
+        let name = "contract-\(UUID().uuidString.prefix(8).lowercased())"
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: partitions)])
+        return name
+    }
+}
+
+/// A failed contract expectation.
+public struct ContractFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw ContractFailure(message()) }
+}
+
+/// Collects `count` messages (committing none) or fails after `timeout`.
+public func collect(
+    _ sub: BusSubscription, count: Int, timeout: Duration, allowFewer: Bool = false
+) async throws -> [BusMessage] {
+    let box = Tally()
+    let task = Task {
+        for try await m in sub {
+            await box.add(.init(member: "", partition: m.partition, value: m.value, index: 0, message: m))
+            if await box.count() >= count { break }
+        }
+    }
+    let ok = await box.wait(until: { $0.count >= count }, timeout: timeout)
+    task.cancel()
+    let got = await box.snapshot().map(\.message)
+    if !ok && !allowFewer { throw ContractFailure("collected \(got.count) of \(count) messages in \(timeout)") }
+    return Array(got.prefix(count))
+}
+
+/// Reads a subscription until it finishes, recording (and committing) every message.
+func drain(_ sub: BusSubscription, into tally: Tally, member: String, commit: Bool = true) async throws {
+    for try await m in sub {
+        let text = String(decoding: m.value, as: UTF8.self)
+        let index = Int(text.dropFirst()) ?? -1
+        await tally.add(.init(member: member, partition: m.partition, value: m.value, index: index, message: m))
+        if commit { try await sub.commit(m) }
+    }
+}
+
+/// A thread-safe record of deliveries that tests can wait on.
+actor Tally {
+    struct Delivery: Sendable {
+        var member: String
+        var partition: Int
+        var value: [UInt8]
+        var index: Int
+        var message: BusMessage
+    }
+
+    private var items: [Delivery] = []
+
+    func add(_ d: Delivery) { items.append(d) }
+    func count() -> Int { items.count }
+    func snapshot() -> [Delivery] { items }
+
+    /// Polls until `condition` holds or `timeout` passes; returns whether it held.
+    func wait(until condition: @Sendable ([Delivery]) -> Bool, timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(items) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition(items)
+    }
+}

