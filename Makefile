@@ -1,0 +1,54 @@
+# Sluice developer workflow. `make test` and `make run` provision what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+CONFIG ?= config/sluice.example.yaml
+-include .deps/env.mk
+
+# A local librdkafka (when the system's is older than 2.8) is found through
+# pkg-config and linked with an rpath, so the binaries run without extra environment.
+SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
+SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
+
+.PHONY: provision provision-test build debug run test bench clean
+
+provision:
+	@scripts/provision.sh build
+
+provision-test:
+	@scripts/provision.sh test
+
+## build: release binary (prints its path)
+build: provision
+	@$(MAKE) --no-print-directory _build
+_build:
+	$(SWIFT_ENV) swift build -c release --product sluice $(SWIFT_LINK)
+	@echo "built: $$(swift build -c release --show-bin-path)/sluice"
+
+debug: provision
+	@$(MAKE) --no-print-directory _debug
+_debug:
+	$(SWIFT_ENV) swift build --product sluice $(SWIFT_LINK)
+
+## run: the whole gateway in one process on the embedded bus, with the example config
+run: provision
+	@$(MAKE) --no-print-directory _debug
+	@scripts/dev-env.sh $$(swift build --show-bin-path)/sluice run --config $(CONFIG)
+
+## test: provisions librdkafka and the Tansu broker, starts the broker, runs every test
+test: provision-test
+	@$(MAKE) --no-print-directory _test
+_test:
+	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
+	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build $(SWIFT_LINK)
+
+## bench: bus, detection and gateway figures (release build)
+bench: provision-test
+	@$(MAKE) --no-print-directory _bench
+_bench:
+	$(SWIFT_ENV) swift build -c release $(SWIFT_LINK)
+	@bin=$$(swift build -c release --show-bin-path); \
+	  scripts/with-broker.sh scripts/bench.sh "$$bin"
+
+clean:
+	rm -rf .build data

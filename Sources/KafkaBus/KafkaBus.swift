@@ -1,0 +1,167 @@
+import CRdKafka
+import Foundation
+import Logging
+import Pipeline
+import Synchronization
+
+/// The Kafka implementation of `Bus`, over librdkafka.
+///
+/// - One idempotent producer per bus (`enable.idempotence=true`, `acks=all`):
+///   ``publish(_:)`` returns once the message's delivery report says the broker
+///   has it.
+/// - One librdkafka consumer per subscription: ``subscribe(group:topics:)`` joins a
+///   consumer group and commits explicitly (offset + 1 of the committed message's
+///   partition); ``read(topic:from:)`` assigns every partition without a group.
+/// - ``ensureTopics(_:)`` uses the Admin API; ``partitionCount(topic:)`` metadata.
+///
+/// Blocking librdkafka calls run on dedicated threads (one poll thread per client,
+/// short-lived threads for metadata and admin requests), never on Swift's
+/// cooperative pool.
+public final class KafkaBus: Bus {
+    public let configuration: KafkaBusConfiguration
+    private let logger: Logger
+    private let producer: Producer
+    private let state = Mutex(State())
+    private let shutDown = Completion()
+
+    private struct State {
+        var closing = false
+        var consumers: [ObjectIdentifier: Consumer] = [:]
+    }
+
+    /// Creates the bus and its producer. Connects lazily: an unreachable broker
+    /// shows up as publish or admin failures, not here.
+    ///
+    /// Throws `BusError.Kind.configuration` when librdkafka is older than 2.8.0 (see
+    /// ``checkLibrary()``) or rejects a setting (the error names the key).
+    public init(configuration: KafkaBusConfiguration, logger: Logger = Logger(label: "sluice.kafka")) throws {
+        try Self.checkLibrary()
+        self.configuration = configuration
+        self.logger = logger
+        producer = try Producer(configuration: configuration, logger: logger)
+    }
+
+    // MARK: Library check
+
+    /// The oldest librdkafka the bus supports: 2.8.0.
+    public static let minimumLibraryVersion = 0x0208_0000
+
+    /// The librdkafka version loaded at run time, e.g. "2.8.0".
+    public static var libraryVersion: String { String(cString: rd_kafka_version_str()) }
+
+    /// Checks the librdkafka loaded at run time: it must be at least 2.8.0 and not
+    /// older than the headers this module was compiled against (`RD_KAFKA_VERSION`).
+    /// Called by ``init(configuration:logger:)``; call it at start-up to fail early.
+    ///
+    /// Throws `BusError.Kind.configuration` naming both versions otherwise.
+    public static func checkLibrary() throws {
+        try checkLibrary(runtime: Int(rd_kafka_version()), compiled: Int(sluice_rdkafka_compiled_version()))
+    }
+
+    /// ``checkLibrary()`` with explicit version integers in librdkafka's
+    /// `0xMMmmrrpp` format (`pp` is the pre-release byte, `ff` for a final release).
+    public static func checkLibrary(runtime: Int, compiled: Int) throws {
+        func text(_ v: Int) -> String { "\((v >> 24) & 0xff).\((v >> 16) & 0xff).\((v >> 8) & 0xff)" }
+        // Compare major.minor.revision only; the pre-release byte does not matter here.
+        let run = runtime & ~0xff, built = compiled & ~0xff
+        if run < minimumLibraryVersion {
+            throw BusError(.configuration, """
+                librdkafka \(text(runtime)) is loaded but KafkaBus needs \(text(minimumLibraryVersion)) or newer \
+                (compiled against \(text(compiled))); install a newer librdkafka or point the loader \
+                (rpath / LD_LIBRARY_PATH) at it
+                """)
+        }
+        if run < built {
+            throw BusError(.configuration, """
+                librdkafka \(text(runtime)) is loaded but KafkaBus was compiled against \(text(compiled)); \
+                the loader found an older library than the headers used for the build
+                """)
+        }
+    }
+
+    // MARK: Bus
+
+    public func publish(_ message: OutgoingMessage) async throws {
+        try await producer.publish(message)
+    }
+
+    public func subscribe(group: String, topics: [String]) async throws -> BusSubscription {
+        try await start(.group(group, topics: topics)).subscription
+    }
+
+    public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
+        try await self.start(.reader(topic, start)).subscription
+    }
+
+    public func partitionCount(topic: String) async throws -> Int {
+        try checkOpen()
+        let client = producer.client, timeout = configuration.adminTimeout
+        return try await DedicatedThread.run(name: "kafka-metadata") {
+            try Admin.partitionCount(client.handle, topic: topic, timeout: timeout)
+        }
+    }
+
+    /// Creates the missing topics with the Admin API; existing topics are left as
+    /// they are (their partition count is not changed). Created topics get
+    /// `max.message.bytes` = ``KafkaBusConfiguration/maxMessageBytes`` and
+    /// ``KafkaBusConfiguration/topicConfig``, below each spec's own config. Returns
+    /// once metadata shows every topic.
+    public func ensureTopics(_ topics: [TopicSpec]) async throws {
+        try checkOpen()
+        let client = producer.client, configuration = configuration
+        var defaults = ["max.message.bytes": String(configuration.maxMessageBytes)]
+        defaults.merge(configuration.topicConfig) { _, new in new }
+        try await DedicatedThread.run(name: "kafka-admin") { [defaults] in
+            try Admin.createTopics(
+                client.handle, topics, defaults: defaults, replicationFactor: configuration.replicationFactor,
+                timeout: configuration.adminTimeout)
+        }
+    }
+
+    /// Closes every subscription (leaving their groups), flushes the producer for up
+    /// to the publish timeout, then destroys all handles and joins their threads.
+    /// Idempotent; concurrent calls all return once shutdown is complete.
+    public func shutdown() async {
+        let consumers: [Consumer]? = state.withLock { state in
+            guard !state.closing else { return nil }
+            state.closing = true
+            return Array(state.consumers.values)
+        }
+        guard let consumers else {
+            await shutDown.wait()
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for consumer in consumers { group.addTask { await consumer.close() } }
+        }
+        let producer = producer, flushTimeout = configuration.publishTimeout
+        await DedicatedThread.run(name: "kafka-producer-shutdown") { producer.shutdown(flushTimeout: flushTimeout) }
+        shutDown.signal()
+    }
+
+    // MARK: Helpers
+
+    private func checkOpen() throws {
+        if state.withLock({ $0.closing }) { throw BusError(.closed, "the Kafka bus is shut down") }
+    }
+
+    private func start(_ mode: Consumer.Mode) async throws -> Consumer {
+        try checkOpen()
+        let box = ConsumerIdentity()
+        let consumer = try await Consumer.start(mode, configuration: configuration, logger: logger) { [weak self] in
+            guard let id = box.id else { return }
+            _ = self?.state.withLock { $0.consumers.removeValue(forKey: id) }
+        }
+        let registered = state.withLock { state -> Bool in
+            guard !state.closing else { return false }
+            state.consumers[ObjectIdentifier(consumer)] = consumer
+            return true
+        }
+        box.id = ObjectIdentifier(consumer)
+        if !registered {
+            await consumer.close()
+            throw BusError(.closed, "the Kafka bus is shut down")
+        }
+        return consumer
+    }
+}

@@ -1,0 +1,58 @@
+import Synchronization
+
+/// Continuations waiting for a librdkafka callback (a delivery report or an
+/// offset-commit result), keyed by the integer handed to librdkafka as the
+/// per-message or per-commit opaque.
+///
+/// Using integer keys instead of retained object pointers means a callback that
+/// never comes (the handle was destroyed first) leaks nothing: ``failAll(_:)``
+/// resumes whatever is left at shutdown.
+final class PendingOperations: Sendable {
+    private struct State {
+        var nextID: UInt = 1
+        var waiting: [UInt: CheckedContinuation<Void, any Error>] = [:]
+    }
+
+    private let state = Mutex(State())
+
+    /// Registers `continuation`; returns the non-zero id to pass as opaque.
+    func register(_ continuation: CheckedContinuation<Void, any Error>) -> UInt {
+        state.withLock { state in
+            let id = state.nextID
+            state.nextID &+= 1
+            if state.nextID == 0 { state.nextID = 1 }
+            state.waiting[id] = continuation
+            return id
+        }
+    }
+
+    /// Removes and returns the continuation registered under `id`, if still there.
+    func take(_ id: UInt) -> CheckedContinuation<Void, any Error>? {
+        state.withLock { $0.waiting.removeValue(forKey: id) }
+    }
+
+    /// Resumes the operation `id` with `result` (no-op when already completed).
+    func complete(_ id: UInt, _ result: Result<Void, any Error>) {
+        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(with: result)
+    }
+
+    /// Number of operations still waiting.
+    var count: Int { state.withLock { $0.waiting.count } }
+
+    /// Fails every waiting operation with `error`.
+    func failAll(_ error: any Error) {
+        let all = state.withLock { state in
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
+        }
+        for continuation in all { continuation.resume(throwing: error) }
+    }
+}
+
+extension UInt {
+    /// This id as a librdkafka opaque pointer (ids are never zero).
+    var opaque: UnsafeMutableRawPointer? { UnsafeMutableRawPointer(bitPattern: self) }
+
+    /// The id carried by an opaque pointer made with ``opaque``.
+    init(opaque: UnsafeMutableRawPointer?) { self = UInt(bitPattern: opaque) }
+}

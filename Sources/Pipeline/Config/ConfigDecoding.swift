@@ -1,0 +1,141 @@
+import Foundation
+
+/// A coding key for any string, used to see every key a mapping has.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        self.stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Throws if the mapping being decoded has a key outside `allowed`, naming its full path.
+    func rejectUnknownKeys<K: CodingKey & CaseIterable>(_ keys: K.Type) throws {
+        let allowed = Set(K.allCases.map(\.stringValue))
+        let container = try container(keyedBy: AnyCodingKey.self)
+        for key in container.allKeys where !allowed.contains(key.stringValue) {
+            throw ConfigError(path: (codingPath + [key]).configPath, message: "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+}
+
+extension [any CodingKey] {
+    /// `connections[0].policy.on_secret` style path.
+    var configPath: String {
+        var out = ""
+        for key in self {
+            if let i = key.intValue { out += "[\(i)]" } else { out += out.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+        }
+        return out.isEmpty ? "(top level)" : out
+    }
+}
+
+/// A configuration problem, naming the key path (`connections[1].upstream`).
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { "config \(path): \(message)" }
+}
+
+/// A duration written as `250ms`, `30s`, `10m`, `1h` or `2d` (a bare number is seconds).
+public struct ConfigDuration: Codable, Sendable, Hashable, CustomStringConvertible {
+    public let duration: Duration
+
+    public init(_ duration: Duration) { self.duration = duration }
+
+    public init(parsing text: String) throws {
+        let t = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            if let n = Double(t.dropLast(suffix.count)), n >= 0 {
+                duration = .milliseconds(Int64((n * scale * 1000).rounded()))
+                return
+            }
+        }
+        if let n = Double(t), n >= 0 {
+            duration = .milliseconds(Int64((n * 1000).rounded()))
+            return
+        }
+        throw ConfigError(path: "", message: "\"\(text)\" is not a duration (use e.g. 250ms, 30s, 10m, 1h)")
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        let text: String
+        if let n = try? c.decode(Double.self) { text = "\(n)" } else { text = try c.decode(String.self) }
+        do { try self.init(parsing: text) } catch let e as ConfigError {
+            throw ConfigError(path: decoder.codingPath.configPath, message: e.message)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+
+    public var milliseconds: Int64 {
+        let (s, atto) = duration.components
+        return s * 1000 + atto / 1_000_000_000_000_000
+    }
+
+    public var description: String { "\(milliseconds)ms" }
+}
+
+/// A `SecretReference` read from configuration: must be `env:NAME` or `file:/path`.
+public struct ConfigSecret: Codable, Sendable, Hashable, CustomStringConvertible {
+    public let reference: SecretReference
+
+    public init(_ reference: SecretReference) { self.reference = reference }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        do { reference = try SecretReference(parsing: text) } catch let e as SecretReferenceError {
+            throw ConfigError(path: decoder.codingPath.configPath, message: e.reason)
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(reference.description)
+    }
+
+    public var description: String { reference.description }
+
+    /// Reads the value; errors name the config path and the reference, never a value.
+    public func resolve(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        do { return try reference.resolve(environment: environment) } catch let e as SecretReferenceError {
+            throw ConfigError(path: path, message: e.description)
+        }
+    }
+}
+
+extension ConfigError {
+    /// A `DecodingError` restated with the key path it happened at.
+    public init(_ error: DecodingError) {
+        switch error {
+        case .keyNotFound(let key, let context):
+            self.init(path: (context.codingPath + [key]).configPath, message: "required key is missing")
+        case .typeMismatch(let type, let context):
+            self.init(path: context.codingPath.configPath, message: "expected \(type)")
+        case .valueNotFound(let type, let context):
+            self.init(path: context.codingPath.configPath, message: "expected a \(type) value, found null")
+        case .dataCorrupted(let context):
+            if let underlying = context.underlyingError as? ConfigError {
+                self = underlying
+            } else {
+                self.init(path: context.codingPath.configPath, message: context.debugDescription)
+            }
+        @unknown default:
+            self.init(path: "", message: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// One step of a session, published on `audit` in clear JSON. It never holds a body,
+/// a header value or a secret: findings are rule, location and fingerprint only.
+public struct AuditEvent: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable, Hashable {
+        case requestReceived = "request_received"
+        case requestRejected = "request_rejected"
+        case inspected
+        case delivered
+        case blocked
+        case denied
+        case expired
+        case failed
+        case approvalRequested = "approval_requested"
+        case approvalDecided = "approval_decided"
+        case responseMasked = "response_masked"
+    }
+
+    public var kind: Kind
+    public var eventID: String
+    public var timeMillis: Int64
+    /// The stage that emitted it: `ingress`, `inspector`, `forwarder`, `recorder`.
+    public var stage: String
+    public var requestID: String
+    public var sessionID: String
+    public var connection: String?
+    public var identity: String?
+    public var method: String?
+    /// The path below the connection, with findings masked.
+    public var path: String?
+    public var decision: Decision?
+    public var rules: [String]?
+    public var reasons: [String]?
+    public var findings: [FindingSummary]?
+    public var status: Int?
+    public var durationMillis: Int64?
+    /// Extra facts (bytes, attempts, error text); never payload content.
+    public var details: [String: String]?
+
+    public init(
+        kind: Kind, stage: String, requestID: String, sessionID: String, connection: String? = nil,
+        identity: String? = nil, method: String? = nil, path: String? = nil, decision: Decision? = nil,
+        rules: [String]? = nil, reasons: [String]? = nil, findings: [FindingSummary]? = nil, status: Int? = nil,
+        durationMillis: Int64? = nil, details: [String: String]? = nil, timeMillis: Int64 = currentMillis(),
+        eventID: String = UUID().uuidString.lowercased()
+    ) {
+        self.kind = kind
+        self.eventID = eventID
+        self.timeMillis = timeMillis
+        self.stage = stage
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.connection = connection
+        self.identity = identity
+        self.method = method
+        self.path = path
+        self.decision = decision
+        self.rules = rules
+        self.reasons = reasons
+        self.findings = findings
+        self.status = status
+        self.durationMillis = durationMillis
+        self.details = details
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case kind, stage, connection, identity, method, path, decision, rules, reasons, findings, status, details
+        case eventID = "event_id"
+        case timeMillis = "time_ms"
+        case requestID = "request_id"
+        case sessionID = "session_id"
+        case durationMillis = "duration_ms"
+    }
+
+    /// Whether this event ends the request: exactly one such event per accepted request (invariant 8).
+    public var isOutcome: Bool {
+        switch kind {
+        case .delivered, .blocked, .denied, .expired, .failed: true
+        default: false
+        }
+    }
+}

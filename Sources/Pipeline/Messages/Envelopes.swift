@@ -1,0 +1,143 @@
+import Foundation
+
+/// Who is calling, as established by the Ingress.
+public struct CallerIdentity: Codable, Sendable, Hashable {
+    public var id: String
+    public var groups: [String]
+    /// How the caller authenticated: `api_key` or `oidc`.
+    public var method: String
+
+    public init(id: String, groups: [String], method: String) {
+        self.id = id
+        self.groups = groups
+        self.method = method
+    }
+}
+
+/// What every envelope carries about the request it belongs to.
+public struct RequestMetadata: Codable, Sendable, Hashable {
+    public var requestID: String
+    public var sessionID: String
+    public var identity: CallerIdentity
+    public var connection: String
+    /// When the Ingress accepted the request (ms since the epoch).
+    public var receivedAtMillis: Int64
+    /// After this (ms since the epoch) the request must never be delivered (invariant 3).
+    public var deadlineMillis: Int64
+    /// The Ingress instance waiting for the reply (the `replies` key).
+    public var replyTo: String
+
+    public init(
+        requestID: String, sessionID: String, identity: CallerIdentity, connection: String,
+        receivedAtMillis: Int64, deadlineMillis: Int64, replyTo: String
+    ) {
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.identity = identity
+        self.connection = connection
+        self.receivedAtMillis = receivedAtMillis
+        self.deadlineMillis = deadlineMillis
+        self.replyTo = replyTo
+    }
+
+    /// Whether the deadline has passed at `now` (ms since the epoch).
+    public func isExpired(now: Int64 = currentMillis()) -> Bool { now >= deadlineMillis }
+}
+
+/// On `requests`: a request as received, for inspection.
+public struct InspectionRequest: Codable, Sendable, Hashable {
+    public var metadata: RequestMetadata
+    public var request: HTTPRequestData
+
+    public init(metadata: RequestMetadata, request: HTTPRequestData) {
+        self.metadata = metadata
+        self.request = request
+    }
+}
+
+/// The Inspector's decision on a request.
+public enum Decision: String, Codable, Sendable, Hashable, CaseIterable {
+    /// Nothing found; forwarded as is.
+    case allow
+    /// Findings masked; forwarded masked.
+    case mask
+    /// Parked until approved, denied or expired.
+    case hold
+    /// Never forwarded; the caller gets 403 with the rule that fired.
+    case block
+}
+
+/// Where a finding was, and what it was — never the secret itself.
+public struct FindingSummary: Codable, Sendable, Hashable {
+    public var rule: String
+    public var ruleClass: String
+    public var severity: String
+    /// `body`, `query`, `path` or `header:<name>`.
+    public var location: String
+    public var start: Int
+    public var end: Int
+    /// First 12 hex characters of HMAC-SHA256(fingerprint key, secret).
+    public var fingerprint: String
+
+    enum CodingKeys: String, CodingKey {
+        case rule, severity, location, start, end, fingerprint
+        case ruleClass = "class"
+    }
+
+    public init(rule: String, ruleClass: String, severity: String, location: String, start: Int, end: Int, fingerprint: String) {
+        self.rule = rule
+        self.ruleClass = ruleClass
+        self.severity = severity
+        self.location = location
+        self.start = start
+        self.end = end
+        self.fingerprint = fingerprint
+    }
+}
+
+/// The verdict with its reasons.
+public struct Verdict: Codable, Sendable, Hashable {
+    public var decision: Decision
+    /// Rule ids that fired (block/mask/hold), in order of first finding.
+    public var rules: [String]
+    /// Human-readable reasons (e.g. the hold clause that matched); never a secret.
+    public var reasons: [String]
+
+    public init(decision: Decision, rules: [String] = [], reasons: [String] = []) {
+        self.decision = decision
+        self.rules = rules
+        self.reasons = reasons
+    }
+}
+
+/// On `inspected`: the verdict and the masked request, for the Forwarder.
+public struct InspectedRequest: Codable, Sendable, Hashable {
+    public var metadata: RequestMetadata
+    public var verdict: Verdict
+    public var findings: [FindingSummary]
+    /// The request with every finding masked.
+    public var request: HTTPRequestData
+
+    public init(metadata: RequestMetadata, verdict: Verdict, findings: [FindingSummary], request: HTTPRequestData) {
+        self.metadata = metadata
+        self.verdict = verdict
+        self.findings = findings
+        self.request = request
+    }
+}
+
+/// On `replies`: the answer for a waiting caller.
+public struct Reply: Codable, Sendable, Hashable {
+    public var requestID: String
+    public var sessionID: String
+    public var response: HTTPResponseData
+
+    public init(requestID: String, sessionID: String, response: HTTPResponseData) {
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.response = response
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+public func currentMillis() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }

@@ -1,0 +1,106 @@
+import Foundation
+
+/// Turns envelopes into bus messages and back: JSON, sealed with the request id as
+/// associated data (invariant 2). Audit events are the exception: clear JSON.
+///
+/// A message that fails to open or decode throws `MessageCodecError`; the caller
+/// sends it to `deadletter` with that reason.
+public struct MessageCodec: Sendable {
+    public let sealer: PayloadSealer
+    public let topics: Topics
+
+    public init(sealer: PayloadSealer, topics: Topics) {
+        self.sealer = sealer
+        self.topics = topics
+    }
+
+    /// A sealed message of `kind` for `requestID`.
+    public func sealed<T: Encodable>(
+        _ value: T, kind: String, topic: String, key: String, requestID: String
+    ) throws -> OutgoingMessage {
+        let json: Data
+        do { json = try Self.encoder.encode(value) } catch { throw MessageCodecError.encoding("\(kind): \(error)") }
+        let (sealed, keyHeader) = try sealer.seal(Array(json), associatedData: requestID)
+        return OutgoingMessage(
+            topic: topic, key: key,
+            headers: [keyHeader, BusHeader(MessageHeader.requestID, requestID), BusHeader(MessageHeader.kind, kind)],
+            value: sealed)
+    }
+
+    /// Opens and decodes a sealed message.
+    public func open<T: Decodable>(_ type: T.Type, from message: BusMessage) throws -> T {
+        guard let requestID = message.header(MessageHeader.requestID).flatMap({ String(validating: $0, as: UTF8.self) }) else {
+            throw MessageCodecError.missingHeader(MessageHeader.requestID)
+        }
+        let plain: [UInt8]
+        do { plain = try sealer.open(message, associatedData: requestID) } catch let e as SealingError {
+            throw MessageCodecError.sealing(e)
+        }
+        do {
+            return try Self.decoder.decode(T.self, from: Data(plain))
+        } catch {
+            throw MessageCodecError.decoding("\(T.self): \(error)")
+        }
+    }
+
+    public func request(_ r: InspectionRequest) throws -> OutgoingMessage {
+        try sealed(r, kind: "request", topic: topics.requests, key: r.metadata.sessionID, requestID: r.metadata.requestID)
+    }
+
+    public func inspected(_ r: InspectedRequest) throws -> OutgoingMessage {
+        try sealed(r, kind: "inspected", topic: topics.inspected, key: r.metadata.requestID, requestID: r.metadata.requestID)
+    }
+
+    public func reply(_ r: Reply, to ingress: String) throws -> OutgoingMessage {
+        try sealed(r, kind: "reply", topic: topics.replies, key: ingress, requestID: r.requestID)
+    }
+
+    /// An audit event, in clear JSON, keyed by session id.
+    public func audit(_ event: AuditEvent) throws -> OutgoingMessage {
+        let json: Data
+        do { json = try Self.encoder.encode(event) } catch { throw MessageCodecError.encoding("audit: \(error)") }
+        return OutgoingMessage(
+            topic: topics.audit, key: event.sessionID,
+            headers: [BusHeader(MessageHeader.requestID, event.requestID), BusHeader(MessageHeader.kind, "audit")],
+            value: Array(json))
+    }
+
+    public func decodeAudit(_ message: BusMessage) throws -> AuditEvent {
+        do { return try Self.decoder.decode(AuditEvent.self, from: Data(message.value)) } catch {
+            throw MessageCodecError.decoding("audit event: \(error)")
+        }
+    }
+
+    /// The same message, moved to `deadletter` with the reason (the value stays as it was: sealed or clear JSON).
+    public func deadletter(_ message: BusMessage, reason: String) -> OutgoingMessage {
+        var headers = message.headers.filter { $0.name != MessageHeader.reason && $0.name != MessageHeader.originalTopic }
+        headers.append(BusHeader(MessageHeader.reason, String(reason.prefix(1000))))
+        headers.append(BusHeader(MessageHeader.originalTopic, message.topic))
+        return OutgoingMessage(topic: topics.deadletter, key: message.key, headers: headers, value: message.value)
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    static let decoder = JSONDecoder()
+}
+
+/// Why a bus message could not be turned back into an envelope.
+public enum MessageCodecError: Error, CustomStringConvertible, Sendable {
+    case missingHeader(String)
+    case sealing(SealingError)
+    case decoding(String)
+    case encoding(String)
+
+    public var description: String {
+        switch self {
+        case .missingHeader(let h): "message has no \(h) header"
+        case .sealing(let e): "\(e)"
+        case .decoding(let s): "cannot decode \(s)"
+        case .encoding(let s): "cannot encode \(s)"
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// The names of Sluice's topics, under a configurable prefix (default `sluice.`).
+public struct Topics: Sendable, Hashable {
+    public let prefix: String
+
+    public init(prefix: String = "sluice.") { self.prefix = prefix }
+
+    /// Ingress → Inspector (group), key: session id; body and headers sealed.
+    public var requests: String { prefix + "requests" }
+    /// Inspector → Forwarder (group), key: request id; verdict and masked, sealed request.
+    public var inspected: String { prefix + "inspected" }
+    /// Approvals API → Forwarder, key: request id; co-partitioned with `inspected`.
+    public var approvals: String { prefix + "approvals" }
+    /// Forwarder/Inspector → Ingress, key: ingress instance id; each Ingress reads all partitions.
+    public var replies: String { prefix + "replies" }
+    /// Every stage → Recorder (group), key: session id; JSON events, never a clear-text secret.
+    public var audit: String { prefix + "audit" }
+    /// Poison messages with the reason, key: the original key.
+    public var deadletter: String { prefix + "deadletter" }
+
+    /// Every topic with its partition count (`approvals` matches `inspected`).
+    public func specs(partitions: Int) -> [TopicSpec] {
+        [requests, inspected, approvals, replies, audit, deadletter].map { TopicSpec(name: $0, partitions: partitions) }
+    }
+}
+
+/// Header names Sluice puts on bus messages.
+public enum MessageHeader {
+    /// The request id, also the associated data of the sealed value.
+    public static let requestID = "sluice-request-id"
+    /// The message's type (`request`, `inspected`, `reply`, `audit`, `decision`, `deadletter`).
+    public static let kind = "sluice-kind"
+    /// On `deadletter`: why the message was rejected.
+    public static let reason = "sluice-reason"
+    /// On `deadletter`: the topic the message came from.
+    public static let originalTopic = "sluice-original-topic"
+}
