@@ -73,11 +73,19 @@ enum GenericKind: Sendable, Hashable {
     case password, secret, token, apiKey
 }
 
+/// Where a token starts relative to its keyword hit.
+enum Lead: Sendable, Hashable {
+    /// The token starts this many bytes before the keyword (0: the keyword is the prefix).
+    case fixed(Int)
+    /// The token starts after extending left over bytes of the set, `min...max` of them.
+    case back(ByteSet, min: Int, max: Int)
+}
+
 /// How a rule finds its candidate after a keyword hit.
 enum Matcher: Sendable {
     /// A token that contains the keyword at `lead` bytes from its start
     /// (usually 0: the keyword is the token's prefix).
-    case token(TokenPattern, lead: Int)
+    case token(TokenPattern, lead: Lead)
     /// `<key containing keyword> <op> <value>`: the value must match the pattern in full.
     case assignment(TokenPattern)
     case special(SpecialKind)

@@ -163,14 +163,14 @@ final class Consumer: BusSubscriptionControl, Sendable {
     /// Creates the consumer and starts its poll thread; returns once it has subscribed
     /// (group) or assigned every partition at its start position (reader).
     static func start(
-        _ mode: Mode, configuration: KafkaBusConfiguration, logger: Logger, onFinish: @escaping @Sendable () -> Void
+        _ mode: Mode, configuration: KafkaBusConfiguration, logger: Logger, onFinish: @escaping @Sendable (Consumer) -> Void
     ) async throws -> Consumer {
         let consumer = try Consumer(mode, configuration: configuration, logger: logger)
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
             DedicatedThread.start(name: "kafka-consumer-poll") {
                 consumer.run(ready: ready, bufferLimit: max(configuration.consumerBufferLimit, 1),
                              timeout: configuration.adminTimeout)
-                onFinish()
+                onFinish(consumer)
             }
         }
         return consumer

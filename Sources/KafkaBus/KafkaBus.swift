@@ -147,17 +147,14 @@ public final class KafkaBus: Bus {
 
     private func start(_ mode: Consumer.Mode) async throws -> Consumer {
         try checkOpen()
-        let box = ConsumerIdentity()
-        let consumer = try await Consumer.start(mode, configuration: configuration, logger: logger) { [weak self] in
-            guard let id = box.id else { return }
-            _ = self?.state.withLock { $0.consumers.removeValue(forKey: id) }
+        let consumer = try await Consumer.start(mode, configuration: configuration, logger: logger) { [weak self] consumer in
+            _ = self?.state.withLock { $0.consumers.removeValue(forKey: ObjectIdentifier(consumer)) }
         }
         let registered = state.withLock { state -> Bool in
             guard !state.closing else { return false }
             state.consumers[ObjectIdentifier(consumer)] = consumer
             return true
         }
-        box.id = ObjectIdentifier(consumer)
         if !registered {
             await consumer.close()
             throw BusError(.closed, "the Kafka bus is shut down")

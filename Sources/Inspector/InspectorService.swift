@@ -1,0 +1,144 @@
+import Detection
+import Foundation
+import Logging
+import Metrics
+import Pipeline
+
+/// Tuning for the Inspector worker.
+public struct InspectorOptions: Sendable {
+    /// The consumer group all inspector processes share.
+    public var group: String
+    /// Requests inspected at once by this process.
+    public var concurrency: Int
+
+    public init(group: String = "sluice-inspector", concurrency: Int = 8) {
+        self.group = group
+        self.concurrency = max(1, concurrency)
+    }
+}
+
+/// The Inspector stage: opens each request, runs Detection over body, query, path and
+/// headers, masks every finding in place, applies the connection's policy and
+/// publishes the verdict (with the masked, re-sealed request) plus audit events.
+///
+/// Guarantees:
+/// - A request is committed only after its verdict (or block reply) and audit events
+///   are published, so a crash redelivers it (at least once; the Forwarder's
+///   `Idempotency-Key` makes redelivery safe).
+/// - A request past its deadline is never passed on: it is recorded `expired`.
+/// - Nothing it publishes or logs holds a secret in clear: masked copies only, and
+///   findings carry rule, location and fingerprint.
+/// - A message that cannot be opened or decoded goes to `deadletter`.
+public struct InspectorService: Sendable {
+    let config: SluiceConfig
+    let context: StageContext
+    let inspector: RequestInspector
+    let options: InspectorOptions
+
+    public init(config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init()) {
+        self.config = config
+        self.context = context
+        self.inspector = RequestInspector(engine: engine)
+        self.options = options
+    }
+
+    /// Consumes `requests` until the task is cancelled.
+    public func run() async throws {
+        let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.requests])
+        context.logger.info("inspector started", metadata: ["group": "\(options.group)"])
+        try await withTaskCancellationHandler {
+            let tracker = CommitTracker()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var inFlight = 0
+                for try await message in subscription {
+                    if inFlight >= options.concurrency {
+                        try await group.next()
+                        inFlight -= 1
+                    }
+                    await tracker.begin(message)
+                    group.addTask {
+                        try await self.handle(message)
+                        if let done = await tracker.finish(message) { try await subscription.commit(done) }
+                    }
+                    inFlight += 1
+                }
+                try await group.waitForAll()
+            }
+        } onCancel: {
+            Task { await subscription.close() }
+        }
+        context.logger.info("inspector stopped")
+    }
+
+    /// Inspects one message; the caller commits it through a `CommitTracker`.
+    func handle(_ message: BusMessage) async throws {
+        let request: InspectionRequest
+        do {
+            request = try context.codec.open(InspectionRequest.self, from: message)
+        } catch {
+            await context.deadletter(message, reason: "\(error)")
+            return
+        }
+        let started = ContinuousClock.now
+        try await inspect(request)
+        Timer(label: "sluice_inspection_seconds").recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+    }
+
+    func inspect(_ request: InspectionRequest) async throws {
+        let meta = request.metadata
+        guard let connection = config.connection(named: meta.connection) else {
+            // The Ingress routed to a connection this Inspector does not know: fail closed.
+            try await reply(meta, .jsonError(status: 502, error: "unknown_connection", extra: ["request_id": meta.requestID]))
+            await context.audit(AuditEvent(
+                kind: .failed, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
+                connection: meta.connection, identity: meta.identity.id, status: 502,
+                details: ["reason": "connection not configured on the inspector"]))
+            return
+        }
+        if meta.isExpired() {
+            await context.audit(AuditEvent(
+                kind: .expired, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
+                connection: meta.connection, identity: meta.identity.id, details: ["reason": "deadline passed before inspection"]))
+            Counter(label: "sluice_inspector_expired_total").increment()
+            return
+        }
+
+        let result = inspector.inspect(request.request, policy: connection.policy)
+        let verdict = PolicyEvaluator.verdict(
+            for: PolicyInput(findings: result.findings, method: request.request.method, path: result.request.path, groups: meta.identity.groups),
+            policy: connection.policy)
+        Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue)]).increment()
+
+        let inspectedEvent = AuditEvent(
+            kind: .inspected, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
+            connection: meta.connection, identity: meta.identity.id, method: request.request.method,
+            path: result.maskedPathAndQuery, decision: verdict.decision, rules: verdict.rules, reasons: verdict.reasons,
+            findings: result.findings, details: ["body_bytes": "\(request.request.body.count)"])
+
+        switch verdict.decision {
+        case .block:
+            let rule = verdict.rules.first ?? "policy"
+            try await reply(meta, .jsonError(status: 403, error: "blocked", extra: ["rule": rule, "request_id": meta.requestID]))
+            await context.audit(inspectedEvent)
+            await context.audit(AuditEvent(
+                kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
+                connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules, status: 403))
+        case .allow, .mask, .hold:
+            let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: result.findings, request: result.request)
+            try await context.bus.publish(try context.codec.inspected(inspected))
+            await context.audit(inspectedEvent)
+        }
+    }
+
+    private func reply(_ meta: RequestMetadata, _ response: HTTPResponseData) async throws {
+        let reply = Reply(requestID: meta.requestID, sessionID: meta.sessionID, response: response)
+        try await context.bus.publish(try context.codec.reply(reply, to: meta.replyTo))
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (s, atto) = components
+        return s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}

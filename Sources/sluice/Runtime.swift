@@ -1,0 +1,145 @@
+import Detection
+import Forwarder
+import Foundation
+import Ingress
+import Inspector
+import KafkaBus
+import Logging
+import Metrics
+import Pipeline
+import Prometheus
+import Recorder
+import ServiceLifecycle
+import AsyncHTTPClient
+
+/// Which stage to run.
+enum StageKind: String, Sendable {
+    case ingress, inspector, forwarder, recorder
+}
+
+/// Everything one `sluice` process shares between its stages: the configuration,
+/// the bus, the codec, metrics and the HTTP client. Built once at start-up; every
+/// configuration problem surfaces here, before anything listens or consumes.
+struct Runtime: Sendable {
+    let config: SluiceConfig
+    let bus: any Bus
+    let codec: MessageCodec
+    let logger: Logger
+    let registry: PrometheusCollectorRegistry
+    let fingerprintKey: [UInt8]
+
+    static func start(options: StageOptions, role: String) async throws -> Runtime {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = options.logLevel
+            return handler
+        }
+        var logger = Logger(label: "sluice")
+        logger[metadataKey: "role"] = "\(role)"
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        let config = try ConfigLoader.load(path: options.config)
+        let sealer = try config.sealing.makeSealer()
+        let fingerprintKey = try config.sealing.fingerprintKeyBytes()
+        let topics = Topics(prefix: config.bus.topicPrefix)
+        let bus: any Bus
+        switch config.bus.kind {
+        case .embedded:
+            guard role == "all" else {
+                throw ConfigError(path: "bus.kind", message: "`sluice \(role)` runs one stage of a Kafka deployment: set bus.kind to kafka, or use `sluice run`")
+            }
+            let dir = URL(fileURLWithPath: config.dataDir).appendingPathComponent("bus")
+            bus = try EmbeddedBus(directory: dir, defaultPartitions: config.bus.partitions, sync: config.bus.sync)
+        case .kafka:
+            try KafkaBus.checkLibrary()
+            let kafkaConfig = KafkaBusConfiguration(
+                brokers: config.bus.brokers ?? "", clientId: "sluice-\(role)", librdkafka: config.bus.librdkafka)
+            bus = try KafkaBus(configuration: kafkaConfig, logger: logger)
+        }
+        try await bus.ensureTopics(topics.specs(partitions: config.bus.partitions))
+        logger.info("bus ready", metadata: ["kind": "\(config.bus.kind.rawValue)", "topic_prefix": "\(topics.prefix)"])
+        return Runtime(
+            config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics), logger: logger,
+            registry: registry, fingerprintKey: fingerprintKey)
+    }
+
+    func context(_ stage: StageKind) -> StageContext {
+        var l = logger
+        l[metadataKey: "stage"] = "\(stage.rawValue)"
+        return StageContext(bus: bus, codec: codec, logger: l)
+    }
+
+    func makeEngine() throws -> DetectionEngine {
+        let rules = config.detection.rules.map { r in
+            RuleSpec(
+                id: r.id, pattern: r.pattern, keywords: r.keywords, minEntropy: r.minEntropy ?? 0,
+                ruleClass: RuleClass(rawValue: r.ruleClass) ?? .credential, severity: Severity(rawValue: r.severity) ?? .high)
+        }
+        do {
+            return try DetectionEngine(fingerprintKey: fingerprintKey, customRules: rules)
+        } catch {
+            throw ConfigError(path: "detection.rules", message: "\(error)")
+        }
+    }
+
+    /// Runs the stages until SIGINT/SIGTERM, then shuts them down in reverse order and closes the bus.
+    func run(stages: [StageKind]) async throws {
+        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        var services: [any Service] = []
+        do {
+            for stage in stages {
+                let ctx = context(stage)
+                switch stage {
+                case .ingress:
+                    let ingress = try IngressService(
+                        config: config, context: ctx, registry: registry,
+                        options: IngressOptions(instanceID: Self.instanceID()), httpClient: httpClient)
+                    services.append(StageService(name: "ingress", logger: ctx.logger) {
+                        try await ingress.run(onListening: { port in
+                            ctx.logger.notice("ingress listening", metadata: ["port": "\(port)", "listen": "\(config.listen)"])
+                        })
+                    })
+                case .inspector:
+                    let inspector = InspectorService(config: config, context: ctx, engine: try makeEngine())
+                    services.append(StageService(name: "inspector", logger: ctx.logger) { try await inspector.run() })
+                case .forwarder:
+                    let forwarder = try ForwarderService(config: config, context: ctx, engine: try makeEngine(), httpClient: httpClient)
+                    services.append(StageService(name: "forwarder", logger: ctx.logger) { try await forwarder.run() })
+                case .recorder:
+                    let recorder = try RecorderService(config: config, context: ctx)
+                    services.append(StageService(name: "recorder", logger: ctx.logger) { try await recorder.run() })
+                }
+            }
+            let group = ServiceGroup(
+                configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch {
+            await bus.shutdown()
+            try? await httpClient.shutdown()
+            throw error
+        }
+        await bus.shutdown()
+        try? await httpClient.shutdown()
+        logger.notice("sluice stopped")
+    }
+
+    /// A stable-enough id for this ingress process: host, pid and a random suffix.
+    static func instanceID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        return "ingress-\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+}
+
+/// A stage as a swift-service-lifecycle service: runs until graceful shutdown, then is cancelled.
+struct StageService: Service {
+    let name: String
+    let logger: Logger
+    let body: @Sendable () async throws -> Void
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await body()
+        }
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import KafkaBus
+
+/// The `sluice` program: wiring and configuration loading only; the stages live in their modules.
+@main
+struct SluiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice",
+        abstract: "A data-path gateway for the function calls of AI agents and CI jobs.",
+        discussion: """
+            Sluice sits between callers and functions: it authenticates the caller, inspects every
+            request for credentials and other sensitive data, masks what it finds, and delivers the
+            call with credentials the caller never sees, recording everything for audit.
+
+            `sluice run` runs every stage in one process on the embedded bus; `sluice ingress`,
+            `inspector`, `forwarder` and `recorder` run one stage each on Kafka.
+            """,
+        version: SluiceVersion.current,
+        subcommands: [
+            RunCommand.self, IngressCommand.self, InspectorCommand.self, ForwarderCommand.self,
+            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, VersionCommand.self,
+        ]
+    )
+}
+
+enum SluiceVersion {
+    static let current = "0.1.0"
+}
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version of sluice and of librdkafka.")
+
+    func run() throws {
+        print("sluice \(SluiceVersion.current)")
+        print("librdkafka \(KafkaBus.libraryVersion)")
+        do { try KafkaBus.checkLibrary() } catch { print("warning: \(error)") }
+    }
+}
