@@ -26,7 +26,7 @@ extension BuiltinRules {
             try RB.tok("flutterwave-encryption-key", "Flutterwave encryption key", .high, "FLWSECK_TEST[a-f0-9]{12}"),
             try RB.ctx("adyen-api-key", "Adyen API key", .critical, keywords: ["adyen"], value: "AQE[A-Za-z0-9+/=_\\-.]{80,400}", entropy: 3.8),
             try RB.ctx("plaid-secret", "Plaid secret", .critical, keywords: ["plaid"], value: "[a-f0-9]{30}", entropy: 3.2),
-            try RB.tok("plaid-access-token", "Plaid access token", .high, "access-(sandbox|development|production)-\(RB.uuid)".replacingOccurrences(of: "(sandbox|development|production)", with: "[a-z]{7,11}"),
+            try RB.tok("plaid-access-token", "Plaid access token", .high, "access-[a-z]{7,11}-\(RB.uuid)",
                        kw: ["access-production-", "access-development-", "access-sandbox-"]),
             try RB.ctx("gocardless-token", "GoCardless access token", .critical, keywords: ["gocardless"], value: "live_[A-Za-z0-9_=\\-]{40}", entropy: 3.5),
             try RB.tok("coinbase-api-secret", "Coinbase CDP API private key name", .high, "organizations/\(RB.uuid)/apiKeys/\(RB.uuid)",
