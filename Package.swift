@@ -99,7 +99,12 @@ let package = Package(
         .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Pipeline"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["sluice", "Pipeline", "KafkaBus", "Inspector", "Ingress", "Forwarder", "Recorder"]
+            dependencies: [
+                "Pipeline", "KafkaBus", "Detection",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -177,3 +177,12 @@ public struct TokenPattern: Sendable, Hashable {
         return out
     }
 }
+
+extension TokenPattern {
+    /// A pattern that never matches (an empty class), used as a safe stand-in.
+    static var never: TokenPattern {
+        var p = (try? TokenPattern("x"))!
+        p.elements = [Element(set: ByteSet(), min: 1, max: 1)]
+        return p
+    }
+}

@@ -108,6 +108,10 @@ public struct InspectorService: Sendable {
             for: PolicyInput(findings: result.findings, method: request.request.method, path: result.request.path, groups: meta.identity.groups),
             policy: connection.policy)
         Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue)]).increment()
+        context.logger.debug("request inspected", metadata: [
+            "request_id": "\(meta.requestID)", "connection": "\(meta.connection)",
+            "decision": "\(verdict.decision.rawValue)", "findings": "\(result.findings.count)",
+        ])
 
         let inspectedEvent = AuditEvent(
             kind: .inspected, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,

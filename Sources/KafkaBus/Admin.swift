@@ -59,7 +59,7 @@ enum Admin {
             guard let topic = rd_kafka_NewTopic_new(
                 spec.name, Int32(spec.partitions), Int32(replicationFactor), &errstr, errstr.count)
             else {
-                throw BusError(.configuration, "topic \(spec.name): \(String(cString: errstr))")
+                throw BusError(.configuration, "topic \(spec.name): \(errstr.cString)")
             }
             newTopics.append(topic)
             for (key, value) in defaults.merging(spec.config, uniquingKeysWith: { _, own in own }).sorted(by: { $0.key < $1.key }) {

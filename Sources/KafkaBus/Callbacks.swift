@@ -91,7 +91,7 @@ private let errorCallback: @convention(c) (OpaquePointer?, Int32, UnsafePointer<
     if fatal {
         var errstr = [CChar](repeating: 0, count: 512)
         let original = rd_kafka_fatal_error(rk, &errstr, errstr.count)
-        text = "fatal: \(String(cString: errstr)) (\(KafkaErrors.name(original)))"
+        text = "fatal: \(errstr.cString) (\(KafkaErrors.name(original)))"
     }
     context.lastError.withLock { $0 = text }
     context.logger.log(level: fatal ? .critical : .warning, "librdkafka: \(text)",

@@ -139,7 +139,11 @@ enum PartitionList {
 /// callbacks), copies each message into the ``ConsumerState/buffer`` that feeds the
 /// subscription's stream, pauses fetching while that buffer is full, and on
 /// ``close()`` leaves the group (`rd_kafka_consumer_close`) and destroys the handle.
-final class Consumer: BusSubscriptionControl, Sendable {
+///
+/// `@unchecked Sendable` because of the `queue` pointer: it is immutable, used by
+/// other threads only inside `open.withLock` while `open` is true, and destroyed by
+/// the poll thread only after it has set `open` to false under that lock.
+final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// What the consumer reads.
     enum Mode: Sendable {
         /// A member of `group` consuming `topics`; commits go to the group.
@@ -343,7 +347,7 @@ final class Consumer: BusSubscriptionControl, Sendable {
         case RD_KAFKA_RESP_ERR__FATAL:
             var errstr = [CChar](repeating: 0, count: 512)
             let original = rd_kafka_fatal_error(client.handle, &errstr, errstr.count)
-            state.fail(KafkaErrors.error(original, "consumer failed", detail: String(cString: errstr)))
+            state.fail(KafkaErrors.error(original, "consumer failed", detail: errstr.cString))
             stopRequested.store(true, ordering: .releasing)
         default:
             let text = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? ""

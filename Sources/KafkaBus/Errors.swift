@@ -42,7 +42,7 @@ enum KafkaErrors {
             return .closed
         case RD_KAFKA_RESP_ERR__TRANSPORT, RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__RESOLVE:
             return .io
-        case RD_KAFKA_RESP_ERR__BAD_MSG, RD_KAFKA_RESP_ERR_CORRUPT_MESSAGE, RD_KAFKA_RESP_ERR__BAD_COMPRESSION:
+        case RD_KAFKA_RESP_ERR__BAD_MSG, RD_KAFKA_RESP_ERR_INVALID_MSG, RD_KAFKA_RESP_ERR__BAD_COMPRESSION:
             return .corrupt
         case RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR__UNSUPPORTED_FEATURE, RD_KAFKA_RESP_ERR__SSL,
             RD_KAFKA_RESP_ERR__AUTHENTICATION:
@@ -59,5 +59,12 @@ extension Duration {
         let (seconds, attoseconds) = components
         let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
         return Int32(clamping: max(ms, 0))
+    }
+}
+
+extension Array where Element == CChar {
+    /// The NUL-terminated C string in this buffer (librdkafka `errstr` buffers).
+    var cString: String {
+        String(decoding: prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -30,7 +30,7 @@ final class KafkaClient: @unchecked Sendable {
             let result = rd_kafka_conf_set(conf, key, value, &errstr, errstr.count)
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
-                let reason = String(cString: errstr)
+                let reason = errstr.cString
                 let what = result == RD_KAFKA_CONF_UNKNOWN ? "unknown librdkafka setting" : "invalid librdkafka setting"
                 throw BusError(.configuration, "\(what) \"\(key)\": \(reason)")
             }
@@ -39,7 +39,7 @@ final class KafkaClient: @unchecked Sendable {
         let type = role == .producer ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER
         guard let handle = rd_kafka_new(type, conf, &errstr, errstr.count) else {
             rd_kafka_conf_destroy(conf)  // not taken over on failure
-            throw BusError(.configuration, "cannot create librdkafka \(role) client: \(String(cString: errstr))")
+            throw BusError(.configuration, "cannot create librdkafka \(role) client: \(errstr.cString)")
         }
         self.handle = handle
         self.context = context

@@ -1,0 +1,29 @@
+import Pipeline
+
+/// A destination for audit events besides the session recordings: a SIEM feed or a file.
+///
+/// Guarantees every sink must give:
+/// - `write` returns only once the event is handed to the destination (for a file, written
+///   to the file); a thrown error means the event may not have arrived, and the Recorder
+///   will call `write` again with the same event (at-least-once, so a destination may see
+///   an event twice and can de-duplicate by `eventID`).
+/// - A sink sends the event's own fields and nothing else: no payload, header value or
+///   secret can reach a sink that was not already in the `AuditEvent` (which holds none).
+///
+/// Syslog, Splunk HEC and webhook sinks are planned; they implement this protocol.
+public protocol AuditSink: Sendable {
+    /// A short label for logs and errors, e.g. `file:/var/log/sluice/audit.jsonl`.
+    var label: String { get }
+
+    /// Delivers one event.
+    func write(_ event: AuditEvent) async throws
+}
+
+/// Why a sink or the recordings store could not take an event, or could not start.
+public struct RecorderError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}

@@ -1,0 +1,245 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import KafkaBus
+import NIOCore
+import NIOHTTP1
+import Pipeline
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which deployment a test drives.
+enum GatewayMode: String, Sendable, CustomTestStringConvertible {
+    /// `sluice run`: one process, embedded bus.
+    case embedded
+    /// One process per stage on the Kafka broker from `SLUICE_KAFKA_BROKERS`.
+    case kafka
+
+    var testDescription: String { rawValue }
+
+    static var kafkaBrokers: String? {
+        let v = ProcessInfo.processInfo.environment["SLUICE_KAFKA_BROKERS"]
+        return (v?.isEmpty ?? true) ? nil : v
+    }
+
+    /// Modes this run can test: embedded always, Kafka when a broker is given.
+    static var available: [GatewayMode] { kafkaBrokers == nil ? [.embedded] : [.embedded, .kafka] }
+}
+
+/// A complete Sluice deployment for one test: temporary data directory, keys,
+/// a generated config, a real upstream, and the `sluice` processes.
+final class Gateway: @unchecked Sendable {
+    // @unchecked: mutated only by the owning test, sequentially (start/stop).
+    static let ciKey = "test-key-for-ci-bot-0001"
+    static let otherKey = "test-key-for-outsider-002"
+    static let sealKey = Data((0..<32).map { UInt8($0 &* 7 &+ 3) }).base64EncodedString()
+    static let fingerprintKey = Data((0..<32).map { UInt8($0 &* 13 &+ 1) }).base64EncodedString()
+    static let upstreamToken = "upstream-token-injected-by-forwarder"
+
+    let mode: GatewayMode
+    let root: URL
+    let port: Int
+    let upstream: TestUpstream
+    let topicPrefix: String
+    let configPath: URL
+    var processes: [SluiceProcess] = []
+    let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    let requestTimeout: String
+
+    var dataDir: URL { root.appendingPathComponent("data") }
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var environment: [String: String] {
+        ["SLUICE_SEAL_KEY": Self.sealKey, "SLUICE_FP_KEY": Self.fingerprintKey, "UPSTREAM_TOKEN": Self.upstreamToken]
+    }
+
+    init(mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "") async throws {
+        self.mode = mode
+        self.requestTimeout = requestTimeout
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-it-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        port = try freePort()
+        upstream = try await TestUpstream.start()
+        topicPrefix = "it\(UUID().uuidString.prefix(8).lowercased())."
+        configPath = root.appendingPathComponent("sluice.yaml")
+        let bus: String
+        switch mode {
+        case .embedded: bus = "{ kind: embedded, partitions: 3 }"
+        case .kafka: bus = "{ kind: kafka, brokers: \"\(GatewayMode.kafkaBrokers ?? "")\", topic_prefix: \"\(topicPrefix)\", partitions: 3 }"
+        }
+        let yaml = """
+            listen: 127.0.0.1:\(port)
+            data_dir: \(dataDir.path)
+            max_body_bytes: 65536
+            request_timeout: \(requestTimeout)
+            bus: \(bus)
+            sealing:
+              keys: [ { id: k1, secret: "env:SLUICE_SEAL_KEY" } ]
+              fingerprint_key: "env:SLUICE_FP_KEY"
+            identities:
+              api_keys:
+                - { id: ci-bot, sha256: "\(sha256Hex(Self.ciKey))", groups: [ci] }
+                - { id: outsider, sha256: "\(sha256Hex(Self.otherKey))", groups: [other] }
+            connections:
+              - name: billing
+                upstream: \(upstream.url)
+                allow_groups: [ci]
+                credentials: { header: Authorization, value: "Bearer env:UPSTREAM_TOKEN" }
+                policy: { on_secret: mask }
+              - name: strict
+                upstream: \(upstream.url)
+                allow_groups: [ci]
+                policy: { on_secret: block }
+              - name: admin-only
+                upstream: \(upstream.url)
+                allow_groups: [admins]
+            \(extraConnections)
+            recorder:
+              sinks: [ { kind: file, path: \(dataDir.path)/audit.jsonl } ]
+
+            """
+        try yaml.write(to: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the deployment: `sluice run`, or one process per stage (with `inspectors` inspector processes).
+    func start(inspectors: Int = 1) async throws {
+        switch mode {
+        case .embedded:
+            try launch("run", command: "run")
+        case .kafka:
+            try launch("recorder", command: "recorder")
+            try launch("forwarder", command: "forwarder")
+            for i in 0..<inspectors { try launch("inspector-\(i)", command: "inspector") }
+            try launch("ingress", command: "ingress")
+        }
+        try await waitReady()
+    }
+
+    func launch(_ name: String, command: String) throws {
+        processes.append(try SluiceProcess(
+            name: name, arguments: [command, "--config", configPath.path, "--log-level", "debug"],
+            environment: environment, logDirectory: root))
+    }
+
+    func process(_ name: String) -> SluiceProcess? { processes.first { $0.name == name } }
+
+    func waitReady(timeout: Duration = .seconds(60)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let r = try? await http.get(url: baseURL + "/readyz").get(), r.status == .ok { return }
+            for p in processes where !p.isRunning {
+                throw GatewayError("\(p.name) exited during start-up:\n\(p.output.suffix(4000))")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw GatewayError("gateway not ready after \(timeout):\n" + processes.map { "\($0.name): \($0.output.suffix(2000))" }.joined(separator: "\n"))
+    }
+
+    struct CallResult: Sendable {
+        var status: Int
+        var headers: [(String, String)]
+        var body: Data
+        var text: String { String(decoding: body, as: UTF8.self) }
+        var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+        func header(_ name: String) -> String? { headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1 }
+    }
+
+    /// Calls `/fn/<connection><path>` as a caller would.
+    func call(
+        _ method: HTTPMethod = .POST, connection: String, path: String = "/", query: String = "",
+        headers: [(String, String)] = [], body: Data = Data(), key: String? = Gateway.ciKey,
+        timeout: Duration = .seconds(60)
+    ) async throws -> CallResult {
+        var request = HTTPClientRequest(url: baseURL + "/fn/\(connection)\(path)" + (query.isEmpty ? "" : "?\(query)"))
+        request.method = method
+        if let key { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        for (k, v) in headers { request.headers.add(name: k, value: v) }
+        if !body.isEmpty { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response = try await http.execute(request, timeout: .seconds(timeout.components.seconds))
+        let bytes = try await response.body.collect(upTo: 16 << 20)
+        return CallResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Data(buffer: bytes))
+    }
+
+    func json(_ object: Any) -> Data { (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data() }
+
+    /// Every byte every topic holds: the embedded bus's log files, or every partition read from the start on Kafka.
+    func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "deadletter", "approvals"]) async throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        switch mode {
+        case .embedded:
+            for s in suffixes {
+                let dir = dataDir.appendingPathComponent("bus/topics/sluice.\(s)")
+                var all = Data()
+                for f in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where f.hasSuffix(".log") {
+                    all.append(try Data(contentsOf: dir.appendingPathComponent(f)))
+                }
+                out[s] = all
+            }
+        case .kafka:
+            let bus = try KafkaBus(configuration: KafkaBusConfiguration(brokers: GatewayMode.kafkaBrokers ?? ""))
+            for s in suffixes {
+                let topic = topicPrefix + s
+                var all = Data()
+                let reader = try await bus.read(topic: topic, from: .beginning)
+                let collector = Task {
+                    var data = Data()
+                    for try await m in reader {
+                        data.append(contentsOf: m.key ?? [])
+                        for h in m.headers { data.append(contentsOf: Array(h.name.utf8) + h.value) }
+                        data.append(contentsOf: m.value)
+                    }
+                    return data
+                }
+                try await Task.sleep(for: .seconds(3))
+                await reader.close()
+                all = (try? await collector.value) ?? Data()
+                out[s] = all
+            }
+            await bus.shutdown()
+        }
+        return out
+    }
+
+    /// Every file under the data directory, concatenated (recordings, sinks, bus logs).
+    func dataDirectoryBytes() -> Data {
+        var all = Data()
+        if let e = FileManager.default.enumerator(at: dataDir, includingPropertiesForKeys: [.isRegularFileKey]) {
+            for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
+                all.append((try? Data(contentsOf: url)) ?? Data())
+            }
+        }
+        return all
+    }
+
+    var processLogs: String { processes.map(\.output).joined(separator: "\n") }
+
+    func stop() async {
+        for p in processes.reversed() { await p.stop() }
+        upstream.stop()
+        try? await http.shutdown()
+    }
+}
+
+struct GatewayError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw GatewayError("socket failed") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = 0
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    guard bound == 0 else { throw GatewayError("bind failed") }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+func sha256Hex(_ text: String) -> String {
+    SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
+}
