@@ -68,6 +68,9 @@ let package = Package(
             dependencies: [
                 "Pipeline", "Detection",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -89,21 +92,46 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(
+            name: "GatewayBench",
+            dependencies: ["GatewayHarness", .product(name: "NIOHTTP1", package: "swift-nio")],
+            path: "Benchmarks/GatewayBench"
+        ),
         .target(name: "BusContract", dependencies: ["Pipeline"], path: "Tests/BusContract"),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract"]),
         .testTarget(name: "KafkaBusTests", dependencies: ["KafkaBus", "Pipeline", "BusContract"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection"]),
         .testTarget(name: "InspectorTests", dependencies: ["Inspector", "Pipeline", "Detection"]),
         .testTarget(name: "IngressTests", dependencies: ["Ingress", "Pipeline"]),
-        .testTarget(name: "ForwarderTests", dependencies: ["Forwarder", "Pipeline"]),
-        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Pipeline"]),
         .testTarget(
-            name: "IntegrationTests",
+            name: "ForwarderTests",
+            dependencies: [
+                "Forwarder", "Pipeline", "Detection",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Pipeline", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "GatewayHarness",
             dependencies: [
                 "Pipeline", "KafkaBus", "Detection",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/GatewayHarness"
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "GatewayHarness", "Pipeline",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ],

@@ -8,6 +8,8 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
     case corruptEncoding(decoder: String, reason: String)
     /// A needed system library (zlib) is unavailable.
     case libraryUnavailable(String)
+    /// A path given to the scanner cannot be read.
+    case unreadablePath(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -15,6 +17,7 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
         case .decodeLimitExceeded(let d, let limit): return "\(d) output exceeds the limit of \(limit) bytes"
         case .corruptEncoding(let d, let reason): return "cannot decode \(d) body: \(reason)"
         case .libraryUnavailable(let l): return "\(l) is not available on this system"
+        case .unreadablePath(let p, let reason): return "\(p): \(reason)"
         }
     }
 }

@@ -124,13 +124,7 @@ public struct TokenPattern: Sendable, Hashable {
                 default: break
                 }
             }
-            // Merge with a previous identical class ("aa" stays separate; "[a-z][a-z]{3}" merges).
-            if let last = els.last, last.set == set, last.max != Self.unbounded || hi == 0 {
-                els[els.count - 1].min += lo
-                els[els.count - 1].max = min(Self.unbounded, last.max + hi)
-            } else {
-                els.append(Element(set: set, min: lo, max: hi))
-            }
+            els.append(Element(set: set, min: lo, max: hi))
         }
         guard !els.isEmpty else { throw ParseError(message: "empty pattern") }
         elements = els
@@ -180,9 +174,10 @@ public struct TokenPattern: Sendable, Hashable {
 
 extension TokenPattern {
     /// A pattern that never matches (an empty class), used as a safe stand-in.
-    static var never: TokenPattern {
-        var p = (try? TokenPattern("x"))!
-        p.elements = [Element(set: ByteSet(), min: 1, max: 1)]
-        return p
+    static var never: TokenPattern { TokenPattern(elements: [Element(set: ByteSet(), min: 1, max: 1)]) }
+
+    init(elements: [Element]) {
+        self.elements = elements
+        self.minLength = elements.reduce(0) { $0 + $1.min }
     }
 }

@@ -220,6 +220,9 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     func commit(_ message: BusMessage) async throws {
         guard case .group = mode else { return }
         let partition = TopicPartition(topic: message.topic, partition: Int32(message.partition))
+        guard open.withLock({ $0 }) else {
+            throw BusError(.closed, "commit of \(partition)@\(message.offset): subscription closed")
+        }
         guard state.owns(partition) else {
             logger.debug("not committing \(partition)@\(message.offset): partition no longer assigned")
             return

@@ -26,12 +26,12 @@ final class Producer: Sendable {
         self.logger = logger
         publishTimeout = configuration.publishTimeout
         brokers = configuration.brokers
-        let client = client, stop = stopPolling, done = pollerDone
-        DedicatedThread.start(name: "kafka-producer-poll") {
-            while !stop.load(ordering: .acquiring) {
+        // The poll thread keeps the producer alive until ``shutdown(flushTimeout:)`` stops it.
+        DedicatedThread.start(name: "kafka-producer-poll") { [self] in
+            while !stopPolling.load(ordering: .acquiring) {
                 rd_kafka_poll(client.handle, 100)
             }
-            done.signal()
+            pollerDone.signal()
         }
     }
 

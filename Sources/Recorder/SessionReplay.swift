@@ -50,10 +50,10 @@ public struct SessionReplay {
     ///
     /// ```
     /// session s-1: 3 events, request r-1
-    /// 2025-01-01T10:00:00.000Z  ingress    request_received  r-1  POST /v1/charges  connection=billing  identity=ci-bot
-    /// 2025-01-01T10:00:00.010Z  inspector  inspected         r-1  verdict=mask  rules=github-pat
+    /// 2025-01-01T10:00:00.000Z  ingress    request_received    r-1  POST /v1/charges  connection=billing  identity=ci-bot
+    /// 2025-01-01T10:00:00.010Z  inspector  inspected           r-1  verdict=mask  rules=github-pat
     ///     finding github-pat (credential, high) in body [12, 52) fingerprint 3fa9c2d1e0b7
-    /// 2025-01-01T10:00:00.250Z  forwarder  delivered         r-1  status=200  240ms
+    /// 2025-01-01T10:00:00.250Z  forwarder  delivered           r-1  status=200  240ms
     /// ```
     ///
     /// Free-text fields are escaped so control characters cannot drive the terminal.
@@ -82,7 +82,7 @@ public struct SessionReplay {
 
     static func line(for e: AuditEvent) -> String {
         var fields: [String] = [
-            timestamp(e.timeMillis), pad(clean(e.stage), 9), pad(e.kind.rawValue, 17), clean(e.requestID),
+            timestamp(e.timeMillis), pad(clean(e.stage), 9), pad(e.kind.rawValue, 18), clean(e.requestID),
         ]
         if let method = e.method { fields.append(clean(method) + (e.path.map { " " + clean($0) } ?? "")) }
         else if let path = e.path { fields.append(clean(path)) }

@@ -85,7 +85,9 @@ struct Runtime: Sendable {
 
     /// Runs the stages until SIGINT/SIGTERM, then shuts them down in reverse order and closes the bus.
     func run(stages: [StageKind]) async throws {
-        let httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: ForwarderService.recommendedHTTPClientConfiguration(connectTimeout: .seconds(5)))
         var services: [any Service] = []
         do {
             for stage in stages {

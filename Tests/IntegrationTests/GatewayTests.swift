@@ -1,4 +1,6 @@
 import Foundation
+import GatewayHarness
+import NIOHTTP1
 import Testing
 
 /// End to end: a real `sluice` deployment (one process on the embedded bus, or one process
@@ -157,4 +159,8 @@ struct GatewayTests {
         #expect(recording.contains("canary-session"))
         #expect(recording.contains("aws-access-key-id"))
     }
+}
+
+extension GatewayMode: @retroactive CustomTestStringConvertible {
+    public var testDescription: String { rawValue }
 }

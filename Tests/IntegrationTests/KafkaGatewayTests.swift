@@ -1,4 +1,6 @@
 import Foundation
+import GatewayHarness
+import NIOHTTP1
 import Testing
 
 /// Kafka mode only: one process per stage, scaled and crashed independently.

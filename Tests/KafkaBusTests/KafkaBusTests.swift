@@ -1,1 +1,134 @@
+import Foundation
+import KafkaBus
+import Pipeline
 import Testing
+
+/// KafkaBus behaviour that needs no broker.
+@Suite("KafkaBus without a broker")
+struct KafkaBusOfflineTests {
+    @Test func libraryVersionIsChecked() throws {
+        try KafkaBus.checkLibrary()
+        #expect(KafkaBus.libraryVersion.hasPrefix("2."))
+        // 2.8.0 final, compiled against 2.8.0: fine; newer at run time: fine.
+        try KafkaBus.checkLibrary(runtime: 0x0208_00ff, compiled: 0x0208_00ff)
+        try KafkaBus.checkLibrary(runtime: 0x020a_01ff, compiled: 0x0208_00ff)
+        // Debian bookworm's 2.0.2: too old.
+        let old = #expect(throws: BusError.self) { try KafkaBus.checkLibrary(runtime: 0x0200_02ff, compiled: 0x0200_02ff) }
+        #expect(old?.kind == .configuration)
+        #expect(old?.message.contains("2.0.2") == true && old?.message.contains("2.8.0") == true)
+        // Older at run time than the headers used for the build.
+        let skew = #expect(throws: BusError.self) { try KafkaBus.checkLibrary(runtime: 0x0208_00ff, compiled: 0x0209_00ff) }
+        #expect(skew?.message.contains("compiled against 2.9.0") == true)
+    }
+
+    @Test func badSettingKeyIsNamed() throws {
+        let configuration = KafkaBusConfiguration(
+            brokers: "127.0.0.1:1", librdkafka: ["sluice.no.such.setting": "1"])
+        let error = #expect(throws: BusError.self) { try KafkaBus(configuration: configuration) }
+        #expect(error?.kind == .configuration)
+        #expect(error?.message.contains("sluice.no.such.setting") == true, "\(String(describing: error))")
+    }
+
+    @Test func badSettingValueIsNamed() throws {
+        let configuration = KafkaBusConfiguration(brokers: "127.0.0.1:1", producerSettings: ["acks": "sometimes"])
+        let error = #expect(throws: BusError.self) { try KafkaBus(configuration: configuration) }
+        #expect(error?.message.contains("acks") == true, "\(String(describing: error))")
+    }
+
+    @Test func callerSettingsOverrideDefaultsButNotCommitMode() {
+        let configuration = KafkaBusConfiguration(
+            brokers: "b:9092", librdkafka: ["session.timeout.ms": "10000", "enable.auto.commit": "true"],
+            publishTimeout: .milliseconds(2500))
+        let defaults = configuration.defaultSettings(for: .producer)
+        #expect(defaults["message.timeout.ms"] == "2500")
+        #expect(defaults["enable.idempotence"] == "true" && defaults["acks"] == "all")
+        #expect(configuration.defaultSettings(for: .consumer)["session.timeout.ms"] == "6000")
+    }
+
+    @Test(.timeLimit(.minutes(1)))
+    func publishToUnreachableBrokerFailsWithinTimeout() async throws {
+        // Port 1 on loopback: nothing listens there.
+        let bus = try KafkaBus(configuration: KafkaBusConfiguration(
+            brokers: "127.0.0.1:1", publishTimeout: .seconds(2), adminTimeout: .seconds(2)))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: BusError.self) {
+            try await bus.publish(OutgoingMessage(topic: "nowhere", key: "k", value: [1, 2, 3]))
+        }
+        let elapsed = ContinuousClock.now - started
+        #expect(error?.kind == .timedOut, "\(String(describing: error))")
+        #expect(error?.message.contains("_MSG_TIMED_OUT") == true, "\(String(describing: error))")
+        #expect(elapsed < .seconds(5), "took \(elapsed)")
+        // Admin calls fail within their timeout too.
+        await #expect(throws: BusError.self) { _ = try await bus.partitionCount(topic: "nowhere") }
+        let shutdownStarted = ContinuousClock.now
+        await bus.shutdown()
+        await bus.shutdown()  // idempotent
+        #expect(ContinuousClock.now - shutdownStarted < .seconds(5))
+        await #expect(throws: BusError.self) { try await bus.publish(OutgoingMessage(topic: "t", key: "k", value: [])) }
+    }
+}
+
+/// KafkaBus behaviour beyond the contract, against the broker in `SLUICE_KAFKA_BROKERS`.
+@Suite("KafkaBus with a broker", .serialized, .enabled(if: KafkaTestBroker.isAvailable, KafkaTestBroker.skipReason))
+struct KafkaBusBrokerTests {
+    let brokers = KafkaTestBroker.brokers ?? ""
+
+    @Test func ensureTopicsIsIdempotentAndPartitionCountReadsMetadata() async throws {
+        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+        let name = "kafkabus-topics-\(UUID().uuidString.prefix(8).lowercased())"
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: 3)])
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: 3)])  // already exists: fine
+        #expect(try await bus.partitionCount(topic: name) == 3)
+        let missing = await #expect(throws: BusError.self) { _ = try await bus.partitionCount(topic: "\(name)-missing") }
+        #expect(missing?.kind == .unknownTopic)
+        await bus.shutdown()
+    }
+
+    @Test func keysLandWherePipelinePartitionSaysSo() async throws {
+        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+        let name = "kafkabus-murmur-\(UUID().uuidString.prefix(8).lowercased())"
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: 6)])
+        let keys = (0..<24).map { "session-\($0)" }
+        for key in keys { try await bus.publish(OutgoingMessage(topic: name, key: key, value: Array(key.utf8))) }
+        let reader = try await bus.read(topic: name, from: .beginning)
+        var seen = 0
+        for try await message in reader {
+            let key = try #require(message.key)
+            #expect(message.partition == partition(forKey: key, partitions: 6), "\(message.keyString ?? "")")
+            seen += 1
+            if seen == keys.count { break }
+        }
+        await reader.close()
+        await bus.shutdown()
+    }
+
+    @Test func readFromEndSeesOnlyNewMessages() async throws {
+        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+        let name = "kafkabus-end-\(UUID().uuidString.prefix(8).lowercased())"
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: 2)])
+        try await bus.publish(OutgoingMessage(topic: name, key: "old", value: Array("old".utf8)))
+        let reader = try await bus.read(topic: name, from: .end)
+        try await bus.publish(OutgoingMessage(topic: name, key: "new", value: Array("new".utf8)))
+        var iterator = reader.makeAsyncIterator()
+        let first = try await iterator.next()
+        #expect(first?.keyString == "new")
+        await reader.close()
+        #expect(try await iterator.next() == nil, "the stream finishes after close")
+        await bus.shutdown()
+    }
+
+    @Test func closedSubscriptionRejectsCommitsAndShutdownClosesSubscriptions() async throws {
+        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+        let name = "kafkabus-close-\(UUID().uuidString.prefix(8).lowercased())"
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: 1)])
+        try await bus.publish(OutgoingMessage(topic: name, key: "k", value: [42]))
+        let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [name])
+        var iterator = sub.makeAsyncIterator()
+        let message = try #require(try await iterator.next())
+        try await sub.commit(message)
+        await bus.shutdown()  // closes the subscription too
+        #expect(try await iterator.next() == nil)
+        await #expect(throws: BusError.self) { try await sub.commit(message) }
+        await #expect(throws: BusError.self) { _ = try await bus.subscribe(group: "g", topics: [name]) }
+    }
+}

@@ -21,7 +21,7 @@ extension BuiltinRules {
             try RB.tok("discord-webhook-url-legacy", "Discord webhook URL", .high, "discordapp.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\\-]{60,72}", left: ByteSet()),
             try RB.ctx("discord-client-secret", "Discord OAuth client secret", .high, keywords: ["discord"], value: "[A-Za-z0-9_\\-]{32}", entropy: 3.5),
             try RB.tok("telegram-bot-token", "Telegram bot token", .critical, "[0-9]{8,10}:AA[A-Za-z0-9_\\-]{33}",
-                       kw: [":AA"], lead: .back(ByteSet("0-9"), min: 8, max: 10), entropy: 3.3, right: ByteSet("A-Za-z0-9_\\-")),
+                       kw: [":AA"], lead: .back(ByteSet("0-9"), min: 8, max: 10), entropy: 3.3, right: ByteSet("A-Za-z0-9_\\-"), left: ByteSet("0-9")),
             try RB.tok("teams-webhook-url", "Microsoft Teams incoming webhook URL", .high,
                        "webhook\\.office\\.com/webhookb2/[A-Za-z0-9@/\\-]{60,400}", entropy: 3.3, right: ByteSet("A-Za-z0-9@/\\-"), left: ByteSet()),
             try RB.tok("teams-workflow-webhook-url", "Microsoft Teams / Power Automate workflow URL with signature", .high,

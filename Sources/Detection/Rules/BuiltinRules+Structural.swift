@@ -51,11 +51,11 @@ extension BuiltinRules {
 
     static func pii() -> [Rule] {
         [
-            RB.special("email", "Email address", .pii, .medium, keywords: ["@"], .email, confidence: 0.9, priority: 20),
-            RB.special("payment-card", "Payment card number (Luhn-valid)", .pii, .high, keywords: [], .paymentCard, confidence: 0.9, priority: 25),
-            RB.special("iban", "IBAN (mod-97 valid)", .pii, .high, keywords: [], .iban, confidence: 0.95, priority: 25),
-            RB.special("us-ssn", "US Social Security number", .pii, .high, keywords: [], .ssn, confidence: 0.85, priority: 25),
-            RB.special("phone-number", "Phone number", .pii, .medium, keywords: [], .phone, confidence: 0.75, priority: 15),
+            RB.special("email", "Email address", .medium, cls: .pii, keywords: ["@"], .email, confidence: 0.9, priority: 20),
+            RB.special("payment-card", "Payment card number (Luhn-valid)", .high, cls: .pii, keywords: [], .paymentCard, confidence: 0.9, priority: 25),
+            RB.special("iban", "IBAN (mod-97 valid)", .high, cls: .pii, keywords: [], .iban, confidence: 0.95, priority: 25),
+            RB.special("us-ssn", "US Social Security number", .high, cls: .pii, keywords: [], .ssn, confidence: 0.85, priority: 25),
+            RB.special("phone-number", "Phone number", .medium, cls: .pii, keywords: [], .phone, confidence: 0.75, priority: 15),
         ]
     }
 }

@@ -30,7 +30,7 @@ enum RB {
              minEntropy: entropy, confidence: confidence, priority: priority)
     }
 
-    static func special(_ id: String, _ title: String, _ cls: RuleClass = .credential, _ severity: Severity,
+    static func special(_ id: String, _ title: String, _ severity: Severity, cls: RuleClass = .credential,
                         keywords: [String], _ kind: SpecialKind, confidence: Double = 0.9, priority: Int = 70,
                         entropy: Double = 0) -> Rule {
         Rule(id: id, title: title, ruleClass: cls, severity: severity, keywords: keywords, matcher: .special(kind),

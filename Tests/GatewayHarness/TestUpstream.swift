@@ -3,25 +3,25 @@ import Hummingbird
 import NIOCore
 
 /// A request as the test upstream received it.
-struct ReceivedRequest: Sendable {
-    var method: String
-    var path: String
-    var query: String
-    var headers: [(String, String)]
-    var body: Data
+public struct ReceivedRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: String
+    public var headers: [(String, String)]
+    public var body: Data
 
-    func header(_ name: String) -> String? {
+    public func header(_ name: String) -> String? {
         headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
     }
 
-    var bodyText: String { String(decoding: body, as: UTF8.self) }
+    public var bodyText: String { String(decoding: body, as: UTF8.self) }
 }
 
 /// A real HTTP server standing in for a function: it records every request and
 /// answers with a fixed JSON body (or the answer the test sets).
-final class TestUpstream: Sendable {
-    actor Log {
-        var requests: [ReceivedRequest] = []
+public final class TestUpstream: Sendable {
+    public actor Log {
+        public var requests: [ReceivedRequest] = []
         var responseBody = Data("{\"ok\":true}".utf8)
         var status = 200
         func add(_ r: ReceivedRequest) { requests.append(r) }
@@ -32,8 +32,8 @@ final class TestUpstream: Sendable {
         func reset() { requests = [] }
     }
 
-    let log: Log
-    let port: Int
+    public let log: Log
+    public let port: Int
     private let task: Task<Void, any Error>
 
     private init(port: Int, task: Task<Void, any Error>, log: Log) {
@@ -42,9 +42,9 @@ final class TestUpstream: Sendable {
         self.log = log
     }
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    public var url: String { "http://127.0.0.1:\(port)" }
 
-    static func start() async throws -> TestUpstream {
+    public static func start() async throws -> TestUpstream {
         let log = Log()
         let (portStream, portContinuation) = AsyncStream.makeStream(of: Int.self)
         let responder = CallbackResponder<BasicRequestContext> { request, _ in
@@ -72,8 +72,8 @@ final class TestUpstream: Sendable {
         return TestUpstream(port: port, task: task, log: log)
     }
 
-    var requests: [ReceivedRequest] { get async { await log.requests } }
-    func setResponse(status: Int = 200, body: String) async { await log.setResponse(status: status, body: Data(body.utf8)) }
+    public var requests: [ReceivedRequest] { get async { await log.requests } }
+    public func setResponse(status: Int = 200, body: String) async { await log.setResponse(status: status, body: Data(body.utf8)) }
 
-    func stop() { task.cancel() }
+    public func stop() { task.cancel() }
 }

@@ -5,14 +5,14 @@ import Glibc
 
 /// The built `sluice` binary run as a child process, its output captured to a file
 /// (so tests can search the process logs for leaks).
-final class SluiceProcess: @unchecked Sendable {
+public final class SluiceProcess: @unchecked Sendable {
     // @unchecked: `process` is only started and signalled from the test that owns it.
-    let process = Process()
-    let logFile: URL
-    let name: String
+    public let process = Process()
+    public let logFile: URL
+    public let name: String
 
     /// `.build/debug/sluice` next to the test bundle, or `$SLUICE_BIN`.
-    static var binary: URL {
+    public static var binary: URL {
         if let path = ProcessInfo.processInfo.environment["SLUICE_BIN"] { return URL(fileURLWithPath: path) }
         var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         // swift-testing may run from inside the .xctest bundle on some platforms.
@@ -22,7 +22,7 @@ final class SluiceProcess: @unchecked Sendable {
         return dir.appendingPathComponent("sluice")
     }
 
-    init(name: String, arguments: [String], environment: [String: String], logDirectory: URL) throws {
+    public init(name: String, arguments: [String], environment: [String: String], logDirectory: URL) throws {
         self.name = name
         logFile = logDirectory.appendingPathComponent("\(name).log")
         FileManager.default.createFile(atPath: logFile.path, contents: nil)
@@ -37,10 +37,10 @@ final class SluiceProcess: @unchecked Sendable {
         try process.run()
     }
 
-    var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { process.isRunning }
 
     /// SIGTERM, then wait for exit (SIGKILL after `timeout`).
-    func stop(timeout: Duration = .seconds(10)) async {
+    public func stop(timeout: Duration = .seconds(10)) async {
         guard process.isRunning else { return }
         process.terminate()
         let deadline = ContinuousClock.now + timeout
@@ -50,11 +50,11 @@ final class SluiceProcess: @unchecked Sendable {
     }
 
     /// SIGKILL: a crash, as far as Sluice can tell.
-    func kill9() {
+    public func kill9() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 
-    var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+    public var output: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 }

@@ -3,33 +3,33 @@ import Foundation
 
 /// Fake secrets in real formats, made fresh for each run (never real credentials), one or
 /// more per first-cut detection rule. Each is unique so a leak can be traced to its source.
-struct Canary: Sendable {
-    var rule: String
-    var secret: String
+public struct Canary: Sendable {
+    public var rule: String
+    public var secret: String
     /// How the secret is embedded in a JSON body (a key/value that puts it in context).
-    var field: String
+    public var field: String
 }
 
-enum Canaries {
-    static func random(_ n: Int, from alphabet: String) -> String {
+public enum Canaries {
+    public static func random(_ n: Int, from alphabet: String) -> String {
         let chars = Array(alphabet)
         return String((0..<n).map { _ in chars[Int.random(in: 0..<chars.count)] })
     }
 
-    static let upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    static let lower = "abcdefghijklmnopqrstuvwxyz"
-    static let digits = "0123456789"
-    static var alnum: String { upper + lower + digits }
-    static let hex = "0123456789abcdef"
+    public static let upper = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    public static let lower = "abcdefghijklmnopqrstuvwxyz"
+    public static let digits = "0123456789"
+    public static var alnum: String { upper + lower + digits }
+    public static let hex = "0123456789abcdef"
 
     /// A GitHub token with a valid CRC32/base62 checksum.
-    static func github(_ prefix: String) -> String {
+    public static func github(_ prefix: String) -> String {
         let body = random(30, from: alnum)
         let check = String(decoding: Checksums.base62(Checksums.crc32(Array(body.utf8))), as: UTF8.self)
         return prefix + body + check
     }
 
-    static func jwt() -> String {
+    public static func jwt() -> String {
         func b64url(_ s: String) -> String {
             Data(s.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
                 .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
@@ -39,13 +39,13 @@ enum Canaries {
         return "\(header).\(payload).\(random(43, from: alnum + "-_"))"
     }
 
-    static func pem() -> String {
+    public static func pem() -> String {
         let lines = (0..<8).map { _ in random(64, from: alnum + "+/") }.joined(separator: "\n")
         return "-----BEGIN RSA PRIVATE KEY-----\n\(lines)\n-----END RSA PRIVATE KEY-----"
     }
 
     /// At least 20 distinct secrets across the first-cut rules.
-    static func make() -> [Canary] {
+    public static func make() -> [Canary] {
         [
             Canary(rule: "aws-access-key-id", secret: "AKIA" + random(16, from: upper + "234567"), field: "aws_access_key_id"),
             Canary(rule: "aws-secret-access-key", secret: random(40, from: alnum + "/+"), field: "aws_secret_access_key"),

@@ -10,50 +10,49 @@ import Glibc
 #endif
 
 /// Which deployment a test drives.
-enum GatewayMode: String, Sendable, CustomTestStringConvertible {
+public enum GatewayMode: String, Sendable {
     /// `sluice run`: one process, embedded bus.
     case embedded
     /// One process per stage on the Kafka broker from `SLUICE_KAFKA_BROKERS`.
     case kafka
 
-    var testDescription: String { rawValue }
-
-    static var kafkaBrokers: String? {
+    public static var kafkaBrokers: String? {
         let v = ProcessInfo.processInfo.environment["SLUICE_KAFKA_BROKERS"]
         return (v?.isEmpty ?? true) ? nil : v
     }
 
     /// Modes this run can test: embedded always, Kafka when a broker is given.
-    static var available: [GatewayMode] { kafkaBrokers == nil ? [.embedded] : [.embedded, .kafka] }
+    public static var available: [GatewayMode] { kafkaBrokers == nil ? [.embedded] : [.embedded, .kafka] }
 }
 
 /// A complete Sluice deployment for one test: temporary data directory, keys,
 /// a generated config, a real upstream, and the `sluice` processes.
-final class Gateway: @unchecked Sendable {
+public final class Gateway: @unchecked Sendable {
     // @unchecked: mutated only by the owning test, sequentially (start/stop).
-    static let ciKey = "test-key-for-ci-bot-0001"
-    static let otherKey = "test-key-for-outsider-002"
-    static let sealKey = Data((0..<32).map { UInt8($0 &* 7 &+ 3) }).base64EncodedString()
-    static let fingerprintKey = Data((0..<32).map { UInt8($0 &* 13 &+ 1) }).base64EncodedString()
-    static let upstreamToken = "upstream-token-injected-by-forwarder"
+    public static let ciKey = "test-key-for-ci-bot-0001"
+    public static let otherKey = "test-key-for-outsider-002"
+    public static let sealKey = Data((0..<32).map { UInt8($0 &* 7 &+ 3) }).base64EncodedString()
+    public static let fingerprintKey = Data((0..<32).map { UInt8($0 &* 13 &+ 1) }).base64EncodedString()
+    public static let upstreamToken = "upstream-token-injected-by-forwarder"
 
-    let mode: GatewayMode
-    let root: URL
-    let port: Int
-    let upstream: TestUpstream
-    let topicPrefix: String
-    let configPath: URL
-    var processes: [SluiceProcess] = []
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
-    let requestTimeout: String
+    public let mode: GatewayMode
+    public let root: URL
+    public let port: Int
+    public let upstream: TestUpstream
+    public let topicPrefix: String
+    public let configPath: URL
+    public var processes: [SluiceProcess] = []
+    var logLevel = "debug"
+    public let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    public let requestTimeout: String
 
-    var dataDir: URL { root.appendingPathComponent("data") }
-    var baseURL: String { "http://127.0.0.1:\(port)" }
-    var environment: [String: String] {
+    public var dataDir: URL { root.appendingPathComponent("data") }
+    public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var environment: [String: String] {
         ["SLUICE_SEAL_KEY": Self.sealKey, "SLUICE_FP_KEY": Self.fingerprintKey, "UPSTREAM_TOKEN": Self.upstreamToken]
     }
 
-    init(mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "") async throws {
+    public init(mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "") async throws {
         self.mode = mode
         self.requestTimeout = requestTimeout
         root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-it-\(UUID().uuidString.prefix(8))")
@@ -102,7 +101,8 @@ final class Gateway: @unchecked Sendable {
     }
 
     /// Starts the deployment: `sluice run`, or one process per stage (with `inspectors` inspector processes).
-    func start(inspectors: Int = 1) async throws {
+    public func start(inspectors: Int = 1, logLevel: String = "debug") async throws {
+        self.logLevel = logLevel
         switch mode {
         case .embedded:
             try launch("run", command: "run")
@@ -115,15 +115,15 @@ final class Gateway: @unchecked Sendable {
         try await waitReady()
     }
 
-    func launch(_ name: String, command: String) throws {
+    public func launch(_ name: String, command: String) throws {
         processes.append(try SluiceProcess(
-            name: name, arguments: [command, "--config", configPath.path, "--log-level", "debug"],
+            name: name, arguments: [command, "--config", configPath.path, "--log-level", logLevel],
             environment: environment, logDirectory: root))
     }
 
-    func process(_ name: String) -> SluiceProcess? { processes.first { $0.name == name } }
+    public func process(_ name: String) -> SluiceProcess? { processes.first { $0.name == name } }
 
-    func waitReady(timeout: Duration = .seconds(60)) async throws {
+    public func waitReady(timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let r = try? await http.get(url: baseURL + "/readyz").get(), r.status == .ok { return }
@@ -135,17 +135,17 @@ final class Gateway: @unchecked Sendable {
         throw GatewayError("gateway not ready after \(timeout):\n" + processes.map { "\($0.name): \($0.output.suffix(2000))" }.joined(separator: "\n"))
     }
 
-    struct CallResult: Sendable {
-        var status: Int
-        var headers: [(String, String)]
-        var body: Data
-        var text: String { String(decoding: body, as: UTF8.self) }
-        var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
-        func header(_ name: String) -> String? { headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1 }
+    public struct CallResult: Sendable {
+        public var status: Int
+        public var headers: [(String, String)]
+        public var body: Data
+        public var text: String { String(decoding: body, as: UTF8.self) }
+        public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+        public func header(_ name: String) -> String? { headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1 }
     }
 
     /// Calls `/fn/<connection><path>` as a caller would.
-    func call(
+    public func call(
         _ method: HTTPMethod = .POST, connection: String, path: String = "/", query: String = "",
         headers: [(String, String)] = [], body: Data = Data(), key: String? = Gateway.ciKey,
         timeout: Duration = .seconds(60)
@@ -160,10 +160,10 @@ final class Gateway: @unchecked Sendable {
         return CallResult(status: Int(response.status.code), headers: response.headers.map { ($0.name, $0.value) }, body: Data(buffer: bytes))
     }
 
-    func json(_ object: Any) -> Data { (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data() }
+    public func json(_ object: Any) -> Data { (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data() }
 
     /// Every byte every topic holds: the embedded bus's log files, or every partition read from the start on Kafka.
-    func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "deadletter", "approvals"]) async throws -> [String: Data] {
+    public func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "deadletter", "approvals"]) async throws -> [String: Data] {
         var out: [String: Data] = [:]
         switch mode {
         case .embedded:
@@ -201,7 +201,7 @@ final class Gateway: @unchecked Sendable {
     }
 
     /// Every file under the data directory, concatenated (recordings, sinks, bus logs).
-    func dataDirectoryBytes() -> Data {
+    public func dataDirectoryBytes() -> Data {
         var all = Data()
         if let e = FileManager.default.enumerator(at: dataDir, includingPropertiesForKeys: [.isRegularFileKey]) {
             for case let url as URL in e where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
@@ -211,35 +211,35 @@ final class Gateway: @unchecked Sendable {
         return all
     }
 
-    var processLogs: String { processes.map(\.output).joined(separator: "\n") }
+    public var processLogs: String { processes.map(\.output).joined(separator: "\n") }
 
-    func stop() async {
+    public func stop() async {
         for p in processes.reversed() { await p.stop() }
         upstream.stop()
         try? await http.shutdown()
     }
 }
 
-struct GatewayError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct GatewayError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+public func freePort() throws -> Int {
+    public let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw GatewayError("socket failed") }
     defer { close(fd) }
-    var addr = sockaddr_in()
+    public var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = 0
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    public var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    public let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
     guard bound == 0 else { throw GatewayError("bind failed") }
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))
 }
 
-func sha256Hex(_ text: String) -> String {
+public func sha256Hex(_ text: String) -> String {
     SHA256.hash(data: Array(text.utf8)).map { String(format: "%02x", $0) }.joined()
 }

@@ -1,0 +1,92 @@
+/// The public scanning and masking API.
+extension DetectionEngine {
+    /// Scans `bytes` and returns non-overlapping findings sorted by `start`.
+    ///
+    /// Never throws and never traps on any input. When a decoder limit is hit (a
+    /// decompression bomb, or nesting that exceeds the expansion budget) or a
+    /// compressed body is corrupt, the result contains a finding with rule id
+    /// `decode-limit-exceeded` / `undecodable-body` spanning the whole input, so that
+    /// policy fails closed. Use ``scanThrowing(_:context:)`` to get the error instead.
+    public func scan(_ bytes: [UInt8], context: ScanContext = .default) -> [Finding] {
+        do { return try scanThrowing(bytes, context: context) } catch {
+            let rule: String
+            if case .decodeLimitExceeded = error { rule = "decode-limit-exceeded" } else { rule = "undecodable-body" }
+            return [Finding(rule: rule, ruleClass: .credential, severity: .critical, start: 0, end: bytes.count,
+                            confidence: 1, fingerprint: hmac.fingerprint(Array(rule.utf8)), decodedVia: [])]
+        }
+    }
+
+    /// Like ``scan(_:context:)`` but throws `DetectionError` on decoder limits or corrupt compressed bodies.
+    /// For gzip/deflate content, every finding spans the whole (compressed) input.
+    public func scanThrowing(_ bytes: [UInt8], context: ScanContext = .default) throws(DetectionError) -> [Finding] {
+        switch context.contentEncoding {
+        case .identity:
+            return try scanIdentity(bytes, context: context)
+        case .gzip, .deflate:
+            let decoded = try decompress(bytes, encoding: context.contentEncoding)
+            var inner = context
+            inner.contentEncoding = .identity
+            let found = try scanIdentity(decoded, context: inner)
+            return found.map { f in
+                var g = f
+                g.start = 0
+                g.end = bytes.count
+                g.decodedVia.insert(context.contentEncoding.rawValue, at: 0)
+                return g
+            }
+        }
+    }
+
+    /// Replaces each finding's span with `[MASKED:<rule-id>:<fingerprint>]`. Overlapping or
+    /// identical spans are merged (the first finding by start names the mask). Findings with
+    /// out-of-range offsets are ignored. Inside a JSON string the result stays valid JSON.
+    public func mask(_ bytes: [UInt8], findings: [Finding]) -> [UInt8] {
+        Masking.apply(bytes, findings: findings)
+    }
+
+    /// Scans and masks in one call. For `gzip`/`deflate` content the body is decompressed,
+    /// scanned and masked, and the **decoded** body is returned: the caller must then forward it
+    /// with `Content-Encoding` removed (identity) and `Content-Length` updated. In that case
+    /// finding offsets refer to the decoded body. For identity content, offsets refer to `bytes`.
+    public func scanAndMask(_ bytes: [UInt8], context: ScanContext = .default) throws(DetectionError) -> (masked: [UInt8], findings: [Finding]) {
+        var body = bytes
+        var ctx = context
+        if context.contentEncoding != .identity {
+            body = try decompress(bytes, encoding: context.contentEncoding)
+            ctx.contentEncoding = .identity
+        }
+        let findings = try scanIdentity(body, context: ctx)
+        return (Masking.apply(body, findings: findings), findings)
+    }
+
+    func decompress(_ bytes: [UInt8], encoding: ContentEncoding) throws(DetectionError) -> [UInt8] {
+        let mode: Inflate.Mode = encoding == .gzip ? .gzip : .auto
+        return try Inflate.inflate(bytes, mode: mode, maxOutput: options.maxDecompressedBytes, name: encoding.rawValue)
+    }
+
+    func scanIdentity(_ bytes: [UInt8], context: ScanContext) throws(DetectionError) -> [Finding] {
+        guard context.credentials || context.pii else { return [] }
+        var buf = bytes
+        var shift = 0
+        if case .header(let name) = context.hint {
+            let prefix = Array((name + ": ").utf8)
+            buf = prefix + bytes
+            shift = prefix.count
+        }
+        let budget = buf.count * max(1, options.expansionFactor) + (1 << 20)
+        let state = ScanState(ctx: context, budget: budget)
+        var cands = scanLevel(buf, depth: 0, state: state)
+        if state.limitExceeded {
+            throw DetectionError.decodeLimitExceeded(decoder: "nested decoding", limit: budget)
+        }
+        if shift > 0 {
+            cands = cands.compactMap { c in
+                var d = c
+                d.start = max(0, c.start - shift)
+                d.end = c.end - shift
+                return d.end > d.start ? d : nil
+            }
+        }
+        return resolve(cands)
+    }
+}

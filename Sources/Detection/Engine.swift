@@ -1,0 +1,131 @@
+import Foundation
+
+/// Tuning knobs for ``DetectionEngine``. Defaults suit request bodies up to a few MiB.
+public struct EngineOptions: Sendable, Hashable {
+    /// Use Hyperscan for the first pass when libhs.so.5 is loadable. Findings are identical either way.
+    public var useHyperscan: Bool
+    /// Maximum decoder nesting (e.g. JSON escape → base64 → percent is depth 3).
+    public var maxDecodeDepth: Int
+    /// Minimum length of a base64/base64url run worth decoding.
+    public var minBase64Length: Int
+    /// Hard limit on a decompressed (gzip/deflate) body; more is a decompression bomb.
+    public var maxDecompressedBytes: Int
+    /// Total decoded bytes allowed per scan, as a multiple of the input size (plus 1 MiB).
+    public var expansionFactor: Int
+    /// Rule ids to skip.
+    public var disabledRules: Set<String>
+
+    public init(useHyperscan: Bool = true, maxDecodeDepth: Int = 4, minBase64Length: Int = 16,
+                maxDecompressedBytes: Int = 32 << 20, expansionFactor: Int = 8, disabledRules: Set<String> = []) {
+        self.useHyperscan = useHyperscan
+        self.maxDecodeDepth = maxDecodeDepth
+        self.minBase64Length = minBase64Length
+        self.maxDecompressedBytes = maxDecompressedBytes
+        self.expansionFactor = expansionFactor
+        self.disabledRules = disabledRules
+    }
+}
+
+/// The detection engine: rules, first-pass prefilter and fingerprint key, all immutable.
+///
+/// Guarantees:
+/// - `scan` and `mask` are pure, synchronous and safe to call from many tasks at once.
+/// - Findings never contain secret bytes; only a keyed HMAC prefix (`fingerprint`).
+/// - The Hyperscan path and the pure-Swift path return identical findings (the first
+///   pass only proposes anchors; all confirmation is the same Swift code).
+/// - Clean bytes cost a table lookup (fallback) or nothing in Swift (Hyperscan); no
+///   allocation happens per clean byte.
+public final class DetectionEngine: Sendable {
+    let rules: [Rule]
+    let keywords: [[UInt8]]
+    let keywordRules: [[Int32]]
+    let hmac: HMACSHA256
+    let options: EngineOptions
+    let fallback: FallbackPrefilter
+    let hyperscan: HyperscanPrefilter?
+    let cardRule: Int?, ssnRule: Int?, phoneRule: Int?, ibanRule: Int?
+    /// Custom rules without keywords: run over the whole input.
+    let wholeInputRules: [Int]
+
+    /// Creates an engine.
+    /// - Parameters:
+    ///   - fingerprintKey: HMAC key for finding fingerprints (bytes; any length).
+    ///   - customRules: extra rules from configuration; each is validated like a built-in.
+    /// - Throws: `DetectionError.invalidRule` naming the first bad rule.
+    public init(fingerprintKey: [UInt8], customRules: [RuleSpec] = [], options: EngineOptions = EngineOptions()) throws(DetectionError) {
+        var all = try BuiltinRules.all()
+        var ids = Set(all.map(\.id))
+        for spec in customRules {
+            let r = try Self.compile(spec)
+            guard !ids.contains(r.id) else { throw DetectionError.invalidRule(rule: spec.id, reason: "duplicate rule id") }
+            ids.insert(r.id)
+            all.append(r)
+        }
+        all.removeAll { options.disabledRules.contains($0.id) }
+        rules = all
+        self.options = options
+        hmac = HMACSHA256(key: fingerprintKey)
+        var kwIndex: [[UInt8]: Int] = [:]
+        var kws: [[UInt8]] = []
+        var kr: [[Int32]] = []
+        var whole: [Int] = []
+        for (ri, r) in all.enumerated() {
+            if r.keywords.isEmpty, case .regex = r.matcher { whole.append(ri) }
+            for kw in r.keywords where !kw.isEmpty {
+                if let k = kwIndex[kw] { kr[k].append(Int32(ri)) } else {
+                    kwIndex[kw] = kws.count
+                    kws.append(kw)
+                    kr.append([Int32(ri)])
+                }
+            }
+        }
+        keywords = kws
+        keywordRules = kr
+        wholeInputRules = whole
+        func idx(_ id: String) -> Int? { all.firstIndex { $0.id == id } }
+        cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
+        fallback = FallbackPrefilter(keywords: kws, minBase64: options.minBase64Length)
+        hyperscan = options.useHyperscan ? HyperscanPrefilter(keywords: kws, minBase64: options.minBase64Length) : nil
+    }
+
+    /// True when the first pass runs on Hyperscan.
+    public var usesHyperscan: Bool { hyperscan != nil }
+
+    /// Whether Hyperscan can be loaded on this machine.
+    public static var hyperscanAvailable: Bool { HyperscanPrefilter.available }
+
+    /// The loaded rules (built-in and custom).
+    public var ruleInfos: [RuleInfo] {
+        rules.map { RuleInfo(id: $0.id, title: $0.title, ruleClass: $0.ruleClass, severity: $0.severity,
+                             keywords: $0.keywords.map { String(decoding: $0, as: UTF8.self) }) }
+    }
+
+    /// The fingerprint of `secret` under this engine's key (12 hex chars), as used in findings and masks.
+    public func fingerprint(of secret: [UInt8]) -> String { hmac.fingerprint(secret) }
+
+    // MARK: custom rules
+
+    static func compile(_ spec: RuleSpec) throws(DetectionError) -> Rule {
+        let id = spec.id
+        guard !id.isEmpty, id.utf8.count <= 64, id.utf8.allSatisfy({ isAlnum($0) || $0 == 45 || $0 == 95 || $0 == 46 }) else {
+            throw DetectionError.invalidRule(rule: id, reason: "id must be 1-64 characters of [A-Za-z0-9._-]")
+        }
+        guard !spec.pattern.isEmpty else { throw DetectionError.invalidRule(rule: id, reason: "empty pattern") }
+        guard spec.minEntropy >= 0 && spec.minEntropy <= 8 else {
+            throw DetectionError.invalidRule(rule: id, reason: "min_entropy must be between 0 and 8")
+        }
+        let regex: NSRegularExpression
+        do { regex = try NSRegularExpression(pattern: spec.pattern, options: []) } catch {
+            throw DetectionError.invalidRule(rule: id, reason: "pattern does not compile: \(error.localizedDescription)")
+        }
+        if regex.firstMatch(in: "", options: [], range: NSRange(location: 0, length: 0)) != nil {
+            throw DetectionError.invalidRule(rule: id, reason: "pattern matches the empty string")
+        }
+        var kws = spec.keywords.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if kws.isEmpty, let tp = try? TokenPattern(spec.pattern), tp.literalPrefix.count >= 3 {
+            kws = [String(decoding: tp.literalPrefix, as: UTF8.self)]
+        }
+        return Rule(id: id, title: spec.description ?? "Custom rule \(id)", ruleClass: spec.ruleClass, severity: spec.severity,
+                    keywords: kws, matcher: .regex(RegexBox(regex)), minEntropy: spec.minEntropy, confidence: 0.8, priority: 65)
+    }
+}

@@ -1,0 +1,211 @@
+/// Parses `<key> <op> <value>` around a keyword hit: JSON (`"key": "v"`, also with
+/// escaped quotes), YAML (`key: v`), env (`KEY=v`), CLI flags (`--key v`, `--key=v`),
+/// headers (`X-Key: v`), XML (`<key>v</key>`), Ruby (`key => "v"`), and name/value pairs
+/// (`{"name": "DB_PASSWORD", "value": "v"}`, YAML `- name: X` / `value: v`).
+struct Assignment {
+    var keyStart: Int
+    var keyEnd: Int
+    var valueStart: Int
+    var valueEnd: Int
+    var quoted: Bool
+    /// For bare values: the byte following the value (to reject code like `f(x)`).
+    var next: UInt8
+
+    static let maskOpen: [UInt8] = Array("[MASKED:".utf8)
+    static let quoteSet = ByteSet("\"'`\\\\")
+    static let bareStop = ByteSet(" \t\r\n,;&\"'`(){}[]<>\\\\|")
+
+    static func parse(_ p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Assignment? {
+        let n = p.count
+        var keyStart = ks
+        while keyStart > 0 && ks - keyStart < 64 && ByteSet.ident.contains(p[keyStart - 1]) { keyStart -= 1 }
+        var keyEnd = ke
+        while keyEnd < n && keyEnd - ke < 64 && ByteSet.ident.contains(p[keyEnd]) { keyEnd += 1 }
+        if keyStart > 0 && ByteSet.ident.contains(p[keyStart - 1]) { return nil }
+        if keyEnd < n && ByteSet.ident.contains(p[keyEnd]) { return nil }
+        // The rule id inside an existing mask (`[MASKED:generic-password:…]`) is not a key.
+        if Scan.hasPrefix(p, keyStart - 8, maskOpen) { return nil }
+        let dashed = keyStart < n && p[keyStart] == UInt8(ascii: "-")
+        let xml = keyStart > 0 && p[keyStart - 1] == UInt8(ascii: "<")
+        if let a = parseValue(p, keyStart: keyStart, keyEnd: keyEnd, from: keyEnd, dashed: dashed, xml: xml) { return a }
+        // Name/value pair: the key is a quoted value followed by a "value" field.
+        var i = keyEnd
+        var k = 0
+        while i < n && k < 48 && (Self.quoteSet.contains(p[i]) || p[i] == 44 || ByteSet.space.contains(p[i]) || p[i] == UInt8(ascii: "-")) { i += 1; k += 1 }
+        while i < n && Self.quoteSet.contains(p[i]) { i += 1 }
+        if Scan.hasPrefixCI(p, i, Array("value".utf8)), !(i + 5 < n && ByteSet.ident.contains(p[i + 5])) {
+            return parseValue(p, keyStart: keyStart, keyEnd: keyEnd, from: i + 5, dashed: false, xml: false)
+        }
+        return nil
+    }
+
+    private static func parseValue(_ p: UnsafeBufferPointer<UInt8>, keyStart: Int, keyEnd: Int, from: Int, dashed: Bool, xml: Bool) -> Assignment? {
+        let n = p.count
+        var i = from
+        var k = 0
+        while i < n && k < 6 && quoteSet.contains(p[i]) { i += 1; k += 1 }
+        var spaces = 0
+        while i < n && spaces < 8 && (p[i] == 32 || p[i] == 9) { i += 1; spaces += 1 }
+        guard i < n else { return nil }
+        let c = p[i]
+        if c == UInt8(ascii: ":") {
+            i += 1
+            if i < n && (p[i] == UInt8(ascii: "=") || p[i] == UInt8(ascii: ":")) { i += 1 }
+        } else if c == UInt8(ascii: "=") {
+            i += 1
+            if i < n && (p[i] == UInt8(ascii: ">") || p[i] == UInt8(ascii: "=")) { i += 1 }
+        } else if c == UInt8(ascii: ">") && xml {
+            i += 1
+        } else if dashed && spaces > 0 {
+            // `--password value`
+        } else {
+            return nil
+        }
+        spaces = 0
+        while i < n && spaces < 8 && (p[i] == 32 || p[i] == 9) { i += 1; spaces += 1 }
+        var quote: UInt8 = 0
+        var escapedQuote = false
+        k = 0
+        while i < n && k < 6 && quoteSet.contains(p[i]) {
+            if p[i] == 92 { escapedQuote = true } else { quote = p[i] }
+            i += 1; k += 1
+        }
+        let vs = i
+        var ve = i
+        let limit = min(n, vs + 2048)
+        if quote != 0 {
+            while ve < limit {
+                let b = p[ve]
+                if b == quote || b == 10 || b == 13 { break }
+                if b == 92 && escapedQuote { break }
+                if b == 92 && ve + 1 < limit && !escapedQuote { ve += 2; continue }
+                ve += 1
+            }
+            if ve > limit { ve = limit }
+            return Assignment(keyStart: keyStart, keyEnd: keyEnd, valueStart: vs, valueEnd: ve, quoted: true, next: ve < n ? p[ve] : 0)
+        }
+        while ve < limit && !bareStop.contains(p[ve]) { ve += 1 }
+        if xml { var e = vs; while e < ve && p[e] != UInt8(ascii: "<") { e += 1 }; ve = e }
+        return Assignment(keyStart: keyStart, keyEnd: keyEnd, valueStart: vs, valueEnd: ve, quoted: false, next: ve < n ? p[ve] : 0)
+    }
+}
+
+/// Contextual provider rules: the key contains the keyword and the value matches the rule's pattern in full.
+enum ContextMatcher {
+    static func run(_ rule: Rule, _ pattern: TokenPattern, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
+        guard let a = Assignment.parse(p, ks: ks, ke: ke), a.valueEnd > a.valueStart else { return nil }
+        guard let end = pattern.match(p, at: a.valueStart, limit: a.valueEnd), end == a.valueEnd else { return nil }
+        let v = Scan.bytes(p, a.valueStart, a.valueEnd)
+        if rule.placeholderCheck && Placeholders.isPlaceholder(v) { return nil }
+        if rule.minEntropy > 0 && Entropy.shannon(v) < rule.minEntropy { return nil }
+        return Match(start: a.valueStart, end: a.valueEnd, secret: v, confidence: rule.confidence)
+    }
+}
+
+/// Generic `password` / `secret` / `token` / `api_key` assignments, gated by key name,
+/// value shape, entropy and stop-words.
+enum GenericMatcher {
+    static let tokenExclusions: [String] = ["pagetoken", "nexttoken", "continuationtoken", "synctoken", "cursortoken",
+                                            "maxtoken", "resumetoken", "paginationtoken", "starttoken", "prevtoken",
+                                            "previoustoken", "lasttoken", "tokentoken", "cancellationtoken", "stoptoken",
+                                            "eostoken", "bostoken", "padtoken", "unktoken", "septoken", "clstoken", "masktoken"]
+    static let keySuffixes: [String] = ["apikey", "accesskey", "secretkey", "privatekey", "authkey", "masterkey", "encryptionkey",
+                                        "signingkey", "clientkey", "appkey", "accountkey", "sharedkey", "servicekey",
+                                        "subscriptionkey", "webhookkey", "developerkey", "consumerkey", "hmackey", "licensekey", "apisecretkey"]
+
+    static let exclusionBytes: [[UInt8]] = tokenExclusions.map { Array($0.utf8) }
+    static let keySuffixBytes: [[UInt8]] = keySuffixes.map { Array($0.utf8) }
+    static let passwordSuffixes: [[UInt8]] = ["password", "passwd", "passphrase", "pwd"].map { Array($0.utf8) }
+    static let secretSuffixes: [[UInt8]] = ["secret", "credential", "credentials"].map { Array($0.utf8) }
+    static let tokenSuffix: [UInt8] = Array("token".utf8)
+    static let passComponent: [UInt8] = Array("pass".utf8)
+
+    @inline(__always)
+    static func hasSuffix(_ a: [UInt8], _ s: [UInt8]) -> Bool {
+        let n = a.count, m = s.count
+        guard n >= m else { return false }
+        var i = 0
+        while i < m { if a[n - m + i] != s[i] { return false }; i += 1 }
+        return true
+    }
+
+    /// Classifies a key name; nil when it is not a secret-bearing key.
+    static func family(_ p: UnsafeBufferPointer<UInt8>, _ a: Assignment) -> GenericKind? {
+        guard a.keyEnd - a.keyStart <= 64 else { return nil }
+        var norm: [UInt8] = []
+        norm.reserveCapacity(a.keyEnd - a.keyStart)
+        var lastStart = 0
+        for i in a.keyStart..<a.keyEnd {
+            let c = p[i]
+            if isAlnum(c) {
+                // camelCase boundary or separator starts a new component
+                if c >= 65 && c <= 90 && i > a.keyStart && p[i - 1] >= 97 && p[i - 1] <= 122 { lastStart = norm.count }
+                norm.append(lowerASCII(c))
+            } else {
+                lastStart = norm.count
+            }
+        }
+        guard !norm.isEmpty, norm.count <= 48 else { return nil }
+        for s in passwordSuffixes where hasSuffix(norm, s) { return .password }
+        if norm.count - lastStart == 4 && hasSuffix(norm, passComponent) { return .password }
+        if hasSuffix(norm, tokenSuffix) {
+            for x in exclusionBytes where hasSuffix(norm, x) { return nil }
+            return .token
+        }
+        for s in keySuffixBytes where hasSuffix(norm, s) { return .apiKey }
+        for s in secretSuffixes where hasSuffix(norm, s) { return .secret }
+        return nil
+    }
+
+    /// Parses and classifies once per keyword hit (shared by the four generic rules).
+    static func classify(p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> (Assignment, GenericKind)? {
+        guard let a = Assignment.parse(p, ks: ks, ke: ke), a.valueEnd > a.valueStart, let k = family(p, a) else { return nil }
+        return (a, k)
+    }
+
+    static func run(_ rule: Rule, kind: GenericKind, p: UnsafeBufferPointer<UInt8>, classified: (Assignment, GenericKind)?) -> Match? {
+        guard let (a, k) = classified, k == kind else { return nil }
+        let v = Scan.bytes(p, a.valueStart, a.valueEnd)
+        guard valueLooksSecret(v, kind: kind, quoted: a.quoted, next: a.next) else { return nil }
+        let h = Entropy.shannon(v)
+        let conf = min(0.9, rule.confidence + (h > 4 ? 0.1 : 0))
+        return Match(start: a.valueStart, end: a.valueEnd, secret: v, confidence: conf)
+    }
+
+    static func valueLooksSecret(_ v: [UInt8], kind: GenericKind, quoted: Bool, next: UInt8) -> Bool {
+        let n = v.count
+        let minLen = kind == .password ? 6 : 10
+        guard n >= minLen, n <= (kind == .password ? 256 : 4096) else { return false }
+        if Placeholders.isPlaceholder(v) { return false }
+        var digits = 0, letters = 0, spaces = 0, upper = 0, lower = 0
+        for b in v {
+            if isDigit(b) { digits += 1 } else if (b | 0x20) >= 97 && (b | 0x20) <= 122 { letters += 1; if b < 97 { upper += 1 } else { lower += 1 } }
+            else if b == 32 { spaces += 1 }
+            if b < 32 || b == 127 { return false }
+        }
+        if spaces > 0 && kind != .password { return false }
+        if spaces > 1 { return false }
+        if digits == n { return false }
+        // URLs, paths, emails, numbers with units, versions.
+        let lower8 = v.prefix(8).map(lowerASCII)
+        if lower8.starts(with: "http".utf8) || v.first == UInt8(ascii: "/") || v.starts(with: "./".utf8) || v.starts(with: "~/".utf8) { return false }
+        if v.contains(UInt8(ascii: "@")) && v.contains(UInt8(ascii: ".")) && kind != .password { return false }
+        if !quoted {
+            // Code: `password = getPassword()`, `token = config.token`, `key = os.environ[...]`.
+            if next == UInt8(ascii: "(") || next == UInt8(ascii: "[") { return false }
+            if v.contains(UInt8(ascii: ".")) && letters == n - v.filter({ $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") }).count { return false }
+            if digits == 0 && v.allSatisfy({ isAlnum($0) || $0 == UInt8(ascii: "_") }) && (upper == 0 || lower == 0 || v.contains(UInt8(ascii: "_"))) { return false }
+        }
+        let h = Entropy.shannon(v)
+        let classes = Entropy.classCount(v)
+        switch kind {
+        case .password:
+            if letters == n && n < 12 { return false }
+            return h >= 2.5 && (classes >= 2 || n >= 14)
+        case .secret, .token, .apiKey:
+            if letters == n && n < 20 { return false }
+            if classes < 2 && !(v.allSatisfy { ByteSet.hex.contains($0) } && n >= 16) { return false }
+            return h >= 3.0
+        }
+    }
+}

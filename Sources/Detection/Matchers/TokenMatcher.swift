@@ -1,0 +1,45 @@
+/// Confirms token rules (fixed prefixes, checksums, entropy) around a keyword hit.
+enum TokenMatcher {
+    static func run(_ rule: Rule, _ pattern: TokenPattern, lead: Lead, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
+        let start: Int
+        switch lead {
+        case .fixed(let n):
+            start = ks - n
+        case .back(let set, let lo, let hi):
+            var s = ks
+            while s > 0 && ks - s < hi && set.contains(p[s - 1]) { s -= 1 }
+            guard ks - s >= lo else { return nil }
+            start = s
+        }
+        guard start >= 0, start < p.count else { return nil }
+        guard Scan.leftOK(p, start, rule.leftBlock) else { return nil }
+        guard let end = pattern.match(p, at: start, limit: min(p.count, start + 4096)) else { return nil }
+        guard Scan.rightOK(p, end, rule.rightBlock) else { return nil }
+        let token = Scan.bytes(p, start, end)
+        let lp = pattern.literalPrefix
+        let body: ArraySlice<UInt8> = (token.starts(with: lp) && lp.count < token.count) ? token[lp.count...] : token[...]
+        if rule.placeholderCheck && Placeholders.isPlaceholder(body) { return nil }
+        if rule.minEntropy > 0 && Entropy.shannon(body) < rule.minEntropy { return nil }
+        switch rule.validator {
+        case .none: break
+        case .githubChecksum:
+            guard token.count == 40, Checksums.githubChecksumValid(body: token[4..<40]) else { return nil }
+        case .jwt:
+            guard JWTCheck.valid(token) else { return nil }
+        }
+        return Match(start: start, end: end, secret: token, confidence: rule.confidence)
+    }
+}
+
+/// JWT structural validation: a base64url JSON header with "alg", and not the jwt.io example.
+enum JWTCheck {
+    static func valid(_ token: [UInt8]) -> Bool {
+        let parts = token.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 3, let header = Base64.decode(Array(parts[0]), urlSafe: true),
+              let payload = Base64.decode(Array(parts[1]), urlSafe: true) else { return false }
+        guard header.first == UInt8(ascii: "{"), Placeholders.contains(header, Array("\"alg\"".utf8)) else { return false }
+        // The jwt.io documentation example (sub 1234567890, John Doe).
+        if Placeholders.contains(payload, Array("John Doe".utf8)) && Placeholders.contains(payload, Array("1234567890".utf8)) { return false }
+        return true
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+
+/// Output formats of `sluice scan`.
+public enum ReportFormat: String, Sendable, CaseIterable {
+    case text, json, jsonl, sarif
+}
+
+/// A finding located in a file (or `-` for standard input). Carries no secret bytes.
+public struct FileFinding: Sendable, Hashable {
+    public var path: String
+    public var finding: Finding
+    /// 1-based line and column (in bytes) of `finding.start`.
+    public var line: Int
+    public var column: Int
+    public var endLine: Int
+    public var endColumn: Int
+}
+
+/// File walking, scanning and report rendering for `sluice scan`. Pure apart from reading files.
+public enum ScanReport {
+    /// Files larger than this are skipped (reported as skipped, not scanned).
+    public static let maxFileSize = 64 << 20
+    /// Directory names never descended into.
+    public static let skippedDirectories: Set<String> = [".git", ".hg", ".svn", ".build", "node_modules", ".venv", "__pycache__"]
+
+    /// Expands paths: files are kept, directories are walked recursively (sorted, symlinks not followed).
+    /// Throws when a path does not exist.
+    public static func collectFiles(_ paths: [String]) throws(DetectionError) -> [String] {
+        var out: [String] = []
+        let fm = FileManager.default
+        for path in paths {
+            if path == "-" { out.append("-"); continue }
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDir) else {
+                throw DetectionError.unreadablePath(path: path, reason: "no such file or directory")
+            }
+            if !isDir.boolValue { out.append(path); continue }
+            out += walk(path)
+        }
+        return out
+    }
+
+    static func walk(_ dir: String) -> [String] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: dir) else { return [] }
+        var out: [String] = []
+        for name in names.sorted() {
+            let p = dir.hasSuffix("/") ? dir + name : dir + "/" + name
+            guard let attrs = try? fm.attributesOfItem(atPath: p), let type = attrs[.type] as? FileAttributeType else { continue }
+            if type == .typeDirectory {
+                if !skippedDirectories.contains(name) { out += walk(p) }
+            } else if type == .typeRegular {
+                out.append(p)
+            }
+        }
+        return out
+    }
+
+    /// True when the bytes look binary (a NUL in the first 8 KiB, or mostly non-text).
+    public static func isBinary(_ bytes: [UInt8]) -> Bool {
+        let head = bytes.prefix(8192)
+        if head.contains(0) { return true }
+        var bad = 0
+        for b in head where b < 9 || (b > 13 && b < 32) || b == 127 { bad += 1 }
+        return bad * 10 > head.count
+    }
+
+    /// Scans one buffer and locates its findings (line/column).
+    public static func locate(_ bytes: [UInt8], path: String, findings: [Finding]) -> [FileFinding] {
+        var lineStarts: [Int] = [0]
+        for (i, b) in bytes.enumerated() where b == 10 { lineStarts.append(i + 1) }
+        func pos(_ off: Int) -> (Int, Int) {
+            var lo = 0, hi = lineStarts.count - 1
+            while lo < hi {
+                let mid = (lo + hi + 1) / 2
+                if lineStarts[mid] <= off { lo = mid } else { hi = mid - 1 }
+            }
+            return (lo + 1, off - lineStarts[lo] + 1)
+        }
+        return findings.map { f in
+            let (l, c) = pos(f.start)
+            let (el, ec) = pos(max(f.start, f.end - 1))
+            return FileFinding(path: path, finding: f, line: l, column: c, endLine: el, endColumn: ec + 1)
+        }
+    }
+
+    /// Reads and scans files. Binary and oversized files are skipped and listed in `skipped`.
+    public static func scanFiles(_ files: [String], engine: DetectionEngine, context: ScanContext = ScanContext(),
+                                 readStdin: () -> [UInt8] = { Array(FileHandle.standardInput.readDataToEndOfFile()) })
+        throws(DetectionError) -> (findings: [FileFinding], skipped: [String]) {
+        var all: [FileFinding] = []
+        var skipped: [String] = []
+        for path in files {
+            let bytes: [UInt8]
+            if path == "-" { bytes = readStdin() } else {
+                guard let attrs = try? FileManager.default.attributesOfItem(atPath: path) else {
+                    throw DetectionError.unreadablePath(path: path, reason: "cannot read file")
+                }
+                if let size = attrs[.size] as? NSNumber, size.intValue > maxFileSize { skipped.append(path); continue }
+                guard let d = FileManager.default.contents(atPath: path) else {
+                    throw DetectionError.unreadablePath(path: path, reason: "cannot read file")
+                }
+                bytes = Array(d)
+            }
+            if isBinary(bytes) { skipped.append(path); continue }
+            all += locate(bytes, path: path, findings: engine.scan(bytes, context: context))
+        }
+        return (all, skipped)
+    }
+
+    // MARK: rendering
+
+    /// Renders findings. Never includes secret bytes: only positions, rule ids and fingerprints.
+    public static func render(_ results: [FileFinding], format: ReportFormat, rules: [RuleInfo] = []) -> String {
+        switch format {
+        case .text:
+            if results.isEmpty { return "no findings\n" }
+            var s = ""
+            for r in results {
+                let f = r.finding
+                let via = f.decodedVia.isEmpty ? "" : " via \(f.decodedVia.joined(separator: ">"))"
+                s += "\(r.path):\(r.line):\(r.column): \(f.severity.rawValue) \(f.rule) [\(f.ruleClass.rawValue)] bytes \(f.start)-\(f.end) fp=\(f.fingerprint)\(via)\n"
+            }
+            s += "\(results.count) finding\(results.count == 1 ? "" : "s")\n"
+            return s
+        case .jsonl:
+            return results.map { jsonObject($0) + "\n" }.joined()
+        case .json:
+            return "{\"findings\":[" + results.map(jsonObject).joined(separator: ",") + "],\"count\":\(results.count)}\n"
+        case .sarif:
+            return sarif(results, rules: rules)
+        }
+    }
+
+    static func jsonObject(_ r: FileFinding) -> String {
+        let f = r.finding
+        return "{\"path\":\(q(r.path)),\"start\":\(f.start),\"end\":\(f.end),\"line\":\(r.line),\"column\":\(r.column),"
+            + "\"rule\":\(q(f.rule)),\"class\":\(q(f.ruleClass.rawValue)),\"severity\":\(q(f.severity.rawValue)),"
+            + "\"confidence\":\(Double(Int(f.confidence * 100)) / 100),\"fingerprint\":\(q(f.fingerprint)),"
+            + "\"decodedVia\":[\(f.decodedVia.map(q).joined(separator: ","))]}"
+    }
+
+    static func sarif(_ results: [FileFinding], rules: [RuleInfo]) -> String {
+        let used = Set(results.map(\.finding.rule))
+        var ruleList = rules.filter { used.contains($0.id) }
+        for id in used.sorted() where !ruleList.contains(where: { $0.id == id }) {
+            ruleList.append(RuleInfo(id: id, title: id, ruleClass: .credential, severity: .high, keywords: []))
+        }
+        let rulesJSON = ruleList.map { r in
+            "{\"id\":\(q(r.id)),\"name\":\(q(r.id)),\"shortDescription\":{\"text\":\(q(r.title))},"
+                + "\"defaultConfiguration\":{\"level\":\(q(level(r.severity)))},\"properties\":{\"class\":\(q(r.ruleClass.rawValue))}}"
+        }.joined(separator: ",")
+        let resultsJSON = results.map { r -> String in
+            let f = r.finding
+            let uri = r.path == "-" ? "stdin" : r.path
+            return "{\"ruleId\":\(q(f.rule)),\"level\":\(q(level(f.severity))),"
+                + "\"message\":{\"text\":\(q("\(f.ruleClass.rawValue) detected by rule \(f.rule) (fingerprint \(f.fingerprint))"))},"
+                + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":\(q(uri))},"
+                + "\"region\":{\"startLine\":\(r.line),\"startColumn\":\(r.column),\"endLine\":\(r.endLine),\"endColumn\":\(r.endColumn),"
+                + "\"byteOffset\":\(f.start),\"byteLength\":\(f.end - f.start)}}}],"
+                + "\"partialFingerprints\":{\"sluiceFingerprint/v1\":\(q(f.fingerprint))}}"
+        }.joined(separator: ",")
+        return "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"version\":\"2.1.0\",\"runs\":[{\"tool\":{\"driver\":{"
+            + "\"name\":\"sluice\",\"informationUri\":\"https://github.com/sluice/sluice\",\"rules\":[\(rulesJSON)]}},"
+            + "\"results\":[\(resultsJSON)]}]}\n"
+    }
+
+    static func level(_ s: Severity) -> String {
+        switch s {
+        case .critical, .high: return "error"
+        case .medium: return "warning"
+        case .low: return "note"
+        }
+    }
+
+    /// JSON string literal with escaping.
+    static func q(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+
+    /// Parses custom rules from JSON text: either a list of rules or `{"rules": [...]}`.
+    /// (The CLI decodes YAML itself with Yams and hands `RuleSpec`s to the engine.)
+    public static func parseRulesJSON(_ data: [UInt8]) throws(DetectionError) -> [RuleSpec] {
+        struct Wrapper: Decodable { let rules: [RuleSpec] }
+        let d = Data(data)
+        if let list = try? JSONDecoder().decode([RuleSpec].self, from: d) { return list }
+        do { return try JSONDecoder().decode(Wrapper.self, from: d).rules } catch {
+            throw DetectionError.invalidRule(rule: "<rules file>", reason: "cannot parse rules: \(error)")
+        }
+    }
+}

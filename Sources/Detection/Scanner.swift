@@ -1,0 +1,226 @@
+/// A finding before resolution, in the coordinates of the buffer being scanned.
+struct Candidate {
+    var rule: Int
+    var start: Int
+    var end: Int
+    var fingerprint: String
+    var confidence: Double
+    var via: [String]
+}
+
+/// Mutable per-call state (never shared between calls).
+final class ScanState {
+    let ctx: ScanContext
+    var budget: Int
+    var limitExceeded = false
+    init(ctx: ScanContext, budget: Int) {
+        self.ctx = ctx
+        self.budget = budget
+    }
+}
+
+extension DetectionEngine {
+    /// Scans one buffer (the input or a decoded region) and returns unresolved candidates.
+    func scanLevel(_ buf: [UInt8], depth: Int, state: ScanState) -> [Candidate] {
+        var events: [Event] = []
+        buf.withUnsafeBufferPointer { p in
+            if let hs = hyperscan, hs.events(p, into: &events) {
+                // Hyperscan reports in end-offset order already.
+            } else {
+                events.removeAll(keepingCapacity: true)
+                fallback.events(p, into: &events)
+            }
+        }
+        var out: [Candidate] = []
+        if events.isEmpty && wholeInputRules.isEmpty { return out }
+        events.sort()
+        let K = UInt32(keywords.count)
+        let ctx = state.ctx
+        var seen = Set<SeenKey>()
+        var regions = Set<RegionKey>()
+        buf.withUnsafeBufferPointer { p in
+            func add(_ ri: Int, _ m: Match) {
+                let key = SeenKey(rule: ri, start: m.start, end: m.end)
+                guard seen.insert(key).inserted else { return }
+                out.append(Candidate(rule: ri, start: m.start, end: m.end, fingerprint: hmac.fingerprint(m.secret),
+                                     confidence: m.confidence, via: []))
+            }
+            for ri in wholeInputRules where ctx.enables(rules[ri].ruleClass) {
+                if case .regex(let box) = rules[ri].matcher {
+                    CustomMatcher.run(rules[ri], box, p: p, window: 0..<p.count) { add(ri, $0) }
+                }
+            }
+            var lastEvent = Event(kind: UInt32.max, pos: -1)
+            for ev in events {
+                if ev == lastEvent { continue }
+                lastEvent = ev
+                if ev.kind < K {
+                    let kw = keywords[Int(ev.kind)]
+                    let ke = ev.pos, ks = ev.pos - kw.count
+                    guard ks >= 0 else { continue }
+                    var generic: (Assignment, GenericKind)?? = nil
+                    for r32 in keywordRules[Int(ev.kind)] {
+                        let ri = Int(r32)
+                        let rule = rules[ri]
+                        guard ctx.enables(rule.ruleClass) else { continue }
+                        switch rule.matcher {
+                        case .token(let pat, let lead):
+                            if let m = TokenMatcher.run(rule, pat, lead: lead, p: p, ks: ks, ke: ke) { add(ri, m) }
+                        case .assignment(let pat):
+                            if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke) { add(ri, m) }
+                        case .regex(let box):
+                            let w = max(0, ks - CustomMatcher.before)..<min(p.count, ke + CustomMatcher.after)
+                            guard regions.insert(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)).inserted else { continue }
+                            CustomMatcher.run(rule, box, p: p, window: w) { add(ri, $0) }
+                        case .special(let kind):
+                            var m: Match? = nil
+                            switch kind {
+                            case .pemPrivateKey(let labels): m = PEMMatcher.run(rule, labels: labels, p: p, ks: ks, ke: ke)
+                            case .uriPassword(let schemes): m = URIMatcher.run(rule, schemes: schemes, p: p, ks: ks, ke: ke)
+                            case .authHeader(let scheme): m = AuthHeaderMatcher.run(rule, scheme: scheme, p: p, ks: ks, ke: ke)
+                            case .generic(let g):
+                                if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
+                                m = GenericMatcher.run(rule, kind: g, p: p, classified: generic ?? nil)
+                            case .email: m = PIIMatcher.email(rule, p: p, at: ks)
+                            case .azureSAS: m = SASMatcher.run(rule, p: p, ks: ks, ke: ke)
+                            case .paymentCard, .iban, .ssn, .phone: m = nil
+                            }
+                            if let m { add(ri, m) }
+                        }
+                    }
+                    continue
+                }
+                guard let trig = Trigger(rawValue: ev.kind - K), ev.pos >= 1 else { continue }
+                let anchor = ev.pos - 1
+                switch trig {
+                case .numeric:
+                    guard ctx.pii else { continue }
+                    let r = PIIMatcher.numericRegion(p, anchor: anchor)
+                    guard regions.insert(RegionKey(kind: 3, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
+                    let rs = (card: cardRule.map { rules[$0] }, ssn: ssnRule.map { rules[$0] }, phone: phoneRule.map { rules[$0] })
+                    PIIMatcher.numeric(rs, p: p, region: r) { rule, m in
+                        for ri in [cardRule, ssnRule, phoneRule] { if let ri, rules[ri].id == rule.id { add(ri, m) } }
+                    }
+                case .iban:
+                    guard ctx.pii, let ri = ibanRule else { continue }
+                    let r = PIIMatcher.ibanRegion(p, anchor: anchor)
+                    guard regions.insert(RegionKey(kind: 4, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
+                    PIIMatcher.iban(rules[ri], p: p, region: r) { add(ri, $0) }
+                case .backslash:
+                    guard depth < options.maxDecodeDepth else { continue }
+                    let r = JSONEscapeDecoder.region(p, around: anchor)
+                    guard regions.insert(RegionKey(kind: 0, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
+                    guard JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, state) else { continue }
+                    if let d = JSONEscapeDecoder.decode(p, region: r) { out += nested(d, depth: depth, state: state) }
+                case .percent:
+                    guard depth < options.maxDecodeDepth else { continue }
+                    var s = anchor, e = anchor
+                    while s > 0 && PercentDecoder.regionSet.contains(p[s - 1]) { s -= 1 }
+                    while e < p.count && PercentDecoder.regionSet.contains(p[e]) { e += 1 }
+                    guard regions.insert(RegionKey(kind: 1, start: s, end: e)).inserted, charge(e - s, state) else { continue }
+                    let plus: Bool
+                    switch ctx.hint { case .query, .form: plus = true; default: plus = false }
+                    if let d = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus) { out += nested(d, depth: depth, state: state) }
+                case .base64:
+                    guard depth < options.maxDecodeDepth else { continue }
+                    var s = anchor, e = anchor
+                    while s > 0 && ByteSet.base64any.contains(p[s - 1]) { s -= 1 }
+                    while e < p.count && ByteSet.base64any.contains(p[e]) { e += 1 }
+                    let coreEnd = e
+                    var pad = 0
+                    while e < p.count && pad < 2 && p[e] == UInt8(ascii: "=") { e += 1; pad += 1 }
+                    guard coreEnd - s >= options.minBase64Length else { continue }
+                    guard regions.insert(RegionKey(kind: 2, start: s, end: e)).inserted else { continue }
+                    out += base64Region(p, s..<e, depth: depth, state: state)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Consumes decode budget; false (and the limit flag) when exhausted.
+    func charge(_ n: Int, _ state: ScanState) -> Bool {
+        if n > state.budget { state.limitExceeded = true; return false }
+        state.budget -= n
+        return true
+    }
+
+    func nested(_ d: Decoded, depth: Int, state: ScanState) -> [Candidate] {
+        var inner = scanLevel(d.bytes, depth: depth + 1, state: state)
+        for i in inner.indices {
+            let (s, e) = d.mapSpan(inner[i].start, inner[i].end)
+            inner[i].start = s
+            inner[i].end = e
+            inner[i].via.insert(d.via, at: 0)
+        }
+        return inner
+    }
+
+    func base64Region(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, depth: Int, state: ScanState) -> [Candidate] {
+        let slice = UnsafeBufferPointer(rebasing: p[r])
+        // Cheap probe first: the first 48 decoded bytes must be text or a gzip header.
+        let probeSource = slice.count <= 64 ? slice[...] : slice.prefix(64)
+        guard let probe = Base64.decode(probeSource) else { return [] }
+        let gz = probe.count >= 2 && probe[0] == 0x1f && probe[1] == 0x8b
+        guard gz || Base64.looksLikeText(probe) else { return [] }
+        guard charge(slice.count, state), let full = Base64.decode(slice) else { return [] }
+        var bytes = full
+        var via = ["base64"]
+        if gz {
+            guard depth + 1 < options.maxDecodeDepth else { return [] }
+            do {
+                bytes = try Inflate.inflate(full, mode: .gzip, maxOutput: max(0, min(state.budget, options.maxDecompressedBytes)), name: "gzip")
+            } catch {
+                if case .decodeLimitExceeded = error { state.limitExceeded = true }
+                return []
+            }
+            guard charge(bytes.count, state) else { return [] }
+            via.append("gzip")
+        }
+        guard Base64.looksLikeText(bytes.prefix(4096)) else { return [] }
+        var inner = scanLevel(bytes, depth: depth + via.count, state: state)
+        for i in inner.indices {
+            inner[i].start = r.lowerBound
+            inner[i].end = r.upperBound
+            inner[i].via.insert(contentsOf: via, at: 0)
+        }
+        return inner
+    }
+
+    /// Picks non-overlapping findings: higher priority, then confidence, then longer span,
+    /// then fewer decoders, then position and rule id (fully deterministic). Several findings
+    /// with the identical span are kept when they are distinct secrets inside one encoded blob.
+    func resolve(_ cands: [Candidate]) -> [Finding] {
+        let sorted = cands.sorted { a, b in
+            let ra = rules[a.rule], rb = rules[b.rule]
+            if ra.priority != rb.priority { return ra.priority > rb.priority }
+            if a.confidence != b.confidence { return a.confidence > b.confidence }
+            if a.end - a.start != b.end - b.start { return a.end - a.start > b.end - b.start }
+            if a.via.count != b.via.count { return a.via.count < b.via.count }
+            if a.start != b.start { return a.start < b.start }
+            if ra.id != rb.id { return ra.id < rb.id }
+            if a.fingerprint != b.fingerprint { return a.fingerprint < b.fingerprint }
+            return a.via.lexicographicallyPrecedes(b.via)
+        }
+        var kept: [Candidate] = []
+        outer: for c in sorted {
+            for k in kept where c.start < k.end && k.start < c.end {
+                if k.start == c.start && k.end == c.end && !c.via.isEmpty && k.fingerprint != c.fingerprint
+                    && !kept.contains(where: { $0.start == c.start && $0.end == c.end && $0.fingerprint == c.fingerprint }) {
+                    continue
+                }
+                continue outer
+            }
+            kept.append(c)
+        }
+        kept.sort { a, b in a.start != b.start ? a.start < b.start : (a.end != b.end ? a.end < b.end : rules[a.rule].id < rules[b.rule].id) }
+        return kept.map { c in
+            let r = rules[c.rule]
+            return Finding(rule: r.id, ruleClass: r.ruleClass, severity: r.severity, start: c.start, end: c.end,
+                           confidence: c.confidence, fingerprint: c.fingerprint, decodedVia: c.via)
+        }
+    }
+}
+
+struct SeenKey: Hashable { let rule: Int; let start: Int; let end: Int }
+struct RegionKey: Hashable { let kind: Int; let start: Int; let end: Int }

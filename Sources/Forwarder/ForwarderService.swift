@@ -1,0 +1,251 @@
+import AsyncHTTPClient
+import Detection
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Pipeline
+
+/// The Forwarder stage: consumes `inspected` in the consumer group `sluice-forwarder` and
+/// delivers allowed and masked requests to their connection's upstream, with the
+/// connection's credential injected.
+///
+/// Guarantees:
+/// - Fail closed (invariant 3): only `allow` and `mask` verdicts are delivered; a request
+///   whose deadline has passed is never delivered (outcome `expired`, no reply); nothing is
+///   sent upstream at or after the deadline.
+/// - Credentials (invariant 4) come only from this stage's configuration, are resolved once
+///   in `init`, replace any same-named header of the request, and are never published or
+///   logged. Every delivery carries `Idempotency-Key: <request id>`, so a redelivery after a
+///   crash is safe (invariant 8).
+/// - Clean requests are delivered byte-identical: method, path, query, body and
+///   `Content-Type` exactly as in the envelope (which holds the masked request).
+/// - Exactly one outcome event per delivered-or-attempted request (`delivered`, `failed`
+///   or `expired`); a reply (the upstream's response with findings masked, or 502/504) for
+///   every request that is not expired; the message is committed only after both are
+///   published. Block and hold verdicts publish nothing here (the Inspector replied and
+///   audited; holds are a seam, see `HeldRequestHandling`).
+/// - Messages are processed concurrently (`maxInFlight`) but committed in offset order per
+///   partition (`CommitCoordinator`).
+/// - A message that cannot be opened or decoded goes to `deadletter` and is committed.
+/// - Logs carry ids, statuses and error classes only: never bodies, header values or
+///   credentials.
+public struct ForwarderService: Sendable {
+    private let context: StageContext
+    private let targets: [String: UpstreamTarget]
+    private let client: UpstreamClient
+    private let inspector: ResponseInspector
+    private let holds: any HeldRequestHandling
+    private let options: ForwarderOptions
+    private let logger: Logger
+
+    /// Prepares the stage; resolves every connection's credential now (an unresolvable
+    /// reference throws a `ConfigError` naming the config path and reference).
+    ///
+    /// `httpClient` is shared and owned by the caller; see
+    /// `recommendedHTTPClientConfiguration` for how it should be configured.
+    public init(
+        config: SluiceConfig, context: StageContext, engine: DetectionEngine, httpClient: HTTPClient,
+        options: ForwarderOptions = .init()
+    ) throws {
+        var logger = context.logger
+        logger[metadataKey: "stage"] = "forwarder"
+        self.context = context
+        self.targets = try UpstreamTarget.table(config, environment: options.environment)
+        self.client = UpstreamClient(http: httpClient, options: options, logger: logger)
+        self.inspector = ResponseInspector(engine: engine)
+        self.holds = HoldsNotDelivered(logger: logger)
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Consumes `inspected` until the task is cancelled or the bus ends the subscription,
+    /// then returns. Deliveries in flight at cancellation are abandoned uncommitted (they are
+    /// redelivered, with the same `Idempotency-Key`). Throws when subscribing fails or the
+    /// bus fails.
+    public func run() async throws {
+        let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.inspected])
+        let logger = self.logger
+        let commits = CommitCoordinator(subscription: subscription) { message, error in
+            logger.error("commit failed", metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)"])
+        }
+        logger.info("forwarder started", metadata: ["group": "\(options.group)", "max_in_flight": "\(options.maxInFlight)", "connections": "\(targets.keys.sorted())"])
+        try await withTaskCancellationHandler {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var running = 0
+                for try await message in subscription {
+                    guard await commits.begin(message) else {
+                        logger.debug("skipping message already in progress", metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)"])
+                        continue
+                    }
+                    if running >= options.maxInFlight {
+                        try await group.next()
+                        running -= 1
+                    }
+                    group.addTask {
+                        if await self.process(message) { await commits.finish(message) }
+                    }
+                    running += 1
+                }
+                try await group.waitForAll()
+            }
+        } onCancel: {
+            Task { await subscription.close() }
+        }
+        await subscription.close()
+        logger.info("forwarder stopped")
+    }
+
+    /// Handles one message. Returns `true` when it may be committed, `false` when the stage
+    /// is shutting down before its outcome was published.
+    func process(_ message: BusMessage) async -> Bool {
+        let request: InspectedRequest
+        do { request = try context.codec.open(InspectedRequest.self, from: message) } catch {
+            await context.deadletter(message, reason: "\(error)")
+            return true
+        }
+        switch request.verdict.decision {
+        case .allow, .mask:
+            return await deliver(request)
+        case .block:
+            logger.debug("blocked request not delivered", metadata: ["request_id": "\(request.metadata.requestID)"])
+            return true
+        case .hold:
+            return await holds.hold(request, message: message)
+        }
+    }
+
+    /// Delivers an allowed (or approved) request and publishes its reply and outcome.
+    /// Returns `false` only when cancelled before the outcome was published.
+    func deliver(_ inspected: InspectedRequest) async -> Bool {
+        let meta = inspected.metadata
+        let started = ContinuousClock.now
+        var log = logger
+        log[metadataKey: "request_id"] = "\(meta.requestID)"
+        log[metadataKey: "connection"] = "\(meta.connection)"
+
+        if meta.isExpired() {
+            log.info("request expired before delivery")
+            let event = outcomeEvent(.expired, inspected, details: ["deadline_ms": "\(meta.deadlineMillis)"])
+            return await publish(reply: nil, audit: event, meta: meta, log: log)
+        }
+        guard let target = targets[meta.connection] else {
+            log.error("connection not configured in the forwarder")
+            return await fail(inspected, status: 502, error: "upstream_unavailable", kind: "connection_not_configured", attempts: 0, started: started, log: log)
+        }
+
+        let result = await client.deliver(
+            makeRequest(inspected.request, target: target, requestID: meta.requestID),
+            deadlineMillis: meta.deadlineMillis, timeout: target.timeout, requestID: meta.requestID)
+
+        switch result {
+        case .cancelled:
+            log.info("delivery abandoned: forwarder stopping")
+            return false
+        case .timedOut(let attempts):
+            log.warning("upstream timed out", metadata: ["attempts": "\(attempts)"])
+            return await fail(inspected, status: 504, error: "upstream_timeout", kind: "upstream_timeout", attempts: attempts, started: started, log: log)
+        case .unavailable(let kind, let attempts):
+            log.warning("upstream unavailable", metadata: ["attempts": "\(attempts)", "error_kind": "\(kind)"])
+            return await fail(inspected, status: 502, error: "upstream_unavailable", kind: kind, attempts: attempts, started: started, log: log)
+        case .response(let status, let headers, let body, let attempts):
+            let checked = inspector.inspect(body: body, headers: headers, target: target)
+            if let reason = checked.withheld {
+                log.warning("upstream response withheld", metadata: ["status": "\(status)", "reason": "\(reason)"])
+                return await fail(inspected, status: 502, error: "upstream_unavailable", kind: reason, attempts: attempts, started: started, findings: checked.findings, log: log)
+            }
+            var replyHeaders = HeaderFilter.replyHeaders(headers)
+            if checked.decoded { replyHeaders.removeAll { $0.name.lowercased() == "content-encoding" } }
+            let reply = Reply(
+                requestID: meta.requestID, sessionID: meta.sessionID,
+                response: HTTPResponseData(status: status, headers: replyHeaders, body: Data(checked.body)))
+            var details = ["attempts": "\(attempts)", "response_bytes": "\(body.count)"]
+            if !checked.findings.isEmpty { details["response_masked"] = "true" }
+            let event = outcomeEvent(
+                .delivered, inspected, status: status, duration: ContinuousClock.now - started,
+                findings: checked.findings.isEmpty ? nil : checked.findings, details: details)
+            log.info("delivered", metadata: ["status": "\(status)", "attempts": "\(attempts)", "response_findings": "\(checked.findings.count)"])
+            return await publish(reply: reply, audit: event, meta: meta, log: log)
+        }
+    }
+
+    private func fail(
+        _ inspected: InspectedRequest, status: Int, error: String, kind: String, attempts: Int, started: ContinuousClock.Instant,
+        findings: [FindingSummary] = [], log: Logger
+    ) async -> Bool {
+        let meta = inspected.metadata
+        let reply = Reply(
+            requestID: meta.requestID, sessionID: meta.sessionID,
+            response: .jsonError(status: status, error: error, extra: ["request_id": meta.requestID]))
+        let event = outcomeEvent(
+            .failed, inspected, status: status, duration: ContinuousClock.now - started,
+            findings: findings.isEmpty ? nil : findings, details: ["error_kind": kind, "attempts": "\(attempts)"])
+        return await publish(reply: reply, audit: event, meta: meta, log: log)
+    }
+
+    /// The upstream request: see `HeaderFilter.upstreamRequestHeaders` for the headers;
+    /// method, path, query and body are the envelope's, unchanged.
+    func makeRequest(_ request: HTTPRequestData, target: UpstreamTarget, requestID: String) -> HTTPClientRequest {
+        var out = HTTPClientRequest(url: target.url(for: request))
+        out.method = HTTPMethod(rawValue: request.method)
+        var headers = HTTPHeaders()
+        for field in HeaderFilter.upstreamRequestHeaders(request.headers, credential: target.credential, requestID: requestID) {
+            headers.add(name: field.name, value: field.value)
+        }
+        out.headers = headers
+        if !request.body.isEmpty {
+            out.body = .bytes(ByteBuffer(bytes: request.body))
+        }
+        return out
+    }
+
+    private func outcomeEvent(
+        _ kind: AuditEvent.Kind, _ inspected: InspectedRequest, status: Int? = nil, duration: Duration? = nil,
+        findings: [FindingSummary]? = nil, details: [String: String]
+    ) -> AuditEvent {
+        let meta = inspected.metadata
+        return AuditEvent(
+            kind: kind, stage: "forwarder", requestID: meta.requestID, sessionID: meta.sessionID, connection: meta.connection,
+            identity: meta.identity.id, method: inspected.request.method, path: inspected.request.path,
+            decision: inspected.verdict.decision, findings: findings, status: status,
+            durationMillis: duration.map(\.milliseconds), details: details)
+    }
+
+    /// Publishes the reply (if any), then the outcome, each retried with backoff until it is
+    /// accepted. Returns `false` when cancelled first (the message then stays uncommitted).
+    private func publish(reply: Reply?, audit event: AuditEvent, meta: RequestMetadata, log: Logger) async -> Bool {
+        if let reply {
+            let sent = await publishReliably("reply", log: log) {
+                try await context.bus.publish(try context.codec.reply(reply, to: meta.replyTo))
+            }
+            guard sent else { return false }
+        }
+        let audited = await publishReliably("audit", log: log) {
+            try await context.bus.publish(try context.codec.audit(event))
+        }
+        if audited {
+            Counter(label: "sluice_forwarder_outcomes_total", dimensions: [("outcome", event.kind.rawValue)]).increment()
+        }
+        return audited
+    }
+
+    private func publishReliably(_ what: String, log: Logger, _ operation: () async throws -> Void) async -> Bool {
+        var delay = options.initialBackoff
+        while true {
+            do {
+                try await operation()
+                return true
+            } catch let error as MessageCodecError {
+                // Encoding or sealing failed: retrying cannot help. Not publishing leaves the
+                // message uncommitted, which would stall the partition, so give up on it loudly.
+                log.critical("cannot encode \(what); dropping it", metadata: ["error": "\(error)"])
+                return true
+            } catch {
+                log.error("\(what) publish failed; retrying", metadata: ["error": "\(error)"])
+            }
+            do { try await Task.sleep(for: delay) } catch { return false }
+            delay = min(delay * 2, options.maxBackoff)
+        }
+    }
+}

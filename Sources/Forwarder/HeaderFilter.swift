@@ -1,0 +1,50 @@
+import Foundation
+import Pipeline
+
+/// Which headers cross the Forwarder, in each direction.
+enum HeaderFilter {
+    /// RFC 9110 §7.6.1 connection-specific fields, plus the legacy `Proxy-Connection`.
+    static let hopByHop: Set<String> = [
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
+        "te", "trailer", "transfer-encoding", "upgrade",
+    ]
+
+    /// Header names that are hop-by-hop for this message: the fixed set plus every name
+    /// listed in its `Connection` header.
+    static func connectionSpecific(_ headers: [HTTPField]) -> Set<String> {
+        var names = hopByHop
+        for field in headers where field.name.lowercased() == "connection" {
+            for token in field.value.split(separator: ",") {
+                let name = token.trimmingCharacters(in: .whitespaces).lowercased()
+                if !name.isEmpty { names.insert(name) }
+            }
+        }
+        return names
+    }
+
+    /// The headers sent upstream: the request's own, in order, minus hop-by-hop fields,
+    /// minus those the client computes (`Host`, `Content-Length`, `Expect`), minus any field
+    /// named like the credential header or `Idempotency-Key`; then the credential (from the
+    /// Forwarder's configuration) and `Idempotency-Key: <request id>`.
+    static func upstreamRequestHeaders(
+        _ headers: [HTTPField], credential: CredentialHeader?, requestID: String
+    ) -> [HTTPField] {
+        var drop = connectionSpecific(headers)
+        drop.formUnion(["host", "content-length", "expect", idempotencyKey.lowercased()])
+        if let credential { drop.insert(credential.name.lowercased()) }
+        var out = headers.filter { !drop.contains($0.name.lowercased()) }
+        if let credential { out.append(HTTPField(credential.name, credential.value)) }
+        out.append(HTTPField(idempotencyKey, requestID))
+        return out
+    }
+
+    /// The headers returned to the caller: the upstream's, in order, minus hop-by-hop fields
+    /// and `Content-Length` (the body may have been masked; the Ingress frames the reply).
+    static func replyHeaders(_ headers: [HTTPField]) -> [HTTPField] {
+        var drop = connectionSpecific(headers)
+        drop.insert("content-length")
+        return headers.filter { !drop.contains($0.name.lowercased()) }
+    }
+
+    static let idempotencyKey = "Idempotency-Key"
+}

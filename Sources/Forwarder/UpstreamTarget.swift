@@ -1,0 +1,62 @@
+import Pipeline
+
+/// The credential header a connection's deliveries carry, resolved once at start.
+///
+/// Never printed: `description`, `debugDescription` and reflection show the header name
+/// only, so the value cannot reach a log line by accident (invariant 4).
+struct CredentialHeader: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    let name: String
+    let value: String
+
+    var description: String { "\(name): <redacted>" }
+    var debugDescription: String { description }
+    var customMirror: Mirror { Mirror(self, children: ["name": name], displayStyle: .struct) }
+}
+
+/// Where and how one connection's requests are delivered, built from the Forwarder's own
+/// configuration. Credentials come only from here, never from a message.
+struct UpstreamTarget: Sendable {
+    let connection: String
+    /// The upstream base URL without trailing `/` (it may have a base path).
+    let base: String
+    let credential: CredentialHeader?
+    /// Upstream request timeout from `connections[i].timeout`; the deadline bounds it anyway.
+    let timeout: Duration?
+    let scanResponses: Bool
+    let scanPII: Bool
+
+    init(_ config: ConnectionConfig, index: Int, environment: [String: String]) throws {
+        connection = config.name
+        var base = config.upstream
+        while base.hasSuffix("/") { base.removeLast() }
+        self.base = base
+        if let credentials = config.credentials {
+            let value = try credentials.resolvedValue(path: "connections[\(index)].credentials.value", environment: environment)
+            credential = CredentialHeader(name: credentials.header, value: value)
+        } else {
+            credential = nil
+        }
+        timeout = config.timeout?.duration
+        scanResponses = config.policy.scanResponses
+        scanPII = config.policy.classes.contains("pii")
+    }
+
+    /// `upstream` + path + (`?` + query when non-empty), with path and query exactly as received.
+    func url(for request: HTTPRequestData) -> String {
+        var url = base
+        if !request.path.hasPrefix("/") { url += "/" }
+        url += request.path
+        if !request.query.isEmpty { url += "?" + request.query }
+        return url
+    }
+
+    /// Every configured connection by name; resolves every credential (an unresolvable one
+    /// fails start-up with an error naming the config path and reference, not a value).
+    static func table(_ config: SluiceConfig, environment: [String: String]) throws -> [String: UpstreamTarget] {
+        var table: [String: UpstreamTarget] = [:]
+        for (i, c) in config.connections.enumerated() {
+            table[c.name] = try UpstreamTarget(c, index: i, environment: environment)
+        }
+        return table
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// The Ingress's top-level HTTP responder: `/fn/...` goes to the ``FunctionCallHandler``
+/// (any method, raw target preserved), everything else to a Hummingbird `Router`
+/// (health, readiness, metrics; later the approvals API).
+///
+/// Guarantees: never lets an error escape to Hummingbird — router errors become JSON
+/// errors — and every response carries `X-Sluice-Request-Id`.
+struct IngressResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+
+    let functions: FunctionCallHandler
+    let routes: RouterResponder<BasicRequestContext>
+    let logger: Logger
+
+    func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+        let requestID = UUID().uuidString.lowercased()
+        let target = request.head.path ?? ""
+        if FunctionTarget.isFunctionCall(target) {
+            guard let parsed = FunctionTarget(requestTarget: target) else {
+                return Responses.error(.unknownConnection, requestID: requestID)
+            }
+            return await functions.handle(request, target: parsed, requestID: requestID)
+        }
+        do {
+            var response = try await routes.respond(to: request, context: context)
+            response.headers[IngressHeaders.requestID] = requestID
+            return response
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound: return Responses.error(.notFound, requestID: requestID)
+            case .methodNotAllowed: return Responses.error(.methodNotAllowed, requestID: requestID)
+            default:
+                logger.warning("route failed", metadata: ["status": "\(error.status.code)"])
+                return Responses.error(.badRequest, requestID: requestID)
+            }
+        } catch {
+            logger.error("route failed", metadata: ["error": "\(error)"])
+            return Responses.error(.internalError, requestID: requestID)
+        }
+    }
+}

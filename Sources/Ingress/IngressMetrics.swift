@@ -1,0 +1,51 @@
+import Prometheus
+
+/// The Ingress's Prometheus metrics, registered in the given registry.
+///
+/// Guarantees: labels are only configured connection names (or `-` when the request did
+/// not name a configured connection), HTTP status codes and fixed reason words — never a
+/// path, query, identity, key or any other caller-controlled text.
+struct IngressMetrics: Sendable {
+    static let noConnection = "-"
+
+    let registry: PrometheusCollectorRegistry
+    private let inFlight: Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        self.registry = registry
+        inFlight = registry.makeGauge(descriptor: MetricNameDescriptor(
+            namespace: "sluice", subsystem: "ingress", metricName: "in_flight", unitName: "requests",
+            helpText: "Requests accepted and awaiting a reply."))
+    }
+
+    /// Counts a finished `/fn` request and records its latency.
+    func requestFinished(connection: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "sluice", subsystem: "ingress", metricName: "requests", unitName: "total",
+                                             helpText: "Function-call requests by connection and response status."),
+            labels: [("connection", connection), ("code", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: MetricNameDescriptor(namespace: "sluice", subsystem: "ingress", metricName: "request_duration", unitName: "seconds",
+                                             helpText: "Time from receiving a function-call request to answering it."),
+            labels: [("connection", connection)],
+            buckets: Self.buckets
+        ).record(duration)
+    }
+
+    func inFlightChanged(to value: Int) { inFlight.set(to: Double(value)) }
+
+    /// Counts a reply that reached this instance but was not handed to a caller.
+    func replyDropped(reason: String) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "sluice", subsystem: "ingress", metricName: "replies_dropped", unitName: "total",
+                                             helpText: "Replies for this instance not handed to a caller, by reason."),
+            labels: [("reason", reason)]
+        ).increment()
+    }
+
+    static let buckets: [Duration] = [
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
+}

@@ -1,0 +1,123 @@
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Logging
+import Pipeline
+import Prometheus
+
+/// The HTTP edge of Sluice: authenticates callers, routes `/fn/{connection}/...` requests,
+/// publishes them sealed on `requests`, and answers each caller with the reply that comes
+/// back on `replies` for this instance.
+///
+/// Guarantees:
+/// - The `replies` reader (all partitions, from the end) starts before the server accepts
+///   requests, so no reply for an accepted request can be missed; `/readyz` turns 200 then.
+/// - Bad input publishes nothing and gets a JSON error (see `docs/ingress.md`); nothing a
+///   caller sends can crash the process.
+/// - Credentials, bodies, header values, paths and queries are never logged or used as
+///   metric labels.
+public final class IngressService: Sendable {
+    private let listen: ListenAddress
+    private let context: StageContext
+    private let options: IngressOptions
+    private let registry: PrometheusCollectorRegistry
+    private let readiness = Readiness()
+    private let replyRegistry = ReplyRegistry()
+    private let functions: FunctionCallHandler
+    private let repliesReader: RepliesReader
+
+    /// - Parameters:
+    ///   - config: the whole configuration; the Ingress reads `listen`, `max_body_bytes`,
+    ///     `request_timeout`, `identities` and `connections`.
+    ///   - registry: the process's Prometheus registry, rendered at `/metrics`.
+    ///   - httpClient: used to fetch the OIDC JWKS; `HTTPClient.shared` when `nil`.
+    /// - Throws: `ConfigError` or ``IngressError`` naming the unusable setting.
+    public init(config: SluiceConfig, context: StageContext, registry: PrometheusCollectorRegistry, options: IngressOptions, httpClient: HTTPClient? = nil) throws {
+        guard !options.instanceID.isEmpty else { throw IngressError(.configuration, "instanceID must not be empty") }
+        guard options.maxInFlight > 0 else { throw IngressError(.configuration, "maxInFlight must be positive, got \(options.maxInFlight)") }
+        self.listen = try ListenAddress(parsing: config.listen)
+        self.context = context
+        self.options = options
+        self.registry = registry
+
+        let apiKeys: (any Authenticator)? = config.identities.apiKeys.isEmpty ? nil : try APIKeyAuthenticator(keys: config.identities.apiKeys)
+        var oidc: (any Authenticator)? = nil
+        if let oidcConfig = config.identities.oidc {
+            guard let url = URL(string: oidcConfig.jwksURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw ConfigError(path: "identities.oidc.jwks_url", message: "\"\(oidcConfig.jwksURL)\" is not an http(s) URL")
+            }
+            let source = HTTPJWKSKeySource(
+                url: oidcConfig.jwksURL, client: httpClient ?? HTTPClient.shared,
+                minRefreshInterval: options.jwksMinRefreshInterval, fetchTimeout: options.jwksFetchTimeout, logger: context.logger)
+            oidc = OIDCAuthenticator(config: oidcConfig, keySource: source)
+        }
+        let metrics = IngressMetrics(registry: registry)
+        self.functions = FunctionCallHandler(
+            connections: Dictionary(config.connections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
+            maxBodyBytes: config.maxBodyBytes,
+            requestTimeout: config.requestTimeout.duration,
+            context: context,
+            authenticator: CompositeAuthenticator(apiKeys: apiKeys, oidc: oidc),
+            registry: replyRegistry,
+            limiter: InFlightLimiter(limit: options.maxInFlight),
+            metrics: metrics,
+            options: options)
+        self.repliesReader = RepliesReader(context: context, instanceID: options.instanceID, registry: replyRegistry, metrics: metrics)
+    }
+
+    /// The routes besides `/fn/...`; later features (the approvals API) add theirs here.
+    private func makeRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        OperationalRoutes.add(to: router, readiness: readiness, registry: registry)
+        return router
+    }
+
+    /// Runs the HTTP server on `config.listen` (host:port; port 0 = ephemeral) until the task
+    /// is cancelled; calls `onListening` with the bound port once accepting.
+    ///
+    /// - Throws: when the server cannot bind, the bus cannot be read, or the `replies`
+    ///   reader or the server stops while the task is not cancelled.
+    public func run(onListening: @Sendable @escaping (Int) async -> Void = { _ in }) async throws {
+        let logger = context.logger
+        let subscription = try await context.bus.read(topic: context.topics.replies, from: .end)
+        let responder = IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger)
+        let app = Application(
+            responder: responder,
+            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("ingress listening", metadata: ["port": "\(port)"])
+                await onListening(port)
+            },
+            logger: logger)
+        let reader = repliesReader
+        let readiness = readiness
+        readiness.set(true)
+        defer { readiness.set(false) }
+
+        let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>.self) { group in
+            group.addTask {
+                do {
+                    try await reader.run(subscription)
+                    return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the replies stream ended"))
+                } catch {
+                    return .failure(IngressError(.repliesReaderStopped, "reading the replies topic failed: \(error)"))
+                }
+            }
+            group.addTask {
+                do {
+                    try await app.runService(gracefulShutdownSignals: [])
+                    return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the HTTP server stopped"))
+                } catch {
+                    return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the HTTP server failed: \(error)"))
+                }
+            }
+            let first = await group.next() ?? .success(())
+            group.cancelAll()
+            await subscription.close()
+            while await group.next() != nil {}
+            return first
+        }
+        try outcome.get()
+    }
+}

@@ -1,0 +1,41 @@
+import Logging
+import Pipeline
+
+/// Reads every partition of `replies`, keeps the messages keyed with this instance's id,
+/// and hands each reply to the ``ReplyRegistry``.
+///
+/// Guarantees: messages for other instances are skipped without being opened; a message
+/// for this instance that fails to open or decode (tampered, wrong key, malformed) goes
+/// to `deadletter` with the reason; a reply nobody waits for is dropped with a debug log.
+struct RepliesReader: Sendable {
+    let context: StageContext
+    let instanceID: String
+    let registry: ReplyRegistry
+    let metrics: IngressMetrics
+
+    /// Consumes `subscription` until it ends (returns) or fails (throws).
+    func run(_ subscription: BusSubscription) async throws {
+        for try await message in subscription {
+            guard message.keyString == instanceID else { continue }
+            await handle(message)
+        }
+    }
+
+    func handle(_ message: BusMessage) async {
+        let reply: Reply
+        do { reply = try context.codec.open(Reply.self, from: message) } catch {
+            metrics.replyDropped(reason: "undecodable")
+            await context.deadletter(message, reason: "ingress cannot open reply: \(error)")
+            return
+        }
+        guard message.header(MessageHeader.requestID).flatMap({ String(validating: $0, as: UTF8.self) }) == reply.requestID else {
+            metrics.replyDropped(reason: "mismatched")
+            await context.deadletter(message, reason: "reply request id does not match its \(MessageHeader.requestID) header")
+            return
+        }
+        if await !registry.deliver(reply) {
+            metrics.replyDropped(reason: "unknown_request")
+            context.logger.debug("reply for unknown or timed-out request dropped", metadata: ["request_id": "\(reply.requestID)"])
+        }
+    }
+}

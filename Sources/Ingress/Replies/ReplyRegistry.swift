@@ -1,0 +1,78 @@
+import Pipeline
+
+/// Requests waiting for their reply, by request id.
+///
+/// Guarantees:
+/// - A request is registered before it is published, so a reply arriving before the
+///   caller starts waiting is kept and handed over, never lost.
+/// - Each registered request gets at most one reply; `wait` returns it, or `nil` at the
+///   timeout or when the waiting task is cancelled. Either way the entry is removed.
+/// - A reply for an unknown, already answered or timed-out request is refused
+///   (`deliver` returns `false`), so late replies cannot leak to another request.
+public actor ReplyRegistry {
+    private enum Slot {
+        case registered
+        case waiting(CheckedContinuation<Reply?, Never>)
+        case arrived(Reply)
+    }
+
+    private var slots: [String: Slot] = [:]
+
+    public init() {}
+
+    /// Starts expecting a reply for `requestID`.
+    public func register(_ requestID: String) {
+        slots[requestID] = .registered
+    }
+
+    /// Stops expecting a reply (for example when publishing the request failed).
+    public func remove(_ requestID: String) {
+        if case .waiting(let continuation) = slots.removeValue(forKey: requestID) {
+            continuation.resume(returning: nil)
+        }
+    }
+
+    /// Hands `reply` to the request waiting for it; `false` when no registered request is.
+    @discardableResult
+    public func deliver(_ reply: Reply) -> Bool {
+        switch slots[reply.requestID] {
+        case .registered:
+            slots[reply.requestID] = .arrived(reply)
+            return true
+        case .waiting(let continuation):
+            slots[reply.requestID] = nil
+            continuation.resume(returning: reply)
+            return true
+        case .arrived, nil:
+            return false
+        }
+    }
+
+    /// Waits up to `timeout` for the reply of a registered request.
+    public func wait(for requestID: String, timeout: Duration) async -> Reply? {
+        switch slots[requestID] {
+        case nil, .waiting:
+            return nil
+        case .arrived(let reply):
+            slots[requestID] = nil
+            return reply
+        case .registered:
+            break
+        }
+        let timer = Task {
+            do { try await Task.sleep(for: timeout) } catch { return }
+            self.remove(requestID)
+        }
+        defer { timer.cancel() }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Reply?, Never>) in
+                slots[requestID] = .waiting(continuation)
+            }
+        } onCancel: {
+            Task { await self.remove(requestID) }
+        }
+    }
+
+    /// Requests currently registered.
+    public var count: Int { slots.count }
+}

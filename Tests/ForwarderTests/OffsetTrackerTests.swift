@@ -1,0 +1,79 @@
+import Pipeline
+import Testing
+@testable import Forwarder
+
+@Suite("Offset tracker")
+struct OffsetTrackerTests {
+    func message(_ offset: Int64, partition: Int = 0) -> BusMessage {
+        BusMessage(topic: "t", partition: partition, offset: offset, key: nil, headers: [], value: [], timestampMillis: 0)
+    }
+
+    @Test func commitsOnlyTheContiguousFinishedPrefix() {
+        var t = OffsetTracker()
+        for o in [0, 1, 2, 5] {
+            let began = t.begin(message(Int64(o)))
+            #expect(began)
+        }
+        let r1 = t.finish(message(1))
+        #expect(r1 == nil)
+        let r2 = t.finish(message(2))
+        #expect(r2 == nil)
+        let r3 = t.finish(message(0))
+        #expect(r3?.offset == 2)
+        let r4 = t.finish(message(5))
+        #expect(r4?.offset == 5)
+        #expect(t.inFlightCount == 0)
+    }
+
+    @Test func partitionsAreIndependent() {
+        var t = OffsetTracker()
+        let r5 = t.begin(message(0, partition: 0))
+        #expect(r5)
+        let r6 = t.begin(message(0, partition: 1))
+        #expect(r6)
+        let r7 = t.finish(message(0, partition: 1))
+        #expect(r7?.partition == 1)
+        let r8 = t.finish(message(0, partition: 0))
+        #expect(r8?.partition == 0)
+    }
+
+    @Test func refusesOffsetsAlreadyTrackedOrCommitted() {
+        var t = OffsetTracker()
+        let r9 = t.begin(message(3))
+        #expect(r9)
+        let r10 = t.begin(message(3))
+        #expect(!r10)
+        let r11 = t.finish(message(3))
+        #expect(r11?.offset == 3)
+        let r12 = t.begin(message(3))
+        #expect(!r12)
+        let r13 = t.begin(message(1))
+        #expect(!r13)
+        let r14 = t.begin(message(4))
+        #expect(r14)
+    }
+}
+
+@Suite("Header filter")
+struct HeaderFilterTests {
+    @Test func upstreamHeadersDropHopByHopAndReplaceCredential() {
+        let credential = CredentialHeader(name: "X-Api-Key", value: "k")
+        let out = HeaderFilter.upstreamRequestHeaders(
+            [
+                HTTPField("Host", "sluice"), HTTPField("Content-Length", "3"), HTTPField("Transfer-Encoding", "chunked"),
+                HTTPField("Connection", "close, X-Foo"), HTTPField("X-Foo", "1"), HTTPField("x-api-key", "caller"),
+                HTTPField("Accept", "*/*"),
+            ],
+            credential: credential, requestID: "r-1")
+        #expect(out == [HTTPField("Accept", "*/*"), HTTPField("X-Api-Key", "k"), HTTPField("Idempotency-Key", "r-1")])
+    }
+
+    @Test func credentialIsNeverPrinted() {
+        let credential = CredentialHeader(name: "Authorization", value: "Bearer s3cr3t")
+        #expect(!"\(credential)".contains("s3cr3t"))
+        #expect(!String(reflecting: credential).contains("s3cr3t"))
+        var dumped = ""
+        dump(credential, to: &dumped)
+        #expect(!dumped.contains("s3cr3t"))
+    }
+}

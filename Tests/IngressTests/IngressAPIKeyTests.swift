@@ -1,0 +1,121 @@
+import Foundation
+import Pipeline
+import Testing
+
+@testable import Ingress
+
+@Suite("Ingress: authentication, routing and limits")
+struct IngressRejectionTests {
+    @Test("401 without or with a wrong key, and nothing is published")
+    func unauthorized() async throws {
+        try await IngressHarness.with { h in
+            let none = try await h.call("POST", "/fn/billing/x", body: Data("{}".utf8))
+            #expect(none.status == 401)
+            #expect(none.json["error"] as? String == "unauthorized")
+            #expect(none.header("X-Sluice-Request-Id")?.isEmpty == false)
+            #expect(none.json["request_id"] as? String == none.header("X-Sluice-Request-Id"))
+
+            let wrong = try await h.call("POST", "/fn/billing/x", bearer: "sk-not-a-key", body: Data("{}".utf8))
+            #expect(wrong.status == 401)
+            #expect(wrong.json["error"] as? String == "unauthorized")
+
+            let basic = try await h.call("GET", "/fn/billing/x", headers: [("Authorization", "Basic \(TestKeys.alice)")])
+            #expect(basic.status == 401)
+
+            let jwtShaped = try await h.call("GET", "/fn/billing/x", bearer: "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln")
+            #expect(jwtShaped.status == 401)  // OIDC not configured
+
+            #expect(try await h.messages(on: h.topics.requests).isEmpty)
+            #expect(try await h.messages(on: h.topics.audit).isEmpty)
+        }
+    }
+
+    @Test("404 for an unknown connection, 403 when the identity's groups are not allowed")
+    func routing() async throws {
+        try await IngressHarness.with { h in
+            let unknown = try await h.call("GET", "/fn/nope/x", bearer: TestKeys.alice)
+            #expect(unknown.status == 404)
+            #expect(unknown.json["error"] as? String == "unknown_connection")
+
+            let forbidden = try await h.call("GET", "/fn/admin/x", bearer: TestKeys.alice)
+            #expect(forbidden.status == 403)
+            #expect(forbidden.json["error"] as? String == "forbidden")
+
+            let bob = try await h.call("GET", "/fn/billing/x", bearer: TestKeys.bob)
+            #expect(bob.status == 403)
+
+            let bare = try await h.call("GET", "/fn/", bearer: TestKeys.alice)
+            #expect(bare.status == 404)
+
+            #expect(try await h.messages(on: h.topics.requests).isEmpty)
+        }
+    }
+
+    @Test("413 for a body over max_body_bytes, declared or streamed")
+    func tooLarge() async throws {
+        try await IngressHarness.with { h in
+            let big = Data(repeating: UInt8(ascii: "a"), count: 65)
+            let declared = try await h.call("POST", "/fn/billing/x", bearer: TestKeys.alice, body: big)
+            #expect(declared.status == 413)
+            #expect(declared.json["error"] as? String == "body_too_large")
+
+            let streamed = try await h.call("POST", "/fn/billing/x", bearer: TestKeys.alice, body: big, streamBody: true)
+            #expect(streamed.status == 413)
+
+            #expect(try await h.messages(on: h.topics.requests).isEmpty)
+        }
+    }
+
+    @Test("429 when maxInFlight is exceeded; the rejected request publishes nothing")
+    func overloaded() async throws {
+        let options = IngressOptions(instanceID: "ingress-test-429", maxInFlight: 1, replyGrace: .milliseconds(100))
+        try await IngressHarness.with(configJSON: IngressHarness.configJSON(requestTimeout: "2s"), options: options) { h in
+            let first = Task { try await h.call("POST", "/fn/billing/slow", bearer: TestKeys.alice, body: Data("1".utf8)) }
+            _ = try await h.waitForMessages(on: h.topics.requests, count: 1)
+            let second = try await h.call("POST", "/fn/billing/fast", bearer: TestKeys.alice, body: Data("2".utf8))
+            #expect(second.status == 429)
+            #expect(second.json["error"] as? String == "overloaded")
+            #expect(try await first.value.status == 504)
+            #expect(try await h.messages(on: h.topics.requests).count == 1)
+        }
+    }
+
+    @Test("504 with the request id when nobody replies before the deadline")
+    func timeout() async throws {
+        try await IngressHarness.with { h in
+            let started = ContinuousClock.now
+            let answer = try await h.call("POST", "/fn/billing/x", bearer: TestKeys.alice, body: Data("{}".utf8))
+            let elapsed = ContinuousClock.now - started
+            #expect(answer.status == 504)
+            #expect(answer.json["error"] as? String == "timeout")
+            #expect(answer.json["request_id"] as? String == answer.header("X-Sluice-Request-Id"))
+            #expect(elapsed >= .seconds(1))
+            #expect(elapsed < .seconds(5))
+        }
+    }
+
+    @Test("health, readiness and metrics; metrics carry no key, path or identity")
+    func operational() async throws {
+        try await IngressHarness.with { h in
+            let health = try await h.call("GET", "/healthz")
+            #expect(health.status == 200)
+            #expect(health.json["status"] as? String == "ok")
+            #expect(health.header("X-Sluice-Request-Id") != nil)
+            #expect(try await h.call("GET", "/readyz").status == 200)
+            let missing = try await h.call("GET", "/nowhere")
+            #expect(missing.status == 404)
+            #expect(missing.json["error"] as? String == "not_found")
+
+            _ = try await h.call("GET", "/fn/billing/secret-path-token?q=hunter2", bearer: TestKeys.bob)
+            _ = try await h.call("GET", "/fn/made-up-conn/x", bearer: TestKeys.alice)
+            let metrics = try await h.call("GET", "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.text.contains("sluice_ingress_requests_total{connection=\"billing\",code=\"403\"} 1"))
+            #expect(metrics.text.contains("sluice_ingress_requests_total{connection=\"-\",code=\"404\"} 1"))
+            #expect(metrics.text.contains("sluice_ingress_request_duration_seconds"))
+            for leak in ["secret-path-token", "hunter2", "made-up-conn", "bob", TestKeys.bob, TestKeys.alice] {
+                #expect(!metrics.text.contains(leak), "metrics contain \(leak)")
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Foundation
+import Pipeline
+import Testing
+@testable import Recorder
+
+@Suite("Recorder service", .serialized)
+struct RecorderServiceTests {
+    @Test func eventsLandInSessionRecordingAndFileSink() async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let service = try RecorderService(config: env.config(), context: env.context)
+        let events = [
+            event(.requestReceived, time: 1_000), event(.inspected, stage: "inspector", time: 1_010, decision: .allow),
+            event(.delivered, stage: "forwarder", time: 1_200, status: 200), event(.requestReceived, session: "s-2", request: "r-2", time: 1_005),
+        ]
+        for e in events { try await env.publish(e) }
+        let task = Task { try await service.run() }
+        let recordings = SessionRecordings(dataDir: env.dataDir)
+        #expect(await eventually { lines(of: env.sinkPath).count == 4 && lines(of: recordings.path(for: "s-1")).count == 3 })
+        task.cancel()
+        try await task.value
+
+        let s1 = try SessionReplay.load(dataDir: env.dataDir, sessionID: "s-1")
+        #expect(s1 == Array(events.prefix(3)))
+        #expect(try SessionReplay.load(dataDir: env.dataDir, sessionID: "s-2") == [events[3]])
+        let sunk = lines(of: env.sinkPath).map { try? JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
+        #expect(Set(sunk.compactMap { $0 }) == Set(events))
+    }
+
+    @Test func committedEventsAreNotRecordedAgainAfterRestart() async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        try await env.publish(event(.requestReceived, time: 1))
+        let first = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        #expect(await eventually { lines(of: env.sinkPath).count == 1 })
+        // Commit happens right after the writes; give it a moment, then restart.
+        try await Task.sleep(for: .milliseconds(100))
+        first.cancel()
+        try await first.value
+        try await env.publish(event(.inspected, time: 2))
+        let second = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        #expect(await eventually { lines(of: env.sinkPath).count == 2 })
+        try await Task.sleep(for: .milliseconds(100))
+        second.cancel()
+        try await second.value
+        #expect(lines(of: env.sinkPath).count == 2)
+    }
+
+    @Test func redeliveredEventIsNotDuplicatedInReplay() async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let e = event(.requestReceived, time: 5, id: "evt-1")
+        try await env.publish(e)
+        try await env.publish(e)  // as if the bus redelivered it after a crash before the commit
+        try await env.publish(event(.delivered, time: 6, id: "evt-2", status: 201))
+        let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        let path = SessionRecordings(dataDir: env.dataDir).path(for: "s-1")
+        #expect(await eventually { lines(of: path).count == 3 })
+        task.cancel()
+        try await task.value
+        let replay = try SessionReplay.load(dataDir: env.dataDir, sessionID: "s-1")
+        #expect(replay.map(\.eventID) == ["evt-1", "evt-2"])
+    }
+
+    @Test func undecodableAuditMessageGoesToDeadletter() async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        try await env.bus.publish(OutgoingMessage(topic: env.context.topics.audit, key: "s-9", value: Array("not json".utf8)))
+        try await env.publish(event(.requestReceived, time: 1))
+        let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        #expect(await eventually { lines(of: env.sinkPath).count == 1 })
+        let dead = try await env.bus.read(topic: env.context.topics.deadletter, from: .beginning)
+        var iterator = dead.makeAsyncIterator()
+        let message = try await iterator.next()
+        #expect(message?.value == Array("not json".utf8))
+        #expect(message?.header(MessageHeader.originalTopic) == Array(env.context.topics.audit.utf8))
+        await dead.close()
+        task.cancel()
+        try await task.value
+    }
+
+    @Test func unsupportedSinkKindFailsStartUpNamingTheSink() throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let config = try env.config(sinks: "[{\"kind\":\"file\",\"path\":\"\(env.sinkPath)\"},{\"kind\":\"syslog\",\"url\":\"udp://127.0.0.1:514\"}]")
+        do {
+            _ = try RecorderService(config: config, context: env.context)
+            Issue.record("expected a start-up error")
+        } catch let error as ConfigError {
+            #expect(error.path == "recorder.sinks[1].kind")
+            #expect(error.message.contains("syslog"))
+        }
+    }
+
+    @Test func failedSinkWriteIsRetriedBeforeCommit() async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let flaky = FlakySink(failures: 3)
+        let service = try RecorderService(
+            config: env.config(sinks: "[]"), context: env.context, extraSinks: [flaky],
+            retry: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)))
+        try await env.publish(event(.requestReceived, time: 1, id: "evt-x"))
+        let task = Task { try await service.run() }
+        #expect(await eventually { await flaky.written.count == 1 })
+        task.cancel()
+        try await task.value
+        #expect(await flaky.attempts == 4)
+        // The recording succeeded the first time and was not written again while the sink was retried.
+        #expect(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: "s-1")).count == 1)
+    }
+
+    @Test func sinksHoldOnlyTheEventsFields() async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let finding = FindingSummary(rule: "github-pat", ruleClass: "credential", severity: "high", location: "body", start: 10, end: 50, fingerprint: "0123456789ab")
+        let e = event(.inspected, stage: "inspector", time: 3, findings: [finding], decision: .mask)
+        try await env.publish(e)
+        let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        #expect(await eventually { lines(of: env.sinkPath).count == 1 })
+        task.cancel()
+        try await task.value
+        let line = try #require(lines(of: env.sinkPath).first)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let published = try #require(try JSONSerialization.jsonObject(with: Data(try env.context.codec.audit(e).value)) as? [String: Any])
+        #expect(Set(object.keys) == Set(published.keys))
+        #expect(try JSONDecoder().decode(AuditEvent.self, from: Data(line.utf8)) == e)
+        let recorded = try #require(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: "s-1")).first)
+        #expect(recorded == line)
+    }
+}
+
+/// A sink that fails its first `failures` writes.
+actor FlakySink: AuditSink {
+    private var remaining: Int
+    private(set) var attempts = 0
+    private(set) var written: [AuditEvent] = []
+
+    init(failures: Int) { remaining = failures }
+
+    nonisolated var label: String { "flaky" }
+
+    func write(_ event: AuditEvent) async throws {
+        attempts += 1
+        if remaining > 0 {
+            remaining -= 1
+            throw RecorderError("flaky sink refused")
+        }
+        written.append(event)
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import Logging
+import Pipeline
+
+/// A temporary data directory with an embedded bus and a codec over a fixed test key.
+struct RecorderTestEnv {
+    let root: URL
+    let bus: EmbeddedBus
+    let context: StageContext
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-recorder-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        bus = try EmbeddedBus(directory: root.appendingPathComponent("bus"), defaultPartitions: 3)
+        let sealer = try PayloadSealer(keys: [PayloadSealer.Key(id: "test", bytes: Array(repeating: 7, count: 32))])
+        context = StageContext(bus: bus, codec: MessageCodec(sealer: sealer, topics: Topics()), logger: Logger(label: "recorder-test"))
+    }
+
+    var dataDir: String { root.appendingPathComponent("data").path }
+    var sinkPath: String { root.appendingPathComponent("audit.jsonl").path }
+
+    /// A config with the given `recorder.sinks` JSON array.
+    func config(sinks: String? = nil) throws -> SluiceConfig {
+        let sinksJSON = sinks ?? "[{\"kind\":\"file\",\"path\":\"\(sinkPath)\"}]"
+        let json = """
+        {"data_dir": "\(dataDir)",
+         "sealing": {"keys": [{"id": "test", "secret": "env:UNUSED"}], "fingerprint_key": "env:UNUSED"},
+         "recorder": {"sinks": \(sinksJSON)}}
+        """
+        return try JSONDecoder().decode(SluiceConfig.self, from: Data(json.utf8))
+    }
+
+    func publish(_ event: AuditEvent) async throws {
+        try await bus.publish(try context.codec.audit(event))
+    }
+
+    func cleanUp() async {
+        await bus.shutdown()
+        try? FileManager.default.removeItem(at: root)
+    }
+}
+
+/// Polls `condition` every 20ms until it holds or `timeout` passes; returns whether it held.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let end = ContinuousClock.now + timeout
+    while ContinuousClock.now < end {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
+
+/// The non-empty lines of a file (empty when it does not exist).
+func lines(of path: String) -> [String] {
+    guard let data = FileManager.default.contents(atPath: path) else { return [] }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+func event(
+    _ kind: AuditEvent.Kind, session: String = "s-1", request: String = "r-1", stage: String = "ingress", time: Int64,
+    id: String = UUID().uuidString.lowercased(), status: Int? = nil, findings: [FindingSummary]? = nil, decision: Decision? = nil
+) -> AuditEvent {
+    AuditEvent(
+        kind: kind, stage: stage, requestID: request, sessionID: session, connection: "billing", identity: "ci-bot",
+        method: "POST", path: "/v1/charges", decision: decision, rules: findings.map { $0.map(\.rule) }, findings: findings,
+        status: status, timeMillis: time, eventID: id)
+}
