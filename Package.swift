@@ -92,6 +92,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(name: "DetectionBench", dependencies: ["Detection"], path: "Benchmarks/DetectionBench"),
         .executableTarget(
             name: "GatewayBench",
             dependencies: ["GatewayHarness", .product(name: "NIOHTTP1", package: "swift-nio")],

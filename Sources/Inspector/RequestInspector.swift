@@ -34,7 +34,17 @@ public struct RequestInspector: Sendable {
             : contentType.contains("x-www-form-urlencoded") ? .form : .text
         let encoding = ContentEncoding(rawValue: request.header("Content-Encoding")?.lowercased().trimmingCharacters(in: .whitespaces) ?? "identity") ?? .identity
         if !request.body.isEmpty {
-            let (masked, found) = engine.scanAndMask(Array(request.body), context: ScanContext(credentials: true, pii: pii, hint: hint, contentEncoding: encoding))
+            let bytes = Array(request.body)
+            let context = ScanContext(credentials: true, pii: pii, hint: hint, contentEncoding: encoding)
+            let masked: [UInt8], found: [Finding]
+            do {
+                (masked, found) = try engine.scanAndMask(bytes, context: context)
+            } catch {
+                // Undecodable or over the decoding budget: `scan` reports one finding over the
+                // whole body, so the policy fails closed and nothing of the body passes.
+                found = engine.scan(bytes, context: context)
+                masked = engine.mask(bytes, findings: found)
+            }
             if !found.isEmpty {
                 out.body = Data(masked)
                 if encoding != .identity {

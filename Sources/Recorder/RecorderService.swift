@@ -1,7 +1,7 @@
 import Logging
 import Pipeline
 
-/// The Recorder stage: consumes `audit` in the consumer group `sluice-recorder`, appends
+/// The Recorder stage: consumes `audit` in the consumer group `<prefix>recorder`, appends
 /// every event to its session's recording (`SessionRecordings`) and to each configured sink.
 ///
 /// Guarantees:
@@ -14,8 +14,8 @@ import Pipeline
 /// - Start-up fails (from `init`) on a sink kind this build does not support, naming
 ///   `recorder.sinks[i]`, and on a recordings directory or sink file that cannot be opened.
 public struct RecorderService: Sendable {
-    /// The consumer group of every Recorder instance.
-    public static let group = "sluice-recorder"
+    /// The consumer group of every Recorder instance of a deployment.
+    public var group: String { context.topics.consumerGroup("recorder") }
 
     private let context: StageContext
     private let recordings: SessionRecordings
@@ -39,9 +39,9 @@ public struct RecorderService: Sendable {
     /// Consumes `audit` until the task is cancelled (or the bus closes the subscription),
     /// then leaves the group and returns. Throws only when subscribing fails or the bus fails.
     public func run() async throws {
-        let subscription = try await context.bus.subscribe(group: Self.group, topics: [context.topics.audit])
+        let subscription = try await context.bus.subscribe(group: group, topics: [context.topics.audit])
         let logger = context.logger
-        logger.info("recorder started", metadata: ["group": "\(Self.group)", "sinks": "\(sinks.map(\.label))"])
+        logger.info("recorder started", metadata: ["group": "\(group)", "sinks": "\(sinks.map(\.label))"])
         try await withTaskCancellationHandler {
             for try await message in subscription {
                 guard await handle(message) else { break }

@@ -103,10 +103,14 @@ struct Runtime: Sendable {
                         })
                     })
                 case .inspector:
-                    let inspector = InspectorService(config: config, context: ctx, engine: try makeEngine())
+                    let inspector = InspectorService(
+                        config: config, context: ctx, engine: try makeEngine(),
+                        options: InspectorOptions(group: codec.topics.consumerGroup("inspector")))
                     services.append(StageService(name: "inspector", logger: ctx.logger) { try await inspector.run() })
                 case .forwarder:
-                    let forwarder = try ForwarderService(config: config, context: ctx, engine: try makeEngine(), httpClient: httpClient)
+                    let forwarder = try ForwarderService(
+                        config: config, context: ctx, engine: try makeEngine(), httpClient: httpClient,
+                        options: ForwarderOptions(group: codec.topics.consumerGroup("forwarder")))
                     services.append(StageService(name: "forwarder", logger: ctx.logger) { try await forwarder.run() })
                 case .recorder:
                     let recorder = try RecorderService(config: config, context: ctx)

@@ -183,6 +183,7 @@ import Testing
 
     @Test func ruleCatalogue() {
         let infos = Self.engine.ruleInfos
+        print("rule catalogue: \(infos.count) rules, \(infos.filter { $0.ruleClass == .credential }.count) credential")
         #expect(infos.filter { $0.ruleClass == .credential }.count >= 150)
         #expect(Set(infos.map(\.id)).count == infos.count)
         #expect(infos.filter { $0.ruleClass == .pii }.map(\.id).sorted() == ["email", "iban", "payment-card", "phone-number", "us-ssn"])

@@ -131,4 +131,27 @@ struct KafkaBusBrokerTests {
         await #expect(throws: BusError.self) { try await sub.commit(message) }
         await #expect(throws: BusError.self) { _ = try await bus.subscribe(group: "g", topics: [name]) }
     }
+
+    @Test func smallBufferPausesFetchingWithoutLosingMessages() async throws {
+        var configuration = KafkaTestBroker.configuration(brokers)
+        configuration.consumerBufferLimit = 4
+        let bus = try KafkaBus(configuration: configuration)
+        let name = "kafkabus-pause-\(UUID().uuidString.prefix(8).lowercased())"
+        try await bus.ensureTopics([TopicSpec(name: name, partitions: 2)])
+        let total = 60
+        for i in 0..<total { try await bus.publish(OutgoingMessage(topic: name, key: "k\(i % 7)", value: Array("\(i)".utf8))) }
+        let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [name])
+        var seen: [Int: [Int64]] = [:]
+        var count = 0
+        for try await message in sub {
+            seen[message.partition, default: []].append(message.offset)
+            count += 1
+            if count % 10 == 0 { try await Task.sleep(for: .milliseconds(200)) }  // a slow consumer
+            if count == total { break }
+        }
+        await sub.close()
+        #expect(count == total)
+        for (_, offsets) in seen { #expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count) }
+        await bus.shutdown()
+    }
 }

@@ -13,6 +13,12 @@ struct FunctionTarget: Sendable, Equatable {
     var rest: String
     var query: String
 
+    init(connection: String, rest: String, query: String) {
+        self.connection = connection
+        self.rest = rest
+        self.query = query
+    }
+
     /// `nil` when `target` is not under `/fn/` or names no connection.
     init?(requestTarget target: String) {
         let pathPart: Substring

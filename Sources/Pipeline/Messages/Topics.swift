@@ -17,6 +17,10 @@ public struct Topics: Sendable, Hashable {
     /// Poison messages with the reason, key: the original key.
     public var deadletter: String { prefix + "deadletter" }
 
+    /// The consumer group of a stage (`<prefix><stage>`, e.g. `sluice.inspector`), so that two
+    /// deployments with different prefixes on one cluster never share a group.
+    public func consumerGroup(_ stage: String) -> String { prefix + stage }
+
     /// Every topic with its partition count (`approvals` matches `inspected`).
     public func specs(partitions: Int) -> [TopicSpec] {
         [requests, inspected, approvals, replies, audit, deadletter].map { TopicSpec(name: $0, partitions: partitions) }
