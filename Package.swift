@@ -61,6 +61,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -103,7 +105,18 @@ let package = Package(
         .testTarget(name: "KafkaBusTests", dependencies: ["KafkaBus", "Pipeline", "BusContract"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection"]),
         .testTarget(name: "InspectorTests", dependencies: ["Inspector", "Pipeline", "Detection"]),
-        .testTarget(name: "IngressTests", dependencies: ["Ingress", "Pipeline"]),
+        .testTarget(
+            name: "IngressTests",
+            dependencies: [
+                "Ingress", "Pipeline",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "ForwarderTests",
             dependencies: [

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import Pipeline
 import Prometheus
+import ServiceLifecycle
 
 /// The HTTP edge of Sluice: authenticates callers, routes `/fn/{connection}/...` requests,
 /// publishes them sealed on `requests`, and answers each caller with the reply that comes
@@ -106,7 +107,16 @@ public final class IngressService: Sendable {
             }
             group.addTask {
                 do {
-                    try await app.runService(gracefulShutdownSignals: [])
+                    // Cancellation becomes a graceful shutdown: stop accepting, finish the calls in flight.
+                    let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
+                    // An unstructured task, so the cancellation of `run` reaches the server only as the
+                    // graceful shutdown below (cancelling it directly aborts connections mid-response).
+                    let server = Task { try await services.run() }
+                    try await withTaskCancellationHandler {
+                        try await server.value
+                    } onCancel: {
+                        Task { await services.triggerGracefulShutdown() }
+                    }
                     return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the HTTP server stopped"))
                 } catch {
                     return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the HTTP server failed: \(error)"))

@@ -9,9 +9,12 @@ final class ConsumerState: Sendable {
     /// Received messages not yet taken by the subscription's iterator.
     let buffer = MessageBuffer()
     let logger: Logger
-    /// Partitions currently assigned to this member; `commit` and the poll loop
-    /// consult it so that nothing of a revoked partition is delivered or committed.
-    private let assignment = Mutex<Set<TopicPartition>>([])
+    /// Partitions currently assigned to this member, each with the offset of the
+    /// first message delivered since it was assigned (`nil` until then). The poll
+    /// loop and `commit` consult it, so that nothing of a revoked partition is
+    /// delivered or committed, and no message delivered during an earlier ownership
+    /// of a partition is committed (which could move the group's offset backwards).
+    private let assignment = Mutex<[TopicPartition: Int64?]>([:])
     /// Whether the poll thread paused fetching because ``buffer`` is full. Only the
     /// poll thread (loop and rebalance callback) touches it.
     let paused = Atomic<Bool>(false)
@@ -20,14 +23,32 @@ final class ConsumerState: Sendable {
         self.logger = logger
     }
 
-    /// Whether `partition` is assigned to this member right now.
-    func owns(_ partition: TopicPartition) -> Bool {
-        assignment.withLock { $0.contains(partition) }
+    /// Whether `message` may be delivered: its partition is assigned to this member.
+    /// Called by the poll loop for each received message, in order.
+    func accept(_ message: BusMessage) -> Bool {
+        let partition = TopicPartition(topic: message.topic, partition: Int32(message.partition))
+        return assignment.withLock { assignment in
+            guard let first = assignment[partition] else { return false }
+            if first == nil { assignment[partition] = message.offset }
+            return true
+        }
+    }
+
+    /// Whether `message` may be committed: its partition is still assigned and the
+    /// message was delivered during the current ownership of that partition.
+    func mayCommit(_ message: BusMessage) -> Bool {
+        let partition = TopicPartition(topic: message.topic, partition: Int32(message.partition))
+        return assignment.withLock { assignment in
+            guard let entry = assignment[partition], let first = entry else { return false }
+            return message.offset >= first
+        }
     }
 
     /// Records an assignment made outside a rebalance (group-less readers).
     func assigned(_ partitions: [TopicPartition]) {
-        assignment.withLock { $0.formUnion(partitions) }
+        assignment.withLock { assignment in
+            for partition in partitions { assignment[partition] = .some(nil) }
+        }
     }
 
     /// Handles a rebalance event on the poll thread (called from the rebalance C callback).
@@ -37,16 +58,17 @@ final class ConsumerState: Sendable {
     /// Revoke: first forgets the partitions and drops their buffered messages, so
     /// they are neither delivered nor committed by this member any more, then gives
     /// them up (`rd_kafka_assign(NULL)` / `rd_kafka_incremental_unassign`). Messages
-    /// already handed to the application may still be committed until then; commits
-    /// arriving afterwards are ignored (their messages go to the new owner).
+    /// already handed to the application cannot be recalled; from now on their
+    /// commits are skipped, even if the partition comes back to this member (the
+    /// partition's next owner receives them again: at-least-once).
     func rebalance(
         _ rk: OpaquePointer, _ code: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
     ) {
         let partitions = list.map(PartitionList.members) ?? []
-        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
         switch code {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            assignment.withLock { $0.formUnion(partitions) }
+            assigned(partitions)
             if cooperative {
                 if let error = rd_kafka_incremental_assign(rk, list) {
                     logger.error("\(KafkaErrors.consume(error, "incremental assign of \(partitions)"))")
@@ -65,7 +87,9 @@ final class ConsumerState: Sendable {
             logger.debug("assigned \(partitions)")
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
             let revoked = Set(partitions)
-            assignment.withLock { $0.subtract(revoked) }
+            assignment.withLock { assignment in
+                for partition in revoked { assignment[partition] = nil }
+            }
             let dropped = buffer.drop(revoked)
             let lost = rd_kafka_assignment_lost(rk) != 0
             if cooperative {
@@ -79,8 +103,8 @@ final class ConsumerState: Sendable {
         default:
             logger.error("rebalance failed: \(KafkaErrors.describe(code)) (\(KafkaErrors.name(code)))")
             let all = assignment.withLock { state -> Set<TopicPartition> in
-                defer { state = [] }
-                return state
+                defer { state = [:] }
+                return Set(state.keys)
             }
             buffer.drop(all)
             _ = rd_kafka_assign(rk, nil)
@@ -214,17 +238,18 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
 
     /// Commits `message`'s offset + 1 for its partition and waits for the broker's answer.
     ///
-    /// Does nothing for readers (no group), and nothing when the partition is no
-    /// longer assigned to this member (it was revoked; its new owner gets the
-    /// message again). Throws `BusError.Kind.closed` after ``close()``.
+    /// Does nothing for readers (no group), and nothing when the partition was
+    /// revoked since `message` was delivered (its new owner, possibly this member
+    /// again, gets the message again: at-least-once). Throws `BusError.Kind.closed`
+    /// after ``close()``.
     func commit(_ message: BusMessage) async throws {
         guard case .group = mode else { return }
         let partition = TopicPartition(topic: message.topic, partition: Int32(message.partition))
         guard open.withLock({ $0 }) else {
             throw BusError(.closed, "commit of \(partition)@\(message.offset): subscription closed")
         }
-        guard state.owns(partition) else {
-            logger.debug("not committing \(partition)@\(message.offset): partition no longer assigned")
+        guard state.mayCommit(message) else {
+            logger.debug("not committing \(partition)@\(message.offset): delivered before the partition's last rebalance")
             return
         }
         let commits = client.context.commits
@@ -270,7 +295,7 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
                 handleError(message)
                 continue
             }
-            guard let copied = Self.copy(message), state.owns(TopicPartition(topic: copied.topic, partition: Int32(copied.partition))) else {
+            guard let copied = Self.copy(message), state.accept(copied) else {
                 continue  // fetched before its partition was revoked
             }
             state.buffer.push(copied)

@@ -9,7 +9,6 @@ enum DedicatedThread {
     static func start(name: String, _ body: @escaping @Sendable () -> Void) -> Thread {
         let thread = Thread(block: body)
         thread.name = name
-        thread.stackSize = 1 << 20
         thread.start()
         return thread
     }

@@ -17,6 +17,9 @@ import Synchronization
 /// Blocking librdkafka calls run on dedicated threads (one poll thread per client,
 /// short-lived threads for metadata and admin requests), never on Swift's
 /// cooperative pool.
+///
+/// Call ``shutdown()`` when done: the poll threads keep the clients alive until then.
+/// Configuration, defaults and rebalance behaviour: docs/kafka.md.
 public final class KafkaBus: Bus {
     public let configuration: KafkaBusConfiguration
     private let logger: Logger

@@ -192,7 +192,8 @@ struct OIDCTests {
     func unreachable() async throws {
         let key = IssuerKey(kid: "k1")
         let config = IngressHarness.configJSON(oidc: Self.oidcJSON(url: "http://127.0.0.1:9/jwks.json"))
-        try await IngressHarness.with(configJSON: config) { h in
+        let options = IngressOptions(instanceID: "ingress-oidc-down", replyGrace: .milliseconds(200), jwksFetchTimeout: .seconds(1))
+        try await IngressHarness.with(configJSON: config, options: options) { h in
             let answer = try await h.call("GET", "/fn/billing/x", bearer: try await key.sign(Self.claims()))
             #expect(answer.status == 503)
             #expect(answer.json["error"] as? String == "unavailable")

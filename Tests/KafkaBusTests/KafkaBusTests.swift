@@ -68,90 +68,92 @@ struct KafkaBusOfflineTests {
     }
 }
 
-/// KafkaBus behaviour beyond the contract, against the broker in `SLUICE_KAFKA_BROKERS`.
-@Suite("KafkaBus with a broker", .serialized, .enabled(if: KafkaTestBroker.isAvailable, KafkaTestBroker.skipReason))
-struct KafkaBusBrokerTests {
-    let brokers = KafkaTestBroker.brokers ?? ""
+extension KafkaBrokerTests {
+    /// KafkaBus behaviour beyond the contract.
+    @Suite("behaviour")
+    struct Behaviour {
+        let brokers = KafkaTestBroker.brokers ?? ""
 
-    @Test func ensureTopicsIsIdempotentAndPartitionCountReadsMetadata() async throws {
-        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
-        let name = "kafkabus-topics-\(UUID().uuidString.prefix(8).lowercased())"
-        try await bus.ensureTopics([TopicSpec(name: name, partitions: 3)])
-        try await bus.ensureTopics([TopicSpec(name: name, partitions: 3)])  // already exists: fine
-        #expect(try await bus.partitionCount(topic: name) == 3)
-        let missing = await #expect(throws: BusError.self) { _ = try await bus.partitionCount(topic: "\(name)-missing") }
-        #expect(missing?.kind == .unknownTopic)
-        await bus.shutdown()
-    }
-
-    @Test func keysLandWherePipelinePartitionSaysSo() async throws {
-        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
-        let name = "kafkabus-murmur-\(UUID().uuidString.prefix(8).lowercased())"
-        try await bus.ensureTopics([TopicSpec(name: name, partitions: 6)])
-        let keys = (0..<24).map { "session-\($0)" }
-        for key in keys { try await bus.publish(OutgoingMessage(topic: name, key: key, value: Array(key.utf8))) }
-        let reader = try await bus.read(topic: name, from: .beginning)
-        var seen = 0
-        for try await message in reader {
-            let key = try #require(message.key)
-            #expect(message.partition == partition(forKey: key, partitions: 6), "\(message.keyString ?? "")")
-            seen += 1
-            if seen == keys.count { break }
+        @Test func ensureTopicsIsIdempotentAndPartitionCountReadsMetadata() async throws {
+            let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+            let name = "kafkabus-topics-\(UUID().uuidString.prefix(8).lowercased())"
+            try await bus.ensureTopics([TopicSpec(name: name, partitions: 3)])
+            try await bus.ensureTopics([TopicSpec(name: name, partitions: 3)])  // already exists: fine
+            #expect(try await bus.partitionCount(topic: name) == 3)
+            let missing = await #expect(throws: BusError.self) { _ = try await bus.partitionCount(topic: "\(name)-missing") }
+            #expect(missing?.kind == .unknownTopic)
+            await bus.shutdown()
         }
-        await reader.close()
-        await bus.shutdown()
-    }
 
-    @Test func readFromEndSeesOnlyNewMessages() async throws {
-        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
-        let name = "kafkabus-end-\(UUID().uuidString.prefix(8).lowercased())"
-        try await bus.ensureTopics([TopicSpec(name: name, partitions: 2)])
-        try await bus.publish(OutgoingMessage(topic: name, key: "old", value: Array("old".utf8)))
-        let reader = try await bus.read(topic: name, from: .end)
-        try await bus.publish(OutgoingMessage(topic: name, key: "new", value: Array("new".utf8)))
-        var iterator = reader.makeAsyncIterator()
-        let first = try await iterator.next()
-        #expect(first?.keyString == "new")
-        await reader.close()
-        #expect(try await iterator.next() == nil, "the stream finishes after close")
-        await bus.shutdown()
-    }
-
-    @Test func closedSubscriptionRejectsCommitsAndShutdownClosesSubscriptions() async throws {
-        let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
-        let name = "kafkabus-close-\(UUID().uuidString.prefix(8).lowercased())"
-        try await bus.ensureTopics([TopicSpec(name: name, partitions: 1)])
-        try await bus.publish(OutgoingMessage(topic: name, key: "k", value: [42]))
-        let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [name])
-        var iterator = sub.makeAsyncIterator()
-        let message = try #require(try await iterator.next())
-        try await sub.commit(message)
-        await bus.shutdown()  // closes the subscription too
-        #expect(try await iterator.next() == nil)
-        await #expect(throws: BusError.self) { try await sub.commit(message) }
-        await #expect(throws: BusError.self) { _ = try await bus.subscribe(group: "g", topics: [name]) }
-    }
-
-    @Test func smallBufferPausesFetchingWithoutLosingMessages() async throws {
-        var configuration = KafkaTestBroker.configuration(brokers)
-        configuration.consumerBufferLimit = 4
-        let bus = try KafkaBus(configuration: configuration)
-        let name = "kafkabus-pause-\(UUID().uuidString.prefix(8).lowercased())"
-        try await bus.ensureTopics([TopicSpec(name: name, partitions: 2)])
-        let total = 60
-        for i in 0..<total { try await bus.publish(OutgoingMessage(topic: name, key: "k\(i % 7)", value: Array("\(i)".utf8))) }
-        let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [name])
-        var seen: [Int: [Int64]] = [:]
-        var count = 0
-        for try await message in sub {
-            seen[message.partition, default: []].append(message.offset)
-            count += 1
-            if count % 10 == 0 { try await Task.sleep(for: .milliseconds(200)) }  // a slow consumer
-            if count == total { break }
+        @Test func keysLandWherePipelinePartitionSaysSo() async throws {
+            let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+            let name = "kafkabus-murmur-\(UUID().uuidString.prefix(8).lowercased())"
+            try await bus.ensureTopics([TopicSpec(name: name, partitions: 6)])
+            let keys = (0..<24).map { "session-\($0)" }
+            for key in keys { try await bus.publish(OutgoingMessage(topic: name, key: key, value: Array(key.utf8))) }
+            let reader = try await bus.read(topic: name, from: .beginning)
+            var seen = 0
+            for try await message in reader {
+                let key = try #require(message.key)
+                #expect(message.partition == partition(forKey: key, partitions: 6), "\(message.keyString ?? "")")
+                seen += 1
+                if seen == keys.count { break }
+            }
+            await reader.close()
+            await bus.shutdown()
         }
-        await sub.close()
-        #expect(count == total)
-        for (_, offsets) in seen { #expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count) }
-        await bus.shutdown()
+
+        @Test func readFromEndSeesOnlyNewMessages() async throws {
+            let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+            let name = "kafkabus-end-\(UUID().uuidString.prefix(8).lowercased())"
+            try await bus.ensureTopics([TopicSpec(name: name, partitions: 2)])
+            try await bus.publish(OutgoingMessage(topic: name, key: "old", value: Array("old".utf8)))
+            let reader = try await bus.read(topic: name, from: .end)
+            try await bus.publish(OutgoingMessage(topic: name, key: "new", value: Array("new".utf8)))
+            var iterator = reader.makeAsyncIterator()
+            let first = try await iterator.next()
+            #expect(first?.keyString == "new")
+            await reader.close()
+            #expect(try await iterator.next() == nil, "the stream finishes after close")
+            await bus.shutdown()
+        }
+
+        @Test func closedSubscriptionRejectsCommitsAndShutdownClosesSubscriptions() async throws {
+            let bus = try KafkaBus(configuration: KafkaTestBroker.configuration(brokers))
+            let name = "kafkabus-close-\(UUID().uuidString.prefix(8).lowercased())"
+            try await bus.ensureTopics([TopicSpec(name: name, partitions: 1)])
+            try await bus.publish(OutgoingMessage(topic: name, key: "k", value: [42]))
+            let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [name])
+            var iterator = sub.makeAsyncIterator()
+            let message = try #require(try await iterator.next())
+            try await sub.commit(message)
+            await bus.shutdown()  // closes the subscription too
+            #expect(try await iterator.next() == nil)
+            await #expect(throws: BusError.self) { try await sub.commit(message) }
+            await #expect(throws: BusError.self) { _ = try await bus.subscribe(group: "g", topics: [name]) }
+        }
+
+        @Test func smallBufferPausesFetchingWithoutLosingMessages() async throws {
+            var configuration = KafkaTestBroker.configuration(brokers)
+            configuration.consumerBufferLimit = 4
+            let bus = try KafkaBus(configuration: configuration)
+            let name = "kafkabus-pause-\(UUID().uuidString.prefix(8).lowercased())"
+            try await bus.ensureTopics([TopicSpec(name: name, partitions: 2)])
+            let total = 60
+            for i in 0..<total { try await bus.publish(OutgoingMessage(topic: name, key: "k\(i % 7)", value: Array("\(i)".utf8))) }
+            let sub = try await bus.subscribe(group: "g-\(UUID().uuidString)", topics: [name])
+            var seen: [Int: [Int64]] = [:]
+            var count = 0
+            for try await message in sub {
+                seen[message.partition, default: []].append(message.offset)
+                count += 1
+                if count % 10 == 0 { try await Task.sleep(for: .milliseconds(200)) }  // a slow consumer
+                if count == total { break }
+            }
+            await sub.close()
+            #expect(count == total)
+            for (_, offsets) in seen { #expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count) }
+            await bus.shutdown()
+        }
     }
 }

@@ -26,6 +26,15 @@ struct IngressResponder: HTTPResponder {
         }
         do {
             var response = try await routes.respond(to: request, context: context)
+            // Hummingbird's own errors (no route, wrong method) are not JSON; restate them.
+            if response.status.code >= 400, response.headers[.contentType] != "application/json" {
+                switch response.status.code {
+                case 404: return Responses.error(.notFound, requestID: requestID)
+                case 405: return Responses.error(.methodNotAllowed, requestID: requestID)
+                case 400..<500: return Responses.error(.badRequest, requestID: requestID)
+                default: return Responses.error(.internalError, requestID: requestID)
+                }
+            }
             response.headers[IngressHeaders.requestID] = requestID
             return response
         } catch let error as HTTPError {
