@@ -76,10 +76,4 @@ final class Completion: @unchecked Sendable {
         while !done { condition.wait() }
         condition.unlock()
     }
-
-    var isSignalled: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return done
-    }
 }

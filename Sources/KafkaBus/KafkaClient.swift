@@ -56,8 +56,6 @@ final class KafkaClient: @unchecked Sendable {
         if first { rd_kafka_destroy(handle) }
     }
 
-    var isDestroyed: Bool { destroyed.withLock { $0 } }
-
     deinit {
         // Owners destroy explicitly on a dedicated thread; this is only a safety net.
         destroy()

@@ -26,18 +26,10 @@ final class PendingOperations: Sendable {
         }
     }
 
-    /// Removes and returns the continuation registered under `id`, if still there.
-    func take(_ id: UInt) -> CheckedContinuation<Void, any Error>? {
-        state.withLock { $0.waiting.removeValue(forKey: id) }
-    }
-
     /// Resumes the operation `id` with `result` (no-op when already completed).
     func complete(_ id: UInt, _ result: Result<Void, any Error>) {
         state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(with: result)
     }
-
-    /// Number of operations still waiting.
-    var count: Int { state.withLock { $0.waiting.count } }
 
     /// Fails every waiting operation with `error`.
     func failAll(_ error: any Error) {

@@ -13,7 +13,6 @@ final class Producer: Sendable {
     let client: KafkaClient
     private let logger: Logger
     private let publishTimeout: Duration
-    private let brokers: String
     /// `closed` is set once by ``shutdown(flushTimeout:)``; checked (under the lock)
     /// before every enqueue so that nothing is enqueued on a closing handle.
     private let closed = Mutex(false)
@@ -25,7 +24,6 @@ final class Producer: Sendable {
         client = try KafkaClient(role: .producer, settings: configuration.settings(for: .producer), context: context)
         self.logger = logger
         publishTimeout = configuration.publishTimeout
-        brokers = configuration.brokers
         // The poll thread keeps the producer alive until ``shutdown(flushTimeout:)`` stops it.
         DedicatedThread.start(name: "kafka-producer-poll") { [self] in
             while !stopPolling.load(ordering: .acquiring) {

@@ -98,9 +98,7 @@ struct Runtime: Sendable {
                         config: config, context: ctx, registry: registry,
                         options: IngressOptions(instanceID: Self.instanceID()), httpClient: httpClient)
                     services.append(StageService(name: "ingress", logger: ctx.logger) {
-                        try await ingress.run(onListening: { port in
-                            ctx.logger.notice("ingress listening", metadata: ["port": "\(port)", "listen": "\(config.listen)"])
-                        })
+                        try await ingress.run()
                     })
                 case .inspector:
                     let inspector = InspectorService(

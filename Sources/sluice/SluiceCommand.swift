@@ -8,11 +8,11 @@ struct SluiceCommand: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "A data-path gateway for the function calls of AI agents and CI jobs.",
         discussion: """
-            Sluice sits between callers and functions: it authenticates the caller, inspects every
-            request for credentials and other sensitive data, masks what it finds, and delivers the
+            Sluice sits between callers and functions: it authenticates the caller, inspects every \
+            request for credentials and other sensitive data, masks what it finds, and delivers the \
             call with credentials the caller never sees, recording everything for audit.
 
-            `sluice run` runs every stage in one process on the embedded bus; `sluice ingress`,
+            `sluice run` runs every stage in one process on the embedded bus; `sluice ingress`, \
             `inspector`, `forwarder` and `recorder` run one stage each on Kafka.
             """,
         version: SluiceVersion.current,

@@ -3,6 +3,7 @@
 struct Event: Comparable {
     var kind: UInt32
     var pos: Int
+    @inline(__always)
     static func < (a: Event, b: Event) -> Bool { a.pos != b.pos ? a.pos < b.pos : a.kind < b.kind }
 }
 
@@ -11,115 +12,226 @@ enum Trigger: UInt32, CaseIterable {
     case backslash = 0, percent, base64, numeric, iban
 }
 
-/// The pure-Swift first pass: finds every keyword occurrence (case-insensitive) with a
-/// bigram table, and the structural triggers (JSON escapes, `%XX`, base64 runs, digit
-/// regions, IBAN starts) with a byte-class table. Emits a superset of the triggers the
-/// region processors need, so findings are identical to the Hyperscan path.
-struct FallbackPrefilter: Sendable {
-    static let fDigit: UInt8 = 1, fUpper: UInt8 = 2, fB64: UInt8 = 4, fSpecial: UInt8 = 8, fNum: UInt8 = 16
+/// Structural triggers, shared by both first-pass paths (Hyperscan only matches keywords),
+/// so that both propose exactly the same structural anchors:
+///
+/// - `base64`: one event per maximal run of base64/base64url bytes (`[A-Za-z0-9+/_-]`) at
+///   least `minBase64` long, at the run end. Found with a Horspool-style skip: only the byte
+///   at `i + minBase64 - 1` is looked at until it belongs to the class, so clean text costs
+///   about one table load per `minBase64` bytes.
+/// - `backslash` (every `\`), `percent` (`%XX`), `iban` (`[A-Z]{2}[0-9]{2}`, at the second
+///   digit), and `numeric`: maximal runs of `[0-9 ()+.-]` holding ≥ 7 digits, one anchor at
+///   the last digit (plus one every 128 bytes for runs longer than 256 bytes, so that the
+///   ±256-byte region around some anchor covers every number in the run). Only 8-byte words
+///   containing a digit, `\` or `%` are looked at byte by byte.
+///
+/// Allocation-free apart from appending to the caller's event array.
+enum StructuralScanner {
+    static let fB64: UInt8 = 1, fDigit: UInt8 = 2, fNum: UInt8 = 4, fUpper: UInt8 = 8, fHex: UInt8 = 16, fStop: UInt8 = 32
 
-    let keywords: [[UInt8]]
+    /// Byte classes: base64 run, digit, numeric-region byte, upper-case letter, hex digit,
+    /// "interesting" (digit, `\`, `%`: the word-skip loop stops on these).
+    static let cls: [UInt8] = (0..<256).map { b in
+        let u = UInt8(b)
+        var f: UInt8 = 0
+        if ByteSet.base64any.contains(u) { f |= fB64 }
+        if isDigit(u) { f |= fDigit | fStop }
+        if PIIMatcher.numericRegionSet.contains(u) { f |= fNum }
+        if u >= 65 && u <= 90 { f |= fUpper }
+        if ByteSet.hex.contains(u) { f |= fHex }
+        if u == 92 || u == 37 { f |= fStop }
+        return f
+    }
+
+    static func events(_ p: UnsafeBufferPointer<UInt8>, keywordCount K: UInt32, minBase64: Int, into ev: inout [Event]) {
+        guard let base = p.baseAddress, p.count > 0 else { return }
+        cls.withUnsafeBufferPointer { c in
+            let cl = c.baseAddress!
+            base64Runs(base, p.count, cl, kind: K &+ Trigger.base64.rawValue, minRun: max(1, minBase64), into: &ev)
+            others(base, p.count, cl, K: K, into: &ev)
+        }
+    }
+
+    @inline(__always)
+    static func base64Runs(_ p: UnsafePointer<UInt8>, _ n: Int, _ cl: UnsafePointer<UInt8>, kind: UInt32, minRun w: Int, into ev: inout [Event]) {
+        // Invariant: i == 0 or p[i - 1] is not in the class, so a run found at i starts at i.
+        var i = 0
+        while i &+ w <= n {
+            if cl[Int(p[i &+ w &- 1])] & fB64 == 0 { i &+= w; continue }
+            var j = i &+ w &- 2
+            while j >= i && cl[Int(p[j])] & fB64 != 0 { j &-= 1 }
+            if j >= i { i = j &+ 1; continue }
+            var e = i &+ w
+            while e < n && cl[Int(p[e])] & fB64 != 0 { e &+= 1 }
+            ev.append(Event(kind: kind, pos: e))
+            i = e &+ 1
+        }
+    }
+
+    @inline(__always)
+    static func others(_ p: UnsafePointer<UInt8>, _ n: Int, _ cl: UnsafePointer<UInt8>, K: UInt32, into ev: inout [Event]) {
+        let kBack = K &+ Trigger.backslash.rawValue, kPct = K &+ Trigger.percent.rawValue
+        let kNum = K &+ Trigger.numeric.rawValue, kIban = K &+ Trigger.iban.rawValue
+        var i = 0
+        while i < n {
+            // Skip 8 bytes at a time while none of them is a digit, `\` or `%`.
+            while i &+ 8 <= n {
+                let f = cl[Int(p[i])] | cl[Int(p[i &+ 1])] | cl[Int(p[i &+ 2])] | cl[Int(p[i &+ 3])]
+                    | cl[Int(p[i &+ 4])] | cl[Int(p[i &+ 5])] | cl[Int(p[i &+ 6])] | cl[Int(p[i &+ 7])]
+                if f & fStop != 0 { break }
+                i &+= 8
+            }
+            let end = min(n, i &+ 8)
+            while i < end {
+                let b = p[i]
+                let f = cl[Int(b)]
+                if f & fStop == 0 { i &+= 1; continue }
+                if b == 92 { ev.append(Event(kind: kBack, pos: i &+ 1)); i &+= 1; continue }
+                if b == 37 {
+                    if i &+ 2 < n && cl[Int(p[i &+ 1])] & fHex != 0 && cl[Int(p[i &+ 2])] & fHex != 0 {
+                        ev.append(Event(kind: kPct, pos: i &+ 3))
+                    }
+                    i &+= 1; continue
+                }
+                // A digit: walk the whole numeric region (its start has no digit before i).
+                var s = i
+                while s > 0 && cl[Int(p[s &- 1])] & fNum != 0 { s &-= 1 }
+                var e = i
+                var digits = 0, lastDigitEnd = i
+                while e < n {
+                    let g = cl[Int(p[e])]
+                    if g & fNum == 0 { break }
+                    if g & fDigit != 0 {
+                        // IBAN start: two upper-case letters, then two digits.
+                        if e >= 2 && e &+ 1 < n && (e == i || cl[Int(p[e &- 1])] & fDigit == 0)
+                            && cl[Int(p[e &+ 1])] & fDigit != 0
+                            && cl[Int(p[e &- 1])] & fUpper != 0 && cl[Int(p[e &- 2])] & fUpper != 0 {
+                            ev.append(Event(kind: kIban, pos: e &+ 2))
+                        }
+                        digits &+= 1; lastDigitEnd = e &+ 1
+                    }
+                    e &+= 1
+                }
+                if digits >= 7 {
+                    if e &- s > 256 {
+                        var a = s &+ 128
+                        while a < lastDigitEnd &- 1 { ev.append(Event(kind: kNum, pos: a &+ 1)); a &+= 128 }
+                    }
+                    ev.append(Event(kind: kNum, pos: lastDigitEnd))
+                }
+                i = e
+                break
+            }
+        }
+    }
+}
+
+/// The pure-Swift keyword pass: finds every keyword occurrence (case-insensitive) with a
+/// 64 Ki-bit bigram filter (lower-cased first two bytes) and flat bucket tables (no nested
+/// arrays, no references in the loop); structural triggers come from `StructuralScanner`.
+/// Emits the same events as the Hyperscan path, so findings are identical.
+struct FallbackPrefilter: Sendable {
+    /// Lower-cased keyword bytes, concatenated; keyword `k` is `flat[offsets[k]..<offsets[k + 1]]`.
+    let flat: [UInt8]
+    let offsets: [Int32]
     let lower: [UInt8]
+    /// One bit per lower-cased bigram that starts some keyword.
+    let filter: [UInt64]
+    /// bigram -> index into `bucketStart` (0: none); buckets list keyword ids in `bucketIds`.
     let bigram: [UInt16]
-    let buckets: [[Int32]]
+    let bucketStart: [Int32]
+    let bucketIds: [Int32]
+    /// byte -> keyword id + 1 for one-byte keywords (e.g. `@`), else 0.
     let single: [Int32]
-    let cls: [UInt8]
     let keywordCount: UInt32
     let minBase64: Int
 
     init(keywords: [[UInt8]], minBase64: Int) {
-        self.keywords = keywords
         self.minBase64 = minBase64
         keywordCount = UInt32(keywords.count)
-        lower = (0..<256).map { lowerASCII(UInt8($0)) }
+        let lw: [UInt8] = (0..<256).map { lowerASCII(UInt8($0)) }
+        lower = lw
+        var fl: [UInt8] = [], off: [Int32] = [0]
+        for kw in keywords { fl += kw.map { lw[Int($0)] }; off.append(Int32(fl.count)) }
+        flat = fl
+        offsets = off
         var bg = [UInt16](repeating: 0, count: 65536)
-        var bk: [[Int32]] = []
+        var lists: [[Int32]] = []
         var sg = [Int32](repeating: 0, count: 256)
-        for (id, kw) in keywords.enumerated() {
+        var filt = [UInt64](repeating: 0, count: 1024)
+        func setBit(_ key: Int) { filt[key >> 6] |= 1 << UInt64(key & 63) }
+        for (id, kw0) in keywords.enumerated() {
+            let kw = kw0.map { lw[Int($0)] }
             if kw.count == 1 {
                 sg[Int(kw[0])] = Int32(id + 1)
                 if kw[0] >= 97 && kw[0] <= 122 { sg[Int(kw[0] - 32)] = Int32(id + 1) }
+                for b in 0..<256 { setBit(Int(kw[0]) << 8 | b) }
                 continue
             }
             let key = Int(kw[0]) << 8 | Int(kw[1])
-            if bg[key] == 0 { bk.append([]); bg[key] = UInt16(bk.count) }
-            bk[Int(bg[key]) - 1].append(Int32(id))
+            setBit(key)
+            if bg[key] == 0 { lists.append([]); bg[key] = UInt16(lists.count) }
+            lists[Int(bg[key]) - 1].append(Int32(id))
         }
+        var starts: [Int32] = [0], ids: [Int32] = []
+        for l in lists { ids += l; starts.append(Int32(ids.count)) }
         bigram = bg
-        buckets = bk
+        bucketStart = starts
+        bucketIds = ids
         single = sg
-        var c = [UInt8](repeating: 0, count: 256)
-        for b in 0..<256 {
-            let u = UInt8(b)
-            var f: UInt8 = 0
-            if isDigit(u) { f |= Self.fDigit }
-            if u >= 65 && u <= 90 { f |= Self.fUpper }
-            if ByteSet.base64any.contains(u) { f |= Self.fB64 }
-            if u == 92 || u == 37 { f |= Self.fSpecial }
-            if PIIMatcher.numericRegionSet.contains(u) { f |= Self.fNum }
-            c[b] = f
-        }
-        cls = c
+        filter = filt
     }
 
     func events(_ p: UnsafeBufferPointer<UInt8>, into ev: inout [Event]) {
+        keywordEvents(p, into: &ev)
+        StructuralScanner.events(p, keywordCount: keywordCount, minBase64: minBase64, into: &ev)
+    }
+
+    func keywordEvents(_ p: UnsafeBufferPointer<UInt8>, into ev: inout [Event]) {
+        guard let pb = p.baseAddress, p.count > 0 else { return }
         let n = p.count
-        guard n > 0 else { return }
-        let K = keywordCount
-        var b64Start = -1
-        var numStart = -1
-        var numDigits = 0
-        var lastDigitEnd = 0
-        lower.withUnsafeBufferPointer { lw in
-        bigram.withUnsafeBufferPointer { bg in
-        cls.withUnsafeBufferPointer { cl in
-        single.withUnsafeBufferPointer { sg in
-            var i = 0
-            while i < n {
-                let c = p[i]
-                if i + 1 < n {
-                    let key = Int(lw[Int(c)]) << 8 | Int(lw[Int(p[i + 1])])
-                    let bi = bg[key]
-                    if bi != 0 {
-                        for kw in buckets[Int(bi) - 1] {
-                            let k = keywords[Int(kw)]
-                            if i + k.count <= n {
-                                var j = 2
-                                while j < k.count && lw[Int(p[i + j])] == k[j] { j += 1 }
-                                if j == k.count { ev.append(Event(kind: UInt32(kw), pos: i + k.count)) }
-                            }
-                        }
-                    }
-                }
+        lower.withUnsafeBufferPointer { lwb in
+        filter.withUnsafeBufferPointer { fb in
+        bigram.withUnsafeBufferPointer { bgb in
+        bucketStart.withUnsafeBufferPointer { bsb in
+        bucketIds.withUnsafeBufferPointer { bib in
+        flat.withUnsafeBufferPointer { flb in
+        offsets.withUnsafeBufferPointer { ofb in
+        single.withUnsafeBufferPointer { sgb in
+            let lw = lwb.baseAddress!, filt = fb.baseAddress!, bg = bgb.baseAddress!
+            let bs = bsb.baseAddress!, bi = bib.baseAddress!, fl = flb.baseAddress!, of = ofb.baseAddress!, sg = sgb.baseAddress!
+            @inline(__always) func hit(_ i: Int, _ key: Int) {
+                let c = pb[i]
                 let s = sg[Int(c)]
-                if s != 0 { ev.append(Event(kind: UInt32(s - 1), pos: i + 1)) }
-                let f = cl[Int(c)]
-                if f & Self.fB64 != 0 {
-                    if b64Start < 0 { b64Start = i }
-                } else if b64Start >= 0 {
-                    if i - b64Start >= minBase64 { ev.append(Event(kind: K + Trigger.base64.rawValue, pos: i)) }
-                    b64Start = -1
-                }
-                if f & Self.fNum != 0 {
-                    if numStart < 0 { numStart = i; numDigits = 0 }
-                    if f & Self.fDigit != 0 { numDigits += 1; lastDigitEnd = i + 1 }
-                } else if numStart >= 0 {
-                    if numDigits >= 7 { ev.append(Event(kind: K + Trigger.numeric.rawValue, pos: lastDigitEnd)) }
-                    numStart = -1
-                }
-                if f & Self.fSpecial != 0 {
-                    if c == 92 { ev.append(Event(kind: K + Trigger.backslash.rawValue, pos: i + 1)) }
-                    else if i + 2 < n && ByteSet.hex.contains(p[i + 1]) && ByteSet.hex.contains(p[i + 2]) {
-                        ev.append(Event(kind: K + Trigger.percent.rawValue, pos: i + 3))
+                if s != 0 { ev.append(Event(kind: UInt32(s &- 1), pos: i &+ 1)) }
+                let b = Int(bg[key])
+                if b == 0 { return }
+                var q = Int(bs[b &- 1])
+                let qe = Int(bs[b])
+                while q < qe {
+                    let kw = Int(bi[q])
+                    let ks = Int(of[kw]), ke = Int(of[kw &+ 1])
+                    let len = ke &- ks
+                    if i &+ len <= n {
+                        var j = 2
+                        while j < len && lw[Int(pb[i &+ j])] == fl[ks &+ j] { j &+= 1 }
+                        if j == len { ev.append(Event(kind: UInt32(kw), pos: i &+ len)) }
                     }
+                    q &+= 1
                 }
-                if f & Self.fDigit != 0 && i >= 3 && isDigit(p[i - 1]) && cl[Int(p[i - 2])] & Self.fUpper != 0 && cl[Int(p[i - 3])] & Self.fUpper != 0 {
-                    ev.append(Event(kind: K + Trigger.iban.rawValue, pos: i + 1))
-                }
-                i += 1
             }
-        }}}}
-        if b64Start >= 0 && n - b64Start >= minBase64 { ev.append(Event(kind: K + Trigger.base64.rawValue, pos: n)) }
-        if numStart >= 0 && numDigits >= 7 { ev.append(Event(kind: K + Trigger.numeric.rawValue, pos: lastDigitEnd)) }
+            var prev = Int(lw[Int(pb[0])])
+            var i = 0
+            while i &+ 1 < n {
+                let next = Int(lw[Int(pb[i &+ 1])])
+                let key = prev << 8 | next
+                if filt[key >> 6] & (1 << UInt64(key & 63)) != 0 { hit(i, key) }
+                prev = next
+                i &+= 1
+            }
+            // Last byte: only one-byte keywords can start here.
+            let s = sg[Int(pb[n &- 1])]
+            if s != 0 { ev.append(Event(kind: UInt32(s &- 1), pos: n)) }
+        }}}}}}}}
     }
 }
