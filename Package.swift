@@ -94,6 +94,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .executableTarget(name: "BusBench", dependencies: ["Pipeline", "KafkaBus"], path: "Benchmarks/BusBench"),
         .executableTarget(name: "DetectionBench", dependencies: ["Detection"], path: "Benchmarks/DetectionBench"),
         .executableTarget(
             name: "GatewayBench",

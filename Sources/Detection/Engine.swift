@@ -44,6 +44,8 @@ public final class DetectionEngine: Sendable {
     let fallback: FallbackPrefilter
     let hyperscan: HyperscanPrefilter?
     let cardRule: Int?, ssnRule: Int?, phoneRule: Int?, ibanRule: Int?
+    /// The card, SSN and phone rules (copied once here rather than per numeric region).
+    let numericRules: (card: Rule?, ssn: Rule?, phone: Rule?)
     /// Custom rules without keywords: run over the whole input.
     let wholeInputRules: [Int]
 
@@ -84,6 +86,7 @@ public final class DetectionEngine: Sendable {
         wholeInputRules = whole
         func idx(_ id: String) -> Int? { all.firstIndex { $0.id == id } }
         cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
+        numericRules = (card: cardRule.map { all[$0] }, ssn: ssnRule.map { all[$0] }, phone: phoneRule.map { all[$0] })
         fallback = FallbackPrefilter(keywords: kws, minBase64: options.minBase64Length)
         hyperscan = options.useHyperscan ? HyperscanPrefilter(keywords: kws, minBase64: options.minBase64Length) : nil
     }

@@ -97,9 +97,12 @@ extension DetectionEngine {
                     guard ctx.pii else { continue }
                     let r = PIIMatcher.numericRegion(p, anchor: anchor)
                     guard regions.insert(RegionKey(kind: 3, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
-                    let rs = (card: cardRule.map { rules[$0] }, ssn: ssnRule.map { rules[$0] }, phone: phoneRule.map { rules[$0] })
-                    PIIMatcher.numeric(rs, p: p, region: r) { rule, m in
-                        for ri in [cardRule, ssnRule, phoneRule] { if let ri, rules[ri].id == rule.id { add(ri, m) } }
+                    PIIMatcher.numeric(numericRules, p: p, region: r) { which, m in
+                        switch which {
+                        case 0: if let ri = cardRule { add(ri, m) }
+                        case 1: if let ri = ssnRule { add(ri, m) }
+                        default: if let ri = phoneRule { add(ri, m) }
+                        }
                     }
                 case .iban:
                     guard ctx.pii, let ri = ibanRule else { continue }
@@ -130,12 +133,27 @@ extension DetectionEngine {
                     var pad = 0
                     while e < p.count && pad < 2 && p[e] == UInt8(ascii: "=") { e += 1; pad += 1 }
                     guard coreEnd - s >= options.minBase64Length else { continue }
+                    // Hex digests, UUIDs and long numbers are not base64 worth decoding: base64 of
+                    // text always contains letters outside [A-Fa-f] (and decoding them is costly).
+                    guard !Self.hexOnly(p, s, coreEnd) else { continue }
                     guard regions.insert(RegionKey(kind: 2, start: s, end: e)).inserted else { continue }
                     out += base64Region(p, s..<e, depth: depth, state: state)
                 }
             }
         }
         return out
+    }
+
+    /// True when every byte of `p[s..<e]` is a hex digit or `-`.
+    @inline(__always)
+    static func hexOnly(_ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
+        var i = s
+        while i < e {
+            let c = p[i]
+            if !(ByteSet.hex.contains(c) || c == 45) { return false }
+            i &+= 1
+        }
+        return true
     }
 
     /// Consumes decode budget; false (and the limit flag) when exhausted.

@@ -24,21 +24,29 @@ import Pipeline
 /// - Exactly one outcome event per delivered-or-attempted request (`delivered`, `failed`
 ///   or `expired`); a reply (the upstream's response with findings masked, or 502/504) for
 ///   every request that is not expired; the message is committed only after both are
-///   published. Block and hold verdicts publish nothing here (the Inspector replied and
-///   audited; holds are a seam, see `HeldRequestHandling`).
+///   published. Block verdicts publish nothing here (the Inspector replied and audited).
+/// - Hold verdicts are parked, joined with decisions on `approvals` and delivered, denied or
+///   expired; see `HeldRequests.swift` and `docs/approvals.md`.
 /// - Messages are processed concurrently (`maxInFlight`) but committed in offset order per
 ///   partition (`CommitCoordinator`).
 /// - A message that cannot be opened or decoded goes to `deadletter` and is committed.
 /// - Logs carry ids, statuses and error classes only: never bodies, header values or
 ///   credentials.
 public struct ForwarderService: Sendable {
-    private let context: StageContext
-    private let targets: [String: UpstreamTarget]
+    let context: StageContext
+    let targets: [String: UpstreamTarget]
     private let client: UpstreamClient
     private let inspector: ResponseInspector
-    private let holds: any HeldRequestHandling
-    private let options: ForwarderOptions
-    private let logger: Logger
+    /// Held requests and their decisions (rebuilt from `holds` at start).
+    let holds: HoldStore
+    let holdPolicies: [String: HoldPolicy]
+    let notifier: ApprovalNotifier
+    /// The deadline a released request's delivery gets when its connection has no `timeout`.
+    let requestTimeout: Duration
+    /// How long final held requests stay in the changelog.
+    let holdsRetention: Duration
+    let options: ForwarderOptions
+    let logger: Logger
 
     /// Prepares the stage; resolves every connection's credential now (an unresolvable
     /// reference throws a `ConfigError` naming the config path and reference).
@@ -55,7 +63,11 @@ public struct ForwarderService: Sendable {
         self.targets = try UpstreamTarget.table(config, environment: options.environment)
         self.client = UpstreamClient(http: httpClient, options: options, logger: logger)
         self.inspector = ResponseInspector(engine: engine)
-        self.holds = HoldsNotDelivered(logger: logger)
+        self.holds = HoldStore(context: context, logger: logger, initialBackoff: options.initialBackoff, maxBackoff: options.maxBackoff)
+        self.holdPolicies = Dictionary(config.connections.map { ($0.name, HoldPolicy($0.policy)) }, uniquingKeysWith: { a, _ in a })
+        self.notifier = ApprovalNotifier(targets: config.notify.map(\.url), http: httpClient, logger: logger)
+        self.requestTimeout = config.requestTimeout.duration
+        self.holdsRetention = config.holdsRetention.duration
         self.options = options
         self.logger = logger
     }
@@ -65,7 +77,14 @@ public struct ForwarderService: Sendable {
     /// redelivered, with the same `Idempotency-Key`). Throws when subscribing fails or the
     /// bus fails.
     public func run() async throws {
-        let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.inspected])
+        // Held requests first: rebuild them from `holds`, resume approved deliveries, then take
+        // new requests and decisions (one group over both co-partitioned topics).
+        try await restoreHolds()
+        let maintenance = Task { await self.maintainHolds() }
+        defer { maintenance.cancel() }
+        let resumed = Task { await self.resumeApprovedHolds() }
+        defer { resumed.cancel() }
+        let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.inspected, context.topics.approvals])
         let logger = self.logger
         let commits = CommitCoordinator(subscription: subscription) { message, error in
             logger.error("commit failed", metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)"])
@@ -100,6 +119,7 @@ public struct ForwarderService: Sendable {
     /// Handles one message. Returns `true` when it may be committed, `false` when the stage
     /// is shutting down before its outcome was published.
     func process(_ message: BusMessage) async -> Bool {
+        if message.topic == context.topics.approvals { return await processDecision(message) }
         let request: InspectedRequest
         do { request = try context.codec.open(InspectedRequest.self, from: message) } catch {
             await context.deadletter(message, reason: "\(error)")
@@ -112,23 +132,30 @@ public struct ForwarderService: Sendable {
             logger.debug("blocked request not delivered", metadata: ["request_id": "\(request.metadata.requestID)"])
             return true
         case .hold:
-            return await holds.hold(request, message: message)
+            return await park(request)
         }
     }
 
     /// Delivers an allowed (or approved) request and publishes its reply and outcome.
     /// Returns `false` only when cancelled before the outcome was published.
     func deliver(_ inspected: InspectedRequest) async -> Bool {
+        var log = logger
+        log[metadataKey: "request_id"] = "\(inspected.metadata.requestID)"
+        log[metadataKey: "connection"] = "\(inspected.metadata.connection)"
+        guard let outcome = await deliveryOutcome(inspected, log: log) else { return false }
+        return await publish(reply: outcome.reply, audit: outcome.event, meta: inspected.metadata, log: log)
+    }
+
+    /// What delivering `inspected` produced: the reply for the caller (none when expired) and
+    /// the outcome event, not yet published. `nil` when cancelled first.
+    func deliveryOutcome(_ inspected: InspectedRequest, log: Logger) async -> (reply: Reply?, event: AuditEvent)? {
         let meta = inspected.metadata
         let started = ContinuousClock.now
-        var log = logger
-        log[metadataKey: "request_id"] = "\(meta.requestID)"
-        log[metadataKey: "connection"] = "\(meta.connection)"
 
         if meta.isExpired() {
             log.info("request expired before delivery")
             let event = outcomeEvent(.expired, inspected, details: ["deadline_ms": "\(meta.deadlineMillis)"])
-            return await publish(reply: nil, audit: event, meta: meta, log: log)
+            return (nil, event)
         }
         guard let target = targets[meta.connection] else {
             log.error("connection not configured in the forwarder")
@@ -142,7 +169,7 @@ public struct ForwarderService: Sendable {
         switch result {
         case .cancelled:
             log.info("delivery abandoned: forwarder stopping")
-            return false
+            return nil
         case .timedOut(let attempts):
             log.warning("upstream timed out", metadata: ["attempts": "\(attempts)"])
             return await fail(inspected, status: 504, error: "upstream_timeout", kind: "upstream_timeout", attempts: attempts, started: started, log: log)
@@ -166,14 +193,14 @@ public struct ForwarderService: Sendable {
                 .delivered, inspected, status: status, duration: ContinuousClock.now - started,
                 findings: checked.findings.isEmpty ? nil : checked.findings, details: details)
             log.info("delivered", metadata: ["status": "\(status)", "attempts": "\(attempts)", "response_findings": "\(checked.findings.count)"])
-            return await publish(reply: reply, audit: event, meta: meta, log: log)
+            return (reply, event)
         }
     }
 
     private func fail(
         _ inspected: InspectedRequest, status: Int, error: String, kind: String, attempts: Int, started: ContinuousClock.Instant,
         findings: [FindingSummary] = [], log: Logger
-    ) async -> Bool {
+    ) async -> (reply: Reply?, event: AuditEvent)? {
         let meta = inspected.metadata
         let reply = Reply(
             requestID: meta.requestID, sessionID: meta.sessionID,
@@ -181,7 +208,7 @@ public struct ForwarderService: Sendable {
         let event = outcomeEvent(
             .failed, inspected, status: status, duration: ContinuousClock.now - started,
             findings: findings.isEmpty ? nil : findings, details: ["error_kind": kind, "attempts": "\(attempts)"])
-        return await publish(reply: reply, audit: event, meta: meta, log: log)
+        return (reply, event)
     }
 
     /// The upstream request: see `HeaderFilter.upstreamRequestHeaders` for the headers;
@@ -200,7 +227,7 @@ public struct ForwarderService: Sendable {
         return out
     }
 
-    private func outcomeEvent(
+    func outcomeEvent(
         _ kind: AuditEvent.Kind, _ inspected: InspectedRequest, status: Int? = nil, duration: Duration? = nil,
         findings: [FindingSummary]? = nil, details: [String: String]
     ) -> AuditEvent {
@@ -214,7 +241,7 @@ public struct ForwarderService: Sendable {
 
     /// Publishes the reply (if any), then the outcome, each retried with backoff until it is
     /// accepted. Returns `false` when cancelled first (the message then stays uncommitted).
-    private func publish(reply: Reply?, audit event: AuditEvent, meta: RequestMetadata, log: Logger) async -> Bool {
+    func publish(reply: Reply?, audit event: AuditEvent, meta: RequestMetadata, log: Logger) async -> Bool {
         if let reply {
             let sent = await publishReliably("reply", log: log) {
                 try await context.bus.publish(try context.codec.reply(reply, to: meta.replyTo))
@@ -230,7 +257,7 @@ public struct ForwarderService: Sendable {
         return audited
     }
 
-    private func publishReliably(_ what: String, log: Logger, _ operation: () async throws -> Void) async -> Bool {
+    func publishReliably(_ what: String, log: Logger, _ operation: () async throws -> Void) async -> Bool {
         var delay = options.initialBackoff
         while true {
             do {

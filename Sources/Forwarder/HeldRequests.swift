@@ -1,28 +1,307 @@
+import Foundation
 import Logging
+import Metrics
 import Pipeline
 
-/// What the Forwarder does with a request the Inspector held (`verdict: hold`).
+/// The Forwarder's held requests: a `HoldBook` whose every change is written to the `holds`
+/// changelog before anyone acts on it.
 ///
-/// The seam for the held-request store: the next implementation persists the request,
-/// joins it with decisions on `approvals` (co-partitioned with `inspected`), and on
-/// approval hands it to the same delivery path as an allowed request
-/// (`ForwarderService.deliver`); on denial or hold timeout it publishes the `denied` or
-/// `expired` outcome. Whatever it does, it must leave exactly one outcome per request.
-protocol HeldRequestHandling: Sendable {
-    /// Takes charge of a held request. Returns `true` when the message may be committed
-    /// (the request is now owned elsewhere), `false` to leave it uncommitted (redelivered).
-    func hold(_ request: InspectedRequest, message: BusMessage) async -> Bool
+/// Guarantees:
+/// - Each transition is applied to the book and queued for `holds` in one step on this
+///   actor, and the records of one request are published in that order (each waits for the
+///   previous one of the same request), so the changelog's last record per request is the
+///   book's state.
+/// - `persist` retries with backoff until the bus accepts the record; it returns `false` only
+///   when the task is cancelled (shutdown), leaving the triggering message uncommitted.
+actor HoldStore {
+    private var book = HoldBook()
+    private var tails: [String: Task<Bool, Never>] = [:]
+    private let context: StageContext
+    private let logger: Logger
+    private let initialBackoff: Duration
+    private let maxBackoff: Duration
+
+    init(context: StageContext, logger: Logger, initialBackoff: Duration, maxBackoff: Duration) {
+        self.context = context
+        self.logger = logger
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
+    }
+
+    func restore(_ change: HoldsChange) { book.restore(change) }
+
+    var count: Int { book.records.count }
+
+    func record(_ id: String) -> HoldRecord? { book.record(id) }
+
+    var approvedUndelivered: [HoldRecord] { book.approvedUndelivered }
+
+    /// Parks a held request; the outcome's record is persisted (unless `.known`) before returning.
+    func park(_ inspected: InspectedRequest, policy: HoldPolicy) async -> (HoldBook.ParkOutcome, persisted: Bool) {
+        let outcome = book.park(inspected, policy: policy, now: currentMillis())
+        switch outcome {
+        case .known: return (outcome, true)
+        case .parked(let r), .decided(let r): return (outcome, await persist(r))
+        }
+    }
+
+    /// Applies a decision; a changed record is persisted before returning.
+    func decide(_ decision: ApprovalDecision, policy: HoldPolicy?) async -> (HoldBook.DecisionOutcome, persisted: Bool) {
+        let outcome = book.decide(decision, policy: policy, now: currentMillis())
+        switch outcome {
+        case .rejected, .ignored: return (outcome, true)
+        case .early(let r), .recorded(let r), .approved(let r), .denied(let r): return (outcome, await persist(r))
+        }
+    }
+
+    /// Expires what is due; each expired record is persisted before it is returned.
+    func expireDue() async -> [HoldRecord] {
+        let expired = book.expire(now: currentMillis())
+        var out: [HoldRecord] = []
+        for r in expired where await persist(r) { out.append(r) }
+        return out
+    }
+
+    /// Records the end of an approved request's delivery.
+    func finish(_ id: String, status: HoldStatus, response: HTTPResponseData?) async -> Bool {
+        guard let r = book.finish(id, status: status, response: response, now: currentMillis()) else { return true }
+        return await persist(r)
+    }
+
+    /// Forgets final requests older than `cutoff` and tombstones them in `holds`.
+    func prune(before cutoff: Int64) async -> Int {
+        let ids = book.prune(before: cutoff)
+        for id in ids {
+            _ = await enqueue(id) { [context] in try await context.bus.publish(context.codec.holdTombstone(requestID: id)) }
+        }
+        return ids.count
+    }
+
+    private func persist(_ record: HoldRecord) async -> Bool {
+        let message: OutgoingMessage
+        do { message = try context.codec.hold(record) } catch {
+            logger.critical("cannot seal hold record", metadata: ["request_id": "\(record.requestID)", "error": "\(error)"])
+            return false
+        }
+        return await enqueue(record.requestID) { [context] in try await context.bus.publish(message) }
+    }
+
+    /// Runs `publish` after every earlier publish of the same request, retrying until it succeeds.
+    private func enqueue(_ id: String, _ publish: @escaping @Sendable () async throws -> Void) async -> Bool {
+        let previous = tails[id]
+        let (logger, initial, maxBackoff) = (logger, initialBackoff, maxBackoff)
+        let task = Task<Bool, Never> {
+            _ = await previous?.value
+            var delay = initial
+            while true {
+                do {
+                    try await publish()
+                    return true
+                } catch {
+                    logger.error("holds publish failed; retrying", metadata: ["request_id": "\(id)", "error": "\(error)"])
+                }
+                do { try await Task.sleep(for: delay) } catch { return false }
+                delay = min(delay * 2, maxBackoff)
+            }
+        }
+        tails[id] = task
+        let ok = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+        if tails[id] == task { tails[id] = nil }
+        return ok
+    }
 }
 
-/// This build has no held-request store: a held request is treated like a blocked one —
-/// never delivered, nothing published by the Forwarder — and committed.
-struct HoldsNotDelivered: HeldRequestHandling {
-    let logger: Logger
+/// The reply a caller gets while its request waits for approval; the Ingress keeps waiting up
+/// to `hold_wait` for the final reply, then answers with this.
+enum PendingReply {
+    static func make(requestID: String, sessionID: String) -> Reply {
+        let body = (try? JSONSerialization.data(
+            withJSONObject: ["request_id": requestID, "status": "pending_approval", "poll": "/v1/requests/\(requestID)"],
+            options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Reply(
+            requestID: requestID, sessionID: sessionID,
+            response: HTTPResponseData(
+                status: 202,
+                headers: [HTTPField("Content-Type", "application/json"), HTTPField("X-Sluice-Status", "pending_approval")],
+                body: body))
+    }
+}
 
-    func hold(_ request: InspectedRequest, message: BusMessage) async -> Bool {
-        logger.warning("held request not delivered: held-request store not available in this build", metadata: [
-            "request_id": "\(request.metadata.requestID)", "connection": "\(request.metadata.connection)",
-        ])
-        return true
+extension ForwarderService {
+    /// Rebuilds the held requests from `holds` (everything up to now) before anything is consumed.
+    func restoreHolds() async throws {
+        let store = holds
+        let (caughtUp, signal) = AsyncStream.makeStream(of: Void.self)
+        let follower = Task {
+            try await HoldsChangelog(context: context).follow(
+                apply: { change in await store.restore(change) },
+                onCaughtUp: { signal.yield(); signal.finish() })
+        }
+        defer { follower.cancel() }
+        var done = false
+        for await _ in caughtUp { done = true }
+        if !done {
+            // The stream ended without the signal: the follower failed or was cancelled.
+            _ = try await follower.value
+            throw BusError(.closed, "holds changelog ended before it was read up to date")
+        }
+        logger.info("held requests restored", metadata: ["records": "\(await store.count)"])
+    }
+
+    /// Delivers the approved requests a previous run recorded but did not finish delivering.
+    func resumeApprovedHolds() async {
+        for record in await holds.approvedUndelivered {
+            logger.info("resuming delivery of approved request", metadata: ["request_id": "\(record.requestID)"])
+            _ = await release(record)
+        }
+    }
+
+    /// Expires held requests at their `hold_timeout` and prunes final ones after the
+    /// retention, until cancelled.
+    func maintainHolds() async {
+        var lastPrune = ContinuousClock.now
+        while !Task.isCancelled {
+            for record in await holds.expireDue() {
+                guard let inspected = record.request else { continue }
+                var log = logger
+                log[metadataKey: "request_id"] = "\(record.requestID)"
+                log.info("held request expired")
+                let event = outcomeEvent(.expired, inspected, status: 410, details: ["reason": "hold_timeout"])
+                let reply = record.response.map { Reply(requestID: record.requestID, sessionID: inspected.metadata.sessionID, response: $0) }
+                _ = await publish(reply: reply, audit: event, meta: inspected.metadata, log: log)
+            }
+            if ContinuousClock.now - lastPrune > .seconds(30) {
+                lastPrune = ContinuousClock.now
+                let cutoff = currentMillis() - holdsRetention.milliseconds
+                let pruned = await holds.prune(before: cutoff)
+                if pruned > 0 { logger.info("pruned final held requests", metadata: ["count": "\(pruned)"]) }
+            }
+            do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
+        }
+    }
+
+    /// Parks a held request: records it in `holds`, announces it, answers the caller "pending".
+    /// Returns `true` once the record is durable (the message may then be committed).
+    func park(_ inspected: InspectedRequest) async -> Bool {
+        let meta = inspected.metadata
+        var log = logger
+        log[metadataKey: "request_id"] = "\(meta.requestID)"
+        log[metadataKey: "connection"] = "\(meta.connection)"
+        guard let policy = holdPolicies[meta.connection] else {
+            // Nowhere to deliver it anyway: the ordinary path answers 502 and records `failed`.
+            return await deliver(inspected)
+        }
+        let (outcome, persisted) = await holds.park(inspected, policy: policy)
+        guard persisted else { return false }
+        switch outcome {
+        case .known(let record):
+            // A redelivery: the caller may still be waiting on the first attempt.
+            if record.status == .pending {
+                _ = await publishReliably("reply", log: log) {
+                    try await context.bus.publish(try context.codec.reply(PendingReply.make(requestID: meta.requestID, sessionID: meta.sessionID), to: meta.replyTo))
+                }
+            }
+            return true
+        case .parked(let record):
+            log.info("request held for approval", metadata: ["approvals_required": "\(record.approvalsRequired)"])
+            Counter(label: "sluice_holds_total", dimensions: [("event", "parked")]).increment()
+            await announce(record, inspected)
+            return await publishReliably("reply", log: log) {
+                try await context.bus.publish(try context.codec.reply(PendingReply.make(requestID: meta.requestID, sessionID: meta.sessionID), to: meta.replyTo))
+            }
+        case .decided(let record):
+            await announce(record, inspected)
+            return await conclude(record, log: log)
+        }
+    }
+
+    private func announce(_ record: HoldRecord, _ inspected: InspectedRequest) async {
+        let meta = inspected.metadata
+        await context.audit(AuditEvent(
+            kind: .approvalRequested, stage: "forwarder", requestID: meta.requestID, sessionID: meta.sessionID,
+            connection: meta.connection, identity: meta.identity.id, method: inspected.request.method,
+            path: inspected.request.path, decision: .hold, rules: inspected.verdict.rules, reasons: inspected.verdict.reasons,
+            findings: inspected.findings.isEmpty ? nil : inspected.findings,
+            details: ["approvals_required": "\(record.approvalsRequired)", "expires_ms": "\(record.expiresAtMillis)"]))
+        notifier.announce(ApprovalNotifier.Announcement(record: record, inspected: inspected))
+    }
+
+    /// Applies one decision from `approvals`. Returns `true` when it may be committed.
+    func processDecision(_ message: BusMessage) async -> Bool {
+        let decision: ApprovalDecision
+        do { decision = try context.codec.open(ApprovalDecision.self, from: message) } catch {
+            await context.deadletter(message, reason: "\(error)")
+            return true
+        }
+        var log = logger
+        log[metadataKey: "request_id"] = "\(decision.requestID)"
+        log[metadataKey: "approver"] = "\(decision.approver.id)"
+        let connection = await holds.record(decision.requestID)?.request?.metadata.connection
+        let policy = connection.flatMap { holdPolicies[$0] }
+        let (outcome, persisted) = await holds.decide(decision, policy: policy)
+        guard persisted else { return false }
+        switch outcome {
+        case .early:
+            log.info("decision kept until its request is parked", metadata: ["vote": "\(decision.vote.rawValue)"])
+            return true
+        case .rejected(let reason, let record), .ignored(let reason, let record):
+            log.info("decision not counted", metadata: ["vote": "\(decision.vote.rawValue)", "reason": "\(reason)"])
+            await auditDecision(decision, record, result: "not_counted", why: reason)
+            return true
+        case .recorded(let record):
+            log.info("approval recorded", metadata: ["approvals": "\(record.approvers.count)", "required": "\(record.approvalsRequired)"])
+            await auditDecision(decision, record, result: "counted", why: nil)
+            return true
+        case .approved(let record), .denied(let record):
+            log.info("held request decided", metadata: ["status": "\(record.status.rawValue)"])
+            await auditDecision(decision, record, result: "counted", why: nil)
+            return await conclude(record, log: log)
+        }
+    }
+
+    private func auditDecision(_ d: ApprovalDecision, _ record: HoldRecord, result: String, why: String?) async {
+        let meta = record.request?.metadata
+        var details = [
+            "vote": d.vote.rawValue, "result": result, "reason": String(d.reason.prefix(500)),
+            "approvals": "\(record.approvers.count)", "approvals_required": "\(record.approvalsRequired)",
+            "status": record.status.rawValue, "decision_id": d.decisionID,
+        ]
+        if let why { details["not_counted_because"] = why }
+        await context.audit(AuditEvent(
+            kind: .approvalDecided, stage: "forwarder", requestID: d.requestID, sessionID: meta?.sessionID ?? d.requestID,
+            connection: meta?.connection, identity: d.approver.id, decision: .hold, details: details))
+    }
+
+    /// Acts on a decided record: delivers an approved one, answers and records a denied one.
+    private func conclude(_ record: HoldRecord, log: Logger) async -> Bool {
+        guard let inspected = record.request else { return true }
+        switch record.status {
+        case .approved:
+            return await release(record)
+        case .denied:
+            Counter(label: "sluice_holds_total", dimensions: [("event", "denied")]).increment()
+            let event = outcomeEvent(.denied, inspected, status: 403, details: ["reason": String((record.denial?.reason ?? "").prefix(500)), "denied_by": record.denial?.approver.id ?? ""])
+            let reply = record.response.map { Reply(requestID: record.requestID, sessionID: inspected.metadata.sessionID, response: $0) }
+            return await publish(reply: reply, audit: event, meta: inspected.metadata, log: log)
+        default:
+            return true
+        }
+    }
+
+    /// Delivers an approved request with a fresh deadline (the connection's timeout, else
+    /// `request_timeout`), records the result in `holds`, then answers the caller and
+    /// publishes the outcome. `false` when cancelled first (a restart resumes it).
+    func release(_ record: HoldRecord) async -> Bool {
+        guard var inspected = record.request else { return true }
+        var log = logger
+        log[metadataKey: "request_id"] = "\(record.requestID)"
+        log[metadataKey: "connection"] = "\(inspected.metadata.connection)"
+        let budget = targets[inspected.metadata.connection]?.timeout ?? requestTimeout
+        inspected.metadata.deadlineMillis = currentMillis() + budget.milliseconds
+        Counter(label: "sluice_holds_total", dimensions: [("event", "released")]).increment()
+        guard let outcome = await deliveryOutcome(inspected, log: log) else { return false }
+        let status: HoldStatus = outcome.event.kind == .delivered ? .delivered : .failed
+        guard await holds.finish(record.requestID, status: status, response: outcome.reply?.response) else { return false }
+        return await publish(reply: outcome.reply, audit: outcome.event, meta: inspected.metadata, log: log)
     }
 }

@@ -34,12 +34,20 @@ public struct InspectorService: Sendable {
     let context: StageContext
     let inspector: RequestInspector
     let options: InspectorOptions
+    /// Each connection's hold clauses, compiled once.
+    let holdRules: [String: HoldRules]
 
-    public init(config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init()) {
+    /// - Throws: `ConfigError` when a connection's hold clause does not compile.
+    public init(config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init()) throws {
         self.config = config
         self.context = context
         self.inspector = RequestInspector(engine: engine)
         self.options = options
+        var rules: [String: HoldRules] = [:]
+        for (i, c) in config.connections.enumerated() {
+            rules[c.name] = try HoldRules(c.policy.hold, path: "connections[\(i)].policy.hold")
+        }
+        self.holdRules = rules
     }
 
     /// Consumes `requests` until the task is cancelled.
@@ -105,8 +113,10 @@ public struct InspectorService: Sendable {
 
         let result = inspector.inspect(request.request, policy: connection.policy)
         let verdict = PolicyEvaluator.verdict(
-            for: PolicyInput(findings: result.findings, method: request.request.method, path: result.request.path, groups: meta.identity.groups),
-            policy: connection.policy)
+            for: PolicyInput(
+                findings: result.findings, method: request.request.method, path: result.request.path,
+                groups: meta.identity.groups, body: request.request.body),
+            policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
         Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue)]).increment()
         context.logger.debug("request inspected", metadata: [
             "request_id": "\(meta.requestID)", "connection": "\(meta.connection)",

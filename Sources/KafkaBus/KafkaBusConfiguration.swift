@@ -102,7 +102,8 @@ public struct KafkaBusConfiguration: Sendable {
     /// Consumer: `session.timeout.ms=6000`, `heartbeat.interval.ms=1000` (fast
     /// rebalances; librdkafka's defaults take tens of seconds),
     /// `auto.offset.reset=earliest` (a new group starts at the oldest message),
-    /// `fetch.wait.max.ms=100`, `enable.partition.eof=false`.
+    /// `fetch.wait.max.ms=10` (a gateway waits on replies: keep idle fetch latency low; some
+    /// Kafka-protocol brokers hold every fetch for the full wait), `enable.partition.eof=false`.
     public func defaultSettings(for role: ClientRole) -> [String: String] {
         var settings: [String: String] = [
             "bootstrap.servers": brokers,
@@ -121,7 +122,7 @@ public struct KafkaBusConfiguration: Sendable {
             settings["session.timeout.ms"] = "6000"
             settings["heartbeat.interval.ms"] = "1000"
             settings["auto.offset.reset"] = "earliest"
-            settings["fetch.wait.max.ms"] = "100"
+            settings["fetch.wait.max.ms"] = "10"
             settings["enable.partition.eof"] = "false"
         }
         return settings

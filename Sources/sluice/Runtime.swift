@@ -101,7 +101,7 @@ struct Runtime: Sendable {
                         try await ingress.run()
                     })
                 case .inspector:
-                    let inspector = InspectorService(
+                    let inspector = try InspectorService(
                         config: config, context: ctx, engine: try makeEngine(),
                         options: InspectorOptions(group: codec.topics.consumerGroup("inspector")))
                     services.append(StageService(name: "inspector", logger: ctx.logger) { try await inspector.run() })

@@ -80,22 +80,23 @@ enum PIIMatcher {
     }
 
     /// Runs the card, SSN and phone matchers over a numeric region.
-    static func numeric(_ rules: (card: Rule?, ssn: Rule?, phone: Rule?), p: UnsafeBufferPointer<UInt8>, region r: Range<Int>, emit: (Rule, Match) -> Void) {
+    /// `emit` receives 0 (card), 1 (SSN) or 2 (phone) and the match.
+    static func numeric(_ rules: (card: Rule?, ssn: Rule?, phone: Rule?), p: UnsafeBufferPointer<UInt8>, region r: Range<Int>, emit: (Int, Match) -> Void) {
         var i = r.lowerBound
         while i < r.upperBound {
             let c = p[i]
             let startsNumber = isDigit(c) && (i == 0 || !(isDigit(p[i - 1]) || p[i - 1] == UInt8(ascii: ".") || isAlnum(p[i - 1])) || Scan.isEscapeLetter(p, i - 1))
             if startsNumber {
-                if let rule = rules.card, let m = card(rule, p, i, r) { emit(rule, m) }
-                if let rule = rules.ssn, let m = ssn(rule, p, i, r) { emit(rule, m) }
-                if let rule = rules.phone, let m = phoneNANP(rule, p, i, r) { emit(rule, m) }
+                if let rule = rules.card, let m = card(rule, p, i, r) { emit(0, m) }
+                if let rule = rules.ssn, let m = ssn(rule, p, i, r) { emit(1, m) }
+                if let rule = rules.phone, let m = phoneNANP(rule, p, i, r) { emit(2, m) }
             }
             if c == UInt8(ascii: "+"), let rule = rules.phone, i + 1 < r.upperBound, isDigit(p[i + 1]),
                i == 0 || !isAlnum(p[i - 1]) || Scan.isEscapeLetter(p, i - 1) {
-                if let m = phoneIntl(rule, p, i, r) { emit(rule, m) }
+                if let m = phoneIntl(rule, p, i, r) { emit(2, m) }
             }
             if c == UInt8(ascii: "("), let rule = rules.phone, i == 0 || !isAlnum(p[i - 1]) || Scan.isEscapeLetter(p, i - 1) {
-                if let m = phoneNANP(rule, p, i, r) { emit(rule, m) }
+                if let m = phoneNANP(rule, p, i, r) { emit(2, m) }
             }
             i += 1
         }

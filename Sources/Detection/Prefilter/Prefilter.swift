@@ -52,20 +52,72 @@ enum StructuralScanner {
         }
     }
 
+    typealias V16 = SIMD16<UInt8>
+
+    /// Lane mask (0xFF / 0x00 per byte, as two words) of the base64-class bytes among the 16 at `p`.
+    /// Plain SSE2-width vector compares, no per-byte branches. (`any`/`all` on masks are avoided:
+    /// they are not inlined and cost a call per block.)
+    @inline(__always)
+    static func base64Mask16(_ p: UnsafePointer<UInt8>) -> SIMD2<UInt64> {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: V16.self)
+        let alpha = (v | V16(repeating: 0x20)) &- V16(repeating: 0x61) .< V16(repeating: 26)
+        let digit = v &- V16(repeating: 0x30) .< V16(repeating: 10)
+        let sym = (v .== V16(repeating: 0x2B)) .| (v .== V16(repeating: 0x2D)) .| (v .== V16(repeating: 0x2F)) .| (v .== V16(repeating: 0x5F))
+        return unsafeBitCast(V16(repeating: 0).replacing(with: 0xFF, where: alpha .| digit .| sym), to: SIMD2<UInt64>.self)
+    }
+
+    /// True when one of the 16 bytes at `p` is a digit, `\` or `%`.
+    @inline(__always)
+    static func hasStop16(_ p: UnsafePointer<UInt8>) -> Bool {
+        let v = UnsafeRawPointer(p).loadUnaligned(as: V16.self)
+        let stop = (v &- V16(repeating: 0x30) .< V16(repeating: 10)) .| (v .== V16(repeating: 0x5C)) .| (v .== V16(repeating: 0x25))
+        let w = unsafeBitCast(V16(repeating: 0).replacing(with: 0xFF, where: stop), to: SIMD2<UInt64>.self)
+        return w[0] | w[1] != 0
+    }
+
+    /// Base64 runs of at least `w` bytes. For `w >= 15` every such run contains a whole aligned
+    /// 8-byte block of class bytes, so only blocks are tested (16 bytes per vector compare) and
+    /// the run is then extended byte by byte; shorter minimums use the plain byte loop.
     @inline(__always)
     static func base64Runs(_ p: UnsafePointer<UInt8>, _ n: Int, _ cl: UnsafePointer<UInt8>, kind: UInt32, minRun w: Int, into ev: inout [Event]) {
-        // Invariant: i == 0 or p[i - 1] is not in the class, so a run found at i starts at i.
-        var i = 0
-        while i &+ w <= n {
-            if cl[Int(p[i &+ w &- 1])] & fB64 == 0 { i &+= w; continue }
-            var j = i &+ w &- 2
-            while j >= i && cl[Int(p[j])] & fB64 != 0 { j &-= 1 }
-            if j >= i { i = j &+ 1; continue }
-            var e = i &+ w
+        var done = 0 // bytes before `done` belong to runs already handled
+        @inline(__always) func run(at k: Int) {
+            var s = k
+            while s > done && cl[Int(p[s &- 1])] & fB64 != 0 { s &-= 1 }
+            var e = k
             while e < n && cl[Int(p[e])] & fB64 != 0 { e &+= 1 }
-            ev.append(Event(kind: kind, pos: e))
-            i = e &+ 1
+            if e &- s >= w { ev.append(Event(kind: kind, pos: e)) }
+            done = e
         }
+        if w >= 15 {
+            var i = 0
+            while i &+ 16 <= n {
+                if i >= done {
+                    let m = base64Mask16(p + i)
+                    if m[0] == ~0 { run(at: i) } else if m[1] == ~0 { run(at: i &+ 8) }
+                }
+                i &+= 16
+            }
+            if i &+ 8 <= n && i >= done {
+                var all = true
+                for k in i..<(i &+ 8) where cl[Int(p[k])] & fB64 == 0 { all = false; break }
+                if all { run(at: i) }
+            }
+            if n - done >= w, n >= 1 {
+                // A run reaching the end may hold no whole block among the vector-tested ones.
+                var s = n
+                while s > done && cl[Int(p[s &- 1])] & fB64 != 0 { s &-= 1 }
+                if n &- s >= w && s >= done { ev.append(Event(kind: kind, pos: n)); done = n }
+            }
+            return
+        }
+        var i = 0, start = -1
+        while i < n {
+            if cl[Int(p[i])] & fB64 != 0 { if start < 0 { start = i } }
+            else { if start >= 0 && i &- start >= w { ev.append(Event(kind: kind, pos: i)) }; start = -1 }
+            i &+= 1
+        }
+        if start >= 0 && n &- start >= w { ev.append(Event(kind: kind, pos: n)) }
     }
 
     @inline(__always)
@@ -74,14 +126,9 @@ enum StructuralScanner {
         let kNum = K &+ Trigger.numeric.rawValue, kIban = K &+ Trigger.iban.rawValue
         var i = 0
         while i < n {
-            // Skip 8 bytes at a time while none of them is a digit, `\` or `%`.
-            while i &+ 8 <= n {
-                let f = cl[Int(p[i])] | cl[Int(p[i &+ 1])] | cl[Int(p[i &+ 2])] | cl[Int(p[i &+ 3])]
-                    | cl[Int(p[i &+ 4])] | cl[Int(p[i &+ 5])] | cl[Int(p[i &+ 6])] | cl[Int(p[i &+ 7])]
-                if f & fStop != 0 { break }
-                i &+= 8
-            }
-            let end = min(n, i &+ 8)
+            // Skip 16 bytes at a time while none of them is a digit, `\` or `%`.
+            while i &+ 16 <= n && !hasStop16(p + i) { i &+= 16 }
+            let end = min(n, i &+ 16)
             while i < end {
                 let b = p[i]
                 let f = cl[Int(b)]
@@ -93,26 +140,23 @@ enum StructuralScanner {
                     }
                     i &+= 1; continue
                 }
-                // A digit: walk the whole numeric region (its start has no digit before i).
-                var s = i
-                while s > 0 && cl[Int(p[s &- 1])] & fNum != 0 { s &-= 1 }
-                var e = i
-                var digits = 0, lastDigitEnd = i
+                // A digit: walk the whole numeric region (no digit precedes i in it).
+                // IBAN start: two upper-case letters (never region bytes), then two digits.
+                if i >= 2 && i &+ 1 < n && cl[Int(p[i &+ 1])] & fDigit != 0
+                    && cl[Int(p[i &- 1])] & fUpper != 0 && cl[Int(p[i &- 2])] & fUpper != 0 {
+                    ev.append(Event(kind: kIban, pos: i &+ 2))
+                }
+                var e = i &+ 1
+                var digits = 1, lastDigitEnd = i &+ 1
                 while e < n {
                     let g = cl[Int(p[e])]
                     if g & fNum == 0 { break }
-                    if g & fDigit != 0 {
-                        // IBAN start: two upper-case letters, then two digits.
-                        if e >= 2 && e &+ 1 < n && (e == i || cl[Int(p[e &- 1])] & fDigit == 0)
-                            && cl[Int(p[e &+ 1])] & fDigit != 0
-                            && cl[Int(p[e &- 1])] & fUpper != 0 && cl[Int(p[e &- 2])] & fUpper != 0 {
-                            ev.append(Event(kind: kIban, pos: e &+ 2))
-                        }
-                        digits &+= 1; lastDigitEnd = e &+ 1
-                    }
+                    if g & fDigit != 0 { digits &+= 1; lastDigitEnd = e &+ 1 }
                     e &+= 1
                 }
                 if digits >= 7 {
+                    var s = i
+                    while s > 0 && cl[Int(p[s &- 1])] & fNum != 0 { s &-= 1 }
                     if e &- s > 256 {
                         var a = s &+ 128
                         while a < lastDigitEnd &- 1 { ev.append(Event(kind: kNum, pos: a &+ 1)); a &+= 128 }

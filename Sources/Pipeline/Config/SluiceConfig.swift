@@ -18,6 +18,9 @@ public struct SluiceConfig: Decodable, Sendable {
     public var notify: [NotifyConfig]
     /// The public base URL of the Ingress (for CLI defaults and poll links); defaults to `http://<listen>`.
     public var publicURL: String?
+    /// How long decided, expired and delivered held requests stay readable (`GET /v1/requests/<id>`,
+    /// `GET /v1/approvals`) after their last change; default 24h.
+    public var holdsRetention: ConfigDuration
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, bus, sealing, identities, connections, recorder, detection, notify
@@ -25,6 +28,7 @@ public struct SluiceConfig: Decodable, Sendable {
         case maxBodyBytes = "max_body_bytes"
         case requestTimeout = "request_timeout"
         case publicURL = "public_url"
+        case holdsRetention = "holds_retention"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -42,12 +46,14 @@ public struct SluiceConfig: Decodable, Sendable {
         detection = try c.decodeIfPresent(DetectionConfig.self, forKey: .detection) ?? DetectionConfig()
         notify = try c.decodeIfPresent([NotifyConfig].self, forKey: .notify) ?? []
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
+        holdsRetention = try c.decodeIfPresent(ConfigDuration.self, forKey: .holdsRetention) ?? ConfigDuration(.seconds(86_400))
         try validate()
     }
 
     func validate() throws {
         guard maxBodyBytes > 0 else { throw ConfigError(path: "max_body_bytes", message: "must be positive") }
         guard requestTimeout.milliseconds > 0 else { throw ConfigError(path: "request_timeout", message: "must be positive") }
+        guard holdsRetention.milliseconds > 0 else { throw ConfigError(path: "holds_retention", message: "must be positive") }
         var names = Set<String>()
         for (i, conn) in connections.enumerated() {
             guard names.insert(conn.name).inserted else {

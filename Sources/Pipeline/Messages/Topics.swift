@@ -16,14 +16,19 @@ public struct Topics: Sendable, Hashable {
     public var audit: String { prefix + "audit" }
     /// Poison messages with the reason, key: the original key.
     public var deadletter: String { prefix + "deadletter" }
+    /// Forwarder → Forwarder and Ingress (group-less readers), key: request id; the changelog of
+    /// held requests (`HoldRecord`, sealed). Compacted on Kafka: the latest record per request wins.
+    public var holds: String { prefix + "holds" }
 
     /// The consumer group of a stage (`<prefix><stage>`, e.g. `sluice.inspector`), so that two
     /// deployments with different prefixes on one cluster never share a group.
     public func consumerGroup(_ stage: String) -> String { prefix + stage }
 
-    /// Every topic with its partition count (`approvals` matches `inspected`).
+    /// Every topic with its partition count (`approvals` and `holds` match `inspected`;
+    /// `holds` is a compacted changelog on Kafka).
     public func specs(partitions: Int) -> [TopicSpec] {
         [requests, inspected, approvals, replies, audit, deadletter].map { TopicSpec(name: $0, partitions: partitions) }
+            + [TopicSpec(name: holds, partitions: partitions, config: ["cleanup.policy": "compact"])]
     }
 }
 
@@ -31,7 +36,7 @@ public struct Topics: Sendable, Hashable {
 public enum MessageHeader {
     /// The request id, also the associated data of the sealed value.
     public static let requestID = "sluice-request-id"
-    /// The message's type (`request`, `inspected`, `reply`, `audit`, `decision`, `deadletter`).
+    /// The message's type (`request`, `inspected`, `reply`, `audit`, `decision`, `hold`, `holds-marker`, `deadletter`).
     public static let kind = "sluice-kind"
     /// On `deadletter`: why the message was rejected.
     public static let reason = "sluice-reason"

@@ -1,0 +1,177 @@
+import Foundation
+import Pipeline
+
+/// The approval rules of one connection, as the Forwarder enforces them.
+struct HoldPolicy: Sendable, Hashable {
+    /// Groups whose members may decide.
+    var approvers: [String]
+    /// Distinct approvals needed to release.
+    var approvalsRequired: Int
+    /// How long a held request may wait before it expires.
+    var holdTimeoutMillis: Int64
+
+    init(approvers: [String], approvalsRequired: Int, holdTimeoutMillis: Int64) {
+        self.approvers = approvers
+        self.approvalsRequired = max(1, approvalsRequired)
+        self.holdTimeoutMillis = holdTimeoutMillis
+    }
+
+    init(_ policy: PolicyConfig) {
+        self.init(
+            approvers: policy.approvers, approvalsRequired: policy.approvalsRequired,
+            holdTimeoutMillis: Int64(policy.holdTimeout.milliseconds))
+    }
+}
+
+/// Every held request the Forwarder knows and the rules that move it: park, decide, expire,
+/// finish, prune. Pure and synchronous; the caller persists each returned record to `holds`
+/// before acting on it.
+///
+/// Guarantees:
+/// - A request moves only forward: pending → approved → delivered | failed, or
+///   pending → denied | expired. A final request never changes again.
+/// - A decision counts only when its approver is in one of the connection's `approvers`
+///   groups and is not the requester; approvals count once per distinct approver; one deny
+///   denies.
+/// - A decision for a request not parked yet is kept (a record without `request`) and
+///   applied, under the same rules, when the request is parked.
+struct HoldBook: Sendable {
+    private(set) var records: [String: HoldRecord] = [:]
+
+    /// What parking a held request did.
+    enum ParkOutcome: Sendable, Equatable {
+        /// Already parked (a redelivery): the current record, unchanged.
+        case known(HoldRecord)
+        /// Newly parked and pending.
+        case parked(HoldRecord)
+        /// Newly parked and already decided by decisions that arrived first (approved or denied).
+        case decided(HoldRecord)
+    }
+
+    /// What a decision did.
+    enum DecisionOutcome: Sendable, Equatable {
+        /// Refused: not an approver of the connection, or the requester.
+        case rejected(reason: String, HoldRecord)
+        /// No effect: already final or approved, or this approver already approved.
+        case ignored(reason: String, HoldRecord)
+        /// Kept until the request is parked.
+        case early(HoldRecord)
+        /// Counted; still pending.
+        case recorded(HoldRecord)
+        /// Counted; enough approvals: deliver now.
+        case approved(HoldRecord)
+        /// Denied: never delivered.
+        case denied(HoldRecord)
+    }
+
+    /// Applies a change read from the changelog (rebuilding state at start).
+    mutating func restore(_ change: HoldsChange) {
+        switch change {
+        case .record(let r): records[r.requestID] = r
+        case .removed(let id): records[id] = nil
+        }
+    }
+
+    func record(_ requestID: String) -> HoldRecord? { records[requestID] }
+
+    /// Parks `inspected` (or reports the existing record), applying any early decisions.
+    mutating func park(_ inspected: InspectedRequest, policy: HoldPolicy, now: Int64) -> ParkOutcome {
+        let id = inspected.metadata.requestID
+        var early: [ApprovalDecision] = []
+        if let existing = records[id] {
+            guard existing.request == nil else { return .known(existing) }
+            early = existing.decisions
+        }
+        var record = HoldRecord(
+            requestID: id, request: inspected, approvalsRequired: policy.approvalsRequired,
+            createdAtMillis: now, expiresAtMillis: now + policy.holdTimeoutMillis)
+        records[id] = record
+        for d in early {
+            switch decide(d, policy: policy, now: now) {
+            case .denied(let r), .approved(let r): return .decided(r)
+            default: continue
+            }
+        }
+        record = records[id] ?? record
+        return record.status == .pending ? .parked(record) : .decided(record)
+    }
+
+    /// Applies one decision. `policy` is the connection's (nil when the request is not parked
+    /// yet or its connection is unknown to this Forwarder).
+    mutating func decide(_ decision: ApprovalDecision, policy: HoldPolicy?, now: Int64) -> DecisionOutcome {
+        let id = decision.requestID
+        guard var record = records[id], let request = record.request else {
+            var early = records[id] ?? HoldRecord(
+                requestID: id, request: nil, approvalsRequired: 1, createdAtMillis: now, expiresAtMillis: now)
+            if !early.decisions.contains(where: { $0.decisionID == decision.decisionID }) { early.decisions.append(decision) }
+            early.updatedAtMillis = now
+            records[id] = early
+            return .early(early)
+        }
+        guard record.status == .pending else {
+            return .ignored(reason: "request already \(record.status.rawValue)", record)
+        }
+        guard let policy, !Set(policy.approvers).isDisjoint(with: decision.approver.groups) else {
+            return .rejected(reason: "not an approver of connection \(request.metadata.connection)", record)
+        }
+        guard decision.approver.id != request.metadata.identity.id else {
+            return .rejected(reason: "requester cannot decide on their own request", record)
+        }
+        if decision.vote == .approve, record.approvers.contains(decision.approver.id) {
+            return .ignored(reason: "already approved by \(decision.approver.id)", record)
+        }
+        record.decisions.append(decision)
+        record.updatedAtMillis = now
+        switch decision.vote {
+        case .deny:
+            record.status = .denied
+            record.response = .jsonError(
+                status: 403, error: "denied", extra: ["reason": decision.reason, "request_id": id])
+            records[id] = record
+            return .denied(record)
+        case .approve:
+            if record.approvers.count >= record.approvalsRequired {
+                record.status = .approved
+                records[id] = record
+                return .approved(record)
+            }
+            records[id] = record
+            return .recorded(record)
+        }
+    }
+
+    /// Expires every pending request whose `expiresAtMillis` has passed; returns them.
+    mutating func expire(now: Int64) -> [HoldRecord] {
+        var out: [HoldRecord] = []
+        for (id, var r) in records where r.request != nil && r.status == .pending && r.expiresAtMillis <= now {
+            r.status = .expired
+            r.updatedAtMillis = now
+            r.response = .jsonError(status: 410, error: "expired", extra: ["request_id": id])
+            records[id] = r
+            out.append(r)
+        }
+        return out.sorted { $0.expiresAtMillis < $1.expiresAtMillis }
+    }
+
+    /// Records the end of an approved request's delivery (`delivered` or `failed`).
+    mutating func finish(_ requestID: String, status: HoldStatus, response: HTTPResponseData?, now: Int64) -> HoldRecord? {
+        guard var r = records[requestID], r.status == .approved, status.isFinal else { return nil }
+        r.status = status
+        r.response = response
+        r.updatedAtMillis = now
+        records[requestID] = r
+        return r
+    }
+
+    /// Approved requests whose delivery has not been recorded (resumed after a restart).
+    var approvedUndelivered: [HoldRecord] {
+        records.values.filter { $0.status == .approved && $0.request != nil }.sorted { $0.updatedAtMillis < $1.updatedAtMillis }
+    }
+
+    /// Forgets final requests (and orphan early decisions) unchanged since `cutoff`; returns their ids.
+    mutating func prune(before cutoff: Int64) -> [String] {
+        let ids = records.values.filter { ($0.status.isFinal || $0.request == nil) && $0.updatedAtMillis < cutoff }.map(\.requestID)
+        for id in ids { records[id] = nil }
+        return ids.sorted()
+    }
+}
