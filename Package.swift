@@ -92,6 +92,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .executableTarget(name: "BusBench", dependencies: ["Pipeline", "KafkaBus"], path: "Benchmarks/BusBench"),
@@ -105,7 +107,10 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract"]),
         .testTarget(name: "KafkaBusTests", dependencies: ["KafkaBus", "Pipeline", "BusContract"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection"]),
-        .testTarget(name: "InspectorTests", dependencies: ["Inspector", "Pipeline", "Detection"]),
+        .testTarget(
+            name: "InspectorTests",
+            dependencies: ["Inspector", "Pipeline", "Detection", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(
             name: "IngressTests",
             dependencies: [

@@ -150,11 +150,3 @@ if args.contains("--breakdown"), let e = try? DetectionEngine(fingerprintKey: ke
     for _ in 0..<n { _ = e2.scan(b, context: ScanContext(hint: .json)) }
     print("breakdown: no decoders \(Int((now() - t) / Double(n) * 1e9)) ns")
 }
-if args.contains("--tmp") {
-    let e = try! DetectionEngine(fingerprintKey: key)
-    for (name, f) in [("structural", { _TmpDebug.structural($0) }), ("b64", { _TmpDebug.b64($0) }), ("fallbackKw", { _TmpDebug.fallbackKw(e, $0) }), ("hs+structural", { _TmpDebug.hs(e, $0) })] as [(String, ([UInt8]) -> Int)] {
-        var bestT = 1e9; var n = 0
-        for _ in 0..<3 { let t = now(); n = 0; for b in kib { n += f(b) }; bestT = min(bestT, now() - t) }
-        print("tmp \(name): \(String(format: "%.0f", bestT / Double(kib.count) * 1e9)) ns/KiB, events \(n)")
-    }
-}

@@ -44,8 +44,9 @@ public final class DetectionEngine: Sendable {
     let fallback: FallbackPrefilter
     let hyperscan: HyperscanPrefilter?
     let cardRule: Int?, ssnRule: Int?, phoneRule: Int?, ibanRule: Int?
-    /// The card, SSN and phone rules (copied once here rather than per numeric region).
-    let numericRules: (card: Rule?, ssn: Rule?, phone: Rule?)
+    /// Confidences of the card, SSN and phone rules (nil when disabled): all the numeric
+    /// PII matchers need, so no `Rule` is copied per numeric region.
+    let numericRules: (card: Double?, ssn: Double?, phone: Double?)
     /// Custom rules without keywords: run over the whole input.
     let wholeInputRules: [Int]
 
@@ -86,7 +87,7 @@ public final class DetectionEngine: Sendable {
         wholeInputRules = whole
         func idx(_ id: String) -> Int? { all.firstIndex { $0.id == id } }
         cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
-        numericRules = (card: cardRule.map { all[$0] }, ssn: ssnRule.map { all[$0] }, phone: phoneRule.map { all[$0] })
+        numericRules = (card: cardRule.map { all[$0].confidence }, ssn: ssnRule.map { all[$0].confidence }, phone: phoneRule.map { all[$0].confidence })
         fallback = FallbackPrefilter(keywords: kws, minBase64: options.minBase64Length)
         hyperscan = options.useHyperscan ? HyperscanPrefilter(keywords: kws, minBase64: options.minBase64Length) : nil
     }

@@ -14,9 +14,12 @@ public struct TokenPattern: Sendable, Hashable {
         var max: Int
     }
 
-    var elements: [Element]
+    var elements: [Element] { didSet { literalPrefix = Self.computeLiteralPrefix(elements) } }
     /// Total minimum length.
     let minLength: Int
+    /// The literal prefix (elements with a single byte, repeated exactly once), if any.
+    /// Computed once: the confirm step reads it for every token-rule keyword hit.
+    private(set) var literalPrefix: [UInt8] = []
     static let unbounded = 4096
     static let maxSteps = 20_000
 
@@ -129,6 +132,7 @@ public struct TokenPattern: Sendable, Hashable {
         guard !els.isEmpty else { throw ParseError(message: "empty pattern") }
         elements = els
         minLength = els.reduce(0) { $0 + $1.min }
+        literalPrefix = Self.computeLiteralPrefix(els)
     }
 
     /// Matches anchored at `pos`, not reading at or beyond `limit`. Returns the end offset
@@ -157,8 +161,7 @@ public struct TokenPattern: Sendable, Hashable {
         return nil
     }
 
-    /// The literal prefix (elements with a single byte, repeated exactly once), if any.
-    var literalPrefix: [UInt8] {
+    static func computeLiteralPrefix(_ elements: [Element]) -> [UInt8] {
         var out: [UInt8] = []
         for e in elements {
             guard e.min == 1 && e.max == 1 else { break }
@@ -179,5 +182,6 @@ extension TokenPattern {
     init(elements: [Element]) {
         self.elements = elements
         self.minLength = elements.reduce(0) { $0 + $1.min }
+        self.literalPrefix = Self.computeLiteralPrefix(elements)
     }
 }

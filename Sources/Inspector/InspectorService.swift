@@ -55,18 +55,24 @@ public struct InspectorService: Sendable {
         let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.requests])
         context.logger.info("inspector started", metadata: ["group": "\(options.group)"])
         try await withTaskCancellationHandler {
-            let tracker = CommitTracker()
+            let logger = context.logger
+            let commits = CommitCoordinator(subscription: subscription) { message, error in
+                logger.warning("commit failed; the message will be redelivered", metadata: [
+                    "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                ])
+            }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 var inFlight = 0
                 for try await message in subscription {
+                    // A redelivery of a message this member is still working on is skipped.
+                    guard await commits.begin(message) else { continue }
                     if inFlight >= options.concurrency {
                         try await group.next()
                         inFlight -= 1
                     }
-                    await tracker.begin(message)
                     group.addTask {
-                        try await self.handle(message)
-                        if let done = await tracker.finish(message) { try await subscription.commit(done) }
+                        try await self.handleRetryingBusFailures(message)
+                        await commits.finish(message)
                     }
                     inFlight += 1
                 }
@@ -78,7 +84,27 @@ public struct InspectorService: Sendable {
         context.logger.info("inspector stopped")
     }
 
-    /// Inspects one message; the caller commits it through a `CommitTracker`.
+    /// Handles a message, retrying with backoff while publishing fails (the bus is down or
+    /// overloaded): the message is committed only once it has been fully handled.
+    func handleRetryingBusFailures(_ message: BusMessage) async throws {
+        var delay = Duration.milliseconds(100)
+        while true {
+            do {
+                try await handle(message)
+                return
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                context.logger.error("inspection could not be published; retrying", metadata: [
+                    "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                ])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Inspects one message; the caller commits it through a `CommitCoordinator`.
     func handle(_ message: BusMessage) async throws {
         let request: InspectionRequest
         do {

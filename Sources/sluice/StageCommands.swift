@@ -27,38 +27,39 @@ struct RunCommand: AsyncParsableCommand {
     }
 }
 
-struct IngressCommand: AsyncParsableCommand {
+/// A command that runs one stage of a Kafka deployment in this process.
+protocol SingleStageCommand: AsyncParsableCommand {
+    static var stage: StageKind { get }
+    var options: StageOptions { get }
+}
+
+extension SingleStageCommand {
+    func run() async throws {
+        let runtime = try await Runtime.start(options: options, role: Self.stage.rawValue)
+        try await runtime.run(stages: [Self.stage])
+    }
+}
+
+struct IngressCommand: SingleStageCommand {
     static let configuration = CommandConfiguration(commandName: "ingress", abstract: "Run the HTTP edge (one process of a Kafka deployment).")
+    static let stage = StageKind.ingress
     @OptionGroup var options: StageOptions
-    func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: "ingress")
-        try await runtime.run(stages: [.ingress])
-    }
 }
 
-struct InspectorCommand: AsyncParsableCommand {
+struct InspectorCommand: SingleStageCommand {
     static let configuration = CommandConfiguration(commandName: "inspector", abstract: "Run an inspector worker; start more to share the work.")
+    static let stage = StageKind.inspector
     @OptionGroup var options: StageOptions
-    func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: "inspector")
-        try await runtime.run(stages: [.inspector])
-    }
 }
 
-struct ForwarderCommand: AsyncParsableCommand {
+struct ForwarderCommand: SingleStageCommand {
     static let configuration = CommandConfiguration(commandName: "forwarder", abstract: "Run the forwarder (delivery with credential injection).")
+    static let stage = StageKind.forwarder
     @OptionGroup var options: StageOptions
-    func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: "forwarder")
-        try await runtime.run(stages: [.forwarder])
-    }
 }
 
-struct RecorderCommand: AsyncParsableCommand {
+struct RecorderCommand: SingleStageCommand {
     static let configuration = CommandConfiguration(commandName: "recorder", abstract: "Run the recorder (session recordings and audit sinks).")
+    static let stage = StageKind.recorder
     @OptionGroup var options: StageOptions
-    func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: "recorder")
-        try await runtime.run(stages: [.recorder])
-    }
 }

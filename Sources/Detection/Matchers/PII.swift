@@ -81,7 +81,8 @@ enum PIIMatcher {
 
     /// Runs the card, SSN and phone matchers over a numeric region.
     /// `emit` receives 0 (card), 1 (SSN) or 2 (phone) and the match.
-    static func numeric(_ rules: (card: Rule?, ssn: Rule?, phone: Rule?), p: UnsafeBufferPointer<UInt8>, region r: Range<Int>, emit: (Int, Match) -> Void) {
+    /// `rules` holds the rules' confidences (nil: rule disabled), so no `Rule` is copied per number.
+    static func numeric(_ rules: (card: Double?, ssn: Double?, phone: Double?), p: UnsafeBufferPointer<UInt8>, region r: Range<Int>, emit: (Int, Match) -> Void) {
         var i = r.lowerBound
         while i < r.upperBound {
             let c = p[i]
@@ -110,7 +111,7 @@ enum PIIMatcher {
         return true
     }
 
-    static func card(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
+    static func card(_ conf: Double, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
         var digits: [UInt8] = []
         var i = s
         var sep: UInt8 = 0
@@ -132,12 +133,12 @@ enum PIIMatcher {
         guard cardBrandOK(digits), Checksums.luhnValid(digits) else { return nil }
         if testCards.contains(String(decoding: digits, as: UTF8.self)) { return nil }
         if Placeholders.maxRun(digits) >= 8 { return nil }
-        return Match(start: s, end: i, secret: digits, confidence: rule.confidence)
+        return Match(start: s, end: i, secret: digits, confidence: conf)
     }
 
     static let exampleSSNs: Set<String> = ["078051120", "219099999", "123456789", "111111111", "987654320", "987654321"]
 
-    static func ssn(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
+    static func ssn(_ conf: Double, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
         guard s + 11 <= r.upperBound else { return nil }
         let sep = p[s + 3]
         guard sep == UInt8(ascii: "-") || sep == 32, p[s + 6] == sep else { return nil }
@@ -150,11 +151,11 @@ enum PIIMatcher {
         guard Checksums.ssnValid(area: area, group: group, serial: serial) else { return nil }
         let d = [0, 1, 2, 4, 5, 7, 8, 9, 10].map { p[s + $0] }
         if exampleSSNs.contains(String(decoding: d, as: UTF8.self)) { return nil }
-        return Match(start: s, end: s + 11, secret: d, confidence: rule.confidence)
+        return Match(start: s, end: s + 11, secret: d, confidence: conf)
     }
 
     /// `(415) 555-2671`, `415-555-2671`, `415.555.2671` (NANP rules: area and exchange start 2–9).
-    static func phoneNANP(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
+    static func phoneNANP(_ conf: Double, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
         var i = s
         var d: [UInt8] = []
         if p[i] == UInt8(ascii: "(") {
@@ -179,7 +180,7 @@ enum PIIMatcher {
         guard endOK(p, i) else { return nil }
         if i < p.count && (p[i] == UInt8(ascii: "-") || p[i] == UInt8(ascii: ".")) { return nil }
         guard nanpValid(d) else { return nil }
-        return Match(start: s, end: i, secret: d, confidence: rule.confidence)
+        return Match(start: s, end: i, secret: d, confidence: conf)
     }
 
     static func nanpValid(_ d: [UInt8]) -> Bool {
@@ -192,7 +193,7 @@ enum PIIMatcher {
     }
 
     /// `+14155552671`, `+1 415 555 2671`, `+44 20 7946 0958`, `+49 (0)30 1234567`.
-    static func phoneIntl(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
+    static func phoneIntl(_ conf: Double, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
         var i = s + 1
         var d: [UInt8] = []
         var lastDigitEnd = i
@@ -218,7 +219,7 @@ enum PIIMatcher {
             guard d.count == 11, nanpValid(Array(d[1...])) else { return nil }
         }
         if Placeholders.maxRun(d) >= 7 { return nil }
-        return Match(start: s, end: lastDigitEnd, secret: d, confidence: rule.confidence)
+        return Match(start: s, end: lastDigitEnd, secret: d, confidence: conf)
     }
 
     // MARK: IBAN

@@ -92,9 +92,10 @@ enum StructuralScanner {
         if w >= 15 {
             var i = 0
             while i &+ 16 <= n {
-                if i >= done {
+                if i &+ 8 >= done {
                     let m = base64Mask16(p + i)
-                    if m[0] == ~0 { run(at: i) } else if m[1] == ~0 { run(at: i &+ 8) }
+                    if m[0] == ~0 && i >= done { run(at: i) }
+                    if m[1] == ~0 && i &+ 8 >= done { run(at: i &+ 8) }
                 }
                 i &+= 16
             }

@@ -1,5 +1,3 @@
-import Pipeline
-
 /// Which offsets of each partition may be committed while messages finish out of order.
 ///
 /// Messages of a partition arrive in offset order and are processed concurrently; a
@@ -14,7 +12,9 @@ import Pipeline
 /// - `begin` refuses an offset it already tracks (in flight, finished but not yet passed by
 ///   the commit point, or at or below the commit point), so a message redelivered to this
 ///   member after a rebalance is not processed twice at once.
-struct OffsetTracker: Sendable {
+public struct OffsetTracker: Sendable {
+    public init() {}
+
     private struct PartitionState: Sendable {
         var inFlight: Set<Int64> = []
         var finished: [Int64: BusMessage] = [:]
@@ -29,7 +29,7 @@ struct OffsetTracker: Sendable {
     private var partitions: [Key: PartitionState] = [:]
 
     /// Registers `message` as in flight; `false` when it is already tracked or committed.
-    mutating func begin(_ message: BusMessage) -> Bool {
+    public mutating func begin(_ message: BusMessage) -> Bool {
         let key = Key(topic: message.topic, partition: message.partition)
         var state = partitions[key, default: PartitionState()]
         guard message.offset > state.committed, !state.inFlight.contains(message.offset),
@@ -40,7 +40,7 @@ struct OffsetTracker: Sendable {
     }
 
     /// Marks `message` finished; returns the message up to which the partition may now be committed.
-    mutating func finish(_ message: BusMessage) -> BusMessage? {
+    public mutating func finish(_ message: BusMessage) -> BusMessage? {
         let key = Key(topic: message.topic, partition: message.partition)
         guard var state = partitions[key], state.inFlight.remove(message.offset) != nil else { return nil }
         state.finished[message.offset] = message
@@ -57,7 +57,7 @@ struct OffsetTracker: Sendable {
     }
 
     /// Messages in flight, over all partitions.
-    var inFlightCount: Int { partitions.values.reduce(0) { $0 + $1.inFlight.count } }
+    public var inFlightCount: Int { partitions.values.reduce(0) { $0 + $1.inFlight.count } }
 }
 
 /// Serialises commits so they reach the bus in increasing offset order per partition,
@@ -66,23 +66,23 @@ struct OffsetTracker: Sendable {
 /// Guarantees: a commit is issued only for a message `OffsetTracker` released; while one
 /// commit of a partition is in progress, later targets are coalesced into the newest one,
 /// so a lower offset is never committed after a higher one (Kafka would move back).
-actor CommitCoordinator {
+public actor CommitCoordinator {
     private var tracker = OffsetTracker()
     private var pending: [String: BusMessage] = [:]
     private var committing: Set<String> = []
     private let subscription: BusSubscription
     private let onError: @Sendable (BusMessage, any Error) -> Void
 
-    init(subscription: BusSubscription, onError: @escaping @Sendable (BusMessage, any Error) -> Void) {
+    public init(subscription: BusSubscription, onError: @escaping @Sendable (BusMessage, any Error) -> Void) {
         self.subscription = subscription
         self.onError = onError
     }
 
     /// See `OffsetTracker.begin`.
-    func begin(_ message: BusMessage) -> Bool { tracker.begin(message) }
+    public func begin(_ message: BusMessage) -> Bool { tracker.begin(message) }
 
     /// Marks `message` done and commits as far as its partition allows.
-    func finish(_ message: BusMessage) async {
+    public func finish(_ message: BusMessage) async {
         guard let target = tracker.finish(message) else { return }
         let key = "\(target.topic)#\(target.partition)"
         pending[key] = target

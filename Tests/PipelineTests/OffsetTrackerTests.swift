@@ -1,6 +1,5 @@
 import Pipeline
 import Testing
-@testable import Forwarder
 
 @Suite("Offset tracker")
 struct OffsetTrackerTests {
