@@ -34,7 +34,7 @@ struct InspectorServiceTests {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("inspector-\(UUID().uuidString)")
             bus = try EmbeddedBus(directory: dir, defaultPartitions: 2)
             try await bus.ensureTopics(Topics().specs(partitions: 2))
-            let service = InspectorService(
+            let service = try InspectorService(
                 config: try InspectorServiceTests.config(),
                 context: StageContext(bus: bus, codec: InspectorServiceTests.codec, logger: Logger(label: "test")),
                 engine: try DetectionEngine(fingerprintKey: Array(repeating: 9, count: 32)))
