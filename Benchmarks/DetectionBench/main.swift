@@ -1,7 +1,11 @@
 // DetectionBench: single-threaded throughput of the Detection engine on both first-pass paths.
 // Build in release: swift build -c release --product DetectionBench && .build/release/DetectionBench [MiB] [options]
 // Options: --path hyperscan|fallback|both (default both), --only clean|dirty|kib (repeatable),
-//          --rounds N (best of N timed runs per figure, default 3), --breakdown.
+//          --rounds N (best of N timed runs per figure, default 3), --breakdown,
+//          --pii on|off|both (default both: `detection/<path>` lines scan with credentials + PII,
+//          `detection/<path>-credonly` lines with PII disabled, the common production setting),
+//          --requests N (number of 1 KiB requests, default 20000), --no-warmup (for callgrind:
+//          `valgrind --tool=callgrind --toggle-collect='$s9Detection0A6EngineC4scan_7context*'`).
 // Prints one labelled line per figure, e.g. `detection/hyperscan clean-json: 812.3 MB/s` (MB = 2^20 bytes).
 import Detection
 import Foundation
@@ -77,6 +81,9 @@ let mib = args.first.flatMap { Int($0) } ?? 64
 let pathOpt = opt("--path").last ?? "both"
 let only = Set(opt("--only"))
 let rounds = max(1, opt("--rounds").last.flatMap { Int($0) } ?? 3)
+let piiOpt = opt("--pii").last ?? "both"
+let maxRequests = opt("--requests").last.flatMap { Int($0) } ?? 20000
+let warmup = !args.contains("--no-warmup")
 func wants(_ what: String) -> Bool { only.isEmpty || only.contains(what) }
 
 var rng = Rng(s: 0x5EED)
@@ -84,7 +91,7 @@ let clean = buffer(mib: mib, secretRate: 0, &rng)
 let dirty = wants("dirty") ? buffer(mib: mib, secretRate: 50, &rng) : (all: [], bodies: []) // 2% of bodies carry a secret
 // 1 KiB requests for the hot-path figure.
 var kib: [[UInt8]] = []
-for b in clean.bodies where kib.count < 20000 {
+for b in clean.bodies where kib.count < maxRequests {
     var x = b
     if x.count > 1024 { x = Array(x.prefix(1024)) }
     while x.count < 1024 { x.append(32) }
@@ -96,14 +103,19 @@ print("DetectionBench: \(mib) MiB buffers, \(clean.bodies.count) bodies; Hypersc
 var paths: [Bool] = []
 if pathOpt == "both" || pathOpt == "hyperscan" { paths.append(true) }
 if pathOpt == "both" || pathOpt == "fallback" { paths.append(false) }
+var runs: [(hs: Bool, pii: Bool)] = []
 for useHS in paths {
+    if piiOpt != "off" { runs.append((useHS, true)) }
+    if piiOpt != "on" { runs.append((useHS, false)) }
+}
+for (useHS, pii) in runs {
     guard let engine = try? DetectionEngine(fingerprintKey: key, options: EngineOptions(useHyperscan: useHS)) else {
         print("engine init failed"); exit(2)
     }
     if useHS && !engine.usesHyperscan { print("detection/hyperscan: unavailable, skipped"); continue }
-    let name = "detection/" + (engine.usesHyperscan ? "hyperscan" : "fallback")
-    let ctx = ScanContext(hint: .json)
-    _ = engine.scan(Array(clean.all.prefix(1 << 20)), context: ctx) // warm-up
+    let name = "detection/" + (engine.usesHyperscan ? "hyperscan" : "fallback") + (pii ? "" : "-credonly")
+    let ctx = ScanContext(credentials: true, pii: pii, hint: .json)
+    if warmup { _ = engine.scan(Array(clean.all.prefix(1 << 20)), context: ctx) }
     func best(_ bytes: Int, _ body: () -> Int) -> (rate: Double, findings: Int) {
         var rate = 0.0, n = 0
         for _ in 0..<rounds {

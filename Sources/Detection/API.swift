@@ -74,8 +74,8 @@ extension DetectionEngine {
             shift = prefix.count
         }
         let budget = buf.count * max(1, options.expansionFactor) + (1 << 20)
-        let state = ScanState(ctx: context, budget: budget)
-        var cands = scanLevel(buf, depth: 0, state: state)
+        var state = ScanState(ctx: context, budget: budget)
+        var cands = scanLevel(buf, depth: 0, state: &state)
         if state.limitExceeded {
             throw DetectionError.decodeLimitExceeded(decoder: "nested decoding", limit: budget)
         }

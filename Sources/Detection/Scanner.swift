@@ -8,8 +8,8 @@ struct Candidate {
     var via: [String]
 }
 
-/// Mutable per-call state (never shared between calls).
-final class ScanState {
+/// Mutable per-call state (never shared between calls; passed `inout`, so no allocation).
+struct ScanState {
     let ctx: ScanContext
     var budget: Int
     var limitExceeded = false
@@ -19,16 +19,61 @@ final class ScanState {
     }
 }
 
+/// Region de-duplication for one `scanLevel` call. Every structural region kind maps an
+/// anchor to a region monotonically (both ends are non-decreasing in the anchor: maximal
+/// runs, clamped windows, quote-delimited spans), and anchors arrive in position order, so
+/// an equal region can only repeat the last one of its kind: one slot per kind replaces a
+/// hash set. Custom-rule windows depend on the keyword length, so they keep a short list.
+struct RegionDedup {
+    var last: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (-1, -1, -1, -1, -1, -1, -1, -1, -1, -1)
+    var custom: [RegionKey] = []
+
+    /// True (and remembered) when `s..<e` differs from the last region of `kind` (0...4).
+    @inline(__always)
+    mutating func insert(_ kind: Int, _ s: Int, _ e: Int) -> Bool {
+        withUnsafeMutableBytes(of: &last) { raw in
+            let l = raw.bindMemory(to: Int.self)
+            if l[2 * kind] == s && l[2 * kind + 1] == e { return false }
+            l[2 * kind] = s
+            l[2 * kind + 1] = e
+            return true
+        }
+    }
+
+    mutating func insertCustom(_ k: RegionKey) -> Bool {
+        if custom.contains(k) { return false }
+        custom.append(k)
+        return true
+    }
+}
+
+/// Candidate de-duplication: a linear scan while short (the usual case: a handful of
+/// matches per buffer), a hash set beyond that.
+struct SeenSet {
+    var list: [SeenKey] = []
+    var set: Set<SeenKey>? = nil
+
+    @inline(__always)
+    mutating func insert(_ k: SeenKey) -> Bool {
+        if set != nil { return set!.insert(k).inserted }
+        if list.contains(k) { return false }
+        list.append(k)
+        if list.count > 32 { set = Set(list); list = [] }
+        return true
+    }
+}
+
 extension DetectionEngine {
     /// Scans one buffer (the input or a decoded region) and returns unresolved candidates.
-    func scanLevel(_ buf: [UInt8], depth: Int, state: ScanState) -> [Candidate] {
+    func scanLevel(_ buf: [UInt8], depth: Int, state: inout ScanState) -> [Candidate] {
         var events: [Event] = []
+        let pii = state.ctx.pii
         buf.withUnsafeBufferPointer { p in
-            if let hs = hyperscan, hs.events(p, into: &events) {
+            if let hs = hyperscan, hs.events(p, pii: pii, into: &events) {
                 // Hyperscan reports in end-offset order already.
             } else {
                 events.removeAll(keepingCapacity: true)
-                fallback.events(p, into: &events)
+                fallback.events(p, pii: pii, into: &events)
             }
         }
         var out: [Candidate] = []
@@ -36,12 +81,12 @@ extension DetectionEngine {
         events.sort()
         let K = UInt32(keywords.count)
         let ctx = state.ctx
-        var seen = Set<SeenKey>()
-        var regions = Set<RegionKey>()
+        var seen = SeenSet()
+        var regions = RegionDedup()
         buf.withUnsafeBufferPointer { p in
             func add(_ ri: Int, _ m: Match) {
                 let key = SeenKey(rule: ri, start: m.start, end: m.end)
-                guard seen.insert(key).inserted else { return }
+                guard seen.insert(key) else { return }
                 out.append(Candidate(rule: ri, start: m.start, end: m.end, fingerprint: hmac.fingerprint(m.secret),
                                      confidence: m.confidence, via: []))
             }
@@ -61,8 +106,16 @@ extension DetectionEngine {
                     var generic: (Assignment, GenericKind)?? = nil
                     for r32 in keywordRules[Int(ev.kind)] {
                         let ri = Int(r32)
+                        guard ctx.enables(rules[ri].ruleClass) else { continue }
+                        // Generic rules share one key classification; most hits (`max_tokens`,
+                        // `keyboard`) fail it, and then no rule needs to be looked at.
+                        if case .special(.generic(let g)) = rules[ri].matcher {
+                            if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
+                            guard let c = generic ?? nil, c.1 == g else { continue }
+                            if let m = GenericMatcher.run(rules[ri], kind: g, p: p, classified: c) { add(ri, m) }
+                            continue
+                        }
                         let rule = rules[ri]
-                        guard ctx.enables(rule.ruleClass) else { continue }
                         switch rule.matcher {
                         case .token(let pat, let lead):
                             if let m = TokenMatcher.run(rule, pat, lead: lead, p: p, ks: ks, ke: ke) { add(ri, m) }
@@ -70,7 +123,7 @@ extension DetectionEngine {
                             if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke) { add(ri, m) }
                         case .regex(let box):
                             let w = max(0, ks - CustomMatcher.before)..<min(p.count, ke + CustomMatcher.after)
-                            guard regions.insert(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)).inserted else { continue }
+                            guard regions.insertCustom(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)) else { continue }
                             CustomMatcher.run(rule, box, p: p, window: w) { add(ri, $0) }
                         case .special(let kind):
                             var m: Match? = nil
@@ -78,9 +131,7 @@ extension DetectionEngine {
                             case .pemPrivateKey(let labels): m = PEMMatcher.run(rule, labels: labels, p: p, ks: ks, ke: ke)
                             case .uriPassword(let schemes): m = URIMatcher.run(rule, schemes: schemes, p: p, ks: ks, ke: ke)
                             case .authHeader(let scheme): m = AuthHeaderMatcher.run(rule, scheme: scheme, p: p, ks: ks, ke: ke)
-                            case .generic(let g):
-                                if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
-                                m = GenericMatcher.run(rule, kind: g, p: p, classified: generic ?? nil)
+                            case .generic: m = nil // handled above
                             case .email: m = PIIMatcher.email(rule, p: p, at: ks)
                             case .azureSAS: m = SASMatcher.run(rule, p: p, ks: ks, ke: ke)
                             case .paymentCard, .iban, .ssn, .phone: m = nil
@@ -96,7 +147,7 @@ extension DetectionEngine {
                 case .numeric:
                     guard ctx.pii else { continue }
                     let r = PIIMatcher.numericRegion(p, anchor: anchor)
-                    guard regions.insert(RegionKey(kind: 3, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
+                    guard regions.insert(3, r.lowerBound, r.upperBound) else { continue }
                     PIIMatcher.numeric(numericRules, p: p, region: r) { which, m in
                         switch which {
                         case 0: if let ri = cardRule { add(ri, m) }
@@ -107,23 +158,23 @@ extension DetectionEngine {
                 case .iban:
                     guard ctx.pii, let ri = ibanRule else { continue }
                     let r = PIIMatcher.ibanRegion(p, anchor: anchor)
-                    guard regions.insert(RegionKey(kind: 4, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
+                    guard regions.insert(4, r.lowerBound, r.upperBound) else { continue }
                     PIIMatcher.iban(rules[ri], p: p, region: r) { add(ri, $0) }
                 case .backslash:
                     guard depth < options.maxDecodeDepth else { continue }
                     let r = JSONEscapeDecoder.region(p, around: anchor)
-                    guard regions.insert(RegionKey(kind: 0, start: r.lowerBound, end: r.upperBound)).inserted else { continue }
-                    guard JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, state) else { continue }
-                    if let d = JSONEscapeDecoder.decode(p, region: r) { out += nested(d, depth: depth, state: state) }
+                    guard regions.insert(0, r.lowerBound, r.upperBound) else { continue }
+                    guard JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { continue }
+                    if let d = JSONEscapeDecoder.decode(p, region: r) { out += nested(d, depth: depth, state: &state) }
                 case .percent:
                     guard depth < options.maxDecodeDepth else { continue }
                     var s = anchor, e = anchor
                     while s > 0 && PercentDecoder.regionSet.contains(p[s - 1]) { s -= 1 }
                     while e < p.count && PercentDecoder.regionSet.contains(p[e]) { e += 1 }
-                    guard regions.insert(RegionKey(kind: 1, start: s, end: e)).inserted, charge(e - s, state) else { continue }
+                    guard regions.insert(1, s, e), charge(e - s, &state) else { continue }
                     let plus: Bool
                     switch ctx.hint { case .query, .form: plus = true; default: plus = false }
-                    if let d = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus) { out += nested(d, depth: depth, state: state) }
+                    if let d = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus) { out += nested(d, depth: depth, state: &state) }
                 case .base64:
                     guard depth < options.maxDecodeDepth else { continue }
                     var s = anchor, e = anchor
@@ -136,8 +187,8 @@ extension DetectionEngine {
                     // Hex digests, UUIDs and long numbers are not base64 worth decoding: base64 of
                     // text always contains letters outside [A-Fa-f] (and decoding them is costly).
                     guard !Self.hexOnly(p, s, coreEnd) else { continue }
-                    guard regions.insert(RegionKey(kind: 2, start: s, end: e)).inserted else { continue }
-                    out += base64Region(p, s..<e, depth: depth, state: state)
+                    guard regions.insert(2, s, e) else { continue }
+                    out += base64Region(p, s..<e, depth: depth, state: &state)
                 }
             }
         }
@@ -157,14 +208,14 @@ extension DetectionEngine {
     }
 
     /// Consumes decode budget; false (and the limit flag) when exhausted.
-    func charge(_ n: Int, _ state: ScanState) -> Bool {
+    func charge(_ n: Int, _ state: inout ScanState) -> Bool {
         if n > state.budget { state.limitExceeded = true; return false }
         state.budget -= n
         return true
     }
 
-    func nested(_ d: Decoded, depth: Int, state: ScanState) -> [Candidate] {
-        var inner = scanLevel(d.bytes, depth: depth + 1, state: state)
+    func nested(_ d: Decoded, depth: Int, state: inout ScanState) -> [Candidate] {
+        var inner = scanLevel(d.bytes, depth: depth + 1, state: &state)
         for i in inner.indices {
             let (s, e) = d.mapSpan(inner[i].start, inner[i].end)
             inner[i].start = s
@@ -174,14 +225,14 @@ extension DetectionEngine {
         return inner
     }
 
-    func base64Region(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, depth: Int, state: ScanState) -> [Candidate] {
+    func base64Region(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, depth: Int, state: inout ScanState) -> [Candidate] {
         let slice = UnsafeBufferPointer(rebasing: p[r])
         // Cheap probe first: the first 48 decoded bytes must be text or a gzip header.
         let probeSource = slice.count <= 64 ? slice[...] : slice.prefix(64)
         guard let probe = Base64.decode(probeSource) else { return [] }
         let gz = probe.count >= 2 && probe[0] == 0x1f && probe[1] == 0x8b
         guard gz || Base64.looksLikeText(probe) else { return [] }
-        guard charge(slice.count, state), let full = Base64.decode(slice) else { return [] }
+        guard charge(slice.count, &state), let full = Base64.decode(slice) else { return [] }
         var bytes = full
         var via = ["base64"]
         if gz {
@@ -192,11 +243,11 @@ extension DetectionEngine {
                 if case .decodeLimitExceeded = error { state.limitExceeded = true }
                 return []
             }
-            guard charge(bytes.count, state) else { return [] }
+            guard charge(bytes.count, &state) else { return [] }
             via.append("gzip")
         }
         guard Base64.looksLikeText(bytes.prefix(4096)) else { return [] }
-        var inner = scanLevel(bytes, depth: depth + via.count, state: state)
+        var inner = scanLevel(bytes, depth: depth + via.count, state: &state)
         for i in inner.indices {
             inner[i].start = r.lowerBound
             inner[i].end = r.upperBound

@@ -161,6 +161,6 @@ struct GatewayTests {
     }
 }
 
-extension GatewayMode: @retroactive CustomTestStringConvertible {
+extension GatewayMode: CustomTestStringConvertible {
     public var testDescription: String { rawValue }
 }

@@ -51,6 +51,30 @@ int chs_scan(const chs_database *db, chs_scratch *scratch, const uint8_t *data, 
              const uint8_t *collapse, size_t collapse_bits, chs_events *events);
 void chs_events_free(chs_events *events);
 
+/// One structural trigger: `kind` (kind_base + trigger), `pos` (end offset).
+typedef struct chs_event {
+    uint32_t kind;
+    uint64_t pos;
+} chs_event;
+
+/// A growable event buffer. It may start on caller memory (`owned` 0, e.g. a stack buffer of
+/// `cap` entries); it is moved to malloc'd memory (`owned` 1) when it grows.
+typedef struct chs_event_buf {
+    chs_event *ev;
+    size_t count;
+    size_t cap;
+    int owned;
+    int overflow;
+} chs_event_buf;
+
+/// Appends the structural triggers of `p[0..<n]` (backslashes, `%XX`, base64 runs of at least
+/// `min_b64` bytes and, when `pii` is nonzero, numeric regions and IBAN starts; definitions in
+/// Detection's `StructuralScanner`) to `buf`, in no particular order.
+/// Returns 0, or -12 when growing the buffer failed. Works on any CPU (SSE2 when available).
+int chs_structural(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii, chs_event_buf *buf);
+/// Frees the buffer's memory when it is malloc'd (`owned`), and empties it.
+void chs_event_buf_free(chs_event_buf *buf);
+
 /// Returns 1 when libz.so.1 was loaded, else 0. Thread-safe.
 int cz_available(void);
 

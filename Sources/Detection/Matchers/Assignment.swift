@@ -15,7 +15,10 @@ struct Assignment {
     static let quoteSet = ByteSet("\"'`\\\\")
     static let bareStop = ByteSet(" \t\r\n,;&\"'`(){}[]<>\\\\|")
 
-    static func parse(_ p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Assignment? {
+    /// The key name around a keyword hit (identifier bytes, at most 64 on each side); nil
+    /// when it is longer than that.
+    @inline(__always)
+    static func keyBounds(_ p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> (start: Int, end: Int)? {
         let n = p.count
         var keyStart = ks
         while keyStart > 0 && ks - keyStart < 64 && ByteSet.ident.contains(p[keyStart - 1]) { keyStart -= 1 }
@@ -23,6 +26,12 @@ struct Assignment {
         while keyEnd < n && keyEnd - ke < 64 && ByteSet.ident.contains(p[keyEnd]) { keyEnd += 1 }
         if keyStart > 0 && ByteSet.ident.contains(p[keyStart - 1]) { return nil }
         if keyEnd < n && ByteSet.ident.contains(p[keyEnd]) { return nil }
+        return (keyStart, keyEnd)
+    }
+
+    static func parse(_ p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Assignment? {
+        let n = p.count
+        guard let (keyStart, keyEnd) = keyBounds(p, ks: ks, ke: ke) else { return nil }
         // The rule id inside an existing mask (`[MASKED:generic-password:…]`) is not a key.
         if Scan.hasPrefix(p, keyStart - 8, maskOpen) { return nil }
         let dashed = keyStart < n && p[keyStart] == UInt8(ascii: "-")
@@ -121,8 +130,8 @@ enum GenericMatcher {
     static let passComponent: [UInt8] = Array("pass".utf8)
 
     @inline(__always)
-    static func hasSuffix(_ a: [UInt8], _ s: [UInt8]) -> Bool {
-        let n = a.count, m = s.count
+    static func hasSuffix(_ a: UnsafeMutableBufferPointer<UInt8>, _ n: Int, _ s: [UInt8]) -> Bool {
+        let m = s.count
         guard n >= m else { return false }
         var i = 0
         while i < m { if a[n - m + i] != s[i] { return false }; i += 1 }
@@ -131,35 +140,47 @@ enum GenericMatcher {
 
     /// Classifies a key name; nil when it is not a secret-bearing key.
     static func family(_ p: UnsafeBufferPointer<UInt8>, _ a: Assignment) -> GenericKind? {
-        guard a.keyEnd - a.keyStart <= 64 else { return nil }
-        var norm: [UInt8] = []
-        norm.reserveCapacity(a.keyEnd - a.keyStart)
-        var lastStart = 0
-        for i in a.keyStart..<a.keyEnd {
-            let c = p[i]
-            if isAlnum(c) {
-                // camelCase boundary or separator starts a new component
-                if c >= 65 && c <= 90 && i > a.keyStart && p[i - 1] >= 97 && p[i - 1] <= 122 { lastStart = norm.count }
-                norm.append(lowerASCII(c))
-            } else {
-                lastStart = norm.count
+        family(p, keyStart: a.keyStart, keyEnd: a.keyEnd)
+    }
+
+    /// Classifies `p[keyStart..<keyEnd]` (normalized in a stack buffer: no allocation).
+    static func family(_ p: UnsafeBufferPointer<UInt8>, keyStart: Int, keyEnd: Int) -> GenericKind? {
+        guard keyEnd - keyStart <= 64 else { return nil }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { norm -> GenericKind? in
+            var count = 0
+            var lastStart = 0
+            for i in keyStart..<keyEnd {
+                let c = p[i]
+                if isAlnum(c) {
+                    // camelCase boundary or separator starts a new component
+                    if c >= 65 && c <= 90 && i > keyStart && p[i - 1] >= 97 && p[i - 1] <= 122 { lastStart = count }
+                    norm[count] = lowerASCII(c)
+                    count += 1
+                } else {
+                    lastStart = count
+                }
             }
+            guard count > 0, count <= 48 else { return nil }
+            for s in passwordSuffixes where hasSuffix(norm, count, s) { return .password }
+            if count - lastStart == 4 && hasSuffix(norm, count, passComponent) { return .password }
+            if hasSuffix(norm, count, tokenSuffix) {
+                for x in exclusionBytes where hasSuffix(norm, count, x) { return nil }
+                return .token
+            }
+            for s in keySuffixBytes where hasSuffix(norm, count, s) { return .apiKey }
+            for s in secretSuffixes where hasSuffix(norm, count, s) { return .secret }
+            return nil
         }
-        guard !norm.isEmpty, norm.count <= 48 else { return nil }
-        for s in passwordSuffixes where hasSuffix(norm, s) { return .password }
-        if norm.count - lastStart == 4 && hasSuffix(norm, passComponent) { return .password }
-        if hasSuffix(norm, tokenSuffix) {
-            for x in exclusionBytes where hasSuffix(norm, x) { return nil }
-            return .token
-        }
-        for s in keySuffixBytes where hasSuffix(norm, s) { return .apiKey }
-        for s in secretSuffixes where hasSuffix(norm, s) { return .secret }
-        return nil
     }
 
     /// Parses and classifies once per keyword hit (shared by the four generic rules).
+    /// The key name is classified first (cheap, allocation-free): most keyword hits in clean
+    /// traffic (`max_tokens`, `keyboard`, `author`) are not secret-bearing keys, and then the
+    /// value is never parsed.
     static func classify(p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> (Assignment, GenericKind)? {
-        guard let a = Assignment.parse(p, ks: ks, ke: ke), a.valueEnd > a.valueStart, let k = family(p, a) else { return nil }
+        guard let (keyStart, keyEnd) = Assignment.keyBounds(p, ks: ks, ke: ke),
+              let k = family(p, keyStart: keyStart, keyEnd: keyEnd) else { return nil }
+        guard let a = Assignment.parse(p, ks: ks, ke: ke), a.valueEnd > a.valueStart else { return nil }
         return (a, k)
     }
 

@@ -112,6 +112,21 @@ enum PIIMatcher {
     }
 
     static func card(_ conf: Double, _ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ r: Range<Int>) -> Match? {
+        // Allocation-free shape check first (same walk, digits only counted): timestamps,
+        // ids and counters are rejected before any array is built.
+        do {
+            var i = s, n = 0, cur = 0
+            var sep: UInt8 = 0
+            while i < r.upperBound && n <= 19 {
+                let c = p[i]
+                if isDigit(c) { n += 1; cur += 1; i += 1; continue }
+                if (c == 32 || c == UInt8(ascii: "-")) && cur > 0 && i + 1 < r.upperBound && isDigit(p[i + 1]) && (sep == 0 || sep == c) {
+                    sep = c; cur = 0; i += 1; continue
+                }
+                break
+            }
+            guard n >= 12 && n <= 19, endOK(p, i) else { return nil }
+        }
         var digits: [UInt8] = []
         var i = s
         var sep: UInt8 = 0

@@ -77,7 +77,7 @@ final class HyperscanPrefilter: @unchecked Sendable {
     }
 
     /// Appends events; returns false when the scan failed (the caller then uses the fallback).
-    func events(_ p: UnsafeBufferPointer<UInt8>, into ev: inout [Event]) -> Bool {
+    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, into ev: inout [Event]) -> Bool {
         guard p.count > 0 else { return true }
         guard let slot = acquire() else { return false }
         defer { release(slot) }
@@ -90,7 +90,7 @@ final class HyperscanPrefilter: @unchecked Sendable {
         if n > 0, let ids = slot.events.ids, let ends = slot.events.ends {
             for i in 0..<n { ev.append(Event(kind: ids[i], pos: Int(ends[i]))) }
         }
-        StructuralScanner.events(p, keywordCount: keywordCount, minBase64: minBase64, into: &ev)
+        StructuralScanner.events(p, keywordCount: keywordCount, minBase64: minBase64, pii: pii, into: &ev)
         return true
     }
 }
