@@ -145,7 +145,8 @@ extension ForwarderService {
             _ = try await follower.value
             throw BusError(.closed, "holds changelog ended before it was read up to date")
         }
-        logger.info("held requests restored", metadata: ["records": "\(await store.count)"])
+        let restored = await store.count
+        logger.info("held requests restored", metadata: ["records": "\(restored)"])
     }
 
     /// Delivers the approved requests a previous run recorded but did not finish delivering.
@@ -182,6 +183,10 @@ extension ForwarderService {
 
     /// Parks a held request: records it in `holds`, announces it, answers the caller "pending".
     /// Returns `true` once the record is durable (the message may then be committed).
+    ///
+    /// Once parked, a request is no longer bound by its original deadline (it waits for
+    /// `hold_timeout`); a request that arrives here after that deadline without having been
+    /// parked is recorded `expired` and never delivered (its caller already got 504).
     func park(_ inspected: InspectedRequest) async -> Bool {
         let meta = inspected.metadata
         var log = logger
@@ -189,6 +194,12 @@ extension ForwarderService {
         log[metadataKey: "connection"] = "\(meta.connection)"
         guard let policy = holdPolicies[meta.connection] else {
             // Nowhere to deliver it anyway: the ordinary path answers 502 and records `failed`.
+            return await deliver(inspected)
+        }
+        if meta.isExpired(), await holds.record(meta.requestID)?.request == nil {
+            // Never parked and the caller's deadline has passed (it got 504): invariant 3 — it
+            // must not be delivered later. The ordinary path records `expired` without a reply.
+            log.info("held request reached the forwarder after its deadline; not parked")
             return await deliver(inspected)
         }
         let (outcome, persisted) = await holds.park(inspected, policy: policy)

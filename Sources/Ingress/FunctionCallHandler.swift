@@ -121,9 +121,16 @@ struct FunctionCallHandler: Sendable {
 
         // 5. Wait for the verdict / delivery.
         let waitMillis = max(0, deadline - currentMillis()) + Self.milliseconds(options.replyGrace)
-        guard let reply = await registry.wait(for: requestID, timeout: .milliseconds(waitMillis)) else {
+        guard var reply = await registry.wait(for: requestID, timeout: .milliseconds(waitMillis)) else {
             logger.info("no reply before deadline")
             return Responses.error(.timeout, requestID: requestID)
+        }
+        if reply.isPendingApproval {
+            // Held for approval: wait up to `hold_wait` for the decision and delivery, else answer
+            // 202 with the poll link (the pending reply's body).
+            logger.info("request held for approval; waiting", metadata: ["hold_wait_ms": "\(connection.policy.holdWait.milliseconds)"])
+            if let final = await registry.wait(for: requestID, timeout: connection.policy.holdWait.duration) { reply = final }
+            await registry.remove(requestID)
         }
         guard (200...599).contains(reply.response.status) else {
             logger.error("reply has an invalid status", metadata: ["status": "\(reply.response.status)"])

@@ -15,6 +15,9 @@ public struct IngressOptions: Sendable {
     public var jwksMinRefreshInterval: Duration
     /// The time limit of one JWKS fetch.
     public var jwksFetchTimeout: Duration
+    /// How long `POST /v1/approvals/<id>/approve|deny` waits for the Forwarder to record the
+    /// decision in `holds` before answering with the state it knows.
+    public var decisionEcho: Duration = .seconds(5)
 
     public init(
         instanceID: String = "ingress-" + UUID().uuidString.lowercased(),

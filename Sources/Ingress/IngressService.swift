@@ -26,6 +26,8 @@ public final class IngressService: Sendable {
     private let replyRegistry = ReplyRegistry()
     private let functions: FunctionCallHandler
     private let repliesReader: RepliesReader
+    private let holdsView: HoldsView
+    private let approvals: ApprovalsRoutes
 
     /// - Parameters:
     ///   - config: the whole configuration; the Ingress reads `listen`, `max_body_bytes`,
@@ -53,12 +55,18 @@ public final class IngressService: Sendable {
             oidc = OIDCAuthenticator(config: oidcConfig, keySource: source)
         }
         let metrics = IngressMetrics(registry: registry)
+        let authenticator = CompositeAuthenticator(apiKeys: apiKeys, oidc: oidc)
+        let connections = Dictionary(config.connections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.holdsView = HoldsView(retention: config.holdsRetention.duration)
+        self.approvals = ApprovalsRoutes(
+            view: holdsView, connections: connections, authenticator: authenticator, context: context,
+            decisionEcho: options.decisionEcho)
         self.functions = FunctionCallHandler(
             connections: Dictionary(config.connections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
             maxBodyBytes: config.maxBodyBytes,
             requestTimeout: config.requestTimeout.duration,
             context: context,
-            authenticator: CompositeAuthenticator(apiKeys: apiKeys, oidc: oidc),
+            authenticator: authenticator,
             registry: replyRegistry,
             limiter: InFlightLimiter(limit: options.maxInFlight),
             metrics: metrics,
@@ -66,10 +74,11 @@ public final class IngressService: Sendable {
         self.repliesReader = RepliesReader(context: context, instanceID: options.instanceID, registry: replyRegistry, metrics: metrics)
     }
 
-    /// The routes besides `/fn/...`; later features (the approvals API) add theirs here.
+    /// The routes besides `/fn/...`: health and metrics, the caller's poll and the reviewer API.
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.add(to: router, readiness: readiness, registry: registry)
+        approvals.add(to: router)
         return router
     }
 
@@ -93,10 +102,25 @@ public final class IngressService: Sendable {
             logger: logger)
         let reader = repliesReader
         let readiness = readiness
-        readiness.set(true)
         defer { readiness.set(false) }
+        let view = holdsView
+        let changelog = HoldsChangelog(context: context)
+        let (caughtUp, caughtUpSignal) = AsyncStream.makeStream(of: Void.self)
 
         let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>.self) { group in
+            group.addTask {
+                // The held requests, for polls and reviewers: read up to date before serving.
+                do {
+                    try await changelog.follow(
+                        apply: { await view.apply($0) },
+                        onCaughtUp: { caughtUpSignal.yield(); caughtUpSignal.finish() })
+                    caughtUpSignal.finish()
+                    return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the holds stream ended"))
+                } catch {
+                    caughtUpSignal.finish()
+                    return .failure(IngressError(.repliesReaderStopped, "reading the holds topic failed: \(error)"))
+                }
+            }
             group.addTask {
                 do {
                     try await reader.run(subscription)
@@ -106,6 +130,12 @@ public final class IngressService: Sendable {
                 }
             }
             group.addTask {
+                var ready = false
+                for await _ in caughtUp { ready = true }
+                guard ready else {
+                    return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the holds changelog could not be read"))
+                }
+                readiness.set(true)
                 do {
                     // Cancellation becomes a graceful shutdown: stop accepting, finish the calls in flight.
                     let services = ServiceGroup(configuration: .init(services: [app], logger: logger))

@@ -18,7 +18,7 @@ struct SluiceCommand: AsyncParsableCommand {
         version: SluiceVersion.current,
         subcommands: [
             RunCommand.self, IngressCommand.self, InspectorCommand.self, ForwarderCommand.self,
-            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, VersionCommand.self,
+            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, ApprovalsCommand.self, VersionCommand.self,
         ]
     )
 }

@@ -168,6 +168,7 @@ struct ForwarderServiceTests {
         await env.cleanUp()
     }
 
+    /// Block is never delivered; hold is parked (pending reply, `approval_requested`), not delivered.
     @Test func blockAndHoldVerdictsAreNeverDelivered() async throws {
         let env = try ForwarderTestEnv()
         let upstream = try await TestUpstream.start()
@@ -181,8 +182,12 @@ struct ForwarderServiceTests {
         task.cancel()
         try await task.value
         #expect(upstream.received.map { $0.values("Idempotency-Key") } == [["r-ok"]])
-        #expect(try await env.replies().map(\.requestID) == ["r-ok"])
-        #expect(try await env.auditEvents().map(\.requestID) == ["r-ok"])
+        let replies = try await env.replies()
+        #expect(Set(replies.map(\.requestID)) == ["r-ok", "r-hold"])
+        #expect(replies.first { $0.requestID == "r-hold" }?.response.status == 202)
+        let events = try await env.auditEvents()
+        #expect(events.filter(\.isOutcome).map(\.requestID) == ["r-ok"])
+        #expect(events.filter { $0.kind == .approvalRequested }.map(\.requestID) == ["r-hold"])
         await upstream.stop()
         await env.cleanUp()
     }

@@ -31,8 +31,8 @@ public final class Gateway: @unchecked Sendable {
     // @unchecked: mutated only by the owning test, sequentially (start/stop).
     public static let ciKey = "test-key-for-ci-bot-0001"
     public static let otherKey = "test-key-for-outsider-002"
-    public static let sealKey = Data((0..<32).map { UInt8($0 &* 7 &+ 3) }).base64EncodedString()
-    public static let fingerprintKey = Data((0..<32).map { UInt8($0 &* 13 &+ 1) }).base64EncodedString()
+    public static let sealKey = Data((0..<32).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }).base64EncodedString()
+    public static let fingerprintKey = Data((0..<32).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) }).base64EncodedString()
     public static let upstreamToken = "upstream-token-injected-by-forwarder"
 
     public let mode: GatewayMode
@@ -52,7 +52,18 @@ public final class Gateway: @unchecked Sendable {
         ["SLUICE_SEAL_KEY": Self.sealKey, "SLUICE_FP_KEY": Self.fingerprintKey, "UPSTREAM_TOKEN": Self.upstreamToken]
     }
 
-    public init(mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "") async throws {
+    /// Reviewers and callers of the hold-policy connections `held` (1 approval) and `held2` (2).
+    public static let aliceKey = "test-key-for-alice-secops-01"
+    public static let bobKey = "test-key-for-bob-secops-0002"
+    /// In `ci` and `secops`: may call `held` and is in its approvers group (self-approval test).
+    public static let carolKey = "test-key-for-carol-ci-secops"
+    /// In `ci` and `contractors`: always held on `held`.
+    public static let daveKey = "test-key-for-dave-contractor"
+
+    public init(
+        mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "",
+        holdWait: String = "1s", holdTimeout: String = "1h", notifyURL: String? = nil
+    ) async throws {
         self.mode = mode
         self.requestTimeout = requestTimeout
         root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-it-\(UUID().uuidString.prefix(8))")
@@ -79,7 +90,36 @@ public final class Gateway: @unchecked Sendable {
               api_keys:
                 - { id: ci-bot, sha256: "\(sha256Hex(Self.ciKey))", groups: [ci] }
                 - { id: outsider, sha256: "\(sha256Hex(Self.otherKey))", groups: [other] }
+                - { id: alice, sha256: "\(sha256Hex(Self.aliceKey))", groups: [secops] }
+                - { id: bob, sha256: "\(sha256Hex(Self.bobKey))", groups: [secops] }
+                - { id: carol, sha256: "\(sha256Hex(Self.carolKey))", groups: [ci, secops] }
+                - { id: dave, sha256: "\(sha256Hex(Self.daveKey))", groups: [ci, contractors] }
+            \(notifyURL.map { "notify: [ { kind: webhook, url: \"\($0)\" } ]" } ?? "")
             connections:
+              - name: held
+                upstream: \(upstream.url)
+                allow_groups: [ci]
+                credentials: { header: Authorization, value: "Bearer env:UPSTREAM_TOKEN" }
+                policy:
+                  on_secret: hold
+                  hold:
+                    methods: [DELETE]
+                    paths: ["/admin/*"]
+                    body_patterns: ['(?i)drop\\s+table']
+                    groups: [contractors]
+                  approvers: [secops]
+                  approvals_required: 1
+                  hold_wait: \(holdWait)
+                  hold_timeout: \(holdTimeout)
+              - name: held2
+                upstream: \(upstream.url)
+                allow_groups: [ci]
+                policy:
+                  hold: { methods: [DELETE] }
+                  approvers: [secops]
+                  approvals_required: 2
+                  hold_wait: \(holdWait)
+                  hold_timeout: \(holdTimeout)
               - name: billing
                 upstream: \(upstream.url)
                 allow_groups: [ci]
@@ -100,15 +140,16 @@ public final class Gateway: @unchecked Sendable {
         try yaml.write(to: configPath, atomically: true, encoding: .utf8)
     }
 
-    /// Starts the deployment: `sluice run`, or one process per stage (with `inspectors` inspector processes).
-    public func start(inspectors: Int = 1, logLevel: String = "debug") async throws {
+    /// Starts the deployment: `sluice run`, or one process per stage (with `inspectors` inspector
+    /// processes, and a Forwarder unless `forwarder` is false).
+    public func start(inspectors: Int = 1, forwarder: Bool = true, logLevel: String = "debug") async throws {
         self.logLevel = logLevel
         switch mode {
         case .embedded:
             try launch("run", command: "run")
         case .kafka:
             try launch("recorder", command: "recorder")
-            try launch("forwarder", command: "forwarder")
+            if forwarder { try launch("forwarder", command: "forwarder") }
             for i in 0..<inspectors { try launch("inspector-\(i)", command: "inspector") }
             try launch("ingress", command: "ingress")
         }
@@ -163,7 +204,7 @@ public final class Gateway: @unchecked Sendable {
     public func json(_ object: Any) -> Data { (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data() }
 
     /// Every byte every topic holds: the embedded bus's log files, or every partition read from the start on Kafka.
-    public func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "deadletter", "approvals"]) async throws -> [String: Data] {
+    public func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "deadletter", "approvals", "holds"]) async throws -> [String: Data] {
         var out: [String: Data] = [:]
         switch mode {
         case .embedded:
@@ -226,15 +267,15 @@ public struct GatewayError: Error, CustomStringConvertible {
 }
 
 public func freePort() throws -> Int {
-    public let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw GatewayError("socket failed") }
     defer { close(fd) }
-    public var addr = sockaddr_in()
+    var addr = sockaddr_in()
     addr.sin_family = sa_family_t(AF_INET)
     addr.sin_port = 0
     addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    public var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    public let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
     guard bound == 0 else { throw GatewayError("bind failed") }
     _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
     return Int(UInt16(bigEndian: addr.sin_port))

@@ -35,7 +35,9 @@ struct IngressResponder: HTTPResponder {
                 default: return Responses.error(.internalError, requestID: requestID)
                 }
             }
-            response.headers[IngressHeaders.requestID] = requestID
+            if response.headers[IngressHeaders.requestID]?.isEmpty ?? true {
+                response.headers[IngressHeaders.requestID] = requestID
+            }
             return response
         } catch let error as HTTPError {
             switch error.status {

@@ -34,16 +34,25 @@ public actor ReplyRegistry {
 
     /// Hands `reply` to the request waiting for it; `false` when no registered request is.
     @discardableResult
+    ///
+    /// A "pending approval" reply (see ``Reply/isPendingApproval``) does not end the
+    /// registration: the request stays registered for its final reply, which the caller
+    /// awaits with another `wait` (and then `remove`s). A final reply that arrives before the
+    /// caller took the pending one replaces it.
     public func deliver(_ reply: Reply) -> Bool {
         switch slots[reply.requestID] {
         case .registered:
             slots[reply.requestID] = .arrived(reply)
             return true
         case .waiting(let continuation):
-            slots[reply.requestID] = nil
+            slots[reply.requestID] = reply.isPendingApproval ? .registered : nil
             continuation.resume(returning: reply)
             return true
-        case .arrived, nil:
+        case .arrived(let earlier):
+            guard earlier.isPendingApproval, !reply.isPendingApproval else { return false }
+            slots[reply.requestID] = .arrived(reply)
+            return true
+        case nil:
             return false
         }
     }
@@ -54,7 +63,7 @@ public actor ReplyRegistry {
         case nil, .waiting:
             return nil
         case .arrived(let reply):
-            slots[requestID] = nil
+            slots[requestID] = reply.isPendingApproval ? .registered : nil
             return reply
         case .registered:
             break
@@ -75,4 +84,13 @@ public actor ReplyRegistry {
 
     /// Requests currently registered.
     public var count: Int { slots.count }
+}
+
+extension Reply {
+    /// Whether this is the Forwarder's "held for approval" notice (202 with
+    /// `X-Sluice-Status: pending_approval`) rather than a final answer.
+    public var isPendingApproval: Bool {
+        response.status == 202
+            && response.headers.contains { $0.name.caseInsensitiveCompare("X-Sluice-Status") == .orderedSame && $0.value == "pending_approval" }
+    }
 }

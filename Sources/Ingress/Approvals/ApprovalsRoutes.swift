@@ -1,0 +1,233 @@
+import Foundation
+import Hummingbird
+import Logging
+import Pipeline
+
+/// The caller's poll and the reviewer API, answered from the `HoldsView`; decisions are
+/// published to `approvals` for the Forwarder, which is the authority.
+///
+/// - `GET /v1/requests/<id>`: only the identity that made the request (anyone else: 404, so the
+///   id's existence is not revealed). 202 while pending or being delivered; then the stored
+///   final answer (delivered response, 403 denied, 410 expired, 502/504 failed) with
+///   `X-Sluice-Status`.
+/// - `GET /v1/approvals?status=pending|approved|denied|expired` and `GET /v1/approvals/<id>`:
+///   only members of some connection's `approvers`, each seeing only those connections (403
+///   otherwise; 404 for an id they may not see).
+/// - `POST /v1/approvals/<id>/approve|deny` with `{"reason": "..."}`: 401 no identity, 403
+///   non-approver or the requester themself (whatever their groups), 404 unknown, 409 already
+///   decided, expired or already approved by this reviewer, 200 with the new state.
+///
+/// Never logs a reason text, a body or a credential; logs carry ids only.
+struct ApprovalsRoutes: Sendable {
+    let view: HoldsView
+    let connections: [String: ConnectionConfig]
+    let authenticator: any Authenticator
+    let context: StageContext
+    /// How long a decision waits to be reflected in the changelog before the API answers anyway.
+    let decisionEcho: Duration
+
+    func add(to router: Router<BasicRequestContext>) {
+        router.get("/v1/requests/:id") { request, ctx in await self.poll(request, id: ctx.parameters.get("id") ?? "") }
+        router.get("/v1/approvals") { request, _ in await self.list(request) }
+        router.get("/v1/approvals/:id") { request, ctx in await self.show(request, id: ctx.parameters.get("id") ?? "") }
+        router.post("/v1/approvals/:id/approve") { request, ctx in
+            await self.decide(request, id: ctx.parameters.get("id") ?? "", vote: .approve)
+        }
+        router.post("/v1/approvals/:id/deny") { request, ctx in
+            await self.decide(request, id: ctx.parameters.get("id") ?? "", vote: .deny)
+        }
+    }
+
+    // MARK: caller
+
+    func poll(_ request: Request, id: String) async -> Response {
+        let identity: CallerIdentity
+        switch await authenticate(request) {
+        case .failure(let failure): return failure.response
+        case .success(let i): identity = i
+        }
+        guard let record = await view.record(id), record.requester == identity.id else {
+            return Self.error(404, "not_found", requestID: id)
+        }
+        guard record.status.isFinal, var response = record.response else {
+            return Self.json(202, [
+                "request_id": id, "status": record.status == .pending ? "pending_approval" : record.status.rawValue,
+                "poll": "/v1/requests/\(id)",
+            ], requestID: id)
+        }
+        response.headers.removeAll { $0.name.caseInsensitiveCompare("X-Sluice-Status") == .orderedSame }
+        response.headers.append(Pipeline.HTTPField("X-Sluice-Status", record.status.rawValue))
+        return Responses.make(response, requestID: id)
+    }
+
+    // MARK: reviewers
+
+    func list(_ request: Request) async -> Response {
+        let identity: CallerIdentity
+        switch await authenticate(request) {
+        case .failure(let failure): return failure.response
+        case .success(let i): identity = i
+        }
+        let allowed = decidable(by: identity)
+        guard !allowed.isEmpty else { return Self.error(403, "forbidden", extra: ["reason": "not an approver of any connection"]) }
+        let statuses: Set<HoldStatus>
+        switch request.uri.queryParameters.get("status") ?? "pending" {
+        case "pending": statuses = [.pending]
+        case "approved": statuses = [.approved, .delivered, .failed]
+        case "denied": statuses = [.denied]
+        case "expired": statuses = [.expired]
+        case "all": statuses = Set(HoldStatus.allCases)
+        default: return Self.error(400, "bad_request", extra: ["reason": "status must be pending, approved, denied, expired or all"])
+        }
+        let records = await view.list(connections: allowed, statuses: statuses)
+        return Self.json(200, ["approvals": records.map(Self.describe)], requestID: "")
+    }
+
+    func show(_ request: Request, id: String) async -> Response {
+        let identity: CallerIdentity
+        switch await authenticate(request) {
+        case .failure(let failure): return failure.response
+        case .success(let i): identity = i
+        }
+        let allowed = decidable(by: identity)
+        guard !allowed.isEmpty else { return Self.error(403, "forbidden", extra: ["reason": "not an approver of any connection"]) }
+        guard let record = await view.record(id), let conn = record.request?.metadata.connection, allowed.contains(conn) else {
+            return Self.error(404, "not_found", requestID: id)
+        }
+        return Self.json(200, Self.describe(record), requestID: id)
+    }
+
+    func decide(_ request: Request, id: String, vote: ApprovalDecision.Vote) async -> Response {
+        let identity: CallerIdentity
+        switch await authenticate(request) {
+        case .failure(let failure): return failure.response
+        case .success(let i): identity = i
+        }
+        let allowed = decidable(by: identity)
+        guard !allowed.isEmpty else { return Self.error(403, "forbidden", extra: ["reason": "not an approver of any connection"]) }
+        guard let record = await view.record(id), let held = record.request else { return Self.error(404, "not_found", requestID: id) }
+        guard allowed.contains(held.metadata.connection) else {
+            return Self.error(403, "forbidden", requestID: id, extra: ["reason": "not an approver of connection \(held.metadata.connection)"])
+        }
+        guard held.metadata.identity.id != identity.id else {
+            return Self.error(403, "self_approval", requestID: id, extra: ["reason": "nobody may decide on their own request"])
+        }
+        guard record.status == .pending else {
+            let code = record.status == .expired ? "expired" : "already_decided"
+            return Self.error(409, code, requestID: id, extra: ["status": record.status.rawValue])
+        }
+        if vote == .approve, record.approvers.contains(identity.id) {
+            return Self.error(409, "already_approved", requestID: id, extra: ["status": record.status.rawValue])
+        }
+        let reason: String
+        do { reason = try await Self.reason(from: request) } catch {
+            return Self.error(400, "bad_request", requestID: id, extra: ["reason": "body must be JSON {\"reason\": \"...\"} (at most 1000 characters)"])
+        }
+        let decision = ApprovalDecision(requestID: id, vote: vote, approver: identity, reason: reason)
+        do { try await context.bus.publish(try context.codec.decision(decision)) } catch {
+            context.logger.error("publish to approvals failed", metadata: ["request_id": "\(id)", "error": "\(error)"])
+            return Self.error(503, "unavailable", requestID: id)
+        }
+        context.logger.info("decision submitted", metadata: [
+            "request_id": "\(id)", "approver": "\(identity.id)", "vote": "\(vote.rawValue)", "decision_id": "\(decision.decisionID)",
+        ])
+        // The Forwarder decides; answer with the state once the changelog shows this decision
+        // (or the request became final through another one).
+        let latest = await view.waitUntil(id, timeout: decisionEcho) { r in
+            r.decisions.contains { $0.decisionID == decision.decisionID } || r.status.isFinal
+        } ?? record
+        var body = Self.describe(latest)
+        let counted = latest.decisions.contains { $0.decisionID == decision.decisionID }
+        body["decision"] = ["id": decision.decisionID, "vote": vote.rawValue, "counted": counted] as [String: Any]
+        if !counted, latest.status.isFinal {
+            return Self.error(409, "already_decided", requestID: id, extra: ["status": latest.status.rawValue])
+        }
+        return Self.json(200, body, requestID: id)
+    }
+
+    // MARK: helpers
+
+    /// Connections whose `approvers` share a group with `identity`.
+    func decidable(by identity: CallerIdentity) -> Set<String> {
+        Set(connections.values.filter { !Set($0.policy.approvers).isDisjoint(with: identity.groups) }.map(\.name))
+    }
+
+    private func authenticate(_ request: Request) async -> Result<CallerIdentity, ResponseError> {
+        do {
+            guard let credential = bearerCredential(fromAuthorization: request.headers[.authorization]) else {
+                throw AuthenticationError.missing
+            }
+            return .success(try await authenticator.authenticate(bearer: credential))
+        } catch AuthenticationError.unavailable(let reason) {
+            context.logger.warning("authentication unavailable", metadata: ["error": "\(reason)"])
+            return .failure(ResponseError(Responses.error(.unavailable, requestID: "")))
+        } catch {
+            var r = Responses.error(.unauthorized, requestID: "")
+            r.headers[.wwwAuthenticate] = "Bearer"
+            return .failure(ResponseError(r))
+        }
+    }
+
+    struct ResponseError: Error {
+        let response: Response
+        init(_ r: Response) { response = r }
+    }
+
+    static func reason(from request: Request) async throws -> String {
+        let buffer = try await request.body.collect(upTo: 16 * 1024)
+        guard buffer.readableBytes > 0 else { return "" }
+        let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))
+        guard let dict = object as? [String: Any] else { throw CocoaError(.coderInvalidValue) }
+        guard let reason = dict["reason"] else { return "" }
+        guard let text = reason as? String, text.count <= 1000 else { throw CocoaError(.coderInvalidValue) }
+        return text
+    }
+
+    /// The reviewer's view of a record: never an unmasked value (the stored request is masked).
+    static func describe(_ r: HoldRecord) -> [String: Any] {
+        var out: [String: Any] = [
+            "request_id": r.requestID, "status": r.status.rawValue,
+            "approvals": r.approvers.count, "approvals_required": r.approvalsRequired,
+            "approved_by": r.approvers,
+            "created_at": iso(r.createdAtMillis), "expires_at": iso(r.expiresAtMillis), "updated_at": iso(r.updatedAtMillis),
+            "decisions": r.decisions.map { d in
+                ["approver": d.approver.id, "vote": d.vote.rawValue, "reason": d.reason, "at": iso(d.decidedAtMillis)]
+            },
+        ]
+        if let req = r.request {
+            out["connection"] = req.metadata.connection
+            out["requester"] = req.metadata.identity.id
+            out["session_id"] = req.metadata.sessionID
+            out["method"] = req.request.method
+            out["path"] = req.request.query.isEmpty ? req.request.path : req.request.path + "?" + req.request.query
+            out["reasons"] = req.verdict.reasons
+            out["rules"] = req.verdict.rules
+            out["findings"] = req.findings.map { ["rule": $0.rule, "location": $0.location, "fingerprint": $0.fingerprint] }
+            let preview = req.request.body.prefix(previewBytes)
+            out["preview"] = String(decoding: preview, as: UTF8.self)
+            out["preview_truncated"] = req.request.body.count > previewBytes
+        }
+        if r.status.isFinal, let response = r.response { out["response_status"] = response.status }
+        return out
+    }
+
+    static let previewBytes = 512
+
+    static func iso(_ ms: Int64) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+
+    static func json(_ status: Int, _ object: [String: Any], requestID: String) -> Response {
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Responses.make(HTTPResponseData(status: status, headers: [Pipeline.HTTPField("Content-Type", "application/json")], body: body), requestID: requestID)
+    }
+
+    static func error(_ status: Int, _ code: String, requestID: String = "", extra: [String: String] = [:]) -> Response {
+        var object: [String: Any] = extra
+        object["error"] = code
+        if !requestID.isEmpty { object["request_id"] = requestID }
+        return json(status, object, requestID: requestID)
+    }
+}
