@@ -11,7 +11,7 @@ public struct InspectorOptions: Sendable {
     /// Requests inspected at once by this process.
     public var concurrency: Int
 
-    public init(group: String = "sluice-inspector", concurrency: Int = 8) {
+    public init(group: String = "sluice.inspector", concurrency: Int = 64) {
         self.group = group
         self.concurrency = max(1, concurrency)
     }
