@@ -86,6 +86,13 @@ chs_scratch *chs_alloc_scratch(const chs_database *db) {
     return (chs_scratch *)s;
 }
 
+chs_scratch *chs_grow_scratch(const chs_database *db, chs_scratch *scratch) {
+    if (!db || !scratch || !hs.ok) return NULL;
+    hs_scratch_t *s = (hs_scratch_t *)scratch;
+    if (hs.alloc_scratch((const hs_database_t *)db, &s) != 0) return NULL;
+    return (chs_scratch *)s;
+}
+
 void chs_free_scratch(chs_scratch *scratch) { if (scratch && hs.ok) hs.free_scratch((hs_scratch_t *)scratch); }
 
 struct scan_ctx {

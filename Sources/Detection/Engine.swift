@@ -89,7 +89,8 @@ public final class DetectionEngine: Sendable {
         cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
         numericRules = (card: cardRule.map { all[$0].confidence }, ssn: ssnRule.map { all[$0].confidence }, phone: phoneRule.map { all[$0].confidence })
         fallback = FallbackPrefilter(keywords: kws, minBase64: options.minBase64Length)
-        hyperscan = options.useHyperscan ? HyperscanPrefilter(keywords: kws, minBase64: options.minBase64Length) : nil
+        let credential = kr.map { $0.contains { all[Int($0)].ruleClass == .credential } }
+        hyperscan = options.useHyperscan ? HyperscanPrefilter(keywords: kws, credential: credential, minBase64: options.minBase64Length) : nil
     }
 
     /// True when the first pass runs on Hyperscan.

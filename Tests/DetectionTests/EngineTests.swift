@@ -75,6 +75,24 @@ import Testing
         #expect(g.first?.rule == "generic-api-key" && g.first?.start == 0)
     }
 
+    /// One-byte keywords (here `q`/`Q`, `#` and the built-in `@`) are found by the structural pass on
+    /// the Hyperscan path and by the bigram pass on the fallback; both must agree, in both contexts.
+    @Test func oneByteKeywordsAgree() throws {
+        let specs = [RuleSpec(id: "q-num", pattern: "q[0-9]{10}", keywords: ["q"], severity: .high),
+                     RuleSpec(id: "hash-code", pattern: "#[A-Z]{3}[0-9]{5}", keywords: ["#"], severity: .high)]
+        let hs = try DetectionEngine(fingerprintKey: [3], customRules: specs)
+        let fb = try DetectionEngine(fingerprintKey: [3], customRules: specs, options: EngineOptions(useHyperscan: false))
+        var text = Array("{\"a\": \"q7351908264\", \"b\": \"mail bob.smith@corp-mail.net\", \"c\": \"#KQZ48213\"}".utf8)
+        text += Array(repeating: UInt8(ascii: "x"), count: 100) + Array(" Q1234509876 tail #ABC12345".utf8)
+        for ctx in [ScanContext(), ScanContext(pii: false)] {
+            let a = hs.scan(text, context: ctx), b = fb.scan(text, context: ctx)
+            #expect(a == b)
+            #expect(a.filter { $0.rule == "q-num" }.count == 1) // `Q1234509876` does not match the lower-case pattern
+            #expect(a.filter { $0.rule == "hash-code" }.count == 2)
+            #expect(a.contains { $0.rule == "email" } == ctx.pii)
+        }
+    }
+
     @Test func customRules() throws {
         let spec = RuleSpec(id: "acme-key", pattern: "acme_([a-z0-9]{16})", keywords: ["acme_"], minEntropy: 2.5, severity: .critical)
         let e = try DetectionEngine(fingerprintKey: [1], customRules: [spec])

@@ -20,7 +20,7 @@ import Testing
             if ByteSet.base64any.contains(b[i]) {
                 var e = i
                 while e < n && ByteSet.base64any.contains(b[e]) { e += 1 }
-                if e - i >= minBase64 { ev.append(Event(kind: K + Trigger.base64.rawValue, pos: e)) }
+                if e - i >= minBase64 && !(i..<e).allSatisfy({ ByteSet.hex.contains(b[$0]) || b[$0] == 45 }) { ev.append(Event(kind: K + Trigger.base64.rawValue, pos: e)) }
                 i = e
             } else { i += 1 }
         }

@@ -31,6 +31,9 @@ chs_database *chs_compile(const char *const *patterns, const unsigned *flags,
 void chs_free_database(chs_database *db);
 
 chs_scratch *chs_alloc_scratch(const chs_database *db);
+/// Grows `scratch` (from chs_alloc_scratch) so it also serves `db`; returns the scratch to use
+/// from now on (possibly a new pointer), or NULL on failure.
+chs_scratch *chs_grow_scratch(const chs_database *db, chs_scratch *scratch);
 void chs_free_scratch(chs_scratch *scratch);
 
 /// Match events collected by chs_scan: parallel arrays of pattern id and end offset.
@@ -72,6 +75,12 @@ typedef struct chs_event_buf {
 /// Detection's `StructuralScanner`) to `buf`, in no particular order.
 /// Returns 0, or -12 when growing the buffer failed. Works on any CPU (SSE2 when available).
 int chs_structural(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii, chs_event_buf *buf);
+/// chs_structural plus one-byte keywords: every byte equal to `single_bytes[j]` (nonzero; returns
+/// -22 otherwise) appends event `single_kinds[j]` (absolute, not offset by kind_base) at its end
+/// offset. Uses AVX2 when the CPU has it (SLUICE_DISABLE_AVX2 set: SSE2), else SSE2 or scalar code.
+int chs_structural_ex(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii,
+                      const uint8_t *single_bytes, const uint32_t *single_kinds, size_t n_single,
+                      chs_event_buf *buf);
 /// Frees the buffer's memory when it is malloc'd (`owned`), and empties it.
 void chs_event_buf_free(chs_event_buf *buf);
 

@@ -18,7 +18,8 @@ enum Trigger: UInt32, CaseIterable {
 /// so that both propose exactly the same structural anchors:
 ///
 /// - `base64`: one event per maximal run of base64/base64url bytes (`[A-Za-z0-9+/_-]`) at
-///   least `minBase64` long, at the run end.
+///   least `minBase64` long, at the run end, unless the run holds only hex digits and `-`
+///   (digests, UUIDs, numbers: `scanLevel` never decodes those).
 /// - `backslash` (every `\`), `percent` (`%XX`), `iban` (`[A-Z]{2}[0-9]{2}`, at the second
 ///   digit), and `numeric`: maximal runs of `[0-9 ()+.-]` holding ≥ 7 digits, one anchor at
 ///   the last digit (plus one every 128 bytes for runs longer than 256 bytes, so that the
@@ -33,19 +34,48 @@ enum Trigger: UInt32, CaseIterable {
 /// where w shifted copies of the mask overlap), so neither digits nor hex text leave the
 /// block loop. `PrefilterTests` checks it against the byte-by-byte definitions above.
 enum StructuralScanner {
-    static func events(_ p: UnsafeBufferPointer<UInt8>, keywordCount K: UInt32, minBase64: Int, pii: Bool = true, into ev: inout [Event]) {
+    /// `singles`: one-byte keywords found here instead of by the keyword pass (byte, nonzero, and
+    /// keyword id; the Hyperscan path moves `@` here so its databases hold no one-byte literal).
+    static func events(_ p: UnsafeBufferPointer<UInt8>, keywordCount K: UInt32, minBase64: Int, pii: Bool = true,
+                       singles: SingleBytes = SingleBytes(), into ev: inout [Event]) {
         guard let base = p.baseAddress, p.count > 0 else { return }
         withUnsafeTemporaryAllocation(of: chs_event.self, capacity: 64) { tmp in
             var buf = chs_event_buf(ev: tmp.baseAddress, count: 0, cap: 64, owned: 0, overflow: 0)
             defer { chs_event_buf_free(&buf) }
             // A failed allocation (-12) would drop triggers; only possible when malloc fails, in which
             // case the caller's own appends trap anyway.
-            _ = chs_structural(base, p.count, K, max(1, minBase64), pii ? 1 : 0, &buf)
+            withUnsafeBytes(of: singles.bytes) { sb in
+                withUnsafeBytes(of: singles.kinds) { sk in
+                    _ = chs_structural_ex(base, p.count, K, max(1, minBase64), pii ? 1 : 0,
+                                          sb.bindMemory(to: UInt8.self).baseAddress, sk.bindMemory(to: UInt32.self).baseAddress,
+                                          singles.count, &buf)
+                }
+            }
             let n = buf.count
             guard n > 0, let e = buf.ev else { return }
             ev.reserveCapacity(ev.count + n)
             for i in 0..<n { ev.append(Event(kind: e[i].kind, pos: Int(e[i].pos))) }
         }
+    }
+}
+
+/// Up to four one-byte keywords for `chs_structural_ex` (inline storage: no allocation per scan).
+struct SingleBytes: Sendable {
+    var bytes: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+    var kinds: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+    var count = 0
+    static let capacity = 4
+
+    init() {}
+    /// nil when there are more than `capacity` entries or a byte is 0.
+    init?(_ entries: [(UInt8, UInt32)]) {
+        guard entries.count <= Self.capacity, !entries.contains(where: { $0.0 == 0 }) else { return nil }
+        withUnsafeMutableBytes(of: &bytes) { b in for (i, e) in entries.enumerated() { b[i] = e.0 } }
+        withUnsafeMutableBytes(of: &kinds) { b in
+            let k = b.bindMemory(to: UInt32.self)
+            for (i, e) in entries.enumerated() { k[i] = e.1 }
+        }
+        count = entries.count
     }
 }
 
