@@ -35,12 +35,14 @@ run: provision
 	@$(MAKE) --no-print-directory _debug
 	@scripts/dev-env.sh $$(swift build --show-bin-path)/sluice run --config $(CONFIG)
 
-## test: provisions librdkafka and the Tansu broker, starts the broker, runs every test
+## test: provisions librdkafka and the Tansu broker, starts the broker, runs every test.
+## Tests run one at a time: the end-to-end suites start real processes and brokers, and
+## CPU-bound detection suites running beside them on 2 cores starve their async work.
 test: provision-test
 	@$(MAKE) --no-print-directory _test
 _test:
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
-	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build $(SWIFT_LINK)
+	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel $(SWIFT_LINK)
 
 ## bench: bus, detection and gateway figures (release build)
 bench: provision-test
