@@ -126,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "ForwarderTests",
             dependencies: [
-                "Forwarder", "Pipeline", "Detection",
+                "Forwarder", "Pipeline", "Detection", "BusContract",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -134,7 +134,10 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "RecorderTests", dependencies: ["Recorder", "Pipeline", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(
+            name: "RecorderTests",
+            dependencies: ["Recorder", "Pipeline", "BusContract", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "GatewayHarness",
             dependencies: [

@@ -1,3 +1,4 @@
+import BusContract
 import AsyncHTTPClient
 import Detection
 import Foundation
@@ -105,12 +106,3 @@ struct ForwarderTestEnv {
     }
 }
 
-/// Polls `condition` every 20ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let end = ContinuousClock.now + timeout
-    while ContinuousClock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(25))
-    }
-    return try await condition()
-}

@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import Pipeline
 import Testing

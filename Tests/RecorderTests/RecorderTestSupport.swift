@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import Logging
 import Pipeline
@@ -40,15 +41,6 @@ struct RecorderTestEnv {
     }
 }
 
-/// Polls `condition` every 20ms until it holds or `timeout` passes; returns whether it held.
-func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
-    let end = ContinuousClock.now + timeout
-    while ContinuousClock.now < end {
-        if try await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try await condition()
-}
 
 /// The non-empty lines of a file (empty when it does not exist).
 func lines(of path: String) -> [String] {
