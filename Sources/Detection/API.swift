@@ -1,3 +1,5 @@
+import Codings
+
 /// The public scanning and masking API.
 extension DetectionEngine {
     /// Scans `bytes` and returns non-overlapping findings sorted by `start`.
@@ -16,24 +18,22 @@ extension DetectionEngine {
         }
     }
 
-    /// Like ``scan(_:context:)`` but throws `DetectionError` on decoder limits or corrupt compressed bodies.
-    /// For gzip/deflate content, every finding spans the whole (compressed) input.
+    /// Like ``scan(_:context:)`` but throws `DetectionError` on decoder limits or undecodable content codings.
+    /// With content codings, the body is decoded (every layer, through `Codings`) and scanned, and every
+    /// finding spans the whole (encoded) input.
     public func scanThrowing(_ bytes: [UInt8], context: ScanContext = .default) throws(DetectionError) -> [Finding] {
-        switch context.contentEncoding {
-        case .identity:
-            return try scanIdentity(bytes, context: context)
-        case .gzip, .deflate:
-            let decoded = try decompress(bytes, encoding: context.contentEncoding)
-            var inner = context
-            inner.contentEncoding = .identity
-            let found = try scanIdentity(decoded, context: inner)
-            return found.map { f in
-                var g = f
-                g.start = 0
-                g.end = bytes.count
-                g.decodedVia.insert(context.contentEncoding.rawValue, at: 0)
-                return g
-            }
+        if context.contentCodings.isEmpty { return try scanIdentity(bytes, context: context) }
+        let decoded = try decodeContent(bytes, codings: context.contentCodings)
+        var inner = context
+        inner.contentCodings = []
+        let found = try scanIdentity(decoded, context: inner)
+        let layers = context.contentCodings.reversed().map(\.rawValue)
+        return found.map { f in
+            var g = f
+            g.start = 0
+            g.end = bytes.count
+            g.decodedVia.insert(contentsOf: layers, at: 0)
+            return g
         }
     }
 
@@ -44,24 +44,28 @@ extension DetectionEngine {
         Masking.apply(bytes, findings: findings)
     }
 
-    /// Scans and masks in one call. For `gzip`/`deflate` content the body is decompressed,
-    /// scanned and masked, and the **decoded** body is returned: the caller must then forward it
-    /// with `Content-Encoding` removed (identity) and `Content-Length` updated. In that case
-    /// finding offsets refer to the decoded body. For identity content, offsets refer to `bytes`.
+    /// Scans and masks in one call. With content codings the body is decoded (every layer), scanned
+    /// and masked, and the **decoded** body is returned: the caller must then forward it with
+    /// `Content-Encoding` removed (identity) and `Content-Length` updated. In that case finding
+    /// offsets refer to the decoded body. Without codings, offsets refer to `bytes`.
     public func scanAndMask(_ bytes: [UInt8], context: ScanContext = .default) throws(DetectionError) -> (masked: [UInt8], findings: [Finding]) {
         var body = bytes
         var ctx = context
-        if context.contentEncoding != .identity {
-            body = try decompress(bytes, encoding: context.contentEncoding)
-            ctx.contentEncoding = .identity
+        if !context.contentCodings.isEmpty {
+            body = try decodeContent(bytes, codings: context.contentCodings)
+            ctx.contentCodings = []
         }
         let findings = try scanIdentity(body, context: ctx)
         return (Masking.apply(body, findings: findings), findings)
     }
 
-    func decompress(_ bytes: [UInt8], encoding: ContentEncoding) throws(DetectionError) -> [UInt8] {
-        let mode: Inflate.Mode = encoding == .gzip ? .gzip : .auto
-        return try Inflate.inflate(bytes, mode: mode, maxOutput: options.maxDecompressedBytes, name: encoding.rawValue)
+    /// Undoes `codings` with `Codings`, each layer capped at `options.maxDecompressedBytes`.
+    func decodeContent(_ bytes: [UInt8], codings: [ContentCoding]) throws(DetectionError) -> [UInt8] {
+        do {
+            return try ContentCodings.decode(bytes, codings: codings, maxOutput: options.maxDecompressedBytes)
+        } catch {
+            throw DetectionError(error, codings: codings)
+        }
     }
 
     func scanIdentity(_ bytes: [UInt8], context: ScanContext) throws(DetectionError) -> [Finding] {

@@ -1,3 +1,5 @@
+import Codings
+
 /// Errors raised by Detection. None of them ever contains scanned bytes.
 public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
     /// A custom rule is invalid (bad pattern, empty id, duplicate id...). `rule` names it.
@@ -6,7 +8,8 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
     case decodeLimitExceeded(decoder: String, limit: Int)
     /// A compressed body could not be decoded.
     case corruptEncoding(decoder: String, reason: String)
-    /// A needed system library (zlib) is unavailable.
+    /// A needed system library is unavailable. (Content codings link their libraries, so decoding
+    /// no longer raises it; kept for API compatibility.)
     case libraryUnavailable(String)
     /// A path given to the scanner cannot be read.
     case unreadablePath(path: String, reason: String)
@@ -18,6 +21,19 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
         case .corruptEncoding(let d, let reason): return "cannot decode \(d) body: \(reason)"
         case .libraryUnavailable(let l): return "\(l) is not available on this system"
         case .unreadablePath(let p, let reason): return "\(p): \(reason)"
+        }
+    }
+}
+
+extension DetectionError {
+    /// The Detection view of a content-coding failure: over the cap → `decodeLimitExceeded`,
+    /// anything else → `corruptEncoding`.
+    init(_ error: ContentCodingError, codings: [ContentCoding]) {
+        let name = codings.isEmpty ? "identity" : codings.map(\.rawValue).joined(separator: ", ")
+        switch error {
+        case .tooLarge(let limit): self = .decodeLimitExceeded(decoder: name, limit: limit)
+        case .corrupt(let coding, let reason): self = .corruptEncoding(decoder: coding, reason: reason)
+        case .unsupported(let what): self = .corruptEncoding(decoder: name, reason: "unsupported: \(what)")
         }
     }
 }

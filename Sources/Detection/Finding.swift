@@ -1,3 +1,5 @@
+import Codings
+
 /// The class of data a rule detects. Policy is set per class and per connection.
 public enum RuleClass: String, Sendable, Hashable, Codable, CaseIterable {
     /// Credentials: API keys, tokens, passwords, private keys, connection strings.
@@ -20,6 +22,15 @@ public enum Severity: String, Sendable, Hashable, Codable, CaseIterable, Compara
     }
 
     public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
+
+    /// One step lower (`low` stays `low`): the severity of a shape match whose checksum fails.
+    public var lowered: Severity {
+        switch self {
+        case .critical: return .high
+        case .high: return .medium
+        case .medium, .low: return .low
+        }
+    }
 }
 
 /// One detected secret or personal datum.
@@ -79,11 +90,6 @@ public enum ContentHint: Sendable, Hashable {
     case header(name: String)
 }
 
-/// The HTTP `Content-Encoding` of the bytes given to the engine.
-public enum ContentEncoding: String, Sendable, Hashable {
-    case identity, gzip, deflate
-}
-
 /// Per-call scan parameters.
 public struct ScanContext: Sendable, Hashable {
     /// Whether credential rules run.
@@ -92,18 +98,19 @@ public struct ScanContext: Sendable, Hashable {
     public var pii: Bool
     /// What the bytes are.
     public var hint: ContentHint
-    /// How the bytes are encoded on the wire.
-    public var contentEncoding: ContentEncoding
+    /// The content codings applied to the bytes, in the order they were applied (as listed in
+    /// `Content-Encoding`; see `ContentCodings.parse`). Empty for identity.
+    public var contentCodings: [ContentCoding]
 
     public init(credentials: Bool = true, pii: Bool = true, hint: ContentHint = .text,
-                contentEncoding: ContentEncoding = .identity) {
+                contentCodings: [ContentCoding] = []) {
         self.credentials = credentials
         self.pii = pii
         self.hint = hint
-        self.contentEncoding = contentEncoding
+        self.contentCodings = contentCodings
     }
 
-    /// Credentials and PII, plain text, identity encoding.
+    /// Credentials and PII, plain text, no content coding.
     public static let `default` = ScanContext()
 
     func enables(_ c: RuleClass) -> Bool {

@@ -26,9 +26,7 @@ enum Placeholders {
         guard !v.isEmpty else { return true }
         if stopWords.contains(v) { return true }
         // References and templates: ${X}, $X, {{ x }}, <x>, %(x)s, env:X, file:/x, vault:...
-        let first = v[0]
-        if first == UInt8(ascii: "$") || first == UInt8(ascii: "<") || first == UInt8(ascii: "{")
-            || first == UInt8(ascii: "%") || first == UInt8(ascii: "[") { return true }
+        if isTemplate(v) { return true }
         for prefix in ["env:", "file:", "vault:", "secret:", "ref:", "arn:", "secretsmanager:", "op://", "process.env", "os.environ", "secrets."] {
             if v.starts(with: prefix.utf8) { return true }
         }
@@ -40,6 +38,43 @@ enum Placeholders {
         if distinct.count < 5 && v.count >= 8 { return true }
         if v.contains(UInt8(ascii: "{")) && v.contains(UInt8(ascii: "}")) && v.contains(UInt8(ascii: "$")) { return true }
         return false
+    }
+
+    /// A whole-value template or reference: `${X}`, `$(cmd)`, `$NAME`, `{{ x }}`, `{x}`, `<x>`,
+    /// `[x]`, `%(x)s`, `%s`, `%NAME%`, `%{x}`. Only the template's full shape counts: a value
+    /// that merely starts with one of these characters (`%Q#yMfutA7x80`, `$2b$12$...`) is not one,
+    /// so a secret cannot pass as a placeholder by its first character.
+    static func isTemplate(_ v: [UInt8]) -> Bool {
+        guard let first = v.first, let last = v.last else { return false }
+        // An environment-variable name: a letter or `_`, then letters, digits and `_`.
+        func isIdentifier<S: Sequence>(_ s: S) -> Bool where S.Element == UInt8 {
+            var count = 0
+            for b in s {
+                let letter = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || b == UInt8(ascii: "_")
+                guard letter || (count > 0 && ByteSet.digits.contains(b)) else { return false }
+                count += 1
+            }
+            return count > 0
+        }
+        switch first {
+        case UInt8(ascii: "$"):
+            if v.count >= 2, v[1] == UInt8(ascii: "{") { return last == UInt8(ascii: "}") }
+            if v.count >= 2, v[1] == UInt8(ascii: "(") { return last == UInt8(ascii: ")") }
+            return isIdentifier(v.dropFirst()) && v.count <= 64
+        case UInt8(ascii: "{"):
+            return last == UInt8(ascii: "}")
+        case UInt8(ascii: "<"):
+            return last == UInt8(ascii: ">")
+        case UInt8(ascii: "["):
+            return last == UInt8(ascii: "]")
+        case UInt8(ascii: "%"):
+            if v.count == 2 { return true }  // %s, %d
+            if v.count >= 3, v[1] == UInt8(ascii: "(") { return v.contains(UInt8(ascii: ")")) }
+            if v.count >= 3, v[1] == UInt8(ascii: "{") { return last == UInt8(ascii: "}") }
+            return last == UInt8(ascii: "%") && isIdentifier(v.dropFirst().dropLast())
+        default:
+            return false
+        }
     }
 
     static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {

@@ -1,3 +1,5 @@
+import Codings
+
 /// A finding before resolution, in the coordinates of the buffer being scanned.
 struct Candidate {
     var rule: Int
@@ -6,6 +8,8 @@ struct Candidate {
     var fingerprint: String
     var confidence: Double
     var via: [String]
+    /// The provider's checksum failed: reported one severity step lower.
+    var checksumFailed = false
 }
 
 /// Mutable per-call state (never shared between calls; passed `inout`, so no allocation).
@@ -88,7 +92,7 @@ extension DetectionEngine {
                 let key = SeenKey(rule: ri, start: m.start, end: m.end)
                 guard seen.insert(key) else { return }
                 out.append(Candidate(rule: ri, start: m.start, end: m.end, fingerprint: hmac.fingerprint(m.secret),
-                                     confidence: m.confidence, via: []))
+                                     confidence: m.confidence, via: [], checksumFailed: m.checksumFailed))
             }
             for ri in wholeInputRules where ctx.enables(rules[ri].ruleClass) {
                 if case .regex(let box) = rules[ri].matcher {
@@ -238,9 +242,9 @@ extension DetectionEngine {
         if gz {
             guard depth + 1 < options.maxDecodeDepth else { return [] }
             do {
-                bytes = try Inflate.inflate(full, mode: .gzip, maxOutput: max(0, min(state.budget, options.maxDecompressedBytes)), name: "gzip")
+                bytes = try ContentCodings.decode(full, codings: [.gzip], maxOutput: max(0, min(state.budget, options.maxDecompressedBytes)))
             } catch {
-                if case .decodeLimitExceeded = error { state.limitExceeded = true }
+                if case .tooLarge = error { state.limitExceeded = true }
                 return []
             }
             guard charge(bytes.count, &state) else { return [] }
@@ -285,7 +289,7 @@ extension DetectionEngine {
         kept.sort { a, b in a.start != b.start ? a.start < b.start : (a.end != b.end ? a.end < b.end : rules[a.rule].id < rules[b.rule].id) }
         return kept.map { c in
             let r = rules[c.rule]
-            return Finding(rule: r.id, ruleClass: r.ruleClass, severity: r.severity, start: c.start, end: c.end,
+            return Finding(rule: r.id, ruleClass: r.ruleClass, severity: c.checksumFailed ? r.severity.lowered : r.severity, start: c.start, end: c.end,
                            confidence: c.confidence, fingerprint: c.fingerprint, decodedVia: c.via)
         }
     }

@@ -17,8 +17,11 @@ import Pipeline
 ///   sent upstream at or after the deadline.
 /// - Credentials (invariant 4) come only from this stage's configuration, are resolved once
 ///   in `init`, replace any same-named header of the request, and are never published or
-///   logged. Every delivery carries `Idempotency-Key: <request id>`, so a redelivery after a
-///   crash is safe (invariant 8).
+///   logged; every form of the injected value is masked in responses (`ResponseInspector`).
+///   Every delivery carries `Idempotency-Key`: the key derived from the caller's own
+///   (`RequestMetadata.idempotencyKey`), else the request id, so a redelivery after a crash is
+///   safe (invariant 8).
+/// - A response that cannot be checked is withheld: 502 `response_withheld`.
 /// - Clean requests are delivered byte-identical: method, path, query, body and
 ///   `Content-Type` exactly as in the envelope (which holds the masked request).
 /// - Exactly one outcome event per delivered-or-attempted request (`delivered`, `failed`
@@ -60,9 +63,16 @@ public struct ForwarderService: Sendable {
         var logger = context.logger
         logger[metadataKey: "stage"] = "forwarder"
         self.context = context
-        self.targets = try UpstreamTarget.table(config, environment: options.environment)
+        // The fingerprint key only labels masked injected credentials in the audit; without it
+        // (a test environment) a random key still masks, with fingerprints of this process only.
+        let fingerprintKey: [UInt8]
+        do { fingerprintKey = try config.sealing.fingerprintKeyBytes(environment: options.environment) } catch {
+            logger.warning("fingerprint key unavailable; injected-credential fingerprints are per process", metadata: ["error": "\(error)"])
+            fingerprintKey = (0..<32).map { _ in UInt8.random(in: .min ... .max) }
+        }
+        self.targets = try UpstreamTarget.table(config, environment: options.environment, fingerprintKey: fingerprintKey)
         self.client = UpstreamClient(http: httpClient, options: options, logger: logger)
-        self.inspector = ResponseInspector(engine: engine)
+        self.inspector = ResponseInspector(engine: engine, maxDecodedBytes: options.maxResponseBytes)
         self.holds = HoldStore(context: context, logger: logger, initialBackoff: options.initialBackoff, maxBackoff: options.maxBackoff)
         self.holdPolicies = Dictionary(config.connections.map { ($0.name, HoldPolicy($0.policy)) }, uniquingKeysWith: { a, _ in a })
         self.notifier = ApprovalNotifier(targets: config.notify.map(\.url), http: httpClient, logger: logger)
@@ -163,7 +173,7 @@ public struct ForwarderService: Sendable {
         }
 
         let result = await client.deliver(
-            makeRequest(inspected.request, target: target, requestID: meta.requestID),
+            makeRequest(inspected.request, target: target, requestID: meta.requestID, idempotencyKey: meta.idempotencyKey),
             deadlineMillis: meta.deadlineMillis, timeout: target.timeout, requestID: meta.requestID)
 
         switch result {
@@ -177,12 +187,15 @@ public struct ForwarderService: Sendable {
             log.warning("upstream unavailable", metadata: ["attempts": "\(attempts)", "error_kind": "\(kind)"])
             return await fail(inspected, status: 502, error: "upstream_unavailable", kind: kind, attempts: attempts, started: started, log: log)
         case .response(let status, let headers, let body, let attempts):
-            let checked = inspector.inspect(body: body, headers: headers, target: target)
+            let checked = inspector.inspect(body: body, headers: HeaderFilter.replyHeaders(headers), target: target)
             if let reason = checked.withheld {
                 log.warning("upstream response withheld", metadata: ["status": "\(status)", "reason": "\(reason)"])
-                return await fail(inspected, status: 502, error: "upstream_unavailable", kind: reason, attempts: attempts, started: started, findings: checked.findings, log: log)
+                return await fail(
+                    inspected, status: 502, error: "response_withheld", kind: reason, attempts: attempts, started: started,
+                    findings: checked.findings, log: log,
+                    message: "The upstream's response was withheld: it could not be checked for secrets (\(reason)).")
             }
-            var replyHeaders = HeaderFilter.replyHeaders(headers)
+            var replyHeaders = checked.headers
             if checked.decoded { replyHeaders.removeAll { $0.name.lowercased() == "content-encoding" } }
             let reply = Reply(
                 requestID: meta.requestID, sessionID: meta.sessionID,
@@ -199,25 +212,38 @@ public struct ForwarderService: Sendable {
 
     private func fail(
         _ inspected: InspectedRequest, status: Int, error: String, kind: String, attempts: Int, started: ContinuousClock.Instant,
-        findings: [FindingSummary] = [], log: Logger
+        findings: [FindingSummary] = [], log: Logger, message: String? = nil
     ) async -> (reply: Reply?, event: AuditEvent)? {
         let meta = inspected.metadata
         let reply = Reply(
             requestID: meta.requestID, sessionID: meta.sessionID,
-            response: .jsonError(status: status, error: error, extra: ["request_id": meta.requestID]))
+            response: .jsonError(
+                status: status, error: error, message: message ?? Self.failureMessage(status: status, error: error),
+                extra: ["request_id": meta.requestID]))
         let event = outcomeEvent(
             .failed, inspected, status: status, duration: ContinuousClock.now - started,
             findings: findings.isEmpty ? nil : findings, details: ["error_kind": kind, "attempts": "\(attempts)"])
         return (reply, event)
     }
 
+    /// One sentence for a failed delivery's error body.
+    static func failureMessage(status: Int, error: String) -> String {
+        switch status {
+        case 504: "The upstream did not answer before the request's deadline."
+        default: "The upstream could not be reached or did not answer usably."
+        }
+    }
+
     /// The upstream request: see `HeaderFilter.upstreamRequestHeaders` for the headers;
-    /// method, path, query and body are the envelope's, unchanged.
-    func makeRequest(_ request: HTTPRequestData, target: UpstreamTarget, requestID: String) -> HTTPClientRequest {
+    /// method, path, query and body are the envelope's, unchanged. `idempotencyKey` is the
+    /// key derived from the caller's own (`RequestMetadata.idempotencyKey`), else the request id.
+    func makeRequest(_ request: HTTPRequestData, target: UpstreamTarget, requestID: String, idempotencyKey: String? = nil) -> HTTPClientRequest {
         var out = HTTPClientRequest(url: target.url(for: request))
         out.method = HTTPMethod(rawValue: request.method)
         var headers = HTTPHeaders()
-        for field in HeaderFilter.upstreamRequestHeaders(request.headers, credential: target.credential, requestID: requestID) {
+        for field in HeaderFilter.upstreamRequestHeaders(
+            request.headers, credential: target.credential, idempotencyKey: idempotencyKey ?? requestID)
+        {
             headers.add(name: field.name, value: field.value)
         }
         out.headers = headers

@@ -24,17 +24,18 @@ enum HeaderFilter {
 
     /// The headers sent upstream: the request's own, in order, minus hop-by-hop fields,
     /// minus those the client computes (`Host`, `Content-Length`, `Expect`), minus any field
-    /// named like the credential header or `Idempotency-Key`; then the credential (from the
-    /// Forwarder's configuration) and `Idempotency-Key: <request id>`.
+    /// named like the credential header or `Idempotency-Key` (so the caller's raw key never
+    /// reaches the upstream); then the credential (from the Forwarder's configuration) and
+    /// `Idempotency-Key: <idempotencyKey>` (the derived key, else the request id).
     static func upstreamRequestHeaders(
-        _ headers: [HTTPField], credential: CredentialHeader?, requestID: String
+        _ headers: [HTTPField], credential: CredentialHeader?, idempotencyKey: String
     ) -> [HTTPField] {
         var drop = connectionSpecific(headers)
-        drop.formUnion(["host", "content-length", "expect", idempotencyKey.lowercased()])
+        drop.formUnion(["host", "content-length", "expect", Self.idempotencyKey.lowercased()])
         if let credential { drop.insert(credential.name.lowercased()) }
         var out = headers.filter { !drop.contains($0.name.lowercased()) }
         if let credential { out.append(HTTPField(credential.name, credential.value)) }
-        out.append(HTTPField(idempotencyKey, requestID))
+        out.append(HTTPField(Self.idempotencyKey, idempotencyKey))
         return out
     }
 

@@ -255,12 +255,16 @@ extension ForwarderService {
         case .early:
             log.info("decision kept until its request is parked", metadata: ["vote": "\(decision.vote.rawValue)"])
             return true
-        case .rejected(let reason, let record), .ignored(let reason, let record):
+        case .rejected(let refusal, let reason, let record):
+            log.warning("decision refused", metadata: ["vote": "\(decision.vote.rawValue)", "refusal": "\(refusal.rawValue)"])
+            await auditRefusal(decision, record, refusal: refusal, why: reason)
+            return true
+        case .ignored(let reason, let record):
             log.info("decision not counted", metadata: ["vote": "\(decision.vote.rawValue)", "reason": "\(reason)"])
             await auditDecision(decision, record, result: "not_counted", why: reason)
             return true
         case .recorded(let record):
-            log.info("approval recorded", metadata: ["approvals": "\(record.approvers.count)", "required": "\(record.approvalsRequired)"])
+            log.info("approval recorded", metadata: ["approvals": "\(record.approvingPersons.count)", "required": "\(record.approvalsRequired)"])
             await auditDecision(decision, record, result: "counted", why: nil)
             return true
         case .approved(let record), .denied(let record):
@@ -270,12 +274,25 @@ extension ForwarderService {
         }
     }
 
+    /// Audits a refused decision (`approval_refused`): the refusal code, the approver's identity
+    /// and person; never the reviewer's reason text.
+    private func auditRefusal(_ d: ApprovalDecision, _ record: HoldRecord, refusal: HoldBook.Refusal, why: String) async {
+        let meta = record.request?.metadata
+        await context.audit(AuditEvent(
+            kind: .approvalRefused, stage: "forwarder", requestID: d.requestID, sessionID: meta?.sessionID ?? d.requestID,
+            connection: meta?.connection, identity: d.approver.id, decision: .hold, status: 403,
+            details: [
+                "reason": refusal.rawValue, "person": d.approver.person, "vote": d.vote.rawValue,
+                "decision_id": d.decisionID, "why": why, "requester": meta?.identity.id ?? "",
+            ]))
+    }
+
     private func auditDecision(_ d: ApprovalDecision, _ record: HoldRecord, result: String, why: String?) async {
         let meta = record.request?.metadata
         var details = [
             "vote": d.vote.rawValue, "result": result, "reason": String(d.reason.prefix(500)),
-            "approvals": "\(record.approvers.count)", "approvals_required": "\(record.approvalsRequired)",
-            "status": record.status.rawValue, "decision_id": d.decisionID,
+            "approvals": "\(record.approvingPersons.count)", "approvals_required": "\(record.approvalsRequired)",
+            "status": record.status.rawValue, "decision_id": d.decisionID, "person": d.approver.person,
         ]
         if let why { details["not_counted_because"] = why }
         await context.audit(AuditEvent(

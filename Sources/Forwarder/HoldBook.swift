@@ -31,7 +31,8 @@ struct HoldPolicy: Sendable, Hashable {
 /// - A request moves only forward: pending → approved → delivered | failed, or
 ///   pending → denied | expired. A final request never changes again.
 /// - A decision counts only when its approver is in one of the connection's `approvers`
-///   groups and is not the requester; approvals count once per distinct approver; one deny
+///   groups and is not the requester's person under any identity (invariant 5); approvals
+///   count once per distinct person (two identities of one person count once); one deny
 ///   denies.
 /// - A decision for a request not parked yet is kept (a record without `request`) and
 ///   applied, under the same rules, when the request is parked.
@@ -48,10 +49,18 @@ struct HoldBook: Sendable {
         case decided(HoldRecord)
     }
 
+    /// Why a decision was refused.
+    enum Refusal: String, Sendable, Equatable {
+        /// The approver is the requester's person (under this or another identity).
+        case selfApproval = "self_approval"
+        /// The approver is in none of the connection's `approvers` groups.
+        case forbidden
+    }
+
     /// What a decision did.
     enum DecisionOutcome: Sendable, Equatable {
-        /// Refused: not an approver of the connection, or the requester.
-        case rejected(reason: String, HoldRecord)
+        /// Refused: not an approver of the connection, or the requester's person.
+        case rejected(Refusal, reason: String, HoldRecord)
         /// No effect: already final or approved, or this approver already approved.
         case ignored(reason: String, HoldRecord)
         /// Kept until the request is parked.
@@ -112,13 +121,13 @@ struct HoldBook: Sendable {
             return .ignored(reason: "request already \(record.status.rawValue)", record)
         }
         guard let policy, !Set(policy.approvers).isDisjoint(with: decision.approver.groups) else {
-            return .rejected(reason: "not an approver of connection \(request.metadata.connection)", record)
+            return .rejected(.forbidden, reason: "not an approver of connection \(request.metadata.connection)", record)
         }
-        guard decision.approver.id != request.metadata.identity.id else {
-            return .rejected(reason: "requester cannot decide on their own request", record)
+        guard decision.approver.id != request.metadata.identity.id, !decision.approver.isSamePerson(as: request.metadata.identity) else {
+            return .rejected(.selfApproval, reason: "no person may decide on their own request", record)
         }
-        if decision.vote == .approve, record.approvers.contains(decision.approver.id) {
-            return .ignored(reason: "already approved by \(decision.approver.id)", record)
+        if decision.vote == .approve, record.approvingPersons.contains(decision.approver.personKey) {
+            return .ignored(reason: "already approved by this person", record)
         }
         record.decisions.append(decision)
         record.updatedAtMillis = now
@@ -126,11 +135,12 @@ struct HoldBook: Sendable {
         case .deny:
             record.status = .denied
             record.response = .jsonError(
-                status: 403, error: "denied", extra: ["reason": decision.reason, "request_id": id])
+                status: 403, error: "denied", message: "A reviewer denied this request; it was not delivered.",
+                extra: ["reason": decision.reason, "request_id": id])
             records[id] = record
             return .denied(record)
         case .approve:
-            if record.approvers.count >= record.approvalsRequired {
+            if record.approvingPersons.count >= record.approvalsRequired {
                 record.status = .approved
                 records[id] = record
                 return .approved(record)
@@ -146,7 +156,9 @@ struct HoldBook: Sendable {
         for (id, var r) in records where r.request != nil && r.status == .pending && r.expiresAtMillis <= now {
             r.status = .expired
             r.updatedAtMillis = now
-            r.response = .jsonError(status: 410, error: "expired", extra: ["request_id": id])
+            r.response = .jsonError(
+                status: 410, error: "expired", message: "No decision was made before the hold timed out; it was not delivered.",
+                extra: ["request_id": id])
             records[id] = r
             out.append(r)
         }

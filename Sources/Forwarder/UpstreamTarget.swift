@@ -20,21 +20,26 @@ struct UpstreamTarget: Sendable {
     /// The upstream base URL without trailing `/` (it may have a base path).
     let base: String
     let credential: CredentialHeader?
+    /// Every form of the injected credential, masked in responses (nil without credentials).
+    let injected: InjectedCredential?
     /// Upstream request timeout from `connections[i].timeout`; the deadline bounds it anyway.
     let timeout: Duration?
     let scanResponses: Bool
     let scanPII: Bool
 
-    init(_ config: ConnectionConfig, index: Int, environment: [String: String]) throws {
+    init(_ config: ConnectionConfig, index: Int, environment: [String: String], fingerprintKey: [UInt8] = []) throws {
         connection = config.name
         var base = config.upstream
         while base.hasSuffix("/") { base.removeLast() }
         self.base = base
         if let credentials = config.credentials {
             let value = try credentials.resolvedValue(path: "connections[\(index)].credentials.value", environment: environment)
-            credential = CredentialHeader(name: credentials.header, value: value)
+            let header = CredentialHeader(name: credentials.header, value: value)
+            credential = header
+            injected = InjectedCredential(header: header, template: credentials.value, fingerprintKey: fingerprintKey)
         } else {
             credential = nil
+            injected = nil
         }
         timeout = config.timeout?.duration
         scanResponses = config.policy.scanResponses
@@ -52,10 +57,10 @@ struct UpstreamTarget: Sendable {
 
     /// Every configured connection by name; resolves every credential (an unresolvable one
     /// fails start-up with an error naming the config path and reference, not a value).
-    static func table(_ config: SluiceConfig, environment: [String: String]) throws -> [String: UpstreamTarget] {
+    static func table(_ config: SluiceConfig, environment: [String: String], fingerprintKey: [UInt8] = []) throws -> [String: UpstreamTarget] {
         var table: [String: UpstreamTarget] = [:]
         for (i, c) in config.connections.enumerated() {
-            table[c.name] = try UpstreamTarget(c, index: i, environment: environment)
+            table[c.name] = try UpstreamTarget(c, index: i, environment: environment, fingerprintKey: fingerprintKey)
         }
         return table
     }

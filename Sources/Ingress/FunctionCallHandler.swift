@@ -1,44 +1,66 @@
+import Codings
 import Foundation
 import Hummingbird
 import Logging
 import Pipeline
 
-/// Handles `METHOD /fn/{connection}/{rest}?{query}`: authenticate, route, seal, publish,
-/// await the reply.
+/// Handles `METHOD /fn/{connection}/{rest}?{query}`: authenticate, canonicalise, route, limit,
+/// read and check the body, seal, publish, await the reply.
 ///
 /// Guarantees:
 /// - Checks run in this order and each failure publishes nothing: 401 (bad or missing
-///   credential), 404 (unknown connection), 403 (identity's groups not allowed),
-///   413 (Content-Length or streamed body over `max_body_bytes`; at most that many bytes
-///   are buffered), 429 (more than `maxInFlight` requests in flight).
+///   credential), 400 `bad_path` (connection segment, path or query that ``CanonicalPath``
+///   refuses), 404 (unknown connection), 403 (identity's groups not allowed; the message names
+///   the identity and the connection), 415 (a `Content-Encoding` other than gzip, x-gzip,
+///   deflate, br, zstd, or a `Transfer-Encoding` other than chunked), 413 (declared `Content-Length` over `max_body_bytes`), 429 (the
+///   identity's `max_in_flight_per_identity` or the process's `max_in_flight` reached, or the
+///   identity already has `max_held_per_identity` requests held), 408 (the body did not arrive
+///   within `body_read_timeout` of the request; the connection is closed), 413 (body over
+///   `max_body_bytes` as sent — at most that many bytes are buffered — or once decoded), 400
+///   `undecodable_body` (a content coding does not decode).
+/// - The published request carries the canonical path and query (what hold globs, policy and
+///   the Forwarder's URL use) and the body exactly as received, with its `Content-Encoding`:
+///   a body is published only once every coding decoded within the cap.
+/// - Every 429 and 503 carries `Retry-After`; an answer given before the body was read closes
+///   the connection (`Connection: close`), so a stalled body never holds it.
 /// - An accepted request is registered for its reply before `requests` is published; a
 ///   publish failure gives 503; then `request_received` is audited (no path, query,
 ///   body or header value) and the reply is awaited until the deadline plus the grace,
 ///   else 504.
+/// - Every refusal after authentication is audited once as `request_rejected` (status and error
+///   code only); a 401 is not audited (no identity), only logged and counted.
 /// - Never throws: every outcome is a JSON error or the reply, with `X-Sluice-Request-Id`.
 struct FunctionCallHandler: Sendable {
     let connections: [String: ConnectionConfig]
     let maxBodyBytes: Int
     let requestTimeout: Duration
+    let bodyReadTimeout: Duration
+    let maxHeldPerIdentity: Int
     let context: StageContext
     let authenticator: any Authenticator
     let registry: ReplyRegistry
     let limiter: InFlightLimiter
+    let holds: HoldsView
     let metrics: IngressMetrics
     let options: IngressOptions
+    /// Callers' `Idempotency-Key`s (see `Idempotency/IdempotencyGate.swift`).
+    let idempotency: IdempotencyTable
 
     func handle(_ request: Request, target: FunctionTarget, requestID: String) async -> Response {
         let started = ContinuousClock.now
-        let metricConnection = connections[target.connection] != nil ? target.connection : IngressMetrics.noConnection
-        let response = await process(request, target: target, requestID: requestID)
-        metrics.requestFinished(connection: metricConnection, status: response.status.code, duration: ContinuousClock.now - started)
+        let named = (try? FunctionTarget.connectionName(target.connection)).flatMap { connections[$0] != nil ? $0 : nil }
+        let response = await process(request, target: target, requestID: requestID, started: started)
+        metrics.requestFinished(connection: named ?? IngressMetrics.noConnection, status: response.status.code, duration: ContinuousClock.now - started)
         return response
     }
 
-    private func process(_ request: Request, target: FunctionTarget, requestID: String) async -> Response {
+    private func process(_ request: Request, target: FunctionTarget, requestID: String, started: ContinuousClock.Instant) async -> Response {
         let receivedAt = currentMillis()
         var logger = context.logger
         logger[metadataKey: "request_id"] = "\(requestID)"
+        // Whether an unread body may follow the head: answers before reading it close the connection.
+        let mayHaveBody = request.headers[.contentLength].map { $0.trimmingCharacters(in: .whitespaces) != "0" }
+            ?? (request.headers[.transferEncoding] != nil)
 
         // 1. Who is calling.
         let identity: CallerIdentity
@@ -50,76 +72,174 @@ struct FunctionCallHandler: Sendable {
         } catch let error as AuthenticationError {
             if case .unavailable = error {
                 logger.warning("authentication unavailable", metadata: ["error": "\(error)"])
-                return Responses.error(.unavailable, requestID: requestID)
+                return Responses.error(
+                    .unavailable, requestID: requestID, message: "The identity provider cannot be reached to check the token; retry later.",
+                    closeConnection: mayHaveBody)
             }
             logger.info("authentication failed", metadata: ["error": "\(error)"])
-            return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"])
+            return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"], closeConnection: mayHaveBody)
         } catch {
             logger.error("authenticator failed", metadata: ["error": "\(error)"])
-            return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"])
+            return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"], closeConnection: mayHaveBody)
         }
         logger[metadataKey: "identity"] = "\(identity.id)"
+        let sessionID = IngressHeaders.saneSessionID(request.headers[IngressHeaders.session]) ?? requestID
+        // Every refusal of an authenticated caller is audited once, as `request_rejected` (status and
+        // error code; never the path, query, body or a header value), and publishes nothing else.
+        var auditConnection: String? = nil
+        func reject(_ code: ErrorCode, message: String? = nil, retryAfterSeconds: Int? = nil, closeConnection: Bool = false) async -> Response {
+            await context.audit(AuditEvent(
+                kind: .requestRejected, stage: "ingress", requestID: requestID, sessionID: sessionID,
+                connection: auditConnection, identity: identity.id, method: request.method.rawValue, status: code.status,
+                details: ["error": code.rawValue, "auth": identity.method]))
+            return Responses.error(
+                code, requestID: requestID, message: message, retryAfterSeconds: retryAfterSeconds, closeConnection: closeConnection)
+        }
 
-        // 2. Where to.
-        guard let connection = connections[target.connection] else {
+        // 2. The one canonical spelling of where to, or a refusal.
+        let canonical: FunctionTarget.Canonical
+        do { canonical = try target.canonical() } catch {
+            logger.info("path refused", metadata: ["reason": "\(error.reason)"])
+            return await reject(.badPath, message: error.reason, closeConnection: mayHaveBody)
+        }
+
+        // 3. Where to, and whether this caller may go there.
+        guard let connection = connections[canonical.connection] else {
             logger.info("unknown connection")
-            return Responses.error(.unknownConnection, requestID: requestID)
+            return await reject(.unknownConnection, closeConnection: mayHaveBody)
         }
         logger[metadataKey: "connection"] = "\(connection.name)"
+        auditConnection = connection.name
         guard connection.allows(groups: identity.groups) else {
             logger.info("identity not allowed on connection")
-            return Responses.error(.forbidden, requestID: requestID)
-        }
-        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > maxBodyBytes {
-            return Responses.error(.bodyTooLarge, requestID: requestID)
+            return await reject(
+                .forbidden,
+                message: "Identity \(identity.id) is not in a group allowed on connection \(connection.name) (allow_groups).",
+                closeConnection: mayHaveBody)
         }
 
-        // 3. Room for it.
-        guard limiter.tryAcquire() else {
-            logger.warning("overloaded", metadata: ["max_in_flight": "\(limiter.limit)"])
-            return Responses.error(.overloaded, requestID: requestID)
+        // 4. What the body claims to be.
+        // A transfer coding other than chunked would hide the body from every check (and the
+        // Forwarder never passes it on): refused like an unknown content coding.
+        let transferCodings = request.headers[values: .transferEncoding]
+            .flatMap { $0.split(separator: ",") }
+            .map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        if transferCodings.contains(where: { $0 != "chunked" && !$0.isEmpty }) {
+            logger.info("unsupported transfer coding")
+            return await reject(
+                .unsupportedEncoding, message: "Transfer-Encoding other than chunked is not supported; use Content-Encoding.",
+                closeConnection: true)
+        }
+        let codings: [ContentCoding]
+        do { codings = try ContentCodings.parse(request.headers[values: .contentEncoding]) } catch {
+            logger.info("unsupported content coding")
+            return await reject(.unsupportedEncoding, closeConnection: mayHaveBody)
+        }
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > maxBodyBytes {
+            return await reject(
+                .bodyTooLarge, message: "The request body is larger than \(maxBodyBytes) bytes (max_body_bytes).",
+                closeConnection: mayHaveBody)
+        }
+
+        // 5. Room for it: this identity's share, the process, the identity's held requests.
+        if let refusal = limiter.tryAcquire(identity: identity.id) {
+            switch refusal {
+            case .identity:
+                metrics.limited(reason: "in_flight_identity")
+                logger.warning("identity over its in-flight share", metadata: ["max_in_flight_per_identity": "\(limiter.perIdentity)"])
+                return await reject(
+                    .overloaded,
+                    message: "Identity \(identity.id) has \(limiter.perIdentity) requests in progress (max_in_flight_per_identity); retry after the time in Retry-After.",
+                    retryAfterSeconds: 1, closeConnection: mayHaveBody)
+            case .total:
+                metrics.limited(reason: "in_flight")
+                logger.warning("overloaded", metadata: ["max_in_flight": "\(limiter.limit)"])
+                return await reject(.overloaded, retryAfterSeconds: 1, closeConnection: mayHaveBody)
+            }
         }
         metrics.inFlightChanged(to: limiter.current)
         defer {
-            limiter.release()
+            limiter.release(identity: identity.id)
             metrics.inFlightChanged(to: limiter.current)
         }
-
-        let body: Data
-        do { body = try await readBody(request.body, limit: maxBodyBytes) } catch is BodyTooLarge {
-            return Responses.error(.bodyTooLarge, requestID: requestID)
-        } catch {
-            logger.info("request body unreadable", metadata: ["error": "\(error)"])
-            return Responses.error(.badRequest, requestID: requestID)
+        let held = await heldCount(identity: identity.id)
+        guard held < maxHeldPerIdentity else {
+            metrics.limited(reason: "held_identity")
+            logger.warning("identity over its held requests", metadata: ["max_held_per_identity": "\(maxHeldPerIdentity)"])
+            return await reject(
+                .overloaded,
+                message: "Identity \(identity.id) has \(held) requests waiting for approval (max_held_per_identity \(maxHeldPerIdentity)); retry once some are decided.",
+                retryAfterSeconds: 30, closeConnection: mayHaveBody)
         }
 
-        // 4. Seal and publish.
-        let sessionID = IngressHeaders.saneSessionID(request.headers[IngressHeaders.session]) ?? requestID
+        // 6. The body: in time, within the cap, and decodable within the cap.
+        let body: Data
+        switch await readBody(request.body, limit: maxBodyBytes, deadline: started + bodyReadTimeout) {
+        case .success(let data): body = data
+        case .failure(.tooLarge):
+            return await reject(
+                .bodyTooLarge, message: "The request body is larger than \(maxBodyBytes) bytes (max_body_bytes).",
+                closeConnection: true)
+        case .failure(.timedOut):
+            metrics.limited(reason: "body_timeout")
+            logger.info("request body too slow", metadata: ["body_read_timeout_ms": "\(Self.milliseconds(bodyReadTimeout))"])
+            return await reject(
+                .bodyTimeout,
+                message: "The request body did not arrive within \(Self.milliseconds(bodyReadTimeout)) ms (body_read_timeout).",
+                closeConnection: true)
+        case .failure(.unreadable(let reason)):
+            logger.info("request body unreadable", metadata: ["error": "\(reason)"])
+            return await reject(.badRequest, message: "The request body could not be read.", closeConnection: true)
+        }
+        if !codings.isEmpty {
+            do { _ = try ContentCodings.decode(Array(body), codings: codings, maxOutput: maxBodyBytes) } catch {
+                switch error {
+                case .tooLarge:
+                    logger.info("decoded body over the cap")
+                    return await reject(
+                        .bodyTooLarge,
+                        message: "The request body decodes to more than \(maxBodyBytes) bytes (max_body_bytes).")
+                case .corrupt(let coding, _):
+                    logger.info("body does not decode", metadata: ["coding": "\(coding)"])
+                    return await reject(
+                        .undecodableBody,
+                        message: "The request body does not decode as \(coding), the Content-Encoding it declares.")
+                case .unsupported:
+                    return await reject(.unsupportedEncoding)
+                }
+            }
+        }
+
+        // 7. Seal and publish.
         let deadline = receivedAt + Self.milliseconds(requestTimeout)
-        let envelope = InspectionRequest(
+        var envelope = InspectionRequest(
             metadata: RequestMetadata(
                 requestID: requestID, sessionID: sessionID, identity: identity, connection: connection.name,
                 receivedAtMillis: receivedAt, deadlineMillis: deadline, replyTo: options.instanceID),
             request: HTTPRequestData(
-                method: request.method.rawValue, path: target.rest, query: target.query,
+                method: request.method.rawValue, path: canonical.path, query: canonical.query,
                 headers: HeaderFilter.requestHeaders(request.headers), body: body))
+        // A retry with the caller's Idempotency-Key gets the first request's outcome; nothing is published.
+        if let answer = await idempotencyGate(request.headers, envelope: &envelope) { return answer }
         let message: OutgoingMessage
         do { message = try context.codec.request(envelope) } catch {
+            await idempotency.release(requestID: requestID)
             logger.error("cannot seal request", metadata: ["error": "\(error)"])
             return Responses.error(.internalError, requestID: requestID)
         }
         await registry.register(requestID)
         do { try await context.bus.publish(message) } catch {
             await registry.remove(requestID)
+            await idempotency.release(requestID: requestID)  // never published: a retry may go through
             logger.error("publish to requests failed", metadata: ["error": "\(error)"])
-            return Responses.error(.unavailable, requestID: requestID)
+            return Responses.error(.unavailable, requestID: requestID, retryAfterSeconds: 1)
         }
         await context.audit(AuditEvent(
             kind: .requestReceived, stage: "ingress", requestID: requestID, sessionID: sessionID,
             connection: connection.name, identity: identity.id, method: request.method.rawValue,
             details: ["body_bytes": String(body.count), "auth": identity.method]))
 
-        // 5. Wait for the verdict / delivery.
+        // 8. Wait for the verdict / delivery.
         let waitMillis = max(0, deadline - currentMillis()) + Self.milliseconds(options.replyGrace)
         guard var reply = await registry.wait(for: requestID, timeout: .milliseconds(waitMillis)) else {
             logger.info("no reply before deadline")
@@ -139,16 +259,48 @@ struct FunctionCallHandler: Sendable {
         return Responses.make(reply.response, requestID: requestID)
     }
 
-    struct BodyTooLarge: Error {}
+    /// Requests of `identity` waiting for approval, as the `holds` changelog last said.
+    private func heldCount(identity: String) async -> Int {
+        await holds.list(connections: Set(connections.keys), statuses: [.pending])
+            .count(where: { $0.request?.metadata.identity.id == identity })
+    }
 
-    /// Collects the body, failing as soon as it would exceed `limit` bytes.
-    private func readBody(_ body: RequestBody, limit: Int) async throws -> Data {
-        var collected = Data()
-        for try await chunk in body {
-            guard collected.count + chunk.readableBytes <= limit else { throw BodyTooLarge() }
-            collected.append(contentsOf: chunk.readableBytesView)
+    enum BodyReadError: Error, Equatable {
+        case tooLarge
+        case timedOut
+        case unreadable(String)
+    }
+
+    /// Collects the body, failing as soon as it would exceed `limit` bytes, or when `deadline`
+    /// passes first (the read is then cancelled; the connection is closed by the 408 answer).
+    private func readBody(_ body: RequestBody, limit: Int, deadline: ContinuousClock.Instant) async -> Result<Data, BodyReadError> {
+        await withTaskGroup(of: Result<Data, BodyReadError>?.self) { group in
+            group.addTask {
+                do {
+                    var collected = Data()
+                    for try await chunk in body {
+                        guard collected.count + chunk.readableBytes <= limit else { return .failure(.tooLarge) }
+                        collected.append(contentsOf: chunk.readableBytesView)
+                    }
+                    return .success(collected)
+                } catch {
+                    return .failure(.unreadable("\(type(of: error))"))
+                }
+            }
+            group.addTask {
+                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return nil }
+                return .failure(.timedOut)
+            }
+            var outcome: Result<Data, BodyReadError> = .failure(.timedOut)
+            for await result in group {
+                if let result {
+                    outcome = result
+                    break
+                }
+            }
+            group.cancelAll()
+            return outcome
         }
-        return collected
     }
 
     static func milliseconds(_ d: Duration) -> Int64 {

@@ -35,6 +35,24 @@ struct IngressMetrics: Sendable {
 
     func inFlightChanged(to value: Int) { inFlight.set(to: Double(value)) }
 
+    /// Counts a connection closed for not sending a complete request head in time.
+    func headTimedOut() {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "sluice", subsystem: "ingress", metricName: "header_timeouts", unitName: "total",
+                                             helpText: "Connections closed for not sending a complete request head within header_read_timeout."),
+            labels: []
+        ).increment()
+    }
+
+    /// Counts a request refused for a fairness limit (`in_flight`, `in_flight_identity`, `held_identity`, `body_timeout`).
+    func limited(reason: String) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(namespace: "sluice", subsystem: "ingress", metricName: "limited", unitName: "total",
+                                             helpText: "Function-call requests refused by a fairness limit, by limit."),
+            labels: [("limit", reason)]
+        ).increment()
+    }
+
     /// Counts a reply that reached this instance but was not handed to a caller.
     func replyDropped(reason: String) {
         registry.makeCounter(

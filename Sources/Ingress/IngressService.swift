@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import Pipeline
 import Prometheus
 import ServiceLifecycle
@@ -17,8 +18,14 @@ import ServiceLifecycle
 ///   caller sends can crash the process.
 /// - Credentials, bodies, header values, paths and queries are never logged or used as
 ///   metric labels.
+/// - Operations endpoints (`/metrics`, `/readyz`, `/healthz`) are served on `admin_listen`; the
+///   caller port serves only `/fn/...`, `/v1/...` and its own `/healthz`.
+/// - Every connection that sends no complete request head within `header_read_timeout` is closed.
 public final class IngressService: Sendable {
     private let listen: ListenAddress
+    private let adminListen: ListenAddress
+    private let headerReadTimeout: Duration
+    private let metrics: IngressMetrics
     private let context: StageContext
     private let options: IngressOptions
     private let registry: PrometheusCollectorRegistry
@@ -30,15 +37,21 @@ public final class IngressService: Sendable {
     private let approvals: ApprovalsRoutes
 
     /// - Parameters:
-    ///   - config: the whole configuration; the Ingress reads `listen`, `max_body_bytes`,
-    ///     `request_timeout`, `identities` and `connections`.
-    ///   - registry: the process's Prometheus registry, rendered at `/metrics`.
+    ///   - config: the whole configuration; the Ingress reads `listen`, `admin_listen`,
+    ///     `max_body_bytes`, `request_timeout`, the limits (`max_in_flight`,
+    ///     `max_in_flight_per_identity`, `body_read_timeout`, `header_read_timeout`,
+    ///     `max_held_per_identity`), `identities` and `connections`.
+    ///   - registry: the process's Prometheus registry, rendered at `/metrics` on `admin_listen`.
     ///   - httpClient: used to fetch the OIDC JWKS; `HTTPClient.shared` when `nil`.
     /// - Throws: `ConfigError` or ``IngressError`` naming the unusable setting.
     public init(config: SluiceConfig, context: StageContext, registry: PrometheusCollectorRegistry, options: IngressOptions, httpClient: HTTPClient? = nil) throws {
         guard !options.instanceID.isEmpty else { throw IngressError(.configuration, "instanceID must not be empty") }
-        guard options.maxInFlight > 0 else { throw IngressError(.configuration, "maxInFlight must be positive, got \(options.maxInFlight)") }
-        self.listen = try ListenAddress(parsing: config.listen)
+        self.listen = try ListenAddress(parsing: config.listen, key: "listen")
+        self.adminListen = try ListenAddress(parsing: config.adminListen, key: "admin_listen")
+        if listen == adminListen, listen.port != 0 {
+            throw ConfigError(path: "admin_listen", message: "must differ from listen: operations endpoints are never served on the caller port")
+        }
+        self.headerReadTimeout = config.headerReadTimeout.duration
         self.context = context
         self.options = options
         self.registry = registry
@@ -46,60 +59,80 @@ public final class IngressService: Sendable {
         let apiKeys: (any Authenticator)? = config.identities.apiKeys.isEmpty ? nil : try APIKeyAuthenticator(keys: config.identities.apiKeys)
         var oidc: (any Authenticator)? = nil
         if let oidcConfig = config.identities.oidc {
-            guard let url = URL(string: oidcConfig.jwksURL), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-                throw ConfigError(path: "identities.oidc.jwks_url", message: "\"\(oidcConfig.jwksURL)\" is not an http(s) URL")
-            }
+            try IdentitiesConfig.OIDC.checkJWKSURL(
+                oidcConfig.jwksURL, allowInsecure: oidcConfig.allowInsecureJWKS, path: "identities.oidc.jwks_url")
             let source = HTTPJWKSKeySource(
                 url: oidcConfig.jwksURL, client: httpClient ?? HTTPClient.shared,
                 minRefreshInterval: options.jwksMinRefreshInterval, fetchTimeout: options.jwksFetchTimeout, logger: context.logger)
             oidc = OIDCAuthenticator(config: oidcConfig, keySource: source)
         }
         let metrics = IngressMetrics(registry: registry)
+        self.metrics = metrics
         let authenticator = CompositeAuthenticator(apiKeys: apiKeys, oidc: oidc)
         let connections = Dictionary(config.connections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.holdsView = HoldsView(retention: config.holdsRetention.duration)
         self.approvals = ApprovalsRoutes(
             view: holdsView, connections: connections, authenticator: authenticator, context: context,
             decisionEcho: options.decisionEcho)
+        // Callers' Idempotency-Keys (Idempotency/): shared by the handler and the replies reader.
+        let idempotency = IdempotencyTable(
+            limits: .init(ttl: config.idempotencyTTL.duration, maxEntries: options.idempotencyMaxEntries), secret: options.idempotencySecret)
         self.functions = FunctionCallHandler(
             connections: Dictionary(config.connections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }),
             maxBodyBytes: config.maxBodyBytes,
             requestTimeout: config.requestTimeout.duration,
+            bodyReadTimeout: config.bodyReadTimeout.duration,
+            maxHeldPerIdentity: config.maxHeldPerIdentity,
             context: context,
             authenticator: authenticator,
             registry: replyRegistry,
-            limiter: InFlightLimiter(limit: options.maxInFlight),
+            limiter: InFlightLimiter(limit: config.maxInFlight, perIdentity: config.maxInFlightPerIdentity),
+            holds: holdsView,
             metrics: metrics,
-            options: options)
-        self.repliesReader = RepliesReader(context: context, instanceID: options.instanceID, registry: replyRegistry, metrics: metrics)
+            options: options,
+            idempotency: idempotency)
+        self.repliesReader = RepliesReader(
+            context: context, instanceID: options.instanceID, registry: replyRegistry, metrics: metrics, idempotency: idempotency)
     }
 
-    /// The routes besides `/fn/...`: health and metrics, the caller's poll and the reviewer API.
+    /// The caller port's routes besides `/fn/...`: its own `/healthz`, the caller's poll and the
+    /// reviewer API (`/v1/...`). Nothing else: `/metrics` and `/readyz` answer 404 here.
     private func makeRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        OperationalRoutes.add(to: router, readiness: readiness, registry: registry)
+        OperationalRoutes.addHealth(to: router)
         approvals.add(to: router)
         return router
     }
 
-    /// Runs the HTTP server on `config.listen` (host:port; port 0 = ephemeral) until the task
-    /// is cancelled; calls `onListening` with the bound port once accepting.
+    /// The admin port's routes: `/healthz`, `/readyz`, `/metrics`.
+    private func makeAdminRouter() -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        OperationalRoutes.addHealth(to: router)
+        OperationalRoutes.addOperations(to: router, readiness: readiness, registry: registry)
+        return router
+    }
+
+    /// Runs the caller server on `config.listen` and the operations server on `admin_listen`
+    /// (host:port; port 0 = ephemeral) until the task is cancelled; calls `onListening` with the
+    /// caller port once accepting, `onAdminListening` with the admin port.
     ///
-    /// - Throws: when the server cannot bind, the bus cannot be read, or the `replies`
-    ///   reader or the server stops while the task is not cancelled.
-    public func run(onListening: @Sendable @escaping (Int) async -> Void = { _ in }) async throws {
+    /// The admin server runs from the start (so `/readyz` can answer 503 while the holds
+    /// changelog is read); the caller server starts once the Ingress is ready.
+    ///
+    /// - Throws: when a server cannot bind, the bus cannot be read, or the `replies`
+    ///   reader or a server stops while the task is not cancelled.
+    public func run(
+        onListening: @Sendable @escaping (Int) async -> Void = { _ in },
+        onAdminListening: @Sendable @escaping (Int) async -> Void = { _ in }
+    ) async throws {
         let logger = context.logger
         let subscription = try await context.bus.read(topic: context.topics.replies, from: .end)
-        let responder = IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger)
-        let app = Application(
-            responder: responder,
-            configuration: ApplicationConfiguration(address: .hostname(listen.host, port: listen.port), serverName: nil),
-            onServerRunning: { channel in
-                let port = channel.localAddress?.port ?? 0
-                logger.info("ingress listening", metadata: ["port": "\(port)"])
-                await onListening(port)
-            },
-            logger: logger)
+        let app = makeApplication(
+            listen, responder: IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger),
+            name: "ingress", onListening: onListening)
+        let adminApp = makeApplication(
+            adminListen, responder: IngressResponder(functions: nil, routes: makeAdminRouter().buildResponder(), logger: logger),
+            name: "admin", onListening: onAdminListening)
         let reader = repliesReader
         let readiness = readiness
         defer { readiness.set(false) }
@@ -130,27 +163,16 @@ public final class IngressService: Sendable {
                 }
             }
             group.addTask {
+                await Self.serve(adminApp, name: "admin", logger: logger)
+            }
+            group.addTask {
                 var ready = false
                 for await _ in caughtUp { ready = true }
                 guard ready else {
                     return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the holds changelog could not be read"))
                 }
                 readiness.set(true)
-                do {
-                    // Cancellation becomes a graceful shutdown: stop accepting, finish the calls in flight.
-                    let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
-                    // An unstructured task, so the cancellation of `run` reaches the server only as the
-                    // graceful shutdown below (cancelling it directly aborts connections mid-response).
-                    let server = Task { try await services.run() }
-                    try await withTaskCancellationHandler {
-                        try await server.value
-                    } onCancel: {
-                        Task { await services.triggerGracefulShutdown() }
-                    }
-                    return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the HTTP server stopped"))
-                } catch {
-                    return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the HTTP server failed: \(error)"))
-                }
+                return await Self.serve(app, name: "caller", logger: logger)
             }
             let first = await group.next() ?? .success(())
             group.cancelAll()
@@ -159,5 +181,50 @@ public final class IngressService: Sendable {
             return first
         }
         try outcome.get()
+    }
+
+    /// A Hummingbird application on `address` whose connections are guarded by ``ConnectionGuard``
+    /// (`header_read_timeout`; `Connection: close` answers close).
+    private func makeApplication(
+        _ address: ListenAddress, responder: IngressResponder, name: String, onListening: @Sendable @escaping (Int) async -> Void
+    ) -> Application<IngressResponder> {
+        let logger = context.logger
+        let metrics = metrics
+        let headTimeout = TimeAmount.nanoseconds(Self.nanoseconds(headerReadTimeout))
+        return Application(
+            responder: responder,
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [ConnectionGuard(headTimeout: headTimeout, onHeadTimeout: { metrics.headTimedOut() })])),
+            configuration: ApplicationConfiguration(address: .hostname(address.host, port: address.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("\(name) server listening", metadata: ["port": "\(port)"])
+                await onListening(port)
+            },
+            logger: logger)
+    }
+
+    /// Runs `app` until it stops (a failure unless the task was cancelled). Cancellation becomes a
+    /// graceful shutdown: stop accepting, finish the calls in flight.
+    private static func serve(_ app: Application<IngressResponder>, name: String, logger: Logger) async -> Result<Void, any Error> {
+        do {
+            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
+            // An unstructured task, so the cancellation of `run` reaches the server only as the
+            // graceful shutdown below (cancelling it directly aborts connections mid-response).
+            let server = Task { try await services.run() }
+            try await withTaskCancellationHandler {
+                try await server.value
+            } onCancel: {
+                Task { await services.triggerGracefulShutdown() }
+            }
+            return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the \(name) HTTP server stopped"))
+        } catch {
+            return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the \(name) HTTP server failed: \(error)"))
+        }
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 }

@@ -29,6 +29,9 @@ public struct InspectorOptions: Sendable {
 /// - Nothing it publishes or logs holds a secret in clear: masked copies only, and
 ///   findings carry rule, location and fingerprint.
 /// - A message that cannot be opened or decoded goes to `deadletter`.
+/// - Second line behind the Ingress: a path that is not canonical is blocked
+///   (`non-canonical-path`), a body whose content codings cannot be undone is blocked
+///   (`undecodable-body`); hold clauses see the canonical path and the decoded body.
 public struct InspectorService: Sendable {
     let config: SluiceConfig
     let context: StageContext
@@ -41,7 +44,7 @@ public struct InspectorService: Sendable {
     public init(config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init()) throws {
         self.config = config
         self.context = context
-        self.inspector = RequestInspector(engine: engine)
+        self.inspector = RequestInspector(engine: engine, maxBodyBytes: config.maxBodyBytes)
         self.options = options
         var rules: [String: HoldRules] = [:]
         for (i, c) in config.connections.enumerated() {
@@ -139,9 +142,7 @@ public struct InspectorService: Sendable {
 
         let result = inspector.inspect(request.request, policy: connection.policy)
         let verdict = PolicyEvaluator.verdict(
-            for: PolicyInput(
-                findings: result.findings, method: request.request.method, path: result.request.path,
-                groups: meta.identity.groups, body: request.request.body),
+            for: PolicyInput(inspected: result, original: request.request, groups: meta.identity.groups),
             policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
         Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue)]).increment()
         context.logger.debug("request inspected", metadata: [

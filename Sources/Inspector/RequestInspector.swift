@@ -1,3 +1,4 @@
+import Codings
 import Detection
 import Foundation
 import Pipeline
@@ -9,50 +10,83 @@ import Pipeline
 /// Pure and synchronous: the same request and policy always give the same result.
 /// In the path and query the mask token is percent-encoded so the URL stays valid;
 /// in a JSON body it is plain (it contains no character that needs escaping), so the
-/// JSON stays valid. A compressed body with findings is forwarded decoded and masked,
-/// without its `Content-Encoding`.
+/// JSON stays valid.
+///
+/// Guarantees for the body:
+/// - Every content-coding layer (`Content-Encoding`, all field values, stacked) is undone
+///   through `Codings` before scanning, capped at `maxBodyBytes` decoded bytes per layer; gzip
+///   bodies of several members are decoded and scanned whole.
+/// - With findings, the body is forwarded decoded and masked, without `Content-Encoding` and
+///   without a stale `Content-Length`. Without findings, the original bytes are forwarded
+///   unchanged: exactly the bytes whose decoding was inspected.
+/// - A body whose codings are unsupported, corrupt or decode past the cap is not scanned:
+///   `Result.undecodableBody` says why (never with body or header content) and the policy
+///   blocks it (`undecodable-body`).
 public struct RequestInspector: Sendable {
     public struct Result: Sendable {
         public var request: HTTPRequestData
         public var findings: [FindingSummary]
         /// The masked path with its masked query, for audit events.
         public var maskedPathAndQuery: String
+        /// The body with every content coding undone, as scanned (empty when undecodable).
+        public var decodedBody: Data
+        /// Why the body's content codings could not be undone; `nil` when they were.
+        public var undecodableBody: String?
     }
 
     let engine: DetectionEngine
 
-    public init(engine: DetectionEngine) { self.engine = engine }
+    /// The cap on each decoded content-coding layer: the configuration's `max_body_bytes`.
+    let maxBodyBytes: Int
+
+    public init(engine: DetectionEngine, maxBodyBytes: Int = 1 << 20) {
+        self.engine = engine
+        self.maxBodyBytes = maxBodyBytes
+    }
 
     public func inspect(_ request: HTTPRequestData, policy: PolicyConfig) -> Result {
         let pii = policy.classes.contains("pii")
         var out = request
         var findings: [FindingSummary] = []
+        var decodedBody = request.body
+        var undecodable: String?
 
-        // Body.
+        // Body: every content coding undone, then scanned as identity.
         let contentType = request.header("Content-Type")?.lowercased() ?? ""
         let hint: ContentHint = contentType.contains("json") ? .json
             : contentType.contains("x-www-form-urlencoded") ? .form : .text
-        let encoding = ContentEncoding(rawValue: request.header("Content-Encoding")?.lowercased().trimmingCharacters(in: .whitespaces) ?? "identity") ?? .identity
-        if !request.body.isEmpty {
-            let bytes = Array(request.body)
-            let context = ScanContext(credentials: true, pii: pii, hint: hint, contentEncoding: encoding)
-            let masked: [UInt8], found: [Finding]
-            do {
-                (masked, found) = try engine.scanAndMask(bytes, context: context)
-            } catch {
-                // Undecodable or over the decoding budget: `scan` reports one finding over the
-                // whole body, so the policy fails closed and nothing of the body passes.
-                found = engine.scan(bytes, context: context)
-                masked = engine.mask(bytes, findings: found)
+        let encodingValues = request.headers
+            .filter { $0.name.caseInsensitiveCompare("Content-Encoding") == .orderedSame }
+            .map(\.value)
+        do throws(ContentCodingError) {
+            let codings = try ContentCodings.parse(encodingValues)
+            if !codings.isEmpty {
+                decodedBody = Data(try ContentCodings.decode(Array(request.body), codings: codings, maxOutput: maxBodyBytes))
             }
-            if !found.isEmpty {
-                out.body = Data(masked)
-                if encoding != .identity {
-                    out.headers.removeAll { $0.name.caseInsensitiveCompare("Content-Encoding") == .orderedSame }
+            if !decodedBody.isEmpty {
+                let bytes = Array(decodedBody)
+                let context = ScanContext(credentials: true, pii: pii, hint: hint)
+                let masked: [UInt8], found: [Finding]
+                do {
+                    (masked, found) = try engine.scanAndMask(bytes, context: context)
+                } catch {
+                    // Over the nested-decoding budget: `scan` reports one finding over the whole
+                    // body, so the policy fails closed and nothing of the body passes.
+                    found = engine.scan(bytes, context: context)
+                    masked = engine.mask(bytes, findings: found)
                 }
-                out.headers.removeAll { $0.name.caseInsensitiveCompare("Content-Length") == .orderedSame }
-                findings += found.map { summary($0, location: "body") }
+                if !found.isEmpty {
+                    out.body = Data(masked)
+                    out.headers.removeAll {
+                        $0.name.caseInsensitiveCompare("Content-Encoding") == .orderedSame
+                            || $0.name.caseInsensitiveCompare("Content-Length") == .orderedSame
+                    }
+                    findings += found.map { summary($0, location: "body") }
+                }
             }
+        } catch {
+            undecodable = Self.reason(error)
+            decodedBody = Data()
         }
 
         // Query and path: masked with percent-encoded tokens.
@@ -75,7 +109,20 @@ public struct RequestInspector: Sendable {
         }
 
         let pathAndQuery = out.query.isEmpty ? out.path : out.path + "?" + out.query
-        return Result(request: out, findings: findings, maskedPathAndQuery: pathAndQuery)
+        return Result(request: out, findings: findings, maskedPathAndQuery: pathAndQuery,
+                      decodedBody: decodedBody, undecodableBody: undecodable)
+    }
+
+    /// One sentence for a coding failure, without header or body content (an unsupported
+    /// coding's name comes from the caller's header, so it is not repeated).
+    static func reason(_ error: ContentCodingError) -> String {
+        switch error {
+        case .unsupported: return "its content coding is not supported"
+        case .tooLarge(let limit): return "it decodes to more than \(limit) bytes"
+        case .corrupt(let coding, _):
+            let known = ContentCoding(rawValue: coding) != nil
+            return known ? "it does not decode as \(coding)" : "it does not decode"
+        }
     }
 
     private func maskURLPart(_ text: String, hint: ContentHint, pii: Bool, location: String) -> (String, [FindingSummary]) {

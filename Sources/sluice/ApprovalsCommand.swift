@@ -61,7 +61,7 @@ struct ApprovalsCommand: AsyncParsableCommand {
             guard (200..<300).contains(status) else {
                 if json { print(String(decoding: raw, as: UTF8.self)) }
                 let error = object["error"] as? String ?? "http \(status)"
-                let reason = (object["reason"] as? String).map { ": \($0)" } ?? ""
+                let reason = ((object["message"] ?? object["reason"]) as? String).map { ": \($0)" } ?? ""
                 let state = (object["status"] as? String).map { " (status \($0))" } ?? ""
                 throw CLIError("\(status) \(error)\(reason)\(state)")
             }

@@ -40,6 +40,9 @@ struct Runtime: Sendable {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         let config = try ConfigLoader.load(path: options.config)
+        // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the
+        // CLI set umask 077 at start).
+        try DataDirectory.prepare(config.dataDir)
         let sealer = try config.sealing.makeSealer()
         let fingerprintKey = try config.sealing.fingerprintKeyBytes()
         let topics = Topics(prefix: config.bus.topicPrefix)
@@ -53,8 +56,9 @@ struct Runtime: Sendable {
             bus = try EmbeddedBus(directory: dir, defaultPartitions: config.bus.partitions, sync: config.bus.sync)
         case .kafka:
             try KafkaBus.checkLibrary()
+            // Secret-bearing librdkafka values are env:/file: references, read here (errors name the key).
             let kafkaConfig = KafkaBusConfiguration(
-                brokers: config.bus.brokers ?? "", clientId: "sluice-\(role)", librdkafka: config.bus.librdkafka)
+                brokers: config.bus.brokers ?? "", clientId: "sluice-\(role)", librdkafka: try config.bus.resolvedLibrdkafka())
             bus = try KafkaBus(configuration: kafkaConfig, logger: logger)
         }
         try await bus.ensureTopics(topics.specs(partitions: config.bus.partitions))
@@ -94,9 +98,12 @@ struct Runtime: Sendable {
                 let ctx = context(stage)
                 switch stage {
                 case .ingress:
+                    var ingressOptions = IngressOptions(instanceID: Self.instanceID())
+                    // Derives the upstream's Idempotency-Key from a caller's own (HMAC, never the raw key).
+                    ingressOptions.idempotencySecret = fingerprintKey
                     let ingress = try IngressService(
                         config: config, context: ctx, registry: registry,
-                        options: IngressOptions(instanceID: Self.instanceID()), httpClient: httpClient)
+                        options: ingressOptions, httpClient: httpClient)
                     services.append(StageService(name: "ingress", logger: ctx.logger) {
                         try await ingress.run()
                     })

@@ -2,11 +2,20 @@ import ArgumentParser
 import Detection
 import Foundation
 import Yams
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension ReportFormat: ExpressibleByArgument {}
 
 /// `sluice scan`: scans files, directories or standard input for credentials and PII.
-/// Thin wrapper: walking, scanning and rendering live in `Detection.ScanReport`.
+/// Thin wrapper: finding, reading and skipping files live in `ScanInputs` and `StreamingScan`,
+/// detection and rendering of findings in `Detection.ScanReport`.
+///
+/// Guarantees: nothing is skipped silently. Every input is scanned whole (streamed in
+/// overlapping chunks, whatever its size) or listed in the output of every format with the
+/// reason (`skipped`); an input that cannot be read makes the exit status 2, after every
+/// readable input has been scanned and reported.
 struct ScanCommand: AsyncParsableCommand {
     /// Documented default fingerprint key, used when SLUICE_FP_KEY is not set.
     static let defaultFingerprintKey = "sluice-scan-default-fingerprint-key-v1"
@@ -15,16 +24,25 @@ struct ScanCommand: AsyncParsableCommand {
         commandName: "scan",
         abstract: "Scan files, directories or stdin for credentials and personal data.",
         discussion: """
-        Directories are walked recursively (.git, node_modules, .build and similar are skipped); binary \
-        files are skipped. Output never contains the secrets themselves: only the path, byte offsets \
-        (end exclusive), line, rule id, class and a fingerprint.
+        Directories are walked recursively (.git, node_modules, .build and similar are not descended \
+        into; symbolic links inside them are not followed). Files of any size are streamed in 8 MiB \
+        chunks that overlap by 64 KiB, so a finding across a chunk edge is reported once, with offsets \
+        and lines counted from the start of the file. Output never contains the secrets themselves: \
+        only the path, byte offsets (end exclusive), line, rule id, class and a fingerprint.
+
+        Nothing is skipped silently: binary files, symbolic links and other non-regular files met \
+        while walking are listed as skipped (text: on standard error; json: "skipped"; jsonl: a \
+        {"skipped": path, "reason": ...} line; SARIF: invocations[].toolExecutionNotifications). \
+        Inputs that cannot be read (missing, dangling link, permission denied, a FIFO or socket named \
+        on the command line, a read error) are listed the same way with "unreadable": true.
 
         Fingerprints are the first 12 hex chars of HMAC-SHA256(key, secret). The key comes from the \
         environment variable SLUICE_FP_KEY; when it is unset a fixed, documented default key is used, \
         so fingerprints then only correlate between scans that use the same key (e.g. within one \
         machine's scans) and must not be treated as confidential.
 
-        Exit status: 0 no findings, 1 findings, 2 error (bad arguments, unreadable path, invalid rules file).
+        Exit status: 0 no findings, 1 findings, 2 error (bad arguments, invalid rules file, or an \
+        input that could not be read; reported after scanning everything readable).
         """
     )
 
@@ -51,7 +69,8 @@ struct ScanCommand: AsyncParsableCommand {
         if code != 0 { throw ExitCode(code) }
     }
 
-    /// Returns the exit code (0 clean, 1 findings); throws on errors (exit 2).
+    /// Returns the exit code (0 clean, 1 findings, 2 something could not be read); throws on
+    /// errors that stop the scan before it starts (exit 2).
     func scan() throws -> Int32 {
         guard !paths.isEmpty else { throw ValidationError("give at least one PATH or '-'") }
         var specs: [RuleSpec] = []
@@ -63,13 +82,21 @@ struct ScanCommand: AsyncParsableCommand {
         }
         let key = ProcessInfo.processInfo.environment["SLUICE_FP_KEY"] ?? Self.defaultFingerprintKey
         let engine = try DetectionEngine(fingerprintKey: Array(key.utf8), customRules: specs)
-        let files = try ScanReport.collectFiles(paths)
-        let ctx = ScanContext(credentials: true, pii: !noPii, hint: .text)
-        let (found, skipped) = try ScanReport.scanFiles(files, engine: engine, context: ctx)
-        if !skipped.isEmpty && format == .text {
-            FileHandle.standardError.write(Data("skipped \(skipped.count) binary or oversized file(s)\n".utf8))
+        let scanner = StreamingScan(engine: engine, context: ScanContext(credentials: true, pii: !noPii, hint: .text))
+
+        var (inputs, skipped) = ScanInputs.collect(paths)
+        var found: [FileFinding] = []
+        for input in inputs {
+            let outcome = scanner.scan(input)
+            found += outcome.findings
+            if let skip = outcome.skipped { skipped.append(skip) }
         }
-        FileHandle.standardOutput.write(Data(ScanReport.render(found, format: format, rules: engine.ruleInfos).utf8))
+        skipped.sort { $0.order < $1.order }
+
+        let report = try SkipReport.render(found: found, skipped: skipped, format: format, rules: engine.ruleInfos)
+        FileHandle.standardOutput.write(Data(report.stdout.utf8))
+        if !report.stderr.isEmpty { FileHandle.standardError.write(Data(report.stderr.utf8)) }
+        if skipped.contains(where: \.unreadable) { return 2 }
         return found.isEmpty ? 0 : 1
     }
 
@@ -83,4 +110,288 @@ struct ScanCommand: AsyncParsableCommand {
             throw ValidationError("invalid rules file \(source): \(error)")
         }
     }
+}
+
+/// An input that was not scanned (or not scanned to its end), and why.
+struct SkippedInput: Sendable, Equatable {
+    var path: String
+    /// One sentence, never file content.
+    var reason: String
+    /// True when the input could not be read (exit status 2); false when it was left out by
+    /// design (binary file, symbolic link or special file met while walking a directory).
+    var unreadable: Bool
+    /// Position among the inputs, to report in command-line order.
+    var order: Int
+}
+
+/// One input to scan: a path (or `-`) and its position among the inputs.
+struct ScanInput: Sendable, Equatable {
+    var path: String
+    var order: Int
+}
+
+/// Expands the command-line paths into inputs, listing what cannot or will not be scanned.
+///
+/// Guarantees: every path on the command line and every entry met while walking a directory
+/// ends up either in `inputs` or in `skipped`; nothing is dropped. Paths named on the command
+/// line are followed if they are symbolic links; links inside walked directories are not.
+enum ScanInputs {
+    /// Directory names never descended into (listed neither as inputs nor as skipped).
+    static let skippedDirectories = ScanReport.skippedDirectories
+
+    static func collect(_ paths: [String]) -> (inputs: [ScanInput], skipped: [SkippedInput]) {
+        var inputs: [ScanInput] = []
+        var skipped: [SkippedInput] = []
+        func add(_ path: String) { inputs.append(ScanInput(path: path, order: inputs.count + skipped.count)) }
+        func skip(_ path: String, _ reason: String, unreadable: Bool) {
+            skipped.append(SkippedInput(path: path, reason: reason, unreadable: unreadable, order: inputs.count + skipped.count))
+        }
+        func walk(_ dir: String) {
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: dir) } catch {
+                skip(dir, "cannot list directory: \(Self.describe(errnoOf: error))", unreadable: true)
+                return
+            }
+            for name in names.sorted() {
+                let p = dir.hasSuffix("/") ? dir + name : dir + "/" + name
+                var st = stat()
+                guard lstat(p, &st) == 0 else {
+                    skip(p, "cannot stat: \(Self.errnoText())", unreadable: true)
+                    continue
+                }
+                switch st.st_mode & S_IFMT {
+                case S_IFDIR: if !skippedDirectories.contains(name) { walk(p) }
+                case S_IFREG: add(p)
+                case S_IFLNK: skip(p, "symbolic link, not followed inside a directory", unreadable: false)
+                default: skip(p, "not a regular file (\(Self.kind(st.st_mode)))", unreadable: false)
+                }
+            }
+        }
+        for path in paths {
+            if path == "-" { add(path); continue }
+            var st = stat()
+            if stat(path, &st) != 0 {
+                let reason = Self.errnoText()
+                var lst = stat()
+                if lstat(path, &lst) == 0, lst.st_mode & S_IFMT == S_IFLNK {
+                    skip(path, "dangling symbolic link (\(reason))", unreadable: true)
+                } else {
+                    skip(path, reason, unreadable: true)
+                }
+                continue
+            }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR: walk(path)
+            case S_IFREG: add(path)
+            default:
+                skip(path, "not a regular file (\(Self.kind(st.st_mode))); pipe it to standard input with '-' instead",
+                     unreadable: true)
+            }
+        }
+        return (inputs, skipped)
+    }
+
+    static func kind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFIFO: return "a FIFO"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFDIR: return "a directory"
+        case S_IFLNK: return "a symbolic link"
+        default: return "unknown type"
+        }
+    }
+
+    /// `strerror(errno)`, lower-cased first letter.
+    static func errnoText(_ code: Int32 = errno) -> String {
+        let text = String(cString: strerror(code))
+        return text.prefix(1).lowercased() + text.dropFirst()
+    }
+
+    static func describe(errnoOf error: any Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return errnoText(Int32(underlying.code))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return errnoText(Int32(ns.code)) }
+        return ns.localizedDescription
+    }
+}
+
+/// Scans one input (a file or standard input) of any size in overlapping windows.
+///
+/// The input is read in chunks of `chunkSize` bytes; each chunk is scanned together with
+/// `overlap` bytes before and after it, and a finding is reported by the window whose chunk
+/// holds its first byte. So a finding up to `overlap` bytes long (and its surrounding context,
+/// e.g. a keyword before a value) is seen whole whatever the chunk edges, and reported once.
+///
+/// Guarantees: memory stays at most `chunkSize + 2 * overlap` bytes of input; offsets, lines
+/// and columns are counted from the start of the input; a read error after some findings keeps
+/// those findings and reports the input as unreadable.
+struct StreamingScan {
+    static let defaultChunkSize = 8 << 20
+    static let defaultOverlap = 64 << 10
+
+    let engine: DetectionEngine
+    let context: ScanContext
+    var chunkSize = StreamingScan.defaultChunkSize
+    var overlap = StreamingScan.defaultOverlap
+
+    struct Outcome {
+        var findings: [FileFinding] = []
+        var skipped: SkippedInput?
+    }
+
+    func scan(_ input: ScanInput) -> Outcome {
+        if input.path == "-" { return scan(fd: 0, input: input) }
+        let fd = open(input.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return Outcome(skipped: unreadable(input, ScanInputs.errnoText())) }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return Outcome(skipped: unreadable(input, ScanInputs.errnoText())) }
+        // Replaced by something else since it was listed: never block on a FIFO.
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            return Outcome(skipped: unreadable(input, "not a regular file (\(ScanInputs.kind(st.st_mode)))"))
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return scan(fd: fd, input: input)
+    }
+
+    private func unreadable(_ input: ScanInput, _ reason: String) -> SkippedInput {
+        SkippedInput(path: input.path, reason: reason, unreadable: true, order: input.order)
+    }
+
+    /// Reads `fd` to its end, scanning window by window.
+    func scan(fd: Int32, input: ScanInput) -> Outcome {
+        var outcome = Outcome()
+        var buffer: [UInt8] = []  // input bytes [bufferStart, bufferStart + buffer.count)
+        var bufferStart = 0
+        var linesBeforeBuffer = 0  // newlines in [0, bufferStart)
+        var lineStartBeforeBuffer = 0  // offset of the line that bufferStart is on
+        var ownedStart = 0  // the current window reports findings starting in [ownedStart, ownedEnd)
+        var eof = false
+        var reported: [Finding] = []  // the previous window's reports, to never repeat one
+        var readChunk = [UInt8](repeating: 0, count: 1 << 20)
+
+        while true {
+            // Fill the window: [ownedStart - overlap, ownedStart + chunkSize + overlap).
+            let want = ownedStart + chunkSize + overlap
+            while !eof && bufferStart + buffer.count < want {
+                let n = readChunk.withUnsafeMutableBytes { raw in
+                    read(fd, raw.baseAddress, min(raw.count, want - bufferStart - buffer.count))
+                }
+                if n > 0 {
+                    buffer += readChunk[0..<n]
+                } else if n == 0 {
+                    eof = true
+                } else if errno != EINTR {
+                    let reason = "read failed after \(bufferStart + buffer.count) bytes: \(ScanInputs.errnoText())"
+                    outcome.skipped = unreadable(input, reason)
+                    eof = true
+                }
+            }
+            if ownedStart == 0, ScanReport.isBinary(buffer) {
+                outcome.skipped = outcome.skipped
+                    ?? SkippedInput(path: input.path, reason: "binary file (a NUL byte or mostly control bytes in the first 8 KiB)",
+                                    unreadable: false, order: input.order)
+                outcome.findings = []
+                return outcome
+            }
+            let bufferEnd = bufferStart + buffer.count
+            let ownedEnd = eof ? bufferEnd : ownedStart + chunkSize
+
+            var window: [Finding] = []
+            for var f in engine.scan(buffer, context: context) {
+                // A decoder limit hit in this window is reported over the whole window: keep it, in the
+                // part this window owns, so that it is neither dropped nor repeated.
+                if f.start == 0, f.end == buffer.count, f.decodedVia.isEmpty,
+                   f.rule == "decode-limit-exceeded" || f.rule == "undecodable-body" {
+                    f.start = ownedStart - bufferStart
+                    f.end = ownedEnd - bufferStart
+                }
+                let start = bufferStart + f.start
+                guard start >= ownedStart, start < ownedEnd else { continue }
+                var absolute = f
+                absolute.start = start
+                absolute.end = bufferStart + f.end
+                if reported.contains(where: { $0.rule == absolute.rule && $0.fingerprint == absolute.fingerprint
+                    && $0.start < absolute.end && absolute.start < $0.end }) { continue }
+                window.append(f)
+            }
+            for located in ScanReport.locate(buffer, path: input.path, findings: window) {
+                var r = located
+                r.finding.start += bufferStart
+                r.finding.end += bufferStart
+                if r.line == 1 { r.column += bufferStart - lineStartBeforeBuffer }
+                if r.endLine == 1 { r.endColumn += bufferStart - lineStartBeforeBuffer }
+                r.line += linesBeforeBuffer
+                r.endLine += linesBeforeBuffer
+                outcome.findings.append(r)
+            }
+            reported = outcome.findings.suffix(window.count).map(\.finding)
+            if eof { return outcome }
+
+            // Slide: keep `overlap` bytes before the next chunk.
+            ownedStart = ownedEnd
+            let drop = ownedStart - overlap - bufferStart
+            if drop > 0 {
+                for i in 0..<drop where buffer[i] == 10 {
+                    linesBeforeBuffer += 1
+                    lineStartBeforeBuffer = bufferStart + i + 1
+                }
+                buffer.removeFirst(drop)
+                bufferStart += drop
+            }
+        }
+    }
+}
+
+/// Renders findings (through `ScanReport.render`) together with the skipped inputs, in every
+/// format: text on standard error, `skipped` in json, one `{"skipped": path, "reason": ...}`
+/// line each in jsonl, `invocations[].toolExecutionNotifications` in SARIF (with
+/// `executionSuccessful: false` when an input could not be read).
+enum SkipReport {
+    struct RenderError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func render(found: [FileFinding], skipped: [SkippedInput], format: ReportFormat, rules: [RuleInfo])
+        throws -> (stdout: String, stderr: String) {
+        let findings = ScanReport.render(found, format: format, rules: rules)
+        switch format {
+        case .text:
+            let lines = skipped.map { s in
+                (s.unreadable ? "sluice scan: cannot read " : "sluice scan: skipped ") + "\(s.path): \(s.reason)\n"
+            }
+            return (findings, lines.joined())
+        case .jsonl:
+            let lines = skipped.map { s in
+                "{\"skipped\":\(q(s.path)),\"reason\":\(q(s.reason)),\"unreadable\":\(s.unreadable)}\n"
+            }
+            return (findings + lines.joined(), "")
+        case .json:
+            guard findings.hasSuffix("}\n") else { throw RenderError(description: "unexpected json report shape") }
+            let list = skipped.map { s in
+                "{\"path\":\(q(s.path)),\"reason\":\(q(s.reason)),\"unreadable\":\(s.unreadable)}"
+            }
+            return (String(findings.dropLast(2)) + ",\"skipped\":[" + list.joined(separator: ",") + "]}\n", "")
+        case .sarif:
+            // The report ends with the last run's closing brace, the runs array and the log object.
+            guard findings.hasSuffix("}]}\n") else { throw RenderError(description: "unexpected SARIF report shape") }
+            let notifications = skipped.map { s in
+                "{\"level\":\(q(s.unreadable ? "error" : "note")),"
+                    + "\"message\":{\"text\":\(q((s.unreadable ? "cannot read: " : "skipped: ") + s.reason))},"
+                    + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":\(q(s.path == "-" ? "stdin" : s.path))}}}],"
+                    + "\"properties\":{\"unreadable\":\(s.unreadable)}}"
+            }
+            let ok = !skipped.contains(where: \.unreadable)
+            let invocations = ",\"invocations\":[{\"executionSuccessful\":\(ok),"
+                + "\"toolExecutionNotifications\":[\(notifications.joined(separator: ","))]}]"
+            return (String(findings.dropLast(4)) + invocations + "}]}\n", "")
+        }
+    }
+
+    /// A JSON string literal (the report's one escaper).
+    static func q(_ s: String) -> String { ScanReport.q(s) }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import KafkaBus
 
 /// The `sluice` program: wiring and configuration loading only; the stages live in their modules.
@@ -21,6 +22,22 @@ struct SluiceCommand: AsyncParsableCommand {
             RecorderCommand.self, ScanCommand.self, ReplayCommand.self, ApprovalsCommand.self, VersionCommand.self,
         ]
     )
+
+    /// Sets umask 077 before anything runs (every file Sluice creates is the operator's alone),
+    /// then parses and runs the command as ArgumentParser would.
+    static func main() async {
+        umask(DataDirectory.umaskBits)
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 enum SluiceVersion {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Detection
+import Codings
 
 @Suite struct EngineTests {
     static let engine = try! DetectionEngine(fingerprintKey: Array("engine-key".utf8))
@@ -50,9 +51,9 @@ import Testing
         let t = tok()
         let body = "{\"k\": \"\(t)\"}"
         let gz = try gzip(Array(body.utf8))
-        let f = Self.engine.scan(gz, context: ScanContext(hint: .json, contentEncoding: .gzip))
+        let f = Self.engine.scan(gz, context: ScanContext(hint: .json, contentCodings: [.gzip]))
         #expect(f.count == 1 && f[0].decodedVia == ["gzip"] && f[0].start == 0 && f[0].end == gz.count)
-        let (masked, found) = try Self.engine.scanAndMask(gz, context: ScanContext(hint: .json, contentEncoding: .gzip))
+        let (masked, found) = try Self.engine.scanAndMask(gz, context: ScanContext(hint: .json, contentCodings: [.gzip]))
         #expect(found.count == 1)
         #expect(String(decoding: masked, as: UTF8.self).hasPrefix("{\"k\": \"[MASKED:github-pat-classic:"))
         // gzip inside base64 inside JSON
@@ -63,9 +64,9 @@ import Testing
     @Test func decompressionBombIsAnError() throws {
         let bomb = try gzip([UInt8](repeating: 0x41, count: 40 << 20))
         let small = try DetectionEngine(fingerprintKey: [1], options: EngineOptions(maxDecompressedBytes: 1 << 20))
-        #expect(throws: DetectionError.self) { try small.scanThrowing(bomb, context: ScanContext(contentEncoding: .gzip)) }
-        #expect(small.scan(bomb, context: ScanContext(contentEncoding: .gzip)).first?.rule == "decode-limit-exceeded")
-        #expect(small.scan([1, 2, 3], context: ScanContext(contentEncoding: .gzip)).first?.rule == "undecodable-body")
+        #expect(throws: DetectionError.self) { try small.scanThrowing(bomb, context: ScanContext(contentCodings: [.gzip])) }
+        #expect(small.scan(bomb, context: ScanContext(contentCodings: [.gzip])).first?.rule == "decode-limit-exceeded")
+        #expect(small.scan([1, 2, 3], context: ScanContext(contentCodings: [.gzip])).first?.rule == "undecodable-body")
     }
 
     @Test func headerHint() {

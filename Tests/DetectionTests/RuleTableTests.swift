@@ -154,7 +154,7 @@ import Testing
         "AK" + "IAIOSFODNN7" + "EXAMPLE", "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY",
         "export OPENAI_API_KEY=YOUR_API_KEY", "token: ${TOKEN}", "api_key = \"<token>\"", "password: xxxxxxxxxxxx",
         "secret: '************'", "GITHUB_TOKEN=" + "gh" + "p_" + String(repeating: "x", count: 36),
-        "gh" + "p_" + "abcdefghijklmnopqrstuvwxyz0123456789", // bad checksum
+        "gh" + "p_" + "abcdefghijklmnopqrstuvwxyz0123456789", // a sequential placeholder (a wrong checksum alone would not clear it)
         "id: 123e4567-e89b-12d3-a456-426614174000", "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
         "\"integrity\": \"sha512-z4PhNX7vuL3xVChQ1m2AB9Yg5AULVxXcg/SpIdNs6c5H0NE8XYXysP+DGNKHfuwvY7kxvUdBeoGlODJ6+SfaPg==\"",

@@ -58,7 +58,7 @@ struct ForwarderServiceTests {
         #expect(outcomes.count == 1)
         let delivered = try #require(outcomes.first)
         #expect(delivered.kind == .delivered && delivered.status == 201 && delivered.stage == "forwarder")
-        #expect(delivered.requestID == "r-clean" && delivered.connection == "billing" && delivered.identity == "ci-bot")
+        #expect(delivered.requestID == "r-clean" && delivered.connection == "billing" && delivered.identity == "apikey:ci-bot")
         #expect(delivered.durationMillis != nil)
         // The credential is never published (invariant 4).
         for message in try await env.drain(env.context.topics.audit) + env.drain(env.context.topics.replies) {
@@ -116,7 +116,8 @@ struct ForwarderServiceTests {
         let reply = try #require(try await env.replies().first)
         #expect(reply.response.status == 502)
         let json = try JSONSerialization.jsonObject(with: reply.response.body) as? [String: String]
-        #expect(json == ["error": "upstream_unavailable", "request_id": "r-down"])
+        #expect(json?["error"] == "upstream_unavailable" && json?["request_id"] == "r-down")
+        #expect(json?["message"]?.isEmpty == false)
         let outcome = try #require(try await env.auditEvents().first(where: \.isOutcome))
         #expect(outcome.kind == .failed && outcome.status == 502)
         #expect(outcome.details?["error_kind"] != nil)
@@ -138,7 +139,8 @@ struct ForwarderServiceTests {
         let reply = try #require(try await env.replies().first)
         #expect(reply.response.status == 504)
         let json = try JSONSerialization.jsonObject(with: reply.response.body) as? [String: String]
-        #expect(json == ["error": "upstream_timeout", "request_id": "r-slow"])
+        #expect(json?["error"] == "upstream_timeout" && json?["request_id"] == "r-slow")
+        #expect(json?["message"]?.isEmpty == false)
         let outcome = try #require(try await env.auditEvents().first(where: \.isOutcome))
         #expect(outcome.kind == .failed && outcome.status == 504)
         await upstream.stop()

@@ -65,7 +65,7 @@ struct ForwarderTestEnv {
         let now = currentMillis()
         return InspectedRequest(
             metadata: RequestMetadata(
-                requestID: id, sessionID: "s-\(id)", identity: CallerIdentity(id: "ci-bot", groups: ["ci"], method: "api_key"),
+                requestID: id, sessionID: "s-\(id)", identity: CallerIdentity(id: "apikey:ci-bot", groups: ["ci"], method: "api_key", person: "ci-bot"),
                 connection: "billing", receivedAtMillis: now, deadlineMillis: now + deadlineIn, replyTo: "ingress-1"),
             verdict: Verdict(decision: decision), findings: [],
             request: HTTPRequestData(method: method, path: path, query: query, headers: headers, body: Data(body.utf8)))

@@ -10,9 +10,9 @@ struct HeaderFilterTests {
             [
                 HTTPField("Host", "sluice"), HTTPField("Content-Length", "3"), HTTPField("Transfer-Encoding", "chunked"),
                 HTTPField("Connection", "close, X-Foo"), HTTPField("X-Foo", "1"), HTTPField("x-api-key", "caller"),
-                HTTPField("Accept", "*/*"),
+                HTTPField("Accept", "*/*"), HTTPField("idempotency-key", "callers-raw-key"),
             ],
-            credential: credential, requestID: "r-1")
+            credential: credential, idempotencyKey: "r-1")
         #expect(out == [HTTPField("Accept", "*/*"), HTTPField("X-Api-Key", "k"), HTTPField("Idempotency-Key", "r-1")])
     }
 

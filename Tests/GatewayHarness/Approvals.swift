@@ -70,6 +70,38 @@ extension Gateway {
         throw GatewayError("upstream got fewer than \(count) requests:\n\(processLogs.suffix(4000))")
     }
 
+    /// Sends clean calls to `billing` until one is delivered (on Kafka, `/readyz` does not yet mean
+    /// every consumer group has its partitions), then forgets them at the upstream.
+    /// Returns the request ids it used, so tests can leave them out of their counts.
+    @discardableResult
+    public func waitPipelineFlowing(timeout: Duration = .seconds(60)) async throws -> Set<String> {
+        let deadline = ContinuousClock.now + timeout
+        var ids: Set<String> = []
+        while ContinuousClock.now < deadline {
+            let r = try await call(connection: "billing", path: "/warm-up", timeout: .seconds(30))
+            if let id = r.header("X-Sluice-Request-Id") { ids.insert(id) }
+            if r.status == 200 {
+                await upstream.reset()
+                return ids
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw GatewayError("no call delivered within \(timeout):\n\(processLogs.suffix(4000))")
+    }
+
+    /// Waits until the audit trail has an outcome (delivered, blocked, denied, expired, failed) for `requestID`.
+    public func waitOutcome(_ requestID: String, timeout: Duration = .seconds(30)) async throws -> [String: Any] {
+        let kinds: Set<String> = ["delivered", "blocked", "denied", "expired", "failed"]
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let e = auditEvents().first(where: { $0["request_id"] as? String == requestID && kinds.contains($0["kind"] as? String ?? "") }) {
+                return e
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw GatewayError("no outcome for \(requestID) within \(timeout)")
+    }
+
     /// Stops every process (SIGTERM) and starts the deployment again on the same data and topics.
     public func restart() async throws {
         for p in processes.reversed() { await p.stop() }

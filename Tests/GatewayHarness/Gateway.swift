@@ -38,6 +38,8 @@ public final class Gateway: @unchecked Sendable {
     public let mode: GatewayMode
     public let root: URL
     public let port: Int
+    /// The Ingress's `admin_listen` port (`/metrics`, `/readyz`, `/healthz`).
+    public let adminPort: Int
     public let upstream: TestUpstream
     public let topicPrefix: String
     public let configPath: URL
@@ -48,6 +50,7 @@ public final class Gateway: @unchecked Sendable {
 
     public var dataDir: URL { root.appendingPathComponent("data") }
     public var baseURL: String { "http://127.0.0.1:\(port)" }
+    public var adminURL: String { "http://127.0.0.1:\(adminPort)" }
     public var environment: [String: String] {
         ["SLUICE_SEAL_KEY": Self.sealKey, "SLUICE_FP_KEY": Self.fingerprintKey, "UPSTREAM_TOKEN": Self.upstreamToken]
     }
@@ -60,15 +63,24 @@ public final class Gateway: @unchecked Sendable {
     /// In `ci` and `contractors`: always held on `held`.
     public static let daveKey = "test-key-for-dave-contractor"
 
+    /// - Parameters:
+    ///   - extraConnections: YAML list items appended to `connections`.
+    ///   - extraAPIKeys: YAML list items appended to `identities.api_keys` (indented like the others,
+    ///     e.g. `    - { id: erin, sha256: "...", groups: [ci], person: erin }`).
+    ///   - extraTopLevel: YAML appended at the top level (e.g. `max_in_flight: 8`).
     public init(
         mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "",
-        holdWait: String = "1s", holdTimeout: String = "1h", notifyURL: String? = nil
+        holdWait: String = "1s", holdTimeout: String = "1h", notifyURL: String? = nil,
+        extraAPIKeys: String = "", extraTopLevel: String = ""
     ) async throws {
         self.mode = mode
         self.requestTimeout = requestTimeout
         root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-it-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         port = try freePort()
+        var admin = try freePort()
+        while admin == port { admin = try freePort() }
+        adminPort = admin
         upstream = try await TestUpstream.start()
         topicPrefix = "it\(UUID().uuidString.prefix(8).lowercased())."
         configPath = root.appendingPathComponent("sluice.yaml")
@@ -79,6 +91,7 @@ public final class Gateway: @unchecked Sendable {
         }
         let yaml = """
             listen: 127.0.0.1:\(port)
+            admin_listen: 127.0.0.1:\(adminPort)
             data_dir: \(dataDir.path)
             max_body_bytes: 65536
             request_timeout: \(requestTimeout)
@@ -94,6 +107,7 @@ public final class Gateway: @unchecked Sendable {
                 - { id: bob, sha256: "\(sha256Hex(Self.bobKey))", groups: [secops] }
                 - { id: carol, sha256: "\(sha256Hex(Self.carolKey))", groups: [ci, secops] }
                 - { id: dave, sha256: "\(sha256Hex(Self.daveKey))", groups: [ci, contractors] }
+            \(extraAPIKeys)
             \(notifyURL.map { "notify: [ { kind: webhook, url: \"\($0)\" } ]" } ?? "")
             connections:
               - name: held
@@ -135,6 +149,7 @@ public final class Gateway: @unchecked Sendable {
             \(extraConnections)
             recorder:
               sinks: [ { kind: file, path: \(dataDir.path)/audit.jsonl } ]
+            \(extraTopLevel)
 
             """
         try yaml.write(to: configPath, atomically: true, encoding: .utf8)
@@ -167,7 +182,7 @@ public final class Gateway: @unchecked Sendable {
     public func waitReady(timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let r = try? await http.get(url: baseURL + "/readyz").get(), r.status == .ok { return }
+            if let r = try? await http.get(url: adminURL + "/readyz").get(), r.status == .ok { return }
             for p in processes where !p.isRunning {
                 throw GatewayError("\(p.name) exited during start-up:\n\(p.output.suffix(4000))")
             }

@@ -40,6 +40,8 @@ struct IngressRejectionTests {
             let forbidden = try await h.call("GET", "/fn/admin/x", bearer: TestKeys.alice)
             #expect(forbidden.status == 403)
             #expect(forbidden.json["error"] as? String == "forbidden")
+            let message = try #require(forbidden.json["message"] as? String)
+            #expect(message.contains("apikey:alice") && message.contains("connection admin"), "\(message)")
 
             let bob = try await h.call("GET", "/fn/billing/x", bearer: TestKeys.bob)
             #expect(bob.status == 403)
@@ -66,15 +68,18 @@ struct IngressRejectionTests {
         }
     }
 
-    @Test("429 when maxInFlight is exceeded; the rejected request publishes nothing")
+    @Test("429 with Retry-After when max_in_flight is exceeded; the rejected request publishes nothing")
     func overloaded() async throws {
-        let options = IngressOptions(instanceID: "ingress-test-429", maxInFlight: 1, replyGrace: .milliseconds(100))
-        try await IngressHarness.with(configJSON: IngressHarness.configJSON(requestTimeout: "2s"), options: options) { h in
+        let options = IngressOptions(instanceID: "ingress-test-429", replyGrace: .milliseconds(100))
+        let config = IngressHarness.configJSON(requestTimeout: "2s", limits: "\"max_in_flight\": 1")
+        try await IngressHarness.with(configJSON: config, options: options) { h in
             let first = Task { try await h.call("POST", "/fn/billing/slow", bearer: TestKeys.alice, body: Data("1".utf8)) }
             _ = try await h.waitForMessages(on: h.topics.requests, count: 1)
             let second = try await h.call("POST", "/fn/billing/fast", bearer: TestKeys.alice, body: Data("2".utf8))
             #expect(second.status == 429)
             #expect(second.json["error"] as? String == "overloaded")
+            #expect(second.header("Retry-After") == "1")
+            #expect((second.json["message"] as? String)?.isEmpty == false)
             #expect(try await first.value.status == 504)
             #expect(try await h.messages(on: h.topics.requests).count == 1)
         }
@@ -94,21 +99,27 @@ struct IngressRejectionTests {
         }
     }
 
-    @Test("health, readiness and metrics; metrics carry no key, path or identity")
+    @Test("health, readiness and metrics on admin_listen only; metrics carry no key, path or identity")
     func operational() async throws {
         try await IngressHarness.with { h in
-            let health = try await h.call("GET", "/healthz")
-            #expect(health.status == 200)
-            #expect(health.json["status"] as? String == "ok")
-            #expect(health.header("X-Sluice-Request-Id") != nil)
-            #expect(try await h.call("GET", "/readyz").status == 200)
-            let missing = try await h.call("GET", "/nowhere")
-            #expect(missing.status == 404)
-            #expect(missing.json["error"] as? String == "not_found")
+            #expect(h.adminPort != h.port)
+            for admin in [false, true] {
+                let health = try await h.call("GET", "/healthz", admin: admin)
+                #expect(health.status == 200)
+                #expect(health.json["status"] as? String == "ok")
+                #expect(health.header("X-Sluice-Request-Id") != nil)
+            }
+            #expect(try await h.call("GET", "/readyz", admin: true).status == 200)
+            for path in ["/metrics", "/readyz", "/nowhere"] {
+                let missing = try await h.call("GET", path)
+                #expect(missing.status == 404, "\(path) on the caller port")
+                #expect(missing.json["error"] as? String == "not_found")
+            }
+            #expect(try await h.call("GET", "/fn/billing/x", bearer: TestKeys.alice, admin: true).status == 404)
 
             _ = try await h.call("GET", "/fn/billing/secret-path-token?q=hunter2", bearer: TestKeys.bob)
             _ = try await h.call("GET", "/fn/made-up-conn/x", bearer: TestKeys.alice)
-            let metrics = try await h.call("GET", "/metrics")
+            let metrics = try await h.call("GET", "/metrics", admin: true)
             #expect(metrics.status == 200)
             #expect(metrics.text.contains("sluice_ingress_requests_total{connection=\"billing\",code=\"403\"} 1"))
             #expect(metrics.text.contains("sluice_ingress_requests_total{connection=\"-\",code=\"404\"} 1"))

@@ -13,6 +13,7 @@ import Testing
 enum TestKeys {
     static let alice = "sk-test-alice-0123456789"  // groups: payments
     static let bob = "sk-test-bob-0123456789"  // groups: other
+    static let carol = "sk-test-carol-0123456789"  // groups: payments
 
     static func sha256Hex(_ key: String) -> String {
         SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
@@ -27,22 +28,27 @@ struct IngressHarness: Sendable {
     let registry: PrometheusCollectorRegistry
     let options: IngressOptions
     let port: Int
+    let adminPort: Int
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
+    var adminURL: String { "http://127.0.0.1:\(adminPort)" }
     var topics: Topics { codec.topics }
 
     /// The config as JSON, with snake_case keys as in the YAML file.
-    static func configJSON(maxBodyBytes: Int = 64, requestTimeout: String = "1s", oidc: String? = nil) -> String {
+    /// `limits`: extra top-level members, e.g. `"max_in_flight": 4, "body_read_timeout": "1s"`.
+    static func configJSON(maxBodyBytes: Int = 64, requestTimeout: String = "1s", oidc: String? = nil, limits: String = "") -> String {
         """
         {
           "listen": "127.0.0.1:0",
+          "admin_listen": "127.0.0.1:0",
           "max_body_bytes": \(maxBodyBytes),
-          "request_timeout": "\(requestTimeout)",
+          "request_timeout": "\(requestTimeout)",\(limits.isEmpty ? "" : "\n  \(limits),")
           "sealing": {"keys": [{"id": "k1", "secret": "env:SLUICE_TEST_UNUSED"}], "fingerprint_key": "env:SLUICE_TEST_UNUSED"},
           "identities": {
             "api_keys": [
               {"id": "alice", "sha256": "\(TestKeys.sha256Hex(TestKeys.alice))", "groups": ["payments"]},
-              {"id": "bob", "sha256": "\(TestKeys.sha256Hex(TestKeys.bob))", "groups": ["other"]}
+              {"id": "bob", "sha256": "\(TestKeys.sha256Hex(TestKeys.bob))", "groups": ["other"]},
+              {"id": "carol", "sha256": "\(TestKeys.sha256Hex(TestKeys.carol))", "groups": ["payments"]}
             ]\(oidc.map { ", \"oidc\": \($0)" } ?? "")
           },
           "connections": [
@@ -74,15 +80,19 @@ struct IngressHarness: Sendable {
         let service = try IngressService(config: config, context: context, registry: registry, options: options)
 
         let (ports, portContinuation) = AsyncStream<Int>.makeStream()
+        let (adminPorts, adminPortContinuation) = AsyncStream<Int>.makeStream()
         let server = Task {
-            try await service.run(onListening: { port in portContinuation.yield(port) })
+            try await service.run(
+                onListening: { port in portContinuation.yield(port) },
+                onAdminListening: { port in adminPortContinuation.yield(port) })
         }
         var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else {
+        var adminIterator = adminPorts.makeAsyncIterator()
+        guard let adminPort = await adminIterator.next(), let port = await iterator.next() else {
             server.cancel()
             throw HarnessError("server did not start")
         }
-        let harness = IngressHarness(bus: bus, codec: codec, context: context, registry: registry, options: options, port: port)
+        let harness = IngressHarness(bus: bus, codec: codec, context: context, registry: registry, options: options, port: port, adminPort: adminPort)
         do {
             try await body(harness)
         } catch {
@@ -112,9 +122,9 @@ struct IngressHarness: Sendable {
     /// Sends a request to the Ingress. `bearer` sets `Authorization: Bearer <bearer>`.
     func call(
         _ method: String = "POST", _ path: String, bearer: String? = nil, headers: [(String, String)] = [],
-        body: Data? = nil, streamBody: Bool = false
+        body: Data? = nil, streamBody: Bool = false, admin: Bool = false
     ) async throws -> Answer {
-        var request = HTTPClientRequest(url: baseURL + path)
+        var request = HTTPClientRequest(url: (admin ? adminURL : baseURL) + path)
         request.method = .RAW(value: method)
         if let bearer { request.headers.add(name: "Authorization", value: "Bearer \(bearer)") }
         for (n, v) in headers { request.headers.add(name: n, value: v) }

@@ -11,7 +11,7 @@ struct IngressRoundTripTests {
         try await IngressHarness.with { h in
             let body = Data("{\"note\":\"clear-text-marker-7731\"}".utf8)
             let answer = try await h.call(
-                "PUT", "/fn/billing/v1/a%2Fb/c%20d?x=1&y=%20z&x=2", bearer: TestKeys.alice,
+                "PUT", "/fn/billing/v1/a%3ab/c%20d?x=1&y=%20z&x=%32", bearer: TestKeys.alice,
                 headers: [("X-Custom", "yes"), ("X-Sluice-Session", "sess-42:a.b_c"), ("Connection", "X-Drop-Me"), ("X-Drop-Me", "1"), ("Proxy-Authorization", "p")],
                 body: body)
             #expect(answer.status == 504)  // nobody replies in this test
@@ -26,7 +26,8 @@ struct IngressRoundTripTests {
 
             let request = try h.codec.open(InspectionRequest.self, from: message)
             #expect(request.request.method == "PUT")
-            #expect(request.request.path == "/v1/a%2Fb/c%20d")
+            // The canonical path and query: escapes upper-cased, unreserved decoded, dot segments removed.
+            #expect(request.request.path == "/v1/a%3Ab/c%20d")
             #expect(request.request.query == "x=1&y=%20z&x=2")
             #expect(request.request.body == body)
             #expect(request.request.header("X-Custom") == "yes")
@@ -38,7 +39,7 @@ struct IngressRoundTripTests {
             #expect(m.requestID == answer.header("X-Sluice-Request-Id"))
             #expect(m.requestID == m.requestID.lowercased() && UUID(uuidString: m.requestID) != nil)
             #expect(m.sessionID == "sess-42:a.b_c")
-            #expect(m.identity == CallerIdentity(id: "alice", groups: ["payments"], method: "api_key"))
+            #expect(m.identity == CallerIdentity(id: "apikey:alice", groups: ["payments"], method: "api_key", person: "alice"))
             #expect(m.connection == "billing")
             #expect(m.replyTo == "ingress-test-1")
             #expect(m.deadlineMillis - m.receivedAtMillis == 1000)
@@ -50,7 +51,7 @@ struct IngressRoundTripTests {
             #expect(event.sessionID == m.sessionID)
             #expect(event.path == nil)
             let auditText = String(decoding: audit[0].value, as: UTF8.self)
-            for leak in ["a%2Fb", "x=1", "clear-text-marker", "yes", TestKeys.alice] {
+            for leak in ["a%3Ab", "a%3ab", "x=1", "clear-text-marker", "yes", TestKeys.alice] {
                 #expect(!auditText.contains(leak), "audit event contains \(leak)")
             }
         }
@@ -145,9 +146,12 @@ struct IngressRoundTripTests {
 @Suite("Ingress: units")
 struct IngressUnitTests {
     @Test("request targets keep the rest and query exactly")
-    func targets() {
+    func targets() throws {
         let t = FunctionTarget(requestTarget: "/fn/my%2Dconn/a%2Fb//c?x=%41&&y")
-        #expect(t == FunctionTarget(connection: "my-conn", rest: "/a%2Fb//c", query: "x=%41&&y"))
+        #expect(t == FunctionTarget(connection: "my%2Dconn", rest: "/a%2Fb//c", query: "x=%41&&y"))
+        #expect(throws: CanonicalPath.Refusal.self) { try t?.canonical() }  // %2F in the path
+        let ok = FunctionTarget(requestTarget: "/fn/my%2Dconn/a%3a//c/../d?x=%41&&y")
+        #expect(try ok?.canonical() == FunctionTarget.Canonical(connection: "my-conn", path: "/a%3A/d", query: "x=A&&y"))
         #expect(FunctionTarget(requestTarget: "/fn/conn") == FunctionTarget(connection: "conn", rest: "/", query: ""))
         #expect(FunctionTarget(requestTarget: "/fn/conn?q") == FunctionTarget(connection: "conn", rest: "/", query: "q"))
         #expect(FunctionTarget(requestTarget: "/fn//x") == nil)
@@ -195,7 +199,7 @@ struct IngressUnitTests {
             .init(id: "a", sha256: TestKeys.sha256Hex("k-a"), groups: ["g1"]),
             .init(id: "b", sha256: TestKeys.sha256Hex("k-b"), groups: []),
         ])
-        #expect(try await auth.authenticate(bearer: "k-b").id == "b")
+        #expect(try await auth.authenticate(bearer: "k-b").id == "apikey:b")
         #expect(try await auth.authenticate(bearer: "k-a").groups == ["g1"])
         await #expect(throws: AuthenticationError.self) { try await auth.authenticate(bearer: "k-c") }
     }

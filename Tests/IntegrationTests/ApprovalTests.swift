@@ -32,7 +32,7 @@ struct ApprovalTests {
         try await gw.waitPending(id)
         let listed = try await gw.api(.GET, "/v1/approvals", key: Gateway.aliceKey)
         let item = try #require((listed.json?["approvals"] as? [[String: Any]])?.first { $0["request_id"] as? String == id })
-        #expect(item["requester"] as? String == "ci-bot")
+        #expect(item["requester"] as? String == "apikey:ci-bot")
         #expect(item["connection"] as? String == "held")
         #expect((item["reasons"] as? [String]) == ["finding aws-access-key-id"])
         #expect((item["preview"] as? String)?.contains("[MASKED:aws-access-key-id:") == true)
@@ -56,7 +56,7 @@ struct ApprovalTests {
         #expect(got[0].header("Idempotency-Key") == id)
         #expect(got[0].header("Authorization") == "Bearer \(Gateway.upstreamToken)")
         let decided = try await gw.waitAudit("approval_decided", requestID: id)
-        #expect(decided["identity"] as? String == "alice")
+        #expect(decided["identity"] as? String == "apikey:alice")
         #expect((decided["details"] as? [String: String])?["reason"] == "looks fine")
         _ = try await gw.waitAudit("delivered", requestID: id)
         #expect(gw.auditEvents().filter { $0["request_id"] as? String == id && ["delivered", "denied", "expired", "failed"].contains($0["kind"] as? String ?? "") }.count == 1)
@@ -221,7 +221,7 @@ struct ApprovalTests {
         let text = try #require((try JSONSerialization.jsonObject(with: hooks[0].body) as? [String: Any])?["text"] as? String)
         #expect(text.contains(id))
         #expect(text.contains("held"))
-        #expect(text.contains("ci-bot"))
+        #expect(text.contains("apikey:ci-bot"))
         #expect(text.contains("finding aws-access-key-id"))
         #expect(!hooks[0].bodyText.contains(secret))
         #expect(!hooks[0].bodyText.contains("deploy"), "the body leaked into the announcement")
@@ -309,7 +309,7 @@ struct KafkaApprovalTests {
             if id == nil { try await Task.sleep(for: .milliseconds(100)) }
         }
         let requestID = try #require(id)
-        try await gw.publishDecision(requestID: requestID, approve: true, approverID: "alice", groups: ["secops"])
+        try await gw.publishDecision(requestID: requestID, approve: true, approverID: "apikey:alice", groups: ["secops"])
         try gw.launch("forwarder", command: "forwarder")
         let r = try await call.value
         #expect(r.status == 200, "\(r.text)")

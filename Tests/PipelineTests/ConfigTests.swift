@@ -40,6 +40,19 @@ struct ConfigTests {
         #expect(c.connections[0].policy.onSecret == .mask)
         #expect(c.connections[0].allows(groups: ["ci"]))
         #expect(!c.connections[0].allows(groups: ["other"]))
+        #expect(c.adminListen == "127.0.0.1:9090")
+        #expect(c.maxInFlight == 1024)
+        #expect(c.maxInFlightPerIdentity == 256)
+        #expect(c.bodyReadTimeout.milliseconds == 10_000)
+        #expect(c.headerReadTimeout.milliseconds == 10_000)
+        #expect(c.maxHeldPerIdentity == 100)
+    }
+
+    @Test func perIdentityShareFollowsTheTotal() throws {
+        let c = try decode(Self.minimal.replacingOccurrences(of: "{\"sealing\"", with: "{\"max_in_flight\": 10, \"sealing\""))
+        #expect(c.maxInFlightPerIdentity == 2)
+        let one = try decode(Self.minimal.replacingOccurrences(of: "{\"sealing\"", with: "{\"max_in_flight\": 2, \"sealing\""))
+        #expect(one.maxInFlightPerIdentity == 1)
     }
 
     struct Bad: Sendable, CustomTestStringConvertible {
@@ -60,13 +73,69 @@ struct ConfigTests {
         Bad(name: "bad duration", patch: { $0.replacingOccurrences(of: "{\"sealing\"", with: "{\"request_timeout\": \"soon\", \"sealing\"") }, path: "request_timeout"),
         Bad(name: "bad policy", patch: { $0.replacingOccurrences(of: "\"allow_groups\"", with: "\"policy\": {\"on_secret\": \"maybe\"}, \"allow_groups\"") }, path: "connections[0].policy.on_secret"),
         Bad(name: "kafka without brokers", patch: { $0.replacingOccurrences(of: "{\"sealing\"", with: "{\"bus\": {\"kind\": \"kafka\"}, \"sealing\"") }, path: "bus.brokers"),
+        Bad(name: "upstream with user and password", patch: { $0.replacingOccurrences(of: "http://127.0.0.1:9000", with: "http://svc:hunter2@127.0.0.1:9000") }, path: "connections[0].upstream"),
+        Bad(name: "upstream with a token as user", patch: { $0.replacingOccurrences(of: "http://127.0.0.1:9000", with: "https://ghp_token@api.example/v1") }, path: "connections[0].upstream"),
+        Bad(name: "literal sasl.password", patch: { Self.top($0, "\"bus\": {\"librdkafka\": {\"sasl.password\": \"hunter2\"}}") }, path: "bus.librdkafka.sasl.password"),
+        Bad(name: "literal sasl.username", patch: { Self.top($0, "\"bus\": {\"librdkafka\": {\"sasl.username\": \"svc\"}}") }, path: "bus.librdkafka.sasl.username"),
+        Bad(name: "literal ssl.key.password", patch: { Self.top($0, "\"bus\": {\"librdkafka\": {\"ssl.key.password\": \"pw\"}}") }, path: "bus.librdkafka.ssl.key.password"),
+        Bad(name: "literal oauthbearer config", patch: { Self.top($0, "\"bus\": {\"librdkafka\": {\"sasl.oauthbearer.config\": \"principal=x\"}}") }, path: "bus.librdkafka.sasl.oauthbearer.config"),
+        Bad(name: "literal client secret", patch: { Self.top($0, "\"bus\": {\"librdkafka\": {\"sasl.oauthbearer.client.secret\": \"s\"}}") }, path: "bus.librdkafka.sasl.oauthbearer.client.secret"),
+        Bad(name: "literal ssl.key.pem", patch: { Self.top($0, "\"bus\": {\"librdkafka\": {\"ssl.key.pem\": \"-----BEGIN\"}}") }, path: "bus.librdkafka.ssl.key.pem"),
+        Bad(name: "http jwks_url", patch: { Self.top($0, "\"identities\": {\"oidc\": {\"issuer\": \"i\", \"audience\": \"a\", \"jwks_url\": \"http://idp/jwks\"}}") }, path: "identities.oidc.jwks_url"),
+        Bad(name: "jwks_url not a URL", patch: { Self.top($0, "\"identities\": {\"oidc\": {\"issuer\": \"i\", \"audience\": \"a\", \"jwks_url\": \"idp\", \"allow_insecure_jwks\": true}}") }, path: "identities.oidc.jwks_url"),
+        Bad(name: "per-identity share over the total", patch: { Self.top($0, "\"max_in_flight\": 4, \"max_in_flight_per_identity\": 5") }, path: "max_in_flight_per_identity"),
+        Bad(name: "zero max_in_flight", patch: { Self.top($0, "\"max_in_flight\": 0") }, path: "max_in_flight"),
+        Bad(name: "zero body_read_timeout", patch: { Self.top($0, "\"body_read_timeout\": \"0s\"") }, path: "body_read_timeout"),
+        Bad(name: "zero header_read_timeout", patch: { Self.top($0, "\"header_read_timeout\": 0") }, path: "header_read_timeout"),
+        Bad(name: "zero max_held_per_identity", patch: { Self.top($0, "\"max_held_per_identity\": 0") }, path: "max_held_per_identity"),
+        Bad(name: "admin_listen on the caller port", patch: { Self.top($0, "\"listen\": \"127.0.0.1:8080\", \"admin_listen\": \"127.0.0.1:8080\"") }, path: "admin_listen"),
     ]
+
+    /// `json` with `members` added at the top level.
+    static func top(_ json: String, _ members: String) -> String {
+        json.replacingOccurrences(of: "{\"sealing\"", with: "{\(members), \"sealing\"")
+    }
 
     @Test(arguments: bad)
     func problemsNameTheKeyPath(_ c: Bad) {
         let e = error(c.patch(Self.minimal))
         #expect(e != nil, "accepted")
         #expect(e?.path == c.path, "\(String(describing: e))")
+        // A refused value is never echoed: it may be a secret.
+        for secret in ["hunter2", "ghp_token", "principal=x", "-----BEGIN"] {
+            #expect(!(e?.description.contains(secret) ?? false), "\(String(describing: e)) echoes a value")
+        }
+    }
+
+    @Test func secretBearingLibrdkafkaValuesAreResolvedAtStartUp() throws {
+        let c = try decode(Self.top(Self.minimal, """
+            "bus": {"librdkafka": {"sasl.username": "env:KU", "sasl.password": "file:/nonexistent/kp", "linger.ms": "1", "security.protocol": "SASL_SSL"}}
+            """))
+        #expect(BusConfig.isSecretBearing("SASL.PASSWORD") && BusConfig.isSecretBearing("ssl.keystore.password"))
+        #expect(!BusConfig.isSecretBearing("security.protocol") && !BusConfig.isSecretBearing("sasl.mechanism"))
+        do {
+            _ = try c.bus.resolvedLibrdkafka(environment: ["KU": "svc"])
+            Issue.record("resolved an unreadable file reference")
+        } catch let e as ConfigError {
+            #expect(e.path == "bus.librdkafka.sasl.password")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cfg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try "pa55word\n".write(to: dir.appendingPathComponent("kp"), atomically: true, encoding: .utf8)
+        let c2 = try decode(Self.top(Self.minimal, """
+            "bus": {"librdkafka": {"sasl.username": "env:KU", "sasl.password": "file:\(dir.path)/kp", "linger.ms": "1"}}
+            """))
+        let resolved = try c2.bus.resolvedLibrdkafka(environment: ["KU": "svc"])
+        #expect(resolved == ["sasl.username": "svc", "sasl.password": "pa55word", "linger.ms": "1"])
+    }
+
+    @Test func httpJWKSOnlyWhenAllowed() throws {
+        let oidc = "\"identities\": {\"oidc\": {\"issuer\": \"i\", \"audience\": \"a\", \"jwks_url\": \"http://idp/jwks\", \"allow_insecure_jwks\": true}}"
+        let c = try decode(Self.top(Self.minimal, oidc))
+        #expect(c.identities.oidc?.allowInsecureJWKS == true)
+        let https = try decode(Self.top(Self.minimal, "\"identities\": {\"oidc\": {\"issuer\": \"i\", \"audience\": \"a\", \"jwks_url\": \"https://idp/jwks\"}}"))
+        #expect(https.identities.oidc?.allowInsecureJWKS == false)
     }
 
     @Test func unreadableReferencesNameTheReferenceNotAValue() throws {

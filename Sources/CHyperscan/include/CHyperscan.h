@@ -1,9 +1,8 @@
-// CHyperscan: a tiny runtime-optional bridge to Hyperscan (libhs.so.5) and zlib (libz.so.1).
-//
-// Both libraries are loaded with dlopen() on first use, so this target compiles
-// without hs.h and links without -lhs/-lz. When a library is missing, the
-// corresponding `*_available()` call returns 0 and Detection falls back to its
-// pure-Swift paths (Hyperscan) or reports a decode error (zlib).
+// CHyperscan: a tiny runtime-optional bridge to Hyperscan (libhs.so.5), plus the
+// structural scanner. Hyperscan is loaded with dlopen() on first use, so this target
+// compiles without hs.h and links without -lhs. When it is missing, `chs_available()`
+// returns 0 and Detection falls back to its pure-Swift paths. (Content codings are
+// decoded by the Codings module, which links zlib, brotli and zstd.)
 #ifndef CHYPERSCAN_H
 #define CHYPERSCAN_H
 
@@ -84,18 +83,6 @@ int chs_structural_ex(const uint8_t *p, size_t n, uint32_t kind_base, size_t min
 /// Frees the buffer's memory when it is malloc'd (`owned`), and empties it.
 void chs_event_buf_free(chs_event_buf *buf);
 
-/// Returns 1 when libz.so.1 was loaded, else 0. Thread-safe.
-int cz_available(void);
-
-/// Inflates a gzip (mode 1), zlib (mode 2) or raw deflate (mode 3) stream, or
-/// auto-detects gzip/zlib (mode 0, falling back to raw deflate).
-/// Output is written into a malloc'd buffer returned through `out`/`out_len`
-/// (free with cz_free). Stops with status -10 when output would exceed `max_out`.
-/// Returns 0 on success, -10 on limit exceeded, -11 when zlib is unavailable,
-/// -12 on allocation failure, other negative values for corrupt input.
-int cz_inflate(const uint8_t *in, size_t in_len, int mode, size_t max_out,
-               uint8_t **out, size_t *out_len);
-void cz_free(uint8_t *p);
 
 #ifdef __cplusplus
 }

@@ -6,6 +6,9 @@ struct Match {
     /// The secret bytes that are fingerprinted (often the span itself).
     var secret: [UInt8]
     var confidence: Double
+    /// The token has its provider's shape but fails the provider's checksum: still a finding
+    /// (a shape is enough), one severity step lower and with lower confidence.
+    var checksumFailed = false
 }
 
 /// Shared helpers for matchers working on raw byte buffers.

@@ -1,5 +1,8 @@
 /// Confirms token rules (fixed prefixes, checksums, entropy) around a keyword hit.
 enum TokenMatcher {
+    /// Confidence of a shape match whose checksum fails.
+    static let failedChecksumConfidence = 0.7
+
     static func run(_ rule: Rule, _ pattern: TokenPattern, lead: Lead, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
         let start: Int
         switch lead {
@@ -23,7 +26,12 @@ enum TokenMatcher {
         switch rule.validator {
         case .none: break
         case .githubChecksum:
-            guard token.count == 40, Checksums.githubChecksumValid(body: token[4..<40]) else { return nil }
+            // A token of the provider's shape is a finding whether or not its checksum holds: the
+            // checksum raises confidence, it never clears a shape match (a mistyped, truncated or
+            // deliberately altered token is still sent somewhere it should not go).
+            if !(token.count == 40 && Checksums.githubChecksumValid(body: token[4..<40])) {
+                return Match(start: start, end: end, secret: token, confidence: Self.failedChecksumConfidence, checksumFailed: true)
+            }
         case .jwt:
             guard JWTCheck.valid(token) else { return nil }
         }

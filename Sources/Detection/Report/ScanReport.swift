@@ -174,7 +174,7 @@ public enum ScanReport {
     }
 
     /// JSON string literal with escaping.
-    static func q(_ s: String) -> String {
+    public static func q(_ s: String) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {

@@ -8,6 +8,7 @@ extension BuiltinRules {
             try RB.tok("openai-api-key", "OpenAI API key (user)", .critical, "sk-[A-Za-z0-9]{48}", entropy: 3.5, confidence: 0.93, priority: 84),
             try RB.tok("anthropic-api-key", "Anthropic API key", .critical, "sk-ant-api0[0-9]-[A-Za-z0-9_\\-]{80,120}", entropy: 3.5, confidence: 0.98, priority: 86),
             try RB.tok("anthropic-admin-key", "Anthropic admin key", .critical, "sk-ant-admin0[0-9]-[A-Za-z0-9_\\-]{80,120}", entropy: 3.5, confidence: 0.98, priority: 86),
+            try RB.tok("anthropic-session-key", "Anthropic session key", .critical, "sk-ant-sid0[0-9]-[A-Za-z0-9_\\-]{80,120}", entropy: 3.5, priority: 86),
             try RB.tok("anthropic-oauth-token", "Anthropic OAuth token", .critical, "sk-ant-o[a-z]t0[0-9]-[A-Za-z0-9_\\-]{80,120}", kw: ["sk-ant-o"], entropy: 3.5, priority: 86),
             try RB.tok("huggingface-token", "Hugging Face access token", .critical, "hf_[A-Za-z]{34}", entropy: 3.5),
             try RB.tok("huggingface-org-token", "Hugging Face organization API token", .critical, "api_org_[A-Za-z]{34}", entropy: 3.5),

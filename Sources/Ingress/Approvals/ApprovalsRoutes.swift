@@ -14,8 +14,10 @@ import Pipeline
 ///   only members of some connection's `approvers`, each seeing only those connections (403
 ///   otherwise; 404 for an id they may not see).
 /// - `POST /v1/approvals/<id>/approve|deny` with `{"reason": "..."}`: 401 no identity, 403
-///   non-approver or the requester themself (whatever their groups), 404 unknown, 409 already
-///   decided, expired or already approved by this reviewer, 200 with the new state.
+///   `forbidden` for a non-approver, 403 `self_approval` for the requester's person under any
+///   of their identities (whatever their groups), 404 unknown, 409 already decided, expired or
+///   already approved by this person (under any identity), 200 with the new state. Every 403
+///   is audited as `approval_refused` (code, approver identity and person; never the reason text).
 ///
 /// Never logs a reason text, a body or a credential; logs carry ids only.
 struct ApprovalsRoutes: Sendable {
@@ -47,7 +49,7 @@ struct ApprovalsRoutes: Sendable {
         case .success(let i): identity = i
         }
         guard let record = await view.record(id), record.requester == identity.id else {
-            return Self.error(404, "not_found", requestID: id)
+            return Self.error(404, "not_found", message: "No request with this id is visible to you.", requestID: id)
         }
         guard record.status.isFinal, var response = record.response else {
             return Self.json(202, [
@@ -69,7 +71,9 @@ struct ApprovalsRoutes: Sendable {
         case .success(let i): identity = i
         }
         let allowed = decidable(by: identity)
-        guard !allowed.isEmpty else { return Self.error(403, "forbidden", extra: ["reason": "not an approver of any connection"]) }
+        guard !allowed.isEmpty else {
+            return Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.")
+        }
         let statuses: Set<HoldStatus>
         switch request.uri.queryParameters.get("status") ?? "pending" {
         case "pending": statuses = [.pending]
@@ -77,7 +81,7 @@ struct ApprovalsRoutes: Sendable {
         case "denied": statuses = [.denied]
         case "expired": statuses = [.expired]
         case "all": statuses = Set(HoldStatus.allCases)
-        default: return Self.error(400, "bad_request", extra: ["reason": "status must be pending, approved, denied, expired or all"])
+        default: return Self.error(400, "bad_request", message: "status must be pending, approved, denied, expired or all.")
         }
         let records = await view.list(connections: allowed, statuses: statuses)
         return Self.json(200, ["approvals": records.map(Self.describe)], requestID: "")
@@ -90,9 +94,11 @@ struct ApprovalsRoutes: Sendable {
         case .success(let i): identity = i
         }
         let allowed = decidable(by: identity)
-        guard !allowed.isEmpty else { return Self.error(403, "forbidden", extra: ["reason": "not an approver of any connection"]) }
+        guard !allowed.isEmpty else {
+            return Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.")
+        }
         guard let record = await view.record(id), let conn = record.request?.metadata.connection, allowed.contains(conn) else {
-            return Self.error(404, "not_found", requestID: id)
+            return Self.error(404, "not_found", message: "No request with this id is visible to you.", requestID: id)
         }
         return Self.json(200, Self.describe(record), requestID: id)
     }
@@ -104,29 +110,42 @@ struct ApprovalsRoutes: Sendable {
         case .success(let i): identity = i
         }
         let allowed = decidable(by: identity)
-        guard !allowed.isEmpty else { return Self.error(403, "forbidden", extra: ["reason": "not an approver of any connection"]) }
-        guard let record = await view.record(id), let held = record.request else { return Self.error(404, "not_found", requestID: id) }
-        guard allowed.contains(held.metadata.connection) else {
-            return Self.error(403, "forbidden", requestID: id, extra: ["reason": "not an approver of connection \(held.metadata.connection)"])
+        guard !allowed.isEmpty else {
+            await auditRefusal(id: id, record: await view.record(id), approver: identity, vote: vote, code: "forbidden")
+            return Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.", requestID: id)
         }
-        guard held.metadata.identity.id != identity.id else {
-            return Self.error(403, "self_approval", requestID: id, extra: ["reason": "nobody may decide on their own request"])
+        guard let record = await view.record(id), let held = record.request else {
+            return Self.error(404, "not_found", message: "No held request with this id is visible to you.", requestID: id)
+        }
+        guard allowed.contains(held.metadata.connection) else {
+            await auditRefusal(id: id, record: record, approver: identity, vote: vote, code: "forbidden")
+            return Self.error(
+                403, "forbidden", message: "Refused by the approver check: you are not an approver of connection \(held.metadata.connection).",
+                requestID: id)
+        }
+        guard held.metadata.identity.id != identity.id, !held.metadata.identity.isSamePerson(as: identity) else {
+            await auditRefusal(id: id, record: record, approver: identity, vote: vote, code: "self_approval")
+            return Self.error(
+                403, "self_approval", message: "Refused by the self-approval check: no person may decide on their own request, under any identity.",
+                requestID: id)
         }
         guard record.status == .pending else {
             let code = record.status == .expired ? "expired" : "already_decided"
-            return Self.error(409, code, requestID: id, extra: ["status": record.status.rawValue])
+            return Self.error(409, code, message: "The request is already \(record.status.rawValue).", requestID: id, extra: ["status": record.status.rawValue])
         }
-        if vote == .approve, record.approvers.contains(identity.id) {
-            return Self.error(409, "already_approved", requestID: id, extra: ["status": record.status.rawValue])
+        if vote == .approve, record.approvingPersons.contains(identity.personKey) {
+            return Self.error(
+                409, "already_approved", message: "You already approved this request (possibly under another identity).",
+                requestID: id, extra: ["status": record.status.rawValue])
         }
         let reason: String
         do { reason = try await Self.reason(from: request) } catch {
-            return Self.error(400, "bad_request", requestID: id, extra: ["reason": "body must be JSON {\"reason\": \"...\"} (at most 1000 characters)"])
+            return Self.error(400, "bad_request", message: "The body must be JSON {\"reason\": \"...\"} with at most 1000 characters.", requestID: id)
         }
         let decision = ApprovalDecision(requestID: id, vote: vote, approver: identity, reason: reason)
         do { try await context.bus.publish(try context.codec.decision(decision)) } catch {
             context.logger.error("publish to approvals failed", metadata: ["request_id": "\(id)", "error": "\(error)"])
-            return Self.error(503, "unavailable", requestID: id)
+            return Self.error(503, "unavailable", message: "The decision could not be recorded; try again shortly.", requestID: id, retryAfter: 1)
         }
         context.logger.info("decision submitted", metadata: [
             "request_id": "\(id)", "approver": "\(identity.id)", "vote": "\(vote.rawValue)", "decision_id": "\(decision.decisionID)",
@@ -140,12 +159,25 @@ struct ApprovalsRoutes: Sendable {
         let counted = latest.decisions.contains { $0.decisionID == decision.decisionID }
         body["decision"] = ["id": decision.decisionID, "vote": vote.rawValue, "counted": counted] as [String: Any]
         if !counted, latest.status.isFinal {
-            return Self.error(409, "already_decided", requestID: id, extra: ["status": latest.status.rawValue])
+            return Self.error(409, "already_decided", message: "The request was decided before your decision counted.", requestID: id, extra: ["status": latest.status.rawValue])
         }
         return Self.json(200, body, requestID: id)
     }
 
     // MARK: helpers
+
+    /// Audits a refused approval attempt: the code, the approver's identity and person, the
+    /// vote; never the reviewer's reason text (it is not even read).
+    private func auditRefusal(id: String, record: HoldRecord?, approver: CallerIdentity, vote: ApprovalDecision.Vote, code: String) async {
+        let meta = record?.request?.metadata
+        // The id comes from the URL: bound it so a refused attempt cannot bloat the audit log.
+        let requestID = String(id.prefix(64))
+        context.logger.warning("approval refused", metadata: ["request_id": "\(requestID)", "approver": "\(approver.id)", "refusal": "\(code)"])
+        await context.audit(AuditEvent(
+            kind: .approvalRefused, stage: "ingress", requestID: requestID, sessionID: meta?.sessionID ?? requestID,
+            connection: meta?.connection, identity: approver.id, decision: meta == nil ? nil : .hold, status: 403,
+            details: ["reason": code, "person": approver.person, "vote": vote.rawValue, "requester": meta?.identity.id ?? ""]))
+    }
 
     /// Connections whose `approvers` share a group with `identity`.
     func decidable(by identity: CallerIdentity) -> Set<String> {
@@ -187,16 +219,17 @@ struct ApprovalsRoutes: Sendable {
     static func describe(_ r: HoldRecord) -> [String: Any] {
         var out: [String: Any] = [
             "request_id": r.requestID, "status": r.status.rawValue,
-            "approvals": r.approvers.count, "approvals_required": r.approvalsRequired,
-            "approved_by": r.approvers,
+            "approvals": r.approvingPersons.count, "approvals_required": r.approvalsRequired,
+            "approved_by": r.approvers, "approved_by_persons": r.approvingPersons,
             "created_at": iso(r.createdAtMillis), "expires_at": iso(r.expiresAtMillis), "updated_at": iso(r.updatedAtMillis),
             "decisions": r.decisions.map { d in
-                ["approver": d.approver.id, "vote": d.vote.rawValue, "reason": d.reason, "at": iso(d.decidedAtMillis)]
+                ["approver": d.approver.id, "person": d.approver.person, "vote": d.vote.rawValue, "reason": d.reason, "at": iso(d.decidedAtMillis)]
             },
         ]
         if let req = r.request {
             out["connection"] = req.metadata.connection
             out["requester"] = req.metadata.identity.id
+            out["requester_person"] = req.metadata.identity.person
             out["session_id"] = req.metadata.sessionID
             out["method"] = req.request.method
             out["path"] = req.request.query.isEmpty ? req.request.path : req.request.path + "?" + req.request.query
@@ -224,10 +257,16 @@ struct ApprovalsRoutes: Sendable {
         return Responses.make(HTTPResponseData(status: status, headers: [Pipeline.HTTPField("Content-Type", "application/json")], body: body), requestID: requestID)
     }
 
-    static func error(_ status: Int, _ code: String, requestID: String = "", extra: [String: String] = [:]) -> Response {
+    /// `{"error": code, "message": one sentence, "request_id": id}` plus `extra`.
+    static func error(
+        _ status: Int, _ code: String, message: String, requestID: String = "", extra: [String: String] = [:], retryAfter: Int? = nil
+    ) -> Response {
         var object: [String: Any] = extra
         object["error"] = code
-        if !requestID.isEmpty { object["request_id"] = requestID }
-        return json(status, object, requestID: requestID)
+        object["message"] = message
+        object["request_id"] = requestID
+        var response = json(status, object, requestID: requestID)
+        if let retryAfter { response.headers[.retryAfter] = "\(retryAfter)" }
+        return response
     }
 }

@@ -5,7 +5,8 @@ import Pipeline
 /// Forwarder writes). It answers `GET /v1/requests/<id>` and the reviewer API without asking the
 /// Forwarder.
 ///
-/// Guarantees: the view holds the latest record per request as read from the changelog;
+/// Guarantees: the view holds the latest record per request as read from the changelog, with
+/// the held request's body cut to the reviewers' preview (never the whole body in memory);
 /// records without a request (early decisions) are not visible; final records unchanged for
 /// longer than the retention are forgotten (`prune`), as are tombstoned ones.
 actor HoldsView {
@@ -19,9 +20,21 @@ actor HoldsView {
 
     func apply(_ change: HoldsChange) {
         switch change {
-        case .record(let r): records[r.requestID] = r
+        case .record(let r): records[r.requestID] = Self.withoutBody(r)
         case .removed(let id): records[id] = nil
         }
+    }
+
+    /// The record as the view keeps it: the held request's (masked) body cut to what reviewers are
+    /// shown (the preview, plus one byte so truncation stays visible). The whole body stays only
+    /// in the `holds` changelog on disk and in the Forwarder, which delivers it; the Ingress never
+    /// holds more than a preview per held request.
+    static func withoutBody(_ record: HoldRecord) -> HoldRecord {
+        guard var request = record.request, request.request.body.count > ApprovalsRoutes.previewBytes + 1 else { return record }
+        var r = record
+        request.request.body = Data(request.request.body.prefix(ApprovalsRoutes.previewBytes + 1))
+        r.request = request
+        return r
     }
 
     /// The visible record of `id`, if any and not past the retention.

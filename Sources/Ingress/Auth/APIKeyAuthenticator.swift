@@ -4,7 +4,8 @@ import Pipeline
 
 /// Authenticates API keys against `identities.api_keys` (SHA-256 digests; keys are never stored).
 ///
-/// Guarantees: the presented key is hashed with SHA-256 and its digest compared with
+/// Guarantees: the identity id is `apikey:<config id>` (never equal to an OIDC identity's), the
+/// person the key's `person` (default its id). the presented key is hashed with SHA-256 and its digest compared with
 /// every configured digest in constant time (no early exit, per entry or per byte), so
 /// the response time does not depend on how much of a digest matched. The key is never
 /// logged or kept.
@@ -22,8 +23,13 @@ public struct APIKeyAuthenticator: Authenticator {
             guard let digest = hexBytes(key.sha256), digest.count == 32 else {
                 throw ConfigError(path: "identities.api_keys[\(i)].sha256", message: "must be 64 hex characters (SHA-256 of the key)")
             }
-            return Entry(digest: digest, identity: CallerIdentity(id: key.id, groups: key.groups, method: "api_key"))
+            return Entry(digest: digest, identity: Self.identity(for: key))
         }
+    }
+
+    /// The identity a configured key stands for: id `apikey:<id>`, person `person` (default the id).
+    static func identity(for key: IdentitiesConfig.APIKey) -> CallerIdentity {
+        CallerIdentity(id: "apikey:" + key.id, groups: key.groups, method: "api_key", person: key.person)
     }
 
     public func authenticate(bearer credential: String) async throws -> CallerIdentity {

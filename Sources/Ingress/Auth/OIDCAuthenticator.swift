@@ -3,7 +3,8 @@ import JWTKit
 import Pipeline
 
 /// Authenticates OIDC bearer JWTs: signature against the issuer's JWKS (via jwt-kit), then
-/// `iss`, `aud`, `exp` and `nbf` (with `leeway` clock skew), and `sub` as the identity.
+/// `iss`, `aud`, `exp` and `nbf` (with `leeway` clock skew); the identity is `oidc:<sub>`, its
+/// person the `person_claim` (default `email`), else `sub`.
 ///
 /// Guarantees:
 /// - Only asymmetric algorithms (RS*, PS*, ES*, EdDSA) are accepted; `none` and HMAC never are.
@@ -17,6 +18,7 @@ public struct OIDCAuthenticator: Authenticator {
     let issuer: String
     let audience: String
     let groupsClaim: String
+    let personClaim: String
     let leeway: TimeInterval
     let keySource: any JWKSKeySource
     let now: @Sendable () -> Date
@@ -25,6 +27,7 @@ public struct OIDCAuthenticator: Authenticator {
         self.issuer = config.issuer
         self.audience = config.audience
         self.groupsClaim = config.groupsClaim
+        self.personClaim = config.personClaim
         self.leeway = TimeInterval(config.leeway.milliseconds) / 1000
         self.keySource = keySource
         self.now = now
@@ -59,7 +62,9 @@ public struct OIDCAuthenticator: Authenticator {
             throw AuthenticationError.invalid(reason: "JWT not yet valid")
         }
         guard let sub = claims.sub?.value, !sub.isEmpty else { throw AuthenticationError.invalid(reason: "JWT has no sub") }
-        return CallerIdentity(id: sub, groups: claims.groups(claim: groupsClaim), method: "oidc")
+        return CallerIdentity(
+            id: "oidc:" + sub, groups: claims.groups(claim: groupsClaim), method: "oidc",
+            person: claims.person(claim: personClaim) ?? sub)
     }
 
     /// jwt-kit errors describe the failure, not the token; keep only the type and reason, bounded.
@@ -112,6 +117,13 @@ struct OIDCClaims: JWTPayload {
     }
 
     func verify(using algorithm: some JWTAlgorithm) async throws {}
+
+    /// The person named by `claim` when it is a non-empty string, else `nil`.
+    func person(claim: String) -> String? {
+        guard case .string(let s) = all[claim] else { return nil }
+        let trimmed = s.trimmingCharacters(in: .whitespaces)
+        return trimmed.isEmpty ? nil : trimmed
+    }
 
     /// The groups named by `claim`: an array's strings, or a single string.
     func groups(claim: String) -> [String] {

@@ -1,11 +1,13 @@
 import Foundation
+import Pipeline
 
 /// The parts of a `/fn/{connection}/{rest}?{query}` request target, taken from the raw
 /// target exactly as sent.
 ///
 /// Guarantees: `rest` keeps its percent-encoding and starts with `/` (`/` when the target
 /// stops after the connection); `query` is the raw text after the first `?` (empty when
-/// absent); `connection` is the percent-decoded first segment.
+/// absent); `connection` is the raw first segment (not decoded). ``canonical()`` turns them
+/// into the one spelling every later check uses, or refuses.
 struct FunctionTarget: Sendable, Equatable {
     static let prefix = "/fn/"
 
@@ -40,7 +42,33 @@ struct FunctionTarget: Sendable, Equatable {
             rest = "/"
         }
         guard !rawConnection.isEmpty else { return nil }
-        connection = String(rawConnection).removingPercentEncoding ?? String(rawConnection)
+        connection = String(rawConnection)
+    }
+
+    /// The target as every later check sees it: the connection name (escapes of unreserved
+    /// characters decoded; anything else odd refused), the canonical path and query
+    /// (``CanonicalPath``).
+    struct Canonical: Sendable, Equatable {
+        var connection: String
+        var path: String
+        var query: String
+    }
+
+    /// Refuses a connection segment that is not plain after decoding unreserved escapes (an
+    /// encoded `/`, `%`, control or non-ASCII character, a dot segment), and whatever
+    /// ``CanonicalPath`` refuses in the path or query.
+    func canonical() throws(CanonicalPath.Refusal) -> Canonical {
+        Canonical(connection: try Self.connectionName(connection), path: try CanonicalPath.canonicalize(rest),
+                  query: try CanonicalPath.canonicalizeQuery(query))
+    }
+
+    static func connectionName(_ raw: String) throws(CanonicalPath.Refusal) -> String {
+        let refusal = CanonicalPath.Refusal(reason: "The connection name must be plain ASCII without escapes, slashes or dot segments.")
+        let canonical: String
+        do { canonical = try CanonicalPath.canonicalize("/" + raw) } catch { throw refusal }
+        let name = canonical.dropFirst()
+        guard !name.isEmpty, !name.contains("%"), !name.contains("/") else { throw refusal }
+        return String(name)
     }
 
     /// Whether `target` is in the `/fn/` namespace at all (so it is never handled by other routes).

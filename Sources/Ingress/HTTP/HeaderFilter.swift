@@ -62,6 +62,7 @@ enum IngressHeaders {
     static let requestIDLowercased = "x-sluice-request-id"
     static let requestID = WireField.Name("X-Sluice-Request-Id")!
     static let session = WireField.Name("X-Sluice-Session")!
+    static let retryAfter = WireField.Name("Retry-After")!
 
     /// A caller-chosen session id when it is 1–128 characters of `[A-Za-z0-9._:-]`.
     static func saneSessionID(_ value: String?) -> String? {

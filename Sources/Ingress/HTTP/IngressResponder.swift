@@ -3,15 +3,17 @@ import Hummingbird
 import Logging
 
 /// The Ingress's top-level HTTP responder: `/fn/...` goes to the ``FunctionCallHandler``
-/// (any method, raw target preserved), everything else to a Hummingbird `Router`
-/// (health, readiness, metrics; later the approvals API).
+/// (any method, raw target preserved), everything else to a Hummingbird `Router` (on the
+/// caller port: `/healthz` and the approvals API; on the admin port: health, readiness,
+/// metrics, and `/fn/...` is not found).
 ///
 /// Guarantees: never lets an error escape to Hummingbird — router errors become JSON
 /// errors — and every response carries `X-Sluice-Request-Id`.
 struct IngressResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
-    let functions: FunctionCallHandler
+    /// `nil` on the admin port.
+    let functions: FunctionCallHandler?
     let routes: RouterResponder<BasicRequestContext>
     let logger: Logger
 
@@ -19,6 +21,7 @@ struct IngressResponder: HTTPResponder {
         let requestID = UUID().uuidString.lowercased()
         let target = request.head.path ?? ""
         if FunctionTarget.isFunctionCall(target) {
+            guard let functions else { return Responses.error(.notFound, requestID: requestID) }
             guard let parsed = FunctionTarget(requestTarget: target) else {
                 return Responses.error(.unknownConnection, requestID: requestID)
             }

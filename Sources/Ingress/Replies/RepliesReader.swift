@@ -6,12 +6,15 @@ import Pipeline
 ///
 /// Guarantees: messages for other instances are skipped without being opened; a message
 /// for this instance that fails to open or decode (tampered, wrong key, malformed) goes
-/// to `deadletter` with the reason; a reply nobody waits for is dropped with a debug log.
+/// to `deadletter` with the reason; every reply is offered to the ``IdempotencyTable`` first
+/// (so a late reply still becomes the outcome of a request claimed with an `Idempotency-Key`);
+/// a reply nobody waits for and no claim needs is dropped with a debug log.
 struct RepliesReader: Sendable {
     let context: StageContext
     let instanceID: String
     let registry: ReplyRegistry
     let metrics: IngressMetrics
+    let idempotency: IdempotencyTable
 
     /// Consumes `subscription` until it ends (returns) or fails (throws).
     func run(_ subscription: BusSubscription) async throws {
@@ -33,7 +36,8 @@ struct RepliesReader: Sendable {
             await context.deadletter(message, reason: "reply request id does not match its \(MessageHeader.requestID) header")
             return
         }
-        if await !registry.deliver(reply) {
+        let recorded = await idempotency.record(reply)
+        if await !registry.deliver(reply), !recorded {
             metrics.replyDropped(reason: "unknown_request")
             context.logger.debug("reply for unknown or timed-out request dropped", metadata: ["request_id": "\(reply.requestID)"])
         }

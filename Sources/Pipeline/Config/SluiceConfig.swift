@@ -21,6 +21,22 @@ public struct SluiceConfig: Decodable, Sendable {
     /// How long decided, expired and delivered held requests stay readable (`GET /v1/requests/<id>`,
     /// `GET /v1/approvals`) after their last change; default 24h.
     public var holdsRetention: ConfigDuration
+    /// How long the Ingress maps a caller's `Idempotency-Key` (per identity) to its first
+    /// request and that request's outcome; default 24h.
+    public var idempotencyTTL: ConfigDuration
+    /// Where `/metrics`, `/healthz` and `/readyz` are served (never on `listen`); default `127.0.0.1:9090`.
+    public var adminListen: String
+    /// Function calls being processed at once by one Ingress (beyond it: 429); default 1024.
+    public var maxInFlight: Int
+    /// Function calls being processed at once for one identity (beyond it: 429); default a quarter
+    /// of `max_in_flight` (at least 1).
+    public var maxInFlightPerIdentity: Int
+    /// How long a caller may take to send a request body (beyond it: 408, connection closed); default 10s.
+    public var bodyReadTimeout: ConfigDuration
+    /// How long a connection may take to send a complete request head (beyond it: closed); default 10s.
+    public var headerReadTimeout: ConfigDuration
+    /// Held requests (pending approval) one identity may have at once (beyond it: 429); default 100.
+    public var maxHeldPerIdentity: Int
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case listen, bus, sealing, identities, connections, recorder, detection, notify
@@ -29,6 +45,13 @@ public struct SluiceConfig: Decodable, Sendable {
         case requestTimeout = "request_timeout"
         case publicURL = "public_url"
         case holdsRetention = "holds_retention"
+        case idempotencyTTL = "idempotency_ttl"
+        case adminListen = "admin_listen"
+        case maxInFlight = "max_in_flight"
+        case maxInFlightPerIdentity = "max_in_flight_per_identity"
+        case bodyReadTimeout = "body_read_timeout"
+        case headerReadTimeout = "header_read_timeout"
+        case maxHeldPerIdentity = "max_held_per_identity"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -47,6 +70,13 @@ public struct SluiceConfig: Decodable, Sendable {
         notify = try c.decodeIfPresent([NotifyConfig].self, forKey: .notify) ?? []
         publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
         holdsRetention = try c.decodeIfPresent(ConfigDuration.self, forKey: .holdsRetention) ?? ConfigDuration(.seconds(86_400))
+        idempotencyTTL = try c.decodeIfPresent(ConfigDuration.self, forKey: .idempotencyTTL) ?? ConfigDuration(.seconds(86_400))
+        adminListen = try c.decodeIfPresent(String.self, forKey: .adminListen) ?? "127.0.0.1:9090"
+        maxInFlight = try c.decodeIfPresent(Int.self, forKey: .maxInFlight) ?? 1024
+        maxInFlightPerIdentity = try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerIdentity) ?? max(1, maxInFlight / 4)
+        bodyReadTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .bodyReadTimeout) ?? ConfigDuration(.seconds(10))
+        headerReadTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .headerReadTimeout) ?? ConfigDuration(.seconds(10))
+        maxHeldPerIdentity = try c.decodeIfPresent(Int.self, forKey: .maxHeldPerIdentity) ?? 100
         try validate()
     }
 
@@ -54,6 +84,18 @@ public struct SluiceConfig: Decodable, Sendable {
         guard maxBodyBytes > 0 else { throw ConfigError(path: "max_body_bytes", message: "must be positive") }
         guard requestTimeout.milliseconds > 0 else { throw ConfigError(path: "request_timeout", message: "must be positive") }
         guard holdsRetention.milliseconds > 0 else { throw ConfigError(path: "holds_retention", message: "must be positive") }
+        guard idempotencyTTL.milliseconds > 0 else { throw ConfigError(path: "idempotency_ttl", message: "must be positive") }
+        guard maxInFlight > 0 else { throw ConfigError(path: "max_in_flight", message: "must be positive") }
+        guard maxInFlightPerIdentity > 0 else { throw ConfigError(path: "max_in_flight_per_identity", message: "must be positive") }
+        guard maxInFlightPerIdentity <= maxInFlight else {
+            throw ConfigError(path: "max_in_flight_per_identity", message: "must be at most max_in_flight (\(maxInFlight))")
+        }
+        guard bodyReadTimeout.milliseconds > 0 else { throw ConfigError(path: "body_read_timeout", message: "must be positive") }
+        guard headerReadTimeout.milliseconds > 0 else { throw ConfigError(path: "header_read_timeout", message: "must be positive") }
+        guard maxHeldPerIdentity > 0 else { throw ConfigError(path: "max_held_per_identity", message: "must be positive") }
+        if adminListen.trimmingCharacters(in: .whitespaces) == listen.trimmingCharacters(in: .whitespaces), !adminListen.hasSuffix(":0") {
+            throw ConfigError(path: "admin_listen", message: "must differ from listen: operations endpoints are never served on the caller port")
+        }
         var names = Set<String>()
         for (i, conn) in connections.enumerated() {
             guard names.insert(conn.name).inserted else {
@@ -106,10 +148,42 @@ public struct BusConfig: Decodable, Sendable {
         partitions = try c.decodeIfPresent(Int.self, forKey: .partitions) ?? 6
         librdkafka = try c.decodeIfPresent([String: String].self, forKey: .librdkafka) ?? [:]
         sync = try c.decodeIfPresent(Bool.self, forKey: .sync) ?? false
+        for key in librdkafka.keys.sorted() where Self.isSecretBearing(key) {
+            guard let value = librdkafka[key], (try? SecretReference(parsing: value)) != nil else {
+                throw ConfigError(
+                    path: "bus.librdkafka.\(key)",
+                    message: "holds a secret: must be an env:NAME or file:/path reference, not a literal value")
+            }
+        }
         if kind == .kafka && (brokers ?? "").isEmpty {
             throw ConfigError(path: (decoder.codingPath.configPath == "(top level)" ? "bus" : decoder.codingPath.configPath) + ".brokers", message: "required when kind is kafka")
         }
         guard partitions > 0 else { throw ConfigError(path: "bus.partitions", message: "must be positive") }
+    }
+
+    /// librdkafka keys whose values are secrets: anything naming a password or secret, the SASL
+    /// user name and OAUTHBEARER configuration, and private-key material.
+    public static func isSecretBearing(_ key: String) -> Bool {
+        let k = key.lowercased()
+        if k.contains("password") || k.contains("secret") { return true }
+        return [
+            "sasl.username", "sasl.oauthbearer.config", "sasl.oauthbearer.token",
+            "ssl.key.pem", "ssl_key", "ssl.keystore.key", "ssl.engine.callback_data",
+        ].contains(k)
+    }
+
+    /// `librdkafka` with every secret-bearing value's `env:`/`file:` reference read. Errors name
+    /// `bus.librdkafka.<key>` and the reference, never a value.
+    public func resolvedLibrdkafka(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [String: String] {
+        var out = librdkafka
+        for (key, value) in librdkafka where Self.isSecretBearing(key) {
+            let reference: SecretReference
+            do { reference = try SecretReference(parsing: value) } catch {
+                throw ConfigError(path: "bus.librdkafka.\(key)", message: "holds a secret: must be an env:NAME or file:/path reference")
+            }
+            out[key] = try ConfigSecret(reference).resolve(path: "bus.librdkafka.\(key)", environment: environment)
+        }
+        return out
     }
 }
 
@@ -170,21 +244,29 @@ public struct IdentitiesConfig: Decodable, Sendable {
         /// Hex SHA-256 of the key; the key itself is never in the config.
         public var sha256: String
         public var groups: [String]
-        enum CodingKeys: String, CodingKey, CaseIterable { case id, sha256, groups }
+        /// The person holding this key (default: the key's `id`). Approvals compare persons:
+        /// nobody approves their own request under another key.
+        public var person: String
+        enum CodingKeys: String, CodingKey, CaseIterable { case id, sha256, groups, person }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             id = try c.decode(String.self, forKey: .id)
             sha256 = try c.decode(String.self, forKey: .sha256).lowercased()
             groups = try c.decodeIfPresent([String].self, forKey: .groups) ?? []
+            person = try c.decodeIfPresent(String.self, forKey: .person) ?? id
+            guard !person.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw ConfigError(path: decoder.codingPath.configPath + ".person", message: "must not be empty")
+            }
             guard sha256.count == 64, sha256.allSatisfy(\.isHexDigit) else {
                 throw ConfigError(path: decoder.codingPath.configPath + ".sha256", message: "must be 64 hex characters (SHA-256 of the key)")
             }
         }
-        public init(id: String, sha256: String, groups: [String]) {
+        public init(id: String, sha256: String, groups: [String], person: String? = nil) {
             self.id = id
             self.sha256 = sha256
             self.groups = groups
+            self.person = person ?? id
         }
     }
 
@@ -193,12 +275,18 @@ public struct IdentitiesConfig: Decodable, Sendable {
         public var audience: String
         public var jwksURL: String
         public var groupsClaim: String
+        /// The claim naming the person behind a token (default `email`; `sub` when the token lacks it).
+        public var personClaim: String
         /// Allowed clock skew for `exp`/`nbf`.
         public var leeway: ConfigDuration
+        /// Accept an `http://` `jwks_url` (tests only: keys fetched in clear can be swapped in transit).
+        public var allowInsecureJWKS: Bool = false
         enum CodingKeys: String, CodingKey, CaseIterable {
             case issuer, audience, leeway
             case jwksURL = "jwks_url"
             case groupsClaim = "groups_claim"
+            case personClaim = "person_claim"
+            case allowInsecureJWKS = "allow_insecure_jwks"
         }
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -207,13 +295,34 @@ public struct IdentitiesConfig: Decodable, Sendable {
             audience = try c.decode(String.self, forKey: .audience)
             jwksURL = try c.decode(String.self, forKey: .jwksURL)
             groupsClaim = try c.decodeIfPresent(String.self, forKey: .groupsClaim) ?? "groups"
+            personClaim = try c.decodeIfPresent(String.self, forKey: .personClaim) ?? "email"
             leeway = try c.decodeIfPresent(ConfigDuration.self, forKey: .leeway) ?? ConfigDuration(.seconds(60))
+            allowInsecureJWKS = try c.decodeIfPresent(Bool.self, forKey: .allowInsecureJWKS) ?? false
+            try Self.checkJWKSURL(jwksURL, allowInsecure: allowInsecureJWKS, path: decoder.codingPath.configPath + ".jwks_url")
         }
-        public init(issuer: String, audience: String, jwksURL: String, groupsClaim: String = "groups", leeway: ConfigDuration = ConfigDuration(.seconds(60))) {
+
+        /// `jwks_url` must be an https URL with a host (http only with `allow_insecure_jwks: true`).
+        public static func checkJWKSURL(_ text: String, allowInsecure: Bool, path: String) throws {
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), url.host != nil,
+                  scheme == "https" || (allowInsecure && scheme == "http")
+            else {
+                throw ConfigError(
+                    path: path,
+                    message: allowInsecure ? "must be an http(s) URL" : "must be an https URL (allow_insecure_jwks: true permits http, for tests only)")
+            }
+            guard url.user == nil, url.password == nil else {
+                throw ConfigError(path: path, message: "must not contain user information")
+            }
+        }
+        public init(
+            issuer: String, audience: String, jwksURL: String, groupsClaim: String = "groups", personClaim: String = "email",
+            leeway: ConfigDuration = ConfigDuration(.seconds(60))
+        ) {
             self.issuer = issuer
             self.audience = audience
             self.jwksURL = jwksURL
             self.groupsClaim = groupsClaim
+            self.personClaim = personClaim
             self.leeway = leeway
         }
     }
@@ -298,11 +407,24 @@ public struct ConnectionConfig: Decodable, Sendable {
         policy = try c.decodeIfPresent(PolicyConfig.self, forKey: .policy) ?? PolicyConfig()
         timeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .timeout)
         guard let url = URL(string: upstream), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw ConfigError(path: decoder.codingPath.configPath + ".upstream", message: "\"\(upstream)\" is not an http(s) URL")
+            // Not echoed: a malformed URL may still carry a credential.
+            throw ConfigError(path: decoder.codingPath.configPath + ".upstream", message: "is not an http(s) URL")
+        }
+        guard url.user == nil, url.password == nil, !Self.authority(of: upstream).contains("@") else {
+            throw ConfigError(
+                path: decoder.codingPath.configPath + ".upstream",
+                message: "must not contain user information (user:password@): put the credential in `credentials` as an env:/file: reference")
         }
         guard !name.isEmpty, !name.contains("/") else {
             throw ConfigError(path: decoder.codingPath.configPath + ".name", message: "must be non-empty and contain no '/'")
         }
+    }
+
+    /// The authority part of a URL (between `//` and the next `/`, `?` or `#`).
+    static func authority(of url: String) -> Substring {
+        guard let start = url.range(of: "//") else { return "" }
+        let rest = url[start.upperBound...]
+        return rest[..<(rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? rest.endIndex)]
     }
 
     /// Whether a caller with `groups` may use this connection (an empty `allow_groups` allows nobody).

@@ -49,7 +49,7 @@ public actor EmbeddedBus: Bus {
             throw BusError(.io, "cannot create bus directory \(directory.path): \(error)")
         }
         let lockPath = directory.appendingPathComponent("LOCK").path
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BusError(.io, "cannot open \(lockPath): \(errnoText())") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             close(fd)

@@ -29,7 +29,7 @@ final class PartitionLog {
     init(path: String, sync: Bool) throws {
         self.path = path
         self.sync = sync
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw BusError(.io, "cannot open log \(path): \(errnoText())") }
         self.fd = fd
         do {

@@ -4,7 +4,8 @@ import Foundation
 /// co-partitioned with the request on `inspected`). Sealed like every envelope.
 ///
 /// The Ingress publishes it after authenticating the reviewer; the Forwarder is the
-/// authority and checks it again (approver group, not the requester, request still pending).
+/// authority and checks it again (approver group, not the requester's person, request still
+/// pending, this person not counted yet).
 public struct ApprovalDecision: Codable, Sendable, Hashable {
     public enum Vote: String, Codable, Sendable, Hashable {
         case approve, deny
@@ -96,10 +97,18 @@ public struct HoldRecord: Codable, Sendable, Hashable {
         self.response = response
     }
 
-    /// Distinct identities that approved, in order of their first approval.
+    /// Distinct identities that approved, in order of their first approval (for display).
     public var approvers: [String] {
         var seen: [String] = []
         for d in decisions where d.vote == .approve && !seen.contains(d.approver.id) { seen.append(d.approver.id) }
+        return seen
+    }
+
+    /// Distinct persons that approved (``CallerIdentity/personKey``), in order of their first
+    /// approval: what `approvals_required` counts (two identities of one person count once).
+    public var approvingPersons: [String] {
+        var seen: [String] = []
+        for d in decisions where d.vote == .approve && !seen.contains(d.approver.personKey) { seen.append(d.approver.personKey) }
         return seen
     }
 
@@ -108,6 +117,9 @@ public struct HoldRecord: Codable, Sendable, Hashable {
 
     /// The identity that made the request.
     public var requester: String? { request?.metadata.identity.id }
+
+    /// The person who made the request.
+    public var requesterPerson: String? { request?.metadata.identity.person }
 }
 
 extension MessageCodec {

@@ -15,6 +15,13 @@ public struct AuditEvent: Codable, Sendable, Hashable {
         case approvalRequested = "approval_requested"
         case approvalDecided = "approval_decided"
         case responseMasked = "response_masked"
+        /// An approval attempt the gateway refused (`details.reason`: `self_approval`,
+        /// `forbidden`, ...); `identity` is the approver, `details.person` their person. Never the
+        /// reviewer's reason text.
+        case approvalRefused = "approval_refused"
+        /// A retry with the caller's `Idempotency-Key` answered with the first request's outcome
+        /// (`details.first_request_id`); nothing was published or delivered for it.
+        case idempotentReplay = "idempotent_replay"
     }
 
     public var kind: Kind

@@ -1,17 +1,43 @@
 import Foundation
 
 /// Who is calling, as established by the Ingress.
+///
+/// Guarantees: `id` is namespaced by authentication method (`apikey:<config id>`,
+/// `oidc:<sub>`), so identities of different methods never collide; `person` names the human
+/// (or owner) behind the identity, and one person may hold several identities. Approvals
+/// compare persons, never ids (invariant 5). A message written before persons existed decodes
+/// with `person` = `id`.
 public struct CallerIdentity: Codable, Sendable, Hashable {
     public var id: String
     public var groups: [String]
     /// How the caller authenticated: `api_key` or `oidc`.
     public var method: String
+    /// The person behind this identity (`identities.api_keys[].person`, the OIDC `person_claim`).
+    public var person: String
 
-    public init(id: String, groups: [String], method: String) {
+    public init(id: String, groups: [String], method: String, person: String? = nil) {
         self.id = id
         self.groups = groups
         self.method = method
+        self.person = person ?? id
     }
+
+    enum CodingKeys: String, CodingKey { case id, groups, method, person }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        groups = try c.decode([String].self, forKey: .groups)
+        method = try c.decode(String.self, forKey: .method)
+        person = try c.decodeIfPresent(String.self, forKey: .person) ?? id
+    }
+
+    /// The person as compared: case-insensitive (`Alice@Example.com` is `alice@example.com`),
+    /// so a difference in case never makes two persons out of one.
+    public var personKey: String { person.lowercased() }
+
+    /// Whether both identities belong to the same person (a person is never their own reviewer).
+    public func isSamePerson(as other: CallerIdentity) -> Bool { personKey == other.personKey }
 }
 
 /// What every envelope carries about the request it belongs to.
@@ -26,10 +52,14 @@ public struct RequestMetadata: Codable, Sendable, Hashable {
     public var deadlineMillis: Int64
     /// The Ingress instance waiting for the reply (the `replies` key).
     public var replyTo: String
+    /// The `Idempotency-Key` the upstream receives when the caller sent its own: hex
+    /// HMAC-SHA256(fingerprint key, identity id ‖ 0x00 ‖ caller key), computed by the Ingress.
+    /// `nil` when the caller sent none (the Forwarder then uses the request id).
+    public var idempotencyKey: String?
 
     public init(
         requestID: String, sessionID: String, identity: CallerIdentity, connection: String,
-        receivedAtMillis: Int64, deadlineMillis: Int64, replyTo: String
+        receivedAtMillis: Int64, deadlineMillis: Int64, replyTo: String, idempotencyKey: String? = nil
     ) {
         self.requestID = requestID
         self.sessionID = sessionID
@@ -38,6 +68,7 @@ public struct RequestMetadata: Codable, Sendable, Hashable {
         self.receivedAtMillis = receivedAtMillis
         self.deadlineMillis = deadlineMillis
         self.replyTo = replyTo
+        self.idempotencyKey = idempotencyKey
     }
 
     /// Whether the deadline has passed at `now` (ms since the epoch).

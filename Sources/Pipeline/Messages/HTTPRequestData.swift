@@ -48,11 +48,57 @@ public struct HTTPResponseData: Codable, Sendable, Hashable {
         self.body = body
     }
 
-    /// A JSON error response: `{"error": code, ...extra}`.
-    public static func jsonError(status: Int, error: String, extra: [String: String] = [:]) -> HTTPResponseData {
+    /// A JSON error response: `{"error": code, "message": one sentence, ...extra}` (callers put
+    /// `request_id` — and `rule` for `blocked` — in `extra`).
+    ///
+    /// Guarantees: the body always has `error` and a non-empty `message` (`message`, else the
+    /// standard sentence for the code from ``ErrorMessages``); `extra` cannot override either;
+    /// 429 and 503 always carry `Retry-After` (`retryAfterSeconds`, default 1).
+    public static func jsonError(
+        status: Int, error: String, message: String? = nil, extra: [String: String] = [:], retryAfterSeconds: Int? = nil
+    ) -> HTTPResponseData {
         var object = extra
         object["error"] = error
-        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{\"error\":\"\(error)\"}".utf8)
-        return HTTPResponseData(status: status, headers: [HTTPField("Content-Type", "application/json")], body: body)
+        object["message"] = (message?.isEmpty == false ? message : nil) ?? ErrorMessages.standard(for: error)
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+            ?? Data("{\"error\":\"\(error)\",\"message\":\"The request failed.\"}".utf8)
+        var headers = [HTTPField("Content-Type", "application/json")]
+        if status == 429 || status == 503 || retryAfterSeconds != nil {
+            headers.append(HTTPField("Retry-After", String(max(0, retryAfterSeconds ?? 1))))
+        }
+        return HTTPResponseData(status: status, headers: headers, body: body)
+    }
+}
+
+/// The standard one-sentence message of every error code Sluice answers with (see
+/// `docs/ingress.md`); a stage passes its own sentence when it knows more (e.g. which check refused).
+public enum ErrorMessages {
+    public static func standard(for code: String) -> String {
+        switch code {
+        case "bad_path": "The request path or query cannot be made unambiguous; send it without encoded slashes, backslashes, control characters or dot segments above the root."
+        case "undecodable_body": "The request body does not decode with the Content-Encoding it declares."
+        case "bad_request": "The request is malformed."
+        case "unauthorized": "A valid API key or token is required (Authorization: Bearer ...)."
+        case "forbidden": "The caller is not allowed to do this."
+        case "blocked": "The request was blocked by policy: it contains sensitive data that may not pass."
+        case "self_approval": "Nobody may approve their own request."
+        case "denied": "A reviewer denied the request; it was not delivered."
+        case "expired": "The request was held for approval and expired before a decision; it was not delivered."
+        case "unknown_connection": "No connection of that name is configured."
+        case "not_found": "Nothing is served at this path."
+        case "method_not_allowed": "This method is not allowed here."
+        case "body_timeout": "The request body did not arrive in time."
+        case "body_too_large": "The request body is larger than allowed (max_body_bytes), as sent or once decoded."
+        case "unsupported_encoding": "The request's Content-Encoding is not supported (gzip, x-gzip, deflate, br, zstd)."
+        case "overloaded": "Too many requests are in progress; retry after the time in Retry-After."
+        case "response_withheld": "The function's response was withheld because it contains sensitive data."
+        case "upstream_unavailable": "The function could not be reached."
+        case "bad_reply": "The gateway received an invalid reply."
+        case "unavailable": "The gateway cannot take the request right now; retry after the time in Retry-After."
+        case "timeout": "No answer arrived before the request's deadline."
+        case "upstream_timeout": "The function did not answer in time."
+        case "internal": "The gateway failed to process the request."
+        default: "The request failed."
+        }
     }
 }
