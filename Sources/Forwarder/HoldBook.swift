@@ -36,6 +36,9 @@ struct HoldPolicy: Sendable, Hashable {
 ///   denies.
 /// - A decision for a request not parked yet is kept (a record without `request`) and
 ///   applied, under the same rules, when the request is parked.
+/// - Only pending and approved records keep the held request's whole body (they may still be
+///   delivered); a final record keeps the reviewers' preview only, in memory and in the
+///   changelog record returned for persisting.
 struct HoldBook: Sendable {
     private(set) var records: [String: HoldRecord] = [:]
 
@@ -76,7 +79,7 @@ struct HoldBook: Sendable {
     /// Applies a change read from the changelog (rebuilding state at start).
     mutating func restore(_ change: HoldsChange) {
         switch change {
-        case .record(let r): records[r.requestID] = r
+        case .record(let r): records[r.requestID] = r.status.isFinal ? r.withBodyCutToPreview() : r
         case .removed(let id): records[id] = nil
         }
     }
@@ -137,6 +140,7 @@ struct HoldBook: Sendable {
             record.response = .jsonError(
                 status: 403, error: "denied", message: "A reviewer denied this request; it was not delivered.",
                 extra: ["reason": decision.reason, "request_id": id])
+            record = record.withBodyCutToPreview()
             records[id] = record
             return .denied(record)
         case .approve:
@@ -159,6 +163,7 @@ struct HoldBook: Sendable {
             r.response = .jsonError(
                 status: 410, error: "expired", message: "No decision was made before the hold timed out; it was not delivered.",
                 extra: ["request_id": id])
+            r = r.withBodyCutToPreview()
             records[id] = r
             out.append(r)
         }
@@ -171,6 +176,7 @@ struct HoldBook: Sendable {
         r.status = status
         r.response = response
         r.updatedAtMillis = now
+        r = r.withBodyCutToPreview()
         records[requestID] = r
         return r
     }

@@ -70,4 +70,39 @@ struct HoldBookTests {
         #expect(restored.prune(before: 1001) == ["r1"])
         #expect(restored.record("r1") == nil)
     }
+
+    /// How a held request leaves the pending state.
+    enum Ending: String, CaseIterable, Sendable { case denied, expired, delivered, failed }
+
+    @Test("only pending and approved records keep the whole body; a final one keeps the preview", arguments: Ending.allCases)
+    func finalRecordsKeepOnlyThePreview(_ ending: Ending) throws {
+        var book = HoldBook()
+        let single = HoldPolicy(approvers: ["secops"], approvalsRequired: 1, holdTimeoutMillis: 1000)
+        var held = Self.held()
+        held.request.body = Data(repeating: 0x62, count: 64 * 1024)
+        guard case .parked(let parked) = book.park(held, policy: single, now: 0) else { Issue.record("not parked"); return }
+        #expect(parked.request?.request.body.count == 64 * 1024)
+        let final: HoldRecord?
+        switch ending {
+        case .denied:
+            guard case .denied(let r) = book.decide(Self.vote("bob", .deny), policy: single, now: 1) else { Issue.record("deny"); return }
+            final = r
+        case .expired:
+            final = book.expire(now: 10_000).first
+        case .delivered, .failed:
+            guard case .approved(let r) = book.decide(Self.vote("bob"), policy: single, now: 1) else { Issue.record("approve"); return }
+            #expect(r.request?.request.body.count == 64 * 1024, "an approved request keeps its body for delivery")
+            final = book.finish("r1", status: ending == .delivered ? .delivered : .failed, response: nil, now: 2)
+        }
+        let record = try #require(final)
+        #expect(record.status.rawValue == ending.rawValue)
+        #expect(record.request?.request.body.count == HoldRecord.previewBytes + 1, "the record returned for the changelog")
+        #expect(book.record("r1")?.request?.request.body.count == HoldRecord.previewBytes + 1, "the record kept in memory")
+        // A final record restored from an older changelog is cut too.
+        var restored = HoldBook()
+        var old = record
+        old.request?.request.body = Data(repeating: 0x62, count: 64 * 1024)
+        restored.restore(.record(old))
+        #expect(restored.record("r1")?.request?.request.body.count == HoldRecord.previewBytes + 1)
+    }
 }

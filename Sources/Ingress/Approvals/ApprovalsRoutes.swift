@@ -244,7 +244,7 @@ struct ApprovalsRoutes: Sendable {
         return out
     }
 
-    static let previewBytes = 512
+    static let previewBytes = HoldRecord.previewBytes
 
     static func iso(_ ms: Int64) -> String {
         let f = ISO8601DateFormatter()

@@ -20,22 +20,11 @@ actor HoldsView {
 
     func apply(_ change: HoldsChange) {
         switch change {
-        case .record(let r): records[r.requestID] = Self.withoutBody(r)
+        case .record(let r): records[r.requestID] = r.withBodyCutToPreview()
         case .removed(let id): records[id] = nil
         }
     }
 
-    /// The record as the view keeps it: the held request's (masked) body cut to what reviewers are
-    /// shown (the preview, plus one byte so truncation stays visible). The whole body stays only
-    /// in the `holds` changelog on disk and in the Forwarder, which delivers it; the Ingress never
-    /// holds more than a preview per held request.
-    static func withoutBody(_ record: HoldRecord) -> HoldRecord {
-        guard var request = record.request, request.request.body.count > ApprovalsRoutes.previewBytes + 1 else { return record }
-        var r = record
-        request.request.body = Data(request.request.body.prefix(ApprovalsRoutes.previewBytes + 1))
-        r.request = request
-        return r
-    }
 
     /// The visible record of `id`, if any and not past the retention.
     func record(_ id: String, now: Int64 = currentMillis()) -> HoldRecord? {

@@ -120,6 +120,20 @@ public struct HoldRecord: Codable, Sendable, Hashable {
 
     /// The person who made the request.
     public var requesterPerson: String? { request?.metadata.identity.person }
+
+    /// How much of a held request's (masked) body reviewers are shown.
+    public static let previewBytes = 512
+
+    /// The record with the held request's body cut to the reviewers' preview plus one byte (so
+    /// that truncation stays visible). What every holder keeps of a request it will never
+    /// deliver: the Ingress for every record, the Forwarder once a record is final.
+    public func withBodyCutToPreview() -> HoldRecord {
+        guard var held = request, held.request.body.count > Self.previewBytes + 1 else { return self }
+        var r = self
+        held.request.body = Data(held.request.body.prefix(Self.previewBytes + 1))
+        r.request = held
+        return r
+    }
 }
 
 extension MessageCodec {
