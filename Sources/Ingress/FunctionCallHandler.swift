@@ -242,6 +242,12 @@ struct FunctionCallHandler: Sendable {
         // 8. Wait for the verdict / delivery.
         let waitMillis = max(0, deadline - currentMillis()) + Self.milliseconds(options.replyGrace)
         guard var reply = await registry.wait(for: requestID, timeout: .milliseconds(waitMillis)) else {
+            if await registry.draining {
+                logger.info("no reply before the shutdown timeout")
+                return Responses.error(
+                    .timeout, requestID: requestID,
+                    message: "Sluice is shutting down and no answer arrived in time; the call may still be delivered, so retry with the same Idempotency-Key.")
+            }
             logger.info("no reply before deadline")
             return Responses.error(.timeout, requestID: requestID)
         }

@@ -21,10 +21,17 @@ import ServiceLifecycle
 /// - Operations endpoints (`/metrics`, `/readyz`, `/healthz`) are served on `admin_listen`; the
 ///   caller port serves only `/fn/...`, `/v1/...` and its own `/healthz`.
 /// - Every connection that sends no complete request head within `header_read_timeout` is closed.
+/// - Graceful shutdown (ServiceLifecycle's, e.g. SIGTERM in `sluice`) drains: `/readyz` turns
+///   503, the caller port stops accepting and closes each connection after its current call,
+///   and the calls in flight still get their replies (the `replies` reader runs until the last
+///   one is answered). Whatever still waits `shutdown_timeout` after the signal is answered 504
+///   at once, so `run` returns within about `shutdown_timeout`. An accepted connection is never
+///   reset. Cancellation instead stops everything at once.
 public final class IngressService: Sendable {
     private let listen: ListenAddress
     private let adminListen: ListenAddress
     private let headerReadTimeout: Duration
+    private let shutdownTimeout: Duration
     private let metrics: IngressMetrics
     private let context: StageContext
     private let options: IngressOptions
@@ -52,6 +59,7 @@ public final class IngressService: Sendable {
             throw ConfigError(path: "admin_listen", message: "must differ from listen: operations endpoints are never served on the caller port")
         }
         self.headerReadTimeout = config.headerReadTimeout.duration
+        self.shutdownTimeout = config.shutdownTimeout.duration
         self.context = context
         self.options = options
         self.registry = registry
@@ -140,45 +148,73 @@ public final class IngressService: Sendable {
         let changelog = HoldsChangelog(context: context)
         let (caughtUp, caughtUpSignal) = AsyncStream.makeStream(of: Void.self)
 
-        let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>.self) { group in
-            group.addTask {
-                // The held requests, for polls and reviewers: read up to date before serving.
-                do {
-                    try await changelog.follow(
-                        apply: { await view.apply($0) },
-                        onCaughtUp: { caughtUpSignal.yield(); caughtUpSignal.finish() })
-                    caughtUpSignal.finish()
-                    return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the holds stream ended"))
-                } catch {
-                    caughtUpSignal.finish()
-                    return .failure(IngressError(.repliesReaderStopped, "reading the holds topic failed: \(error)"))
+        let callerServices = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let adminServices = ServiceGroup(configuration: .init(services: [adminApp], logger: logger))
+        let replies = replyRegistry
+        let shutdownTimeout = shutdownTimeout
+        let (shutdownSignal, shutdownTrigger) = AsyncStream.makeStream(of: Void.self)
+
+        let outcome: Result<Void, any Error> = await withGracefulShutdownHandler {
+            await withTaskGroup(of: Result<Void, any Error>.self) { group in
+                group.addTask {
+                    // The held requests, for polls and reviewers: read up to date before serving.
+                    do {
+                        try await changelog.follow(
+                            apply: { await view.apply($0) },
+                            onCaughtUp: { caughtUpSignal.yield(); caughtUpSignal.finish() })
+                        caughtUpSignal.finish()
+                        return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the holds stream ended"))
+                    } catch {
+                        caughtUpSignal.finish()
+                        return .failure(IngressError(.repliesReaderStopped, "reading the holds topic failed: \(error)"))
+                    }
                 }
-            }
-            group.addTask {
-                do {
-                    try await reader.run(subscription)
-                    return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the replies stream ended"))
-                } catch {
-                    return .failure(IngressError(.repliesReaderStopped, "reading the replies topic failed: \(error)"))
+                group.addTask {
+                    do {
+                        try await reader.run(subscription)
+                        return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the replies stream ended"))
+                    } catch {
+                        return .failure(IngressError(.repliesReaderStopped, "reading the replies topic failed: \(error)"))
+                    }
                 }
-            }
-            group.addTask {
-                await Self.serve(adminApp, name: "admin", logger: logger)
-            }
-            group.addTask {
-                var ready = false
-                for await _ in caughtUp { ready = true }
-                guard ready else {
-                    return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the holds changelog could not be read"))
+                group.addTask {
+                    await Self.serve(adminServices, name: "admin")
                 }
-                readiness.set(true)
-                return await Self.serve(app, name: "caller", logger: logger)
+                group.addTask {
+                    var ready = false
+                    for await _ in caughtUp { ready = true }
+                    guard ready else {
+                        return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the holds changelog could not be read"))
+                    }
+                    readiness.set(true)
+                    return await Self.serve(callerServices, name: "caller")
+                }
+                group.addTask {
+                    // The drain: on graceful shutdown stop taking calls but keep answering the ones
+                    // in flight (the replies reader still runs); past `shutdown_timeout`, answer the
+                    // rest 504 so the caller server can finish. Ends only with the caller server.
+                    var signalled = false
+                    for await _ in shutdownSignal { signalled = true }
+                    guard signalled, !Task.isCancelled else { return .success(()) }
+                    readiness.set(false)
+                    logger.notice("graceful shutdown: draining calls in flight", metadata: ["shutdown_timeout_ms": "\(Self.milliseconds(shutdownTimeout))"])
+                    await callerServices.triggerGracefulShutdown()
+                    do { try await Task.sleep(for: shutdownTimeout) } catch { return .success(()) }
+                    logger.warning("shutdown timeout reached: answering the calls still waiting")
+                    await replies.abandonAll()
+                    return .success(())
+                }
+                // The first child to end decides: normally the caller server, after a drain.
+                let first = await group.next() ?? .success(())
+                group.cancelAll()
+                shutdownTrigger.finish()
+                await subscription.close()
+                while await group.next() != nil {}
+                return first
             }
-            let first = await group.next() ?? .success(())
-            group.cancelAll()
-            await subscription.close()
-            while await group.next() != nil {}
-            return first
+        } onGracefulShutdown: {
+            shutdownTrigger.yield()
+            shutdownTrigger.finish()
         }
         try outcome.get()
     }
@@ -204,24 +240,28 @@ public final class IngressService: Sendable {
             logger: logger)
     }
 
-    /// Runs `app` until it stops (a failure unless the task was cancelled). Cancellation becomes a
-    /// graceful shutdown: stop accepting, finish the calls in flight.
-    private static func serve(_ app: Application<IngressResponder>, name: String, logger: Logger) async -> Result<Void, any Error> {
+    /// Runs a server's service group until it stops (a failure unless the task was cancelled or a
+    /// graceful shutdown was triggered). Cancellation becomes a graceful shutdown too: stop
+    /// accepting, finish the calls in flight.
+    private static func serve(_ services: ServiceGroup, name: String) async -> Result<Void, any Error> {
         do {
-            let services = ServiceGroup(configuration: .init(services: [app], logger: logger))
-            // An unstructured task, so the cancellation of `run` reaches the server only as the
-            // graceful shutdown below (cancelling it directly aborts connections mid-response).
-            let server = Task { try await services.run() }
+            // Detached, so neither the cancellation of `run` nor the process's graceful shutdown
+            // reaches the server directly (cancelling it aborts connections mid-response, and the
+            // caller server must stop only when `run`'s drain says so): both arrive as the
+            // graceful shutdown triggered below or by the drain.
+            let server = Task.detached { try await services.run() }
             try await withTaskCancellationHandler {
                 try await server.value
             } onCancel: {
                 Task { await services.triggerGracefulShutdown() }
             }
-            return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the \(name) HTTP server stopped"))
+            return .success(())
         } catch {
             return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the \(name) HTTP server failed: \(error)"))
         }
     }
+
+    static func milliseconds(_ d: Duration) -> Int64 { nanoseconds(d) / 1_000_000 }
 
     static func nanoseconds(_ d: Duration) -> Int64 {
         let (s, atto) = d.components

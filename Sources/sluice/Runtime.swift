@@ -104,7 +104,8 @@ struct Runtime: Sendable {
                     let ingress = try IngressService(
                         config: config, context: ctx, registry: registry,
                         options: ingressOptions, httpClient: httpClient)
-                    services.append(StageService(name: "ingress", logger: ctx.logger) {
+                    // The Ingress drains on graceful shutdown itself (calls in flight are answered).
+                    services.append(StageService(name: "ingress", logger: ctx.logger, drainsOnShutdown: true) {
                         try await ingress.run()
                     })
                 case .inspector:
@@ -142,15 +143,22 @@ struct Runtime: Sendable {
     }
 }
 
-/// A stage as a swift-service-lifecycle service: runs until graceful shutdown, then is cancelled.
+/// A stage as a swift-service-lifecycle service: runs until graceful shutdown, then is cancelled
+/// — unless it `drainsOnShutdown`, in which case its body handles the graceful shutdown itself
+/// (the Ingress: it answers the calls in flight within `shutdown_timeout`, then returns).
 struct StageService: Service {
     let name: String
     let logger: Logger
+    var drainsOnShutdown = false
     let body: @Sendable () async throws -> Void
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        if drainsOnShutdown {
             try await body()
+        } else {
+            try await cancelWhenGracefulShutdown {
+                try await body()
+            }
         }
     }
 }

@@ -17,6 +17,8 @@ public actor ReplyRegistry {
     }
 
     private var slots: [String: Slot] = [:]
+    /// Set by ``abandonAll()``: the Ingress is shutting down and waits no longer for replies.
+    public private(set) var draining = false
 
     public init() {}
 
@@ -26,6 +28,19 @@ public actor ReplyRegistry {
     }
 
     /// Stops expecting a reply (for example when publishing the request failed).
+    /// Ends every wait now (each returns `nil`) and every later one at once: the Ingress's
+    /// shutdown timeout has passed, so callers still waiting are answered 503 instead of
+    /// holding the process open.
+    public func abandonAll() {
+        draining = true
+        for (id, slot) in slots {
+            if case .waiting(let continuation) = slot {
+                slots[id] = nil
+                continuation.resume(returning: nil)
+            }
+        }
+    }
+
     public func remove(_ requestID: String) {
         if case .waiting(let continuation) = slots.removeValue(forKey: requestID) {
             continuation.resume(returning: nil)
@@ -66,7 +81,10 @@ public actor ReplyRegistry {
             slots[requestID] = reply.isPendingApproval ? .registered : nil
             return reply
         case .registered:
-            break
+            if draining {
+                slots[requestID] = nil
+                return nil
+            }
         }
         let timer = Task {
             do { try await Task.sleep(for: timeout) } catch { return }

@@ -9,6 +9,9 @@ public struct SluiceConfig: Decodable, Sendable {
     public var dataDir: String
     public var maxBodyBytes: Int
     public var requestTimeout: ConfigDuration
+    /// How long a graceful shutdown (SIGTERM) may take: the Ingress stops accepting, answers the
+    /// calls it holds, and answers whatever is still waiting after this with 504; default 10s.
+    public var shutdownTimeout: ConfigDuration
     public var bus: BusConfig
     public var sealing: SealingConfig
     public var identities: IdentitiesConfig
@@ -43,6 +46,7 @@ public struct SluiceConfig: Decodable, Sendable {
         case dataDir = "data_dir"
         case maxBodyBytes = "max_body_bytes"
         case requestTimeout = "request_timeout"
+        case shutdownTimeout = "shutdown_timeout"
         case publicURL = "public_url"
         case holdsRetention = "holds_retention"
         case idempotencyTTL = "idempotency_ttl"
@@ -61,6 +65,7 @@ public struct SluiceConfig: Decodable, Sendable {
         dataDir = try c.decodeIfPresent(String.self, forKey: .dataDir) ?? "./data"
         maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1_048_576
         requestTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .requestTimeout) ?? ConfigDuration(.seconds(30))
+        shutdownTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(.seconds(10))
         bus = try c.decodeIfPresent(BusConfig.self, forKey: .bus) ?? BusConfig()
         sealing = try c.decode(SealingConfig.self, forKey: .sealing)
         identities = try c.decodeIfPresent(IdentitiesConfig.self, forKey: .identities) ?? IdentitiesConfig()
@@ -83,6 +88,7 @@ public struct SluiceConfig: Decodable, Sendable {
     func validate() throws {
         guard maxBodyBytes > 0 else { throw ConfigError(path: "max_body_bytes", message: "must be positive") }
         guard requestTimeout.milliseconds > 0 else { throw ConfigError(path: "request_timeout", message: "must be positive") }
+        guard shutdownTimeout.milliseconds > 0 else { throw ConfigError(path: "shutdown_timeout", message: "must be positive") }
         guard holdsRetention.milliseconds > 0 else { throw ConfigError(path: "holds_retention", message: "must be positive") }
         guard idempotencyTTL.milliseconds > 0 else { throw ConfigError(path: "idempotency_ttl", message: "must be positive") }
         guard maxInFlight > 0 else { throw ConfigError(path: "max_in_flight", message: "must be positive") }
