@@ -74,7 +74,10 @@ struct IdempotencyTableTests {
         let table = IdempotencyTable(secret: Self.secret)
         _ = await Self.claim(table, id: "r-1")
         let retry = Task { await Self.claim(table, id: "r-2") }
-        try await Task.sleep(for: .milliseconds(100))  // let the retry start waiting (not a stand-in for a condition: both orders are valid)
+        // The retry must really be waiting before the first request's reply arrives.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while await table.waitingRetries == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(await table.waitingRetries == 1)
         await table.record(Self.reply("r-1", status: 200, body: "late"))
         let answer = await retry.value
         #expect(answer == .replay(requestID: "r-1", response: Self.reply("r-1", status: 200, body: "late").response))

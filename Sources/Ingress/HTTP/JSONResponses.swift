@@ -18,6 +18,7 @@ enum ErrorCode: String, Sendable, CaseIterable {
     case bodyTimeout = "body_timeout"
     case bodyTooLarge = "body_too_large"
     case unsupportedEncoding = "unsupported_encoding"
+    case idempotencyKeyReused = "idempotency_key_reused"
     case overloaded
     case internalError = "internal"
     case badReply = "bad_reply"
@@ -34,6 +35,7 @@ enum ErrorCode: String, Sendable, CaseIterable {
         case .bodyTimeout: 408
         case .bodyTooLarge: 413
         case .unsupportedEncoding: 415
+        case .idempotencyKeyReused: 422
         case .overloaded: 429
         case .internalError: 500
         case .badReply: 502

@@ -28,12 +28,9 @@ extension FunctionCallHandler {
         }
         guard values.count == 1, let key = values.first?.trimmingCharacters(in: .whitespaces), IdempotencyTable.isValid(callerKey: key) else {
             await audit(.requestRejected, status: 400, ["error": "bad_request", "reason": "idempotency_key_invalid"])
-            return Responses.make(
-                .jsonError(
-                    status: 400, error: "bad_request",
-                    message: "Idempotency-Key must be one header field of 1 to 255 visible ASCII characters.",
-                    extra: ["request_id": meta.requestID]),
-                requestID: meta.requestID)
+            return Responses.error(
+                .badRequest, requestID: meta.requestID,
+                message: "Idempotency-Key must be one header field of 1 to 255 visible ASCII characters.")
         }
         let request = envelope.request
         let fingerprint = IdempotencyTable.fingerprint(
@@ -53,7 +50,7 @@ extension FunctionCallHandler {
             logger.info("idempotent retry answered with the first request's outcome", metadata: ["first_request_id": "\(firstID)"])
             await audit(.idempotentReplay, status: data.status, ["first_request_id": firstID])
             guard (200...599).contains(data.status) else {
-                return Responses.make(.jsonError(status: 502, error: "bad_reply", extra: ["request_id": firstID]), requestID: firstID)
+                return Responses.error(.badReply, requestID: firstID)
             }
             var response = Responses.make(data, requestID: firstID)
             response.headers[Self.idempotentReplayHeader] = "true"
@@ -61,20 +58,13 @@ extension FunctionCallHandler {
         case .reused(let firstID):
             logger.info("Idempotency-Key reused for a different request", metadata: ["first_request_id": "\(firstID)"])
             await audit(.requestRejected, status: 422, ["error": "idempotency_key_reused", "first_request_id": firstID])
-            return Responses.make(
-                .jsonError(
-                    status: 422, error: "idempotency_key_reused",
-                    message: "This Idempotency-Key was already used for a different request (method, path, query or body differ).",
-                    extra: ["request_id": meta.requestID]),
-                requestID: meta.requestID)
+            return Responses.error(.idempotencyKeyReused, requestID: meta.requestID)
         case .full:
             logger.warning("idempotency table full of requests in flight")
             await audit(.requestRejected, status: 429, ["error": "overloaded", "reason": "idempotency_table_full"])
-            return Responses.make(
-                .jsonError(
-                    status: 429, error: "overloaded", message: "Too many requests with an Idempotency-Key are in flight; retry later.",
-                    extra: ["request_id": meta.requestID]),
-                requestID: meta.requestID)
+            return Responses.error(
+                .overloaded, requestID: meta.requestID,
+                message: "Too many requests with an Idempotency-Key are in flight; retry later.", retryAfterSeconds: 1)
         }
     }
 }

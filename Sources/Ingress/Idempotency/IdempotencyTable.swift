@@ -87,6 +87,9 @@ public actor IdempotencyTable {
     /// Entries held (for tests and metrics).
     public var count: Int { entries.count }
 
+    /// Retries currently waiting for a first request's outcome.
+    var waitingRetries: Int { entries.values.reduce(0) { $0 + $1.waiters.count } }
+
     // MARK: pure helpers
 
     /// Whether `key` is usable: 1 to 255 visible ASCII characters.

@@ -98,6 +98,7 @@ public enum ErrorMessages {
         case "timeout": "No answer arrived before the request's deadline."
         case "upstream_timeout": "The function did not answer in time."
         case "internal": "The gateway failed to process the request."
+        case "idempotency_key_reused": "This Idempotency-Key was already used for a different request (method, path, query or body differ)."
         default: "The request failed."
         }
     }
