@@ -10,7 +10,7 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test build debug run test bench fuzz clean
+.PHONY: provision provision-test build debug run test fault bench fuzz clean
 
 provision:
 	@scripts/provision.sh build
@@ -43,6 +43,17 @@ test: provision-test
 _test:
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
 	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel $(SWIFT_LINK)
+
+## fault: the fault suite alone (Tests/IntegrationTests/FaultTests.swift), longer than in `make test`:
+## FAULT_SECONDS (default 60) of steady load per phase while stages are killed (-9), restarted,
+## added, removed and stopped (SIGTERM), embedded and on the Tansu broker; prints the counts
+## (outcomes per accepted request, upstream deliveries, duplicates, resets, shutdown times).
+FAULT_SECONDS ?= 60
+fault: provision-test
+	@$(MAKE) --no-print-directory _fault
+_fault:
+	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
+	SLUICE_FAULT_SECONDS=$(FAULT_SECONDS) $(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel --filter Faults $(SWIFT_LINK)
 
 ## bench: bus, detection and gateway figures (release build)
 bench: provision-test

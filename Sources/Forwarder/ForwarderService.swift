@@ -24,10 +24,14 @@ import Pipeline
 /// - A response that cannot be checked is withheld: 502 `response_withheld`.
 /// - Clean requests are delivered byte-identical: method, path, query, body and
 ///   `Content-Type` exactly as in the envelope (which holds the masked request).
-/// - Exactly one outcome event per delivered-or-attempted request (`delivered`, `failed`
-///   or `expired`); a reply (the upstream's response with findings masked, or 502/504) for
-///   every request that is not expired; the message is committed only after both are
-///   published. Block verdicts publish nothing here (the Inspector replied and audited).
+/// - Exactly one outcome per delivered-or-attempted request (`delivered`, `failed` or
+///   `expired`), recorded in the `OutcomeLedger` before the reply (the upstream's response with
+///   findings masked, or 502/504; none when expired); the message is committed only after
+///   both are published. A request whose outcome is already in the ledger (a redelivery after
+///   a crash or rebalance, a second `inspected` from a re-run inspection) is skipped and
+///   committed: never delivered again. Two messages of one request id are never worked on at
+///   once in this process (`OutcomeLedger.claim`). Block verdicts publish nothing here (the
+///   Inspector replied and ended them).
 /// - Hold verdicts are parked, joined with decisions on `approvals` and delivered, denied or
 ///   expired; see `HeldRequests.swift` and `docs/approvals.md`.
 /// - Messages are processed concurrently (`maxInFlight`) but committed in offset order per
@@ -50,6 +54,8 @@ public struct ForwarderService: Sendable {
     let holdsRetention: Duration
     let options: ForwarderOptions
     let logger: Logger
+    /// Where requests are ended, and where requests that already ended are recognised.
+    let ledger: OutcomeLedger
 
     /// Prepares the stage; resolves every connection's credential now (an unresolvable
     /// reference throws a `ConfigError` naming the config path and reference).
@@ -80,49 +86,38 @@ public struct ForwarderService: Sendable {
         self.holdsRetention = config.holdsRetention.duration
         self.options = options
         self.logger = logger
+        self.ledger = OutcomeLedger(
+            context: context, retention: config.bus.retention.duration,
+            initialBackoff: options.initialBackoff, maxBackoff: options.maxBackoff)
     }
 
-    /// Consumes `inspected` until the task is cancelled or the bus ends the subscription,
-    /// then returns. Deliveries in flight at cancellation are abandoned uncommitted (they are
-    /// redelivered, with the same `Idempotency-Key`). Throws when subscribing fails or the
+    /// Reads the outcome ledger up to date, then consumes `inspected` and `approvals` until the
+    /// task is cancelled, the bus ends the subscription, or graceful shutdown has drained it
+    /// (deliveries in flight finish and are committed; `StageConsumer`). Deliveries in flight at
+    /// cancellation are abandoned uncommitted (they are redelivered, with the same
+    /// `Idempotency-Key`). Throws when subscribing fails or the
     /// bus fails.
     public func run() async throws {
+        try await ledger.whileFollowing { try await self.consume() }
+    }
+
+    private func consume() async throws {
         // Held requests first: rebuild them from `holds`, resume approved deliveries, then take
         // new requests and decisions (one group over both co-partitioned topics).
         try await restoreHolds()
-        let maintenance = Task { await self.maintainHolds() }
-        defer { maintenance.cancel() }
-        let resumed = Task { await self.resumeApprovedHolds() }
-        defer { resumed.cancel() }
-        let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.inspected, context.topics.approvals])
-        let logger = self.logger
-        let commits = CommitCoordinator(subscription: subscription) { message, error in
-            logger.error("commit failed", metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)"])
-        }
+        await repairFinalHolds()
         logger.info("forwarder started", metadata: ["group": "\(options.group)", "max_in_flight": "\(options.maxInFlight)", "connections": "\(targets.keys.sorted())"])
-        try await withTaskCancellationHandler {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var running = 0
-                for try await message in subscription {
-                    guard await commits.begin(message) else {
-                        logger.debug("skipping message already in progress", metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)"])
-                        continue
-                    }
-                    if running >= options.maxInFlight {
-                        try await group.next()
-                        running -= 1
-                    }
-                    group.addTask {
-                        if await self.process(message) { await commits.finish(message) }
-                    }
-                    running += 1
-                }
-                try await group.waitForAll()
-            }
-        } onCancel: {
-            Task { await subscription.close() }
+        let consumer = StageConsumer(
+            bus: context.bus, group: options.group, topics: [context.topics.inspected, context.topics.approvals],
+            concurrency: options.maxInFlight, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Expiry and pruning of held requests, and approved deliveries a previous run did
+            // not finish, run beside the consumer and stop with it.
+            group.addTask { await self.maintainHolds() }
+            group.addTask { await self.resumeApprovedHolds() }
+            try await consumer.run { message in await self.process(message) }
+            group.cancelAll()
         }
-        await subscription.close()
         logger.info("forwarder stopped")
     }
 
@@ -135,15 +130,23 @@ public struct ForwarderService: Sendable {
             await context.deadletter(message, reason: "\(error)")
             return true
         }
-        switch request.verdict.decision {
-        case .allow, .mask:
-            return await deliver(request)
-        case .block:
+        if request.verdict.decision == .block {
             logger.debug("blocked request not delivered", metadata: ["request_id": "\(request.metadata.requestID)"])
             return true
-        case .hold:
-            return await park(request)
         }
+        let id = request.metadata.requestID
+        if case .ended(let outcome) = await ledger.claim(id) {
+            logger.info("request already has an outcome; not delivered again", metadata: ["request_id": "\(id)", "outcome": "\(outcome.rawValue)"])
+            Counter(label: "sluice_outcome_skips_total", dimensions: [("stage", "forwarder")]).increment()
+            return true
+        }
+        let done: Bool
+        switch request.verdict.decision {
+        case .allow, .mask, .block: done = await deliver(request)
+        case .hold: done = await park(request)
+        }
+        await ledger.release(id)
+        return done
     }
 
     /// Delivers an allowed (or approved) request and publishes its reply and outcome.
@@ -265,22 +268,34 @@ public struct ForwarderService: Sendable {
             durationMillis: duration.map(\.milliseconds), details: details)
     }
 
-    /// Publishes the reply (if any), then the outcome, each retried with backoff until it is
-    /// accepted. Returns `false` when cancelled first (the message then stays uncommitted).
+    /// Ends the request in the `OutcomeLedger` with `event`, then publishes the reply (if any),
+    /// each retried with backoff until it is accepted. When the request already had an outcome,
+    /// nothing is published. Returns `false` when cancelled first (the message then stays
+    /// uncommitted and is redelivered).
     func publish(reply: Reply?, audit event: AuditEvent, meta: RequestMetadata, log: Logger) async -> Bool {
+        do {
+            switch try await ledger.end(event) {
+            case .alreadyEnded(let kind):
+                log.info("request already has an outcome; this one is not recorded", metadata: ["outcome": "\(kind.rawValue)", "dropped": "\(event.kind.rawValue)"])
+                Counter(label: "sluice_outcome_skips_total", dimensions: [("stage", "forwarder")]).increment()
+                return true
+            case .recorded:
+                Counter(label: "sluice_forwarder_outcomes_total", dimensions: [("outcome", event.kind.rawValue)]).increment()
+            }
+        } catch is CancellationError {
+            return false
+        } catch {
+            // Encoding failed: retrying cannot help. Leaving the message uncommitted would stall
+            // the partition, so give up on it loudly.
+            log.critical("cannot encode the outcome; dropping it", metadata: ["error": "\(error)"])
+            return true
+        }
         if let reply {
-            let sent = await publishReliably("reply", log: log) {
+            return await publishReliably("reply", log: log) {
                 try await context.bus.publish(try context.codec.reply(reply, to: meta.replyTo))
             }
-            guard sent else { return false }
         }
-        let audited = await publishReliably("audit", log: log) {
-            try await context.bus.publish(try context.codec.audit(event))
-        }
-        if audited {
-            Counter(label: "sluice_forwarder_outcomes_total", dimensions: [("outcome", event.kind.rawValue)]).increment()
-        }
-        return audited
+        return true
     }
 
     func publishReliably(_ what: String, log: Logger, _ operation: () async throws -> Void) async -> Bool {

@@ -36,6 +36,9 @@ actor HoldStore {
 
     var approvedUndelivered: [HoldRecord] { book.approvedUndelivered }
 
+    /// Held requests that have their final status (denied, expired, delivered, failed).
+    var finalRecords: [HoldRecord] { book.records.values.filter { $0.status.isFinal } }
+
     /// Parks a held request; the outcome's record is persisted (unless `.known`) before returning.
     func park(_ inspected: InspectedRequest, policy: HoldPolicy) async -> (HoldBook.ParkOutcome, persisted: Bool) {
         let outcome = book.park(inspected, policy: policy, now: currentMillis())
@@ -153,8 +156,35 @@ extension ForwarderService {
     func resumeApprovedHolds() async {
         for record in await holds.approvedUndelivered {
             logger.info("resuming delivery of approved request", metadata: ["request_id": "\(record.requestID)"])
-            _ = await release(record)
+            _ = await release(record, claimed: false)
         }
+    }
+
+    /// Gives every final held request its outcome when the ledger has none: a previous run
+    /// persisted the final record (`denied`, `expired`, `delivered`, `failed`) and stopped before
+    /// its outcome was accepted. The stored reply is sent again (an Ingress still waiting gets it;
+    /// others ignore it).
+    func repairFinalHolds() async {
+        var repaired = 0
+        for record in await holds.finalRecords {
+            guard let inspected = record.request, await ledger.outcome(of: record.requestID) == nil else { continue }
+            let kind: AuditEvent.Kind
+            switch record.status {
+            case .denied: kind = .denied
+            case .expired: kind = .expired
+            case .delivered: kind = .delivered
+            case .failed: kind = .failed
+            case .pending, .approved: continue
+            }
+            var log = logger
+            log[metadataKey: "request_id"] = "\(record.requestID)"
+            log.warning("final held request had no outcome; recording it now", metadata: ["status": "\(record.status.rawValue)"])
+            let event = outcomeEvent(kind, inspected, status: record.response?.status, details: ["reason": "recovered_from_holds"])
+            let reply = record.response.map { Reply(requestID: record.requestID, sessionID: inspected.metadata.sessionID, response: $0) }
+            guard await publish(reply: reply, audit: event, meta: inspected.metadata, log: log) else { return }
+            repaired += 1
+        }
+        if repaired > 0 { logger.info("outcomes recovered for final held requests", metadata: ["count": "\(repaired)"]) }
     }
 
     /// Expires held requests at their `hold_timeout` and prunes final ones after the
@@ -222,7 +252,8 @@ extension ForwarderService {
             }
         case .decided(let record):
             await announce(record, inspected)
-            return await conclude(record, log: log)
+            // `process` holds this request's ledger claim.
+            return await conclude(record, claimed: true, log: log)
         }
     }
 
@@ -270,7 +301,7 @@ extension ForwarderService {
         case .approved(let record), .denied(let record):
             log.info("held request decided", metadata: ["status": "\(record.status.rawValue)"])
             await auditDecision(decision, record, result: "counted", why: nil)
-            return await conclude(record, log: log)
+            return await conclude(record, claimed: false, log: log)
         }
     }
 
@@ -301,11 +332,12 @@ extension ForwarderService {
     }
 
     /// Acts on a decided record: delivers an approved one, answers and records a denied one.
-    private func conclude(_ record: HoldRecord, log: Logger) async -> Bool {
+    /// `claimed`: the caller already holds the request's ledger claim.
+    private func conclude(_ record: HoldRecord, claimed: Bool, log: Logger) async -> Bool {
         guard let inspected = record.request else { return true }
         switch record.status {
         case .approved:
-            return await release(record)
+            return await release(record, claimed: claimed)
         case .denied:
             Counter(label: "sluice_holds_total", dimensions: [("event", "denied")]).increment()
             let event = outcomeEvent(.denied, inspected, status: 403, details: ["reason": String((record.denial?.reason ?? "").prefix(500)), "denied_by": record.denial?.approver.id ?? ""])
@@ -318,8 +350,22 @@ extension ForwarderService {
 
     /// Delivers an approved request with a fresh deadline (the connection's timeout, else
     /// `request_timeout`), records the result in `holds`, then answers the caller and
-    /// publishes the outcome. `false` when cancelled first (a restart resumes it).
-    func release(_ record: HoldRecord) async -> Bool {
+    /// publishes the outcome. `false` when cancelled first (a restart resumes it). Unless the
+    /// caller holds the request's ledger claim (`claimed`), it is taken here, so a decision and
+    /// a resumed delivery never deliver one request twice, and a request with an outcome is not
+    /// delivered again.
+    func release(_ record: HoldRecord, claimed: Bool) async -> Bool {
+        guard !claimed else { return await releaseClaimed(record) }
+        if case .ended(let kind) = await ledger.claim(record.requestID) {
+            // Delivered (or failed) by an earlier run that stopped before recording it in `holds`.
+            return await holds.finish(record.requestID, status: kind == .delivered ? .delivered : .failed, response: nil)
+        }
+        let done = await releaseClaimed(record)
+        await ledger.release(record.requestID)
+        return done
+    }
+
+    private func releaseClaimed(_ record: HoldRecord) async -> Bool {
         guard var inspected = record.request else { return true }
         var log = logger
         log[metadataKey: "request_id"] = "\(record.requestID)"

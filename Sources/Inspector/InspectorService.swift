@@ -25,6 +25,9 @@ public struct InspectorOptions: Sendable {
 /// - A request is committed only after its verdict (or block reply) and audit events
 ///   are published, so a crash redelivers it (at least once; the Forwarder's
 ///   `Idempotency-Key` makes redelivery safe).
+/// - Exactly one outcome (invariant 8): a request it ends (`blocked`, `failed`, `expired`) is
+///   ended through the `OutcomeLedger` before the reply; a redelivered request that already has
+///   an outcome (from any process) is skipped — nothing is published for it again.
 /// - A request past its deadline is never passed on: it is recorded `expired`.
 /// - Nothing it publishes or logs holds a secret in clear: masked copies only, and
 ///   findings carry rule, location and fingerprint.
@@ -39,6 +42,8 @@ public struct InspectorService: Sendable {
     let options: InspectorOptions
     /// Each connection's hold clauses, compiled once.
     let holdRules: [String: HoldRules]
+    /// Where requests are ended, and where redeliveries of ended requests are recognised.
+    let ledger: OutcomeLedger
 
     /// - Throws: `ConfigError` when a connection's hold clause does not compile.
     public init(config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init()) throws {
@@ -51,38 +56,27 @@ public struct InspectorService: Sendable {
             rules[c.name] = try HoldRules(c.policy.hold, path: "connections[\(i)].policy.hold")
         }
         self.holdRules = rules
+        self.ledger = OutcomeLedger(context: context, retention: config.bus.retention.duration)
     }
 
-    /// Consumes `requests` until the task is cancelled.
+    /// Reads the outcome ledger up to date, then consumes `requests` until the task is cancelled
+    /// or graceful shutdown has drained it (`StageConsumer`).
     public func run() async throws {
-        let subscription = try await context.bus.subscribe(group: options.group, topics: [context.topics.requests])
+        try await ledger.whileFollowing { try await self.consume() }
+    }
+
+    private func consume() async throws {
         context.logger.info("inspector started", metadata: ["group": "\(options.group)"])
-        try await withTaskCancellationHandler {
-            let logger = context.logger
-            let commits = CommitCoordinator(subscription: subscription) { message, error in
-                logger.warning("commit failed; the message will be redelivered", metadata: [
-                    "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
-                ])
+        let consumer = StageConsumer(
+            bus: context.bus, group: options.group, topics: [context.topics.requests],
+            concurrency: options.concurrency, logger: context.logger)
+        try await consumer.run { message in
+            do {
+                try await self.handleRetryingBusFailures(message)
+                return true
+            } catch {
+                return false  // cancelled before the verdict was published: redelivered
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                var inFlight = 0
-                for try await message in subscription {
-                    // A redelivery of a message this member is still working on is skipped.
-                    guard await commits.begin(message) else { continue }
-                    if inFlight >= options.concurrency {
-                        try await group.next()
-                        inFlight -= 1
-                    }
-                    group.addTask {
-                        try await self.handleRetryingBusFailures(message)
-                        await commits.finish(message)
-                    }
-                    inFlight += 1
-                }
-                try await group.waitForAll()
-            }
-        } onCancel: {
-            Task { await subscription.close() }
         }
         context.logger.info("inspector stopped")
     }
@@ -123,20 +117,29 @@ public struct InspectorService: Sendable {
 
     func inspect(_ request: InspectionRequest) async throws {
         let meta = request.metadata
+        if let outcome = await ledger.outcome(of: meta.requestID) {
+            // A redelivery (this or another inspector died before committing): already ended.
+            context.logger.info("request already has an outcome; skipped", metadata: [
+                "request_id": "\(meta.requestID)", "outcome": "\(outcome.rawValue)",
+            ])
+            Counter(label: "sluice_outcome_skips_total", dimensions: [("stage", "inspector")]).increment()
+            return
+        }
         guard let connection = config.connection(named: meta.connection) else {
             // The Ingress routed to a connection this Inspector does not know: fail closed.
-            try await reply(meta, .jsonError(status: 502, error: "unknown_connection", extra: ["request_id": meta.requestID]))
-            await context.audit(AuditEvent(
+            let event = AuditEvent(
                 kind: .failed, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
                 connection: meta.connection, identity: meta.identity.id, status: 502,
-                details: ["reason": "connection not configured on the inspector"]))
+                details: ["reason": "connection not configured on the inspector"])
+            guard try await ledger.end(event) == .recorded else { return }
+            try await reply(meta, .jsonError(status: 502, error: "unknown_connection", extra: ["request_id": meta.requestID]))
             return
         }
         if meta.isExpired() {
-            await context.audit(AuditEvent(
+            let event = AuditEvent(
                 kind: .expired, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
-                connection: meta.connection, identity: meta.identity.id, details: ["reason": "deadline passed before inspection"]))
-            Counter(label: "sluice_inspector_expired_total").increment()
+                connection: meta.connection, identity: meta.identity.id, details: ["reason": "deadline passed before inspection"])
+            if try await ledger.end(event) == .recorded { Counter(label: "sluice_inspector_expired_total").increment() }
             return
         }
 
@@ -159,11 +162,12 @@ public struct InspectorService: Sendable {
         switch verdict.decision {
         case .block:
             let rule = verdict.rules.first ?? "policy"
+            let blocked = AuditEvent(
+                kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
+                connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules, status: 403)
+            guard try await ledger.end(blocked) == .recorded else { return }
             try await reply(meta, .jsonError(status: 403, error: "blocked", extra: ["rule": rule, "request_id": meta.requestID]))
             await context.audit(inspectedEvent)
-            await context.audit(AuditEvent(
-                kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
-                connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules, status: 403))
         case .allow, .mask, .hold:
             let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: result.findings, request: result.request)
             try await context.bus.publish(try context.codec.inspected(inspected))

@@ -16,9 +16,11 @@ public struct StageContext: Sendable {
     public var topics: Topics { codec.topics }
 
     /// Publishes an audit event; a failure is logged, never thrown (audit must not break the data path),
-    /// and returns whether it was published.
+    /// and returns whether it was published. Outcomes (`delivered`, `blocked`, ...) never come
+    /// here: they go through the `OutcomeLedger`.
     @discardableResult
     public func audit(_ event: AuditEvent) async -> Bool {
+        assert(!event.kind.isOutcome, "outcome \(event.kind) must go through the OutcomeLedger")
         do {
             try await bus.publish(try codec.audit(event))
             return true

@@ -16,7 +16,8 @@ import Darwin
 ///   local file system.
 /// - If a write fails part-way, a newline is appended to close the torn fragment, so the
 ///   next line starts on its own line and readers can skip the fragment.
-/// - The file is created with mode 0600 (audit metadata is not for every local user).
+/// - The file is created with mode 0600 (audit metadata is not for every local user), a
+///   parent directory created on request with mode 0700.
 ///
 /// Sendable: the only state is the immutable descriptor; concurrent `write(2)` calls on an
 /// `O_APPEND` descriptor are safe.
@@ -24,9 +25,18 @@ final class AppendFile: Sendable {
     let path: String
     private let fd: Int32
 
-    init(path: String) throws {
+    /// Opens (creating) the file at `path`. With `creatingDirectory`, a missing parent directory
+    /// is created (mode 0700, one level) and the open retried once.
+    init(path: String, creatingDirectory: Bool = false) throws {
         self.path = path
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        var fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == ENOENT && creatingDirectory {
+            let parent = (path as NSString).deletingLastPathComponent
+            guard mkdir(parent, 0o700) == 0 || errno == EEXIST else {
+                throw RecorderError("cannot create directory \(parent): \(errnoText())")
+            }
+            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        }
         guard fd >= 0 else { throw RecorderError("cannot open \(path) for appending: \(errnoText())") }
         self.fd = fd
     }
@@ -60,9 +70,10 @@ final class AppendFile: Sendable {
         _ = write(fd, &newline, 1)
     }
 
-    /// Appends one line to the file at `path`, opening and closing it around the write.
-    static func append(_ line: [UInt8], toFileAt path: String) throws {
-        try AppendFile(path: path).append(line)
+    /// Appends one line to the file at `path`, opening and closing it around the write
+    /// (and, with `creatingDirectory`, creating its missing parent directory).
+    static func append(_ line: [UInt8], toFileAt path: String, creatingDirectory: Bool = false) throws {
+        try AppendFile(path: path, creatingDirectory: creatingDirectory).append(line)
     }
 }
 

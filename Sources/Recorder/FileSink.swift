@@ -1,3 +1,4 @@
+import Foundation
 import Pipeline
 
 /// The `file` sink: every event as one JSON line (see `AuditEventLine`) appended to `path`,
@@ -5,17 +6,44 @@ import Pipeline
 ///
 /// Guarantees: the line is exactly the event's JSON encoding; lines are appended whole
 /// (`AppendFile`); the file is opened once at start, so a bad path fails start-up.
+/// - No line twice after a crash: the event ids of the file's last `resumeWindowBytes` are read
+///   at open, and an event already among them (written, then redelivered because the Recorder
+///   died before committing it) is not appended again.
 public struct FileSink: AuditSink {
     private let file: AppendFile
+    /// Event ids found at the end of the file when it was opened.
+    private let writtenBeforeStart: Set<String>
+
+    /// How much of an existing file's end is read at open for event ids (well beyond what one
+    /// Recorder can have written and not yet committed).
+    static let resumeWindowBytes = 1 << 20
 
     /// Opens (creating if needed) the file at `path` for appending.
     public init(path: String) throws {
         file = try AppendFile(path: path)
+        writtenBeforeStart = Self.eventIDs(inTailOf: path, bytes: Self.resumeWindowBytes)
     }
 
     public var label: String { "file:\(file.path)" }
 
     public func write(_ event: AuditEvent) async throws {
+        if writtenBeforeStart.contains(event.eventID) { return }
         try file.append(try AuditEventLine.encode(event))
+    }
+
+    /// The `event_id`s of the whole lines in the last `bytes` of the file (none when it cannot be read).
+    static func eventIDs(inTailOf path: String, bytes: Int) -> Set<String> {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return [] }
+        defer { try? handle.close() }
+        guard let size = try? handle.seekToEnd(), size > 0 else { return [] }
+        let start = size > UInt64(bytes) ? size - UInt64(bytes) : 0
+        guard (try? handle.seek(toOffset: start)) != nil, let data = try? handle.readToEnd() else { return [] }
+        var lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+        if start > 0, !lines.isEmpty { lines.removeFirst() }  // cut mid-line
+        var ids: Set<String> = []
+        for line in lines {
+            if let event = try? AuditEventLine.decoder.decode(AuditEvent.self, from: Data(line)) { ids.insert(event.eventID) }
+        }
+        return ids
     }
 }

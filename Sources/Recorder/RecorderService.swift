@@ -1,14 +1,23 @@
 import Logging
+import Metrics
 import Pipeline
 
-/// The Recorder stage: consumes `audit` in the consumer group `<prefix>recorder`, appends
-/// every event to its session's recording (`SessionRecordings`) and to each configured sink.
+/// The Recorder stage: consumes `audit` and `outcomes` in the consumer group
+/// `<prefix>recorder`, appends every event to its session's recording (`SessionRecordings`)
+/// and to each configured sink.
 ///
 /// Guarantees:
 /// - At-least-once: a message is committed only after its event is in the recording and
 ///   in every sink. A failed write is retried (with backoff, only for the targets that
 ///   failed) until it succeeds or `run` is cancelled; then the message stays uncommitted
 ///   and is redelivered. Replay de-duplicates by `eventID`.
+/// - Exactly one outcome per request (invariant 8): of the records on `outcomes`, only each
+///   request's first (`OutcomeLedger.isFirst`) is written, as its `delivered|blocked|denied|
+///   expired|failed` event; a second record (two stages raced to end one request) is counted
+///   in `sluice_recorder_duplicate_outcomes_total` and committed unwritten. Every Recorder
+///   instance decides alike, before or after restarts and rebalances.
+/// - Recordings are filed per session per day (`SessionRecordings`); the `RecordingsJanitor`
+///   runs beside the consume loop and deletes days older than `recorder.retention`.
 /// - A message that is not an audit event goes to `deadletter` and is committed.
 /// - Nothing but the event's own fields is written anywhere (`AuditEventLine`).
 /// - Start-up fails (from `init`) on a sink kind this build does not support, naming
@@ -21,6 +30,8 @@ public struct RecorderService: Sendable {
     private let recordings: SessionRecordings
     private let sinks: [any AuditSink]
     private let retry: Backoff
+    private let ledger: OutcomeLedger
+    private let janitor: RecordingsJanitor
 
     public init(config: SluiceConfig, context: StageContext) throws {
         try self.init(config: config, context: context, extraSinks: [])
@@ -34,31 +45,49 @@ public struct RecorderService: Sendable {
         try recordings.prepare()
         self.sinks = try SinkFactory.makeSinks(config.recorder.sinks) + extraSinks
         self.retry = retry
+        self.ledger = OutcomeLedger(context: context, retention: config.bus.retention.duration)
+        self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
     }
 
-    /// Consumes `audit` until the task is cancelled (or the bus closes the subscription),
-    /// then leaves the group and returns. Throws only when subscribing fails or the bus fails.
+    /// Consumes `audit` and `outcomes` until the task is cancelled (or the bus closes the
+    /// subscription), then leaves the group and returns. Throws only when subscribing fails or
+    /// the bus fails.
     public func run() async throws {
-        let subscription = try await context.bus.subscribe(group: group, topics: [context.topics.audit])
-        let logger = context.logger
-        logger.info("recorder started", metadata: ["group": "\(group)", "sinks": "\(sinks.map(\.label))"])
-        try await withTaskCancellationHandler {
-            for try await message in subscription {
-                guard await handle(message) else { break }
-                do { try await subscription.commit(message) } catch {
-                    if Task.isCancelled { break }
-                    logger.error("commit failed", metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)"])
-                }
-            }
-        } onCancel: {
-            Task { await subscription.close() }
+        // The recordings janitor runs beside the consume loop and is cancelled when it ends.
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await self.janitor.run() }
+            try await ledger.whileFollowing { try await self.consume() }
+            group.cancelAll()
         }
-        await subscription.close()
-        logger.info("recorder stopped")
+    }
+
+    private func consume() async throws {
+        context.logger.info("recorder started", metadata: ["group": "\(group)", "sinks": "\(sinks.map(\.label))"])
+        // One at a time: events reach the sinks in partition order.
+        let consumer = StageConsumer(
+            bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes],
+            concurrency: 1, logger: context.logger)
+        try await consumer.run { message in await self.handle(message) }
+        context.logger.info("recorder stopped")
     }
 
     /// Records one message. Returns `false` (do not commit) only when cancelled before every write succeeded.
     func handle(_ message: BusMessage) async -> Bool {
+        if message.topic == context.topics.outcomes {
+            if TopicFollower.isMarker(message) { return true }
+            do {
+                guard try await ledger.isFirst(message) else {
+                    context.logger.warning("second outcome for a request not recorded", metadata: [
+                        "request_id": "\(message.keyString ?? "")", "partition": "\(message.partition)", "offset": "\(message.offset)",
+                    ])
+                    Counter(label: "sluice_recorder_duplicate_outcomes_total").increment()
+                    return true
+                }
+            } catch {
+                // The ledger reader stopped (shutdown or bus failure): do not commit.
+                return false
+            }
+        }
         let event: AuditEvent
         do { event = try context.codec.decodeAudit(message) } catch {
             await context.deadletter(message, reason: "\(error)")

@@ -1,26 +1,40 @@
 import Foundation
 import Pipeline
 
-/// The session recordings under `<data_dir>/recordings/`: one JSON-lines file per session,
-/// `<encoded session id>.jsonl`, each line one `AuditEvent` as it arrived on `audit`.
+/// The session recordings under `<data_dir>/recordings/`: one JSON-lines file per session per
+/// UTC day, each line one `AuditEvent` as it arrived on `audit`:
+///
+/// ```
+/// recordings/2025-06-01/<encoded session id>.jsonl   events of a session on that day
+/// recordings/2025-06-01/~requests.jsonl              events of requests sent without a session
+/// recordings/<encoded session id>.jsonl              older layout (read by replay, deleted by age)
+/// ```
 ///
 /// Guarantees:
 /// - Append-only: a recording is never rewritten; lines are appended whole (`AppendFile`).
-/// - At-least-once: an event redelivered by the bus is appended again; readers
-///   (`SessionReplay`) de-duplicate by `eventID`.
-/// - A file name is a pure function of the session id (`fileName(for:)`), safe for any
+/// - At-least-once: an event redelivered by the bus is appended again, to the same file
+///   (the day is the event's own `timeMillis`, not the clock); readers (`SessionReplay`)
+///   de-duplicate by `eventID`.
+/// - An event whose session id is its request id (the caller sent no session) goes to the
+///   day's one shared file `~requests.jsonl`, so sessionless traffic makes one file a day,
+///   not one a request. No encoded session id starts with `~`, so that name is never a session's.
+/// - A path is a pure function of the ids and the event time (`relativePath`), safe for any
 ///   session id a caller could choose (no `/`, no `..`, no control characters, bounded
 ///   length). Every line also carries its `session_id`, and readers keep only lines whose
-///   session id matches exactly, so even a hashed (shortened) name cannot mix sessions.
+///   session id matches exactly, so neither a hashed (shortened) name nor the shared file
+///   can mix sessions.
 public struct SessionRecordings: Sendable {
     /// `<data_dir>/recordings`.
     public let directory: String
+
+    /// The per-day file of the events of requests that carried no session.
+    public static let sessionlessFileName = "~requests.jsonl"
 
     public init(dataDir: String) {
         directory = (dataDir as NSString).appendingPathComponent("recordings")
     }
 
-    /// Creates the recordings directory if needed.
+    /// Creates the recordings directory if needed (day directories are created on first write).
     public func prepare() throws {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -29,14 +43,67 @@ public struct SessionRecordings: Sendable {
         }
     }
 
-    /// The file holding `sessionID`'s recording.
-    public func path(for sessionID: String) -> String {
+    /// Appends `event` to its recording file (`path(for:)`), creating the day directory if needed.
+    public func append(_ event: AuditEvent) throws {
+        try AppendFile.append(try AuditEventLine.encode(event), toFileAt: path(for: event), creatingDirectory: true)
+    }
+
+    /// The file `event` is appended to.
+    public func path(for event: AuditEvent) -> String {
+        (directory as NSString).appendingPathComponent(
+            Self.relativePath(sessionID: event.sessionID, requestID: event.requestID, timeMillis: event.timeMillis))
+    }
+
+    /// `<day>/<encoded session id>.jsonl`, or `<day>/~requests.jsonl` when the request carried
+    /// no session (`sessionID == requestID`); the day is that of `timeMillis` (UTC).
+    static func relativePath(sessionID: String, requestID: String, timeMillis: Int64) -> String {
+        let day = RecordingDay(millis: timeMillis).name
+        return day + "/" + (sessionID == requestID ? sessionlessFileName : fileName(for: sessionID))
+    }
+
+    /// `recordings/<day>`.
+    public func directory(for day: RecordingDay) -> String {
+        (directory as NSString).appendingPathComponent(day.name)
+    }
+
+    /// The file of `sessionID` on `day` (for a session sent by the caller).
+    public func path(forSession sessionID: String, day: RecordingDay) -> String {
+        (directory(for: day) as NSString).appendingPathComponent(Self.fileName(for: sessionID))
+    }
+
+    /// The shared file of sessionless requests on `day`.
+    public func sessionlessPath(day: RecordingDay) -> String {
+        (directory(for: day) as NSString).appendingPathComponent(Self.sessionlessFileName)
+    }
+
+    /// Where the older layout (one file per session, no day) kept `sessionID`'s recording.
+    /// Nothing is written there any more; replay still reads it and retention deletes it by age.
+    public func legacyPath(forSession sessionID: String) -> String {
         (directory as NSString).appendingPathComponent(Self.fileName(for: sessionID))
     }
 
-    /// Appends `event` to its session's recording.
-    public func append(_ event: AuditEvent) throws {
-        try AppendFile.append(try AuditEventLine.encode(event), toFileAt: path(for: event.sessionID))
+    /// The files that can hold events of `sessionID`, in the order their events were written:
+    /// the older layout's file, then per day (oldest first) the session's file and the day's
+    /// sessionless file. Only existing files are listed; an absent recordings directory lists none.
+    ///
+    /// - Throws: `RecorderError` when the recordings directory exists but cannot be listed.
+    func files(forSession sessionID: String) throws -> [String] {
+        let fm = FileManager.default
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else { return [] }
+        let names: [String]
+        do { names = try fm.contentsOfDirectory(atPath: directory) } catch {
+            throw RecorderError("cannot list recordings directory \(directory): \(error)")
+        }
+        var files: [String] = []
+        let legacy = legacyPath(forSession: sessionID)
+        if fm.fileExists(atPath: legacy) { files.append(legacy) }
+        for day in names.compactMap(RecordingDay.init(name:)).sorted() {
+            for path in [path(forSession: sessionID, day: day), sessionlessPath(day: day)] where fm.fileExists(atPath: path) {
+                files.append(path)
+            }
+        }
+        return files
     }
 
     /// Longest encoded id kept verbatim; longer ids are shortened with a hash (names stay < 255 bytes).
@@ -45,6 +112,7 @@ public struct SessionRecordings: Sendable {
     /// `[A-Za-z0-9_-]` and non-leading `.` are kept; every other byte becomes `%XX`.
     /// An empty id is `%`, which no encoding of a non-empty id produces. An encoding longer
     /// than `maxEncodedLength` is cut and suffixed with `~` and a 64-bit FNV-1a hash of the id.
+    /// A name never starts with `~` (that prefix is the sessionless file's).
     static func fileName(for sessionID: String) -> String {
         var out = ""
         for b in sessionID.utf8 {

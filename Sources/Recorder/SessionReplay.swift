@@ -1,42 +1,82 @@
 import Foundation
 import Pipeline
 
-/// Reads a session back from its recording (`sluice replay SESSION_ID`).
+/// Reads a session back from its recordings (`sluice replay SESSION_ID`).
 ///
-/// Pure apart from reading the recording: no bus, no clock. Guarantees:
-/// - `load` returns each event once (the first copy of every `eventID`, so a redelivered
-///   event is not shown twice), only events of that exact session, ordered by time (ties
-///   keep recording order). Lines that are not events (a line torn by a crash) are skipped.
+/// Pure apart from reading the recordings: no bus, no clock. Guarantees:
+/// - `load` finds the session in every place it can have been filed: each day's file of the
+///   session, each day's shared file of sessionless requests (a request id given as the
+///   session), and the older one-file-per-session layout, so nothing recorded before an
+///   upgrade is lost.
+/// - It returns each event once (the first copy of every `eventID`, so a redelivered event
+///   is not shown twice), only events of that exact session, ordered by time (ties keep
+///   recording order). Lines that are not events (a line torn by a crash) are skipped.
+/// - A recording file that exists but cannot be read fails the load (`unreadable`) rather
+///   than showing part of a session.
 /// - `render` and `renderJSON` show only what the events hold; events never hold a body,
 ///   a header value or a secret, findings appear as rule, location and fingerprint.
+///
+/// Cost: a session's own files are read whole; each day's shared sessionless file is read
+/// too (in chunks, decoding only lines that contain the quoted id when the id is plain).
 public struct SessionReplay {
     /// The session's events in time order, de-duplicated by `eventID`.
     ///
-    /// - Throws: `ReplayError.sessionNotFound` when there is no recording for the session,
-    ///   `ReplayError.unreadable` when it cannot be read.
+    /// - Throws: `ReplayError.sessionNotFound` when no recording holds an event of the session,
+    ///   `ReplayError.unreadable` when a recording cannot be read.
     public static func load(dataDir: String, sessionID: String) throws -> [AuditEvent] {
-        let path = SessionRecordings(dataDir: dataDir).path(for: sessionID)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ReplayError.sessionNotFound(sessionID: sessionID, path: path)
+        let recordings = SessionRecordings(dataDir: dataDir)
+        let files: [String]
+        do { files = try recordings.files(forSession: sessionID) } catch {
+            throw ReplayError.unreadable(path: recordings.directory)
         }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ReplayError.unreadable(path: path)
+        var collector = Collector(sessionID: sessionID)
+        for path in files {
+            do { try LineReader.forEachLine(ofFileAt: path) { collector.add(line: $0) } } catch {
+                throw ReplayError.unreadable(path: path)
+            }
         }
-        let events = parse(Array(data), sessionID: sessionID)
-        guard !events.isEmpty else { throw ReplayError.sessionNotFound(sessionID: sessionID, path: path) }
+        let events = order(collector.events)
+        guard !events.isEmpty else {
+            throw ReplayError.sessionNotFound(
+                sessionID: sessionID,
+                path: (recordings.directory as NSString).appendingPathComponent("*/" + SessionRecordings.fileName(for: sessionID)))
+        }
         return events
     }
 
     /// The events of `sessionID` in a recording's bytes: de-duplicated, in time order.
     static func parse(_ bytes: [UInt8], sessionID: String) -> [AuditEvent] {
-        var seen = Set<String>()
-        var events: [AuditEvent] = []
+        var collector = Collector(sessionID: sessionID)
         for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) {
-            guard let event = AuditEventLine.decode(line), event.sessionID == sessionID else { continue }
-            guard seen.insert(event.eventID).inserted else { continue }
+            line.withUnsafeBytes { collector.add(line: $0) }
+        }
+        return order(collector.events)
+    }
+
+    /// Keeps the first copy of each event of one session, in the order lines are given.
+    struct Collector {
+        let sessionID: String
+        /// `"<id>"`: a line holding an event of the session contains this, when the id needs no
+        /// JSON escaping (letters, digits, `.`, `_`, `:`, `-`); `nil` otherwise (decode every line).
+        let needle: [UInt8]?
+        private(set) var events: [AuditEvent] = []
+        private var seen = Set<String>()
+
+        init(sessionID: String) {
+            self.sessionID = sessionID
+            let plain = !sessionID.isEmpty && sessionID.utf8.allSatisfy { b in
+                (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+                    || b == UInt8(ascii: ".") || b == UInt8(ascii: "_") || b == UInt8(ascii: ":") || b == UInt8(ascii: "-")
+            }
+            needle = plain ? [UInt8(ascii: "\"")] + Array(sessionID.utf8) + [UInt8(ascii: "\"")] : nil
+        }
+
+        mutating func add(line: UnsafeRawBufferPointer) {
+            if let needle, !LineReader.contains(line, needle) { return }
+            guard let event = AuditEventLine.decode(line), event.sessionID == sessionID else { return }
+            guard seen.insert(event.eventID).inserted else { return }
             events.append(event)
         }
-        return order(events)
     }
 
     /// Time order; events with the same time keep their given order (stable).

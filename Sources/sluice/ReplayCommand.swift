@@ -6,7 +6,12 @@ import Recorder
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Print a recorded session: request, findings (never the secret), verdict and response, in order.")
+        abstract: "Print a recorded session: request, findings (never the secret), verdict and response, in order.",
+        discussion: """
+            Looks in every day's recordings under <data_dir>/recordings (and in files of the older \
+            one-file-per-session layout), so a session that spans midnight is shown whole. Recordings \
+            older than recorder.retention have been deleted.
+            """)
 
     @Option(name: .shortAndLong, help: "The configuration file (its data_dir holds the recordings).")
     var config: String?
@@ -17,7 +22,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Print the events as JSON lines.")
     var json = false
 
-    @Argument(help: "The session id (the X-Sluice-Session header, or the request id).")
+    @Argument(help: "The session id (the X-Sluice-Session header, or the request id of a call sent without one).")
     var sessionID: String
 
     func run() throws {

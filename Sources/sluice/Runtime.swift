@@ -53,7 +53,13 @@ struct Runtime: Sendable {
                 throw ConfigError(path: "bus.kind", message: "`sluice \(role)` runs one stage of a Kafka deployment: set bus.kind to kafka, or use `sluice run`")
             }
             let dir = URL(fileURLWithPath: config.dataDir).appendingPathComponent("bus")
-            bus = try EmbeddedBus(directory: dir, defaultPartitions: config.bus.partitions, sync: config.bus.sync)
+            // Segments of bus.segment_bytes; maintenance every 30 s deletes/compacts by bus.retention
+            // (metrics sluice_bus_disk_bytes, sluice_bus_segments_deleted_total).
+            bus = try EmbeddedBus(
+                directory: dir,
+                options: EmbeddedBusOptions(
+                    defaultPartitions: config.bus.partitions, sync: config.bus.sync, segmentBytes: config.bus.segmentBytes,
+                    retention: config.bus.retention.duration, logger: logger))
         case .kafka:
             try KafkaBus.checkLibrary()
             // Secret-bearing librdkafka values are env:/file: references, read here (errors name the key).
@@ -112,19 +118,27 @@ struct Runtime: Sendable {
                     let inspector = try InspectorService(
                         config: config, context: ctx, engine: try makeEngine(),
                         options: InspectorOptions(group: codec.topics.consumerGroup("inspector")))
-                    services.append(StageService(name: "inspector", logger: ctx.logger) { try await inspector.run() })
+                    // Inspector, Forwarder and Recorder drain on graceful shutdown themselves
+                    // (`StageConsumer`): in-flight messages finish and are committed.
+                    services.append(StageService(name: "inspector", logger: ctx.logger, drainsOnShutdown: true) { try await inspector.run() })
                 case .forwarder:
                     let forwarder = try ForwarderService(
                         config: config, context: ctx, engine: try makeEngine(), httpClient: httpClient,
                         options: ForwarderOptions(group: codec.topics.consumerGroup("forwarder")))
-                    services.append(StageService(name: "forwarder", logger: ctx.logger) { try await forwarder.run() })
+                    services.append(StageService(name: "forwarder", logger: ctx.logger, drainsOnShutdown: true) { try await forwarder.run() })
                 case .recorder:
                     let recorder = try RecorderService(config: config, context: ctx)
-                    services.append(StageService(name: "recorder", logger: ctx.logger) { try await recorder.run() })
+                    services.append(StageService(name: "recorder", logger: ctx.logger, drainsOnShutdown: true) { try await recorder.run() })
                 }
             }
-            let group = ServiceGroup(
-                configuration: .init(services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            // Services shut down one at a time in reverse order (the Ingress first, while the
+            // stages behind it still answer its calls); whatever has not finished
+            // `shutdown_timeout` + 1 s after the signal is cancelled (uncommitted messages are
+            // redelivered to the group).
+            var configuration = ServiceGroupConfiguration(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration.maximumGracefulShutdownDuration = config.shutdownTimeout.duration + .seconds(1)
+            let group = ServiceGroup(configuration: configuration)
             try await group.run()
         } catch {
             await bus.shutdown()
@@ -145,7 +159,8 @@ struct Runtime: Sendable {
 
 /// A stage as a swift-service-lifecycle service: runs until graceful shutdown, then is cancelled
 /// — unless it `drainsOnShutdown`, in which case its body handles the graceful shutdown itself
-/// (the Ingress: it answers the calls in flight within `shutdown_timeout`, then returns).
+/// (the Ingress answers the calls in flight within `shutdown_timeout`; the consuming stages
+/// finish and commit the messages in flight, `StageConsumer`), then returns.
 struct StageService: Service {
     let name: String
     let logger: Logger

@@ -61,7 +61,7 @@ struct ForwarderServiceTests {
         #expect(delivered.requestID == "r-clean" && delivered.connection == "billing" && delivered.identity == "apikey:ci-bot")
         #expect(delivered.durationMillis != nil)
         // The credential is never published (invariant 4).
-        for message in try await env.drain(env.context.topics.audit) + env.drain(env.context.topics.replies) {
+        for message in try await env.drain(env.context.topics.audit) + env.drain(env.context.topics.outcomes) + env.drain(env.context.topics.replies) {
             #expect(!String(decoding: message.value, as: UTF8.self).contains(ForwarderTestEnv.token))
         }
         await upstream.stop()
@@ -164,7 +164,7 @@ struct ForwarderServiceTests {
         #expect(outcome.kind == .delivered)
         let finding = try #require(outcome.findings?.first)
         #expect(finding.location == "response" && finding.fingerprint.count == 12)
-        for message in try await env.drain(env.context.topics.audit) {
+        for message in try await env.drain(env.context.topics.audit) + env.drain(env.context.topics.outcomes) {
             #expect(!String(decoding: message.value, as: UTF8.self).contains(secret))
         }
         await upstream.stop()

@@ -80,9 +80,10 @@ struct ForwarderTestEnv {
         try await drain(context.topics.replies).map { try context.codec.open(Reply.self, from: $0) }
     }
 
-    /// Every audit event published so far.
+    /// Every audit event published so far, then every outcome recorded in the ledger (markers left out).
     func auditEvents() async throws -> [AuditEvent] {
         try await drain(context.topics.audit).map { try context.codec.decodeAudit($0) }
+            + drain(context.topics.outcomes).filter { !TopicFollower.isMarker($0) }.map { try context.codec.decodeAudit($0) }
     }
 
     func deadletters() async throws -> [BusMessage] { try await drain(context.topics.deadletter) }

@@ -118,6 +118,18 @@ extension Gateway {
         return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
     }
 
+    /// Waits until the audit sink holds at least `count` events of `kind`, and returns all of them
+    /// (the caller asserts the exact number). Events from several partitions reach the sink in any order.
+    public func waitAuditEvents(_ kind: String, count: Int, timeout: Duration = .seconds(20)) async throws -> [[String: Any]] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let events = auditEvents().filter { $0["kind"] as? String == kind }
+            if events.count >= count { return events }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw GatewayError("fewer than \(count) \(kind) audit events within \(timeout)")
+    }
+
     /// Waits until the audit sink has an event of `kind` for `requestID`.
     public func waitAudit(_ kind: String, requestID: String, timeout: Duration = .seconds(20)) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout

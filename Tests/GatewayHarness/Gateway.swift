@@ -68,10 +68,14 @@ public final class Gateway: @unchecked Sendable {
     ///   - extraAPIKeys: YAML list items appended to `identities.api_keys` (indented like the others,
     ///     e.g. `    - { id: erin, sha256: "...", groups: [ci], person: erin }`).
     ///   - extraTopLevel: YAML appended at the top level (e.g. `max_in_flight: 8`).
+    ///   - brokers: Kafka mode's bootstrap servers; default `SLUICE_KAFKA_BROKERS`.
+    ///   - busOptions: flow-map entries added to `bus` (e.g. `segment_bytes: 65536, retention: 1m`).
+    ///   - recorderOptions: YAML lines added under `recorder` (e.g. `  retention: 1m`).
     public init(
         mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "",
         holdWait: String = "1s", holdTimeout: String = "1h", notifyURL: String? = nil,
-        extraAPIKeys: String = "", extraTopLevel: String = ""
+        extraAPIKeys: String = "", extraTopLevel: String = "", brokers: String? = nil,
+        busOptions: String = "", recorderOptions: String = ""
     ) async throws {
         self.mode = mode
         self.requestTimeout = requestTimeout
@@ -85,9 +89,10 @@ public final class Gateway: @unchecked Sendable {
         topicPrefix = "it\(UUID().uuidString.prefix(8).lowercased())."
         configPath = root.appendingPathComponent("sluice.yaml")
         let bus: String
+        let extraBus = busOptions.isEmpty ? "" : ", " + busOptions
         switch mode {
-        case .embedded: bus = "{ kind: embedded, partitions: 3 }"
-        case .kafka: bus = "{ kind: kafka, brokers: \"\(GatewayMode.kafkaBrokers ?? "")\", topic_prefix: \"\(topicPrefix)\", partitions: 3 }"
+        case .embedded: bus = "{ kind: embedded, partitions: 3\(extraBus) }"
+        case .kafka: bus = "{ kind: kafka, brokers: \"\(brokers ?? GatewayMode.kafkaBrokers ?? "")\", topic_prefix: \"\(topicPrefix)\", partitions: 3\(extraBus) }"
         }
         let yaml = """
             listen: 127.0.0.1:\(port)
@@ -149,6 +154,7 @@ public final class Gateway: @unchecked Sendable {
             \(extraConnections)
             recorder:
               sinks: [ { kind: file, path: \(dataDir.path)/audit.jsonl } ]
+            \(recorderOptions)
             \(extraTopLevel)
 
             """
@@ -219,14 +225,15 @@ public final class Gateway: @unchecked Sendable {
     public func json(_ object: Any) -> Data { (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data() }
 
     /// Every byte every topic holds: the embedded bus's log files, or every partition read from the start on Kafka.
-    public func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "deadletter", "approvals", "holds"]) async throws -> [String: Data] {
+    public func storedTopicBytes(_ suffixes: [String] = ["requests", "inspected", "replies", "audit", "outcomes", "deadletter", "approvals", "holds"]) async throws -> [String: Data] {
         var out: [String: Data] = [:]
         switch mode {
         case .embedded:
             for s in suffixes {
                 let dir = dataDir.appendingPathComponent("bus/topics/sluice.\(s)")
                 var all = Data()
-                for f in (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [] where f.hasSuffix(".log") {
+                // Each partition is a directory of segment files (`<partition>/<base offset>.log`).
+                for f in (FileManager.default.subpaths(atPath: dir.path) ?? []).sorted() where f.hasSuffix(".log") {
                     all.append(try Data(contentsOf: dir.appendingPathComponent(f)))
                 }
                 out[s] = all

@@ -68,17 +68,7 @@ public enum RawHTTP {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw GatewayError("socket: errno \(errno)") }
         defer { close(fd) }
-        var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw GatewayError("connect to port \(port): errno \(errno)") }
+        guard connectLoopback(fd, port: port, timeout: timeout) == 0 else { throw GatewayError("connect to port \(port): errno \(errno)") }
         var sent = 0
         try request.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
             while sent < buf.count {
@@ -103,5 +93,20 @@ public enum RawHTTP {
             }
         }
         return Response(raw: raw)
+    }
+}
+
+/// Sets `fd`'s send and receive timeouts to `timeout` and connects it to 127.0.0.1:`port`;
+/// `connect`'s result (`errno` holds the reason when it is not 0).
+func connectLoopback(_ fd: Int32, port: Int, timeout: Duration) -> Int32 {
+    var tv = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
 }

@@ -190,8 +190,9 @@ struct InspectorServiceTests {
     @Test func expiredRequestIsRecordedExpiredAndNeverPassedOn() async throws {
         let h = try await Harness()
         let meta = try await h.send(connection: "soft", body: "{}", deadline: currentMillis() - 1)
-        let audit = try #require(try await h.first(on: Topics().audit, requestID: meta.requestID))
-        let event = try Self.codec.decodeAudit(audit)
+        // Ended through the outcome ledger, once.
+        let outcome = try #require(try await h.first(on: Topics().outcomes, requestID: meta.requestID))
+        let event = try Self.codec.decodeAudit(outcome)
         #expect(event.kind == .expired)
         #expect(try await h.first(on: Topics().inspected, requestID: meta.requestID, timeout: .milliseconds(500)) == nil)
         await h.stop()

@@ -54,10 +54,10 @@ struct IdempotencyTests {
         #expect(outcomes.count == 1 && outcomes.first?["request_id"] as? String == firstID)
         #expect(events.filter { $0["kind"] as? String == "request_received" }.count == 1)
         // Each retry is audited once: two replays of the first request, one refusal (422).
-        let replays = gw.auditEvents().filter { $0["kind"] as? String == "idempotent_replay" }
+        let replays = try await gw.waitAuditEvents("idempotent_replay", count: 2)
         #expect(replays.count == 2)
         #expect(replays.allSatisfy { ($0["details"] as? [String: String])?["first_request_id"] == firstID })
-        let rejected = gw.auditEvents().filter { $0["kind"] as? String == "request_rejected" }
+        let rejected = try await gw.waitAuditEvents("request_rejected", count: 1)
         #expect(rejected.count == 1 && rejected.first?["status"] as? Int == 422)
         await gw.stop()
     }

@@ -37,7 +37,7 @@ struct EmbeddedBusDurabilityTests {
         await bus.shutdown()
 
         // Cut the last record in half, as a crash mid-write would.
-        let log = dir.appendingPathComponent("topics/audit/0.log")
+        let log = dir.appendingPathComponent("topics/audit/0/00000000000000000000.log")  // the active segment
         let data = try Data(contentsOf: log)
         try data.prefix(data.count - 60).write(to: log)
 
@@ -64,7 +64,7 @@ struct EmbeddedBusDurabilityTests {
             try await bus.publish(OutgoingMessage(topic: "t", key: nil, value: Array("record-\(i)".utf8)))
         }
         await bus.shutdown()
-        let log = dir.appendingPathComponent("topics/t/0.log")
+        let log = dir.appendingPathComponent("topics/t/0/00000000000000000000.log")  // the active segment
         var data = try Data(contentsOf: log)
         data[data.count - 3] ^= 0xFF  // flip a byte in the last record's value
         try data.write(to: log)

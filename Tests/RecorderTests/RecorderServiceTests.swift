@@ -6,18 +6,22 @@ import Testing
 
 @Suite("Recorder service", .serialized)
 struct RecorderServiceTests {
+    /// Event times are today (from its first millisecond, so all in one day's files): the
+    /// Recorder's janitor deletes recordings of days older than `recorder.retention` (30 d).
+    let t = RecordingDay(millis: Int64(Date().timeIntervalSince1970 * 1000)).startMillis
+
     @Test func eventsLandInSessionRecordingAndFileSink() async throws {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
         let service = try RecorderService(config: env.config(), context: env.context)
         let events = [
-            event(.requestReceived, time: 1_000), event(.inspected, stage: "inspector", time: 1_010, decision: .allow),
-            event(.delivered, stage: "forwarder", time: 1_200, status: 200), event(.requestReceived, session: "s-2", request: "r-2", time: 1_005),
+            event(.requestReceived, time: t + 1_000), event(.inspected, stage: "inspector", time: t + 1_010, decision: .allow),
+            event(.delivered, stage: "forwarder", time: t + 1_200, status: 200), event(.requestReceived, session: "s-2", request: "r-2", time: t + 1_005),
         ]
         for e in events { try await env.publish(e) }
         let task = Task { try await service.run() }
         let recordings = SessionRecordings(dataDir: env.dataDir)
-        #expect(await eventually { lines(of: env.sinkPath).count == 4 && lines(of: recordings.path(for: "s-1")).count == 3 })
+        #expect(await eventually { lines(of: env.sinkPath).count == 4 && lines(of: recordings.path(for: events[0])).count == 3 })
         task.cancel()
         try await task.value
 
@@ -31,14 +35,14 @@ struct RecorderServiceTests {
     @Test func committedEventsAreNotRecordedAgainAfterRestart() async throws {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
-        try await env.publish(event(.requestReceived, time: 1))
+        try await env.publish(event(.requestReceived, time: t + 1))
         let first = Task { try await RecorderService(config: env.config(), context: env.context).run() }
         #expect(await eventually { lines(of: env.sinkPath).count == 1 })
         // Commit happens right after the writes; give it a moment, then restart.
         try await Task.sleep(for: .milliseconds(100))
         first.cancel()
         try await first.value
-        try await env.publish(event(.inspected, time: 2))
+        try await env.publish(event(.inspected, time: t + 2))
         let second = Task { try await RecorderService(config: env.config(), context: env.context).run() }
         #expect(await eventually { lines(of: env.sinkPath).count == 2 })
         try await Task.sleep(for: .milliseconds(100))
@@ -50,12 +54,12 @@ struct RecorderServiceTests {
     @Test func redeliveredEventIsNotDuplicatedInReplay() async throws {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
-        let e = event(.requestReceived, time: 5, id: "evt-1")
+        let e = event(.requestReceived, time: t + 5, id: "evt-1")
         try await env.publish(e)
         try await env.publish(e)  // as if the bus redelivered it after a crash before the commit
-        try await env.publish(event(.delivered, time: 6, id: "evt-2", status: 201))
+        try await env.publish(event(.delivered, time: t + 6, id: "evt-2", status: 201))
         let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
-        let path = SessionRecordings(dataDir: env.dataDir).path(for: "s-1")
+        let path = SessionRecordings(dataDir: env.dataDir).path(for: e)
         #expect(await eventually { lines(of: path).count == 3 })
         task.cancel()
         try await task.value
@@ -67,7 +71,7 @@ struct RecorderServiceTests {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
         try await env.bus.publish(OutgoingMessage(topic: env.context.topics.audit, key: "s-9", value: Array("not json".utf8)))
-        try await env.publish(event(.requestReceived, time: 1))
+        try await env.publish(event(.requestReceived, time: t + 1))
         let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
         #expect(await eventually { lines(of: env.sinkPath).count == 1 })
         let dead = try await env.bus.read(topic: env.context.topics.deadletter, from: .beginning)
@@ -100,21 +104,22 @@ struct RecorderServiceTests {
         let service = try RecorderService(
             config: env.config(sinks: "[]"), context: env.context, extraSinks: [flaky],
             retry: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)))
-        try await env.publish(event(.requestReceived, time: 1, id: "evt-x"))
+        let e = event(.requestReceived, time: t + 1, id: "evt-x")
+        try await env.publish(e)
         let task = Task { try await service.run() }
         #expect(await eventually { await flaky.written.count == 1 })
         task.cancel()
         try await task.value
         #expect(await flaky.attempts == 4)
         // The recording succeeded the first time and was not written again while the sink was retried.
-        #expect(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: "s-1")).count == 1)
+        #expect(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: e)).count == 1)
     }
 
     @Test func sinksHoldOnlyTheEventsFields() async throws {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
         let finding = FindingSummary(rule: "github-pat", ruleClass: "credential", severity: "high", location: "body", start: 10, end: 50, fingerprint: "0123456789ab")
-        let e = event(.inspected, stage: "inspector", time: 3, findings: [finding], decision: .mask)
+        let e = event(.inspected, stage: "inspector", time: t + 3, findings: [finding], decision: .mask)
         try await env.publish(e)
         let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
         #expect(await eventually { lines(of: env.sinkPath).count == 1 })
@@ -125,7 +130,7 @@ struct RecorderServiceTests {
         let published = try #require(try JSONSerialization.jsonObject(with: Data(try env.context.codec.audit(e).value)) as? [String: Any])
         #expect(Set(object.keys) == Set(published.keys))
         #expect(try JSONDecoder().decode(AuditEvent.self, from: Data(line.utf8)) == e)
-        let recorded = try #require(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: "s-1")).first)
+        let recorded = try #require(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: e)).first)
         #expect(recorded == line)
     }
 }

@@ -16,7 +16,7 @@ struct SessionReplayTests {
         let b = event(.inspected, stage: "inspector", time: 110, id: "b", findings: [finding], decision: .mask)
         let c = event(.delivered, stage: "forwarder", time: 300, id: "c", status: 200)
         for e in [c, a, b, a] { try store.append(e) }
-        try AppendFile.append(Array("{\"kind\":\"deliv".utf8) + [10], toFileAt: store.path(for: "s-1"))
+        try AppendFile.append(Array("{\"kind\":\"deliv".utf8) + [10], toFileAt: store.path(for: c))
         #expect(try SessionReplay.load(dataDir: dir, sessionID: "s-1").map(\.eventID) == ["a", "b", "c"])
         #expect(throws: ReplayError.self) { try SessionReplay.load(dataDir: dir, sessionID: "nope") }
     }
@@ -57,7 +57,10 @@ struct SessionReplayTests {
             #expect(!name.contains("/"))
             #expect(!name.hasPrefix("."))
             #expect(name.utf8.count < 255)
+            #expect(!name.hasPrefix("~"))  // the sessionless file's prefix
+            #expect(name != SessionRecordings.sessionlessFileName)
         }
+        #expect(SessionRecordings.fileName(for: "~requests") != SessionRecordings.sessionlessFileName)
         #expect(SessionRecordings.fileName(for: "s-1") == "s-1.jsonl")
         #expect(SessionRecordings.fileName(for: "a/b") != SessionRecordings.fileName(for: "a%2Fb"))
         let long1 = SessionRecordings.fileName(for: String(repeating: "a", count: 300) + "1")

@@ -130,19 +130,35 @@ public struct BusConfig: Decodable, Sendable {
     public var librdkafka: [String: String]
     /// Embedded bus: `fdatasync` every append.
     public var sync: Bool
+    /// Embedded bus: a partition's log rolls to a new segment file past this size (`segment_bytes`,
+    /// default 64 MiB).
+    public var segmentBytes: Int
+    /// Embedded bus: a rolled segment is deleted once every consumer group has committed past it
+    /// and its newest record is older than this (`retention`, default 24 h); compacted topics keep
+    /// the latest record per key instead.
+    public var retention: ConfigDuration
+
+    public static let defaultSegmentBytes = 64 << 20
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case kind, brokers, partitions, librdkafka, sync
+        case kind, brokers, partitions, librdkafka, sync, retention
         case topicPrefix = "topic_prefix"
+        case segmentBytes = "segment_bytes"
     }
 
-    public init(kind: Kind = .embedded, brokers: String? = nil, topicPrefix: String = "sluice.", partitions: Int = 6, librdkafka: [String: String] = [:], sync: Bool = false) {
+    public init(
+        kind: Kind = .embedded, brokers: String? = nil, topicPrefix: String = "sluice.", partitions: Int = 6,
+        librdkafka: [String: String] = [:], sync: Bool = false, segmentBytes: Int = BusConfig.defaultSegmentBytes,
+        retention: ConfigDuration = ConfigDuration(.seconds(86_400))
+    ) {
         self.kind = kind
         self.brokers = brokers
         self.topicPrefix = topicPrefix
         self.partitions = partitions
         self.librdkafka = librdkafka
         self.sync = sync
+        self.segmentBytes = segmentBytes
+        self.retention = retention
     }
 
     public init(from decoder: any Decoder) throws {
@@ -154,6 +170,10 @@ public struct BusConfig: Decodable, Sendable {
         partitions = try c.decodeIfPresent(Int.self, forKey: .partitions) ?? 6
         librdkafka = try c.decodeIfPresent([String: String].self, forKey: .librdkafka) ?? [:]
         sync = try c.decodeIfPresent(Bool.self, forKey: .sync) ?? false
+        segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? Self.defaultSegmentBytes
+        retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(86_400))
+        guard segmentBytes >= 4096 else { throw ConfigError(path: "bus.segment_bytes", message: "must be at least 4096") }
+        guard retention.milliseconds > 0 else { throw ConfigError(path: "bus.retention", message: "must be positive") }
         for key in librdkafka.keys.sorted() where Self.isSecretBearing(key) {
             guard let value = librdkafka[key], (try? SecretReference(parsing: value)) != nil else {
                 throw ConfigError(
@@ -543,14 +563,22 @@ public struct RecorderConfig: Decodable, Sendable {
     }
 
     public var sinks: [Sink]
-    enum CodingKeys: String, CodingKey, CaseIterable { case sinks }
+    /// Session recordings (one file per session per day) older than this are deleted
+    /// (`retention`, default 30 d).
+    public var retention: ConfigDuration
+    enum CodingKeys: String, CodingKey, CaseIterable { case sinks, retention }
 
-    public init() { sinks = [] }
+    public init(sinks: [Sink] = [], retention: ConfigDuration = ConfigDuration(.seconds(30 * 86_400))) {
+        self.sinks = sinks
+        self.retention = retention
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         sinks = try c.decodeIfPresent([Sink].self, forKey: .sinks) ?? []
+        retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(30 * 86_400))
+        guard retention.milliseconds > 0 else { throw ConfigError(path: "recorder.retention", message: "must be positive") }
     }
 }
 

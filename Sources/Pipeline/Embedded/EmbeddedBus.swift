@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -6,13 +7,13 @@ import Glibc
 import Darwin
 #endif
 
-/// The `Bus` for one process (`sluice run`): topics are append-only, checksummed
-/// log files under a data directory, and consumer groups live in this process.
+/// The `Bus` for one process (`sluice run`): topics are checksummed, segmented log files
+/// under a data directory, and consumer groups live in this process.
 ///
 /// Guarantees (the same as Kafka's, which `BusContract` checks):
-/// - `publish` returns after the message is appended to its partition's log file,
-///   so it survives a crash of the process (pass `sync: true` to also survive a
-///   crash of the machine, at the cost of an `fdatasync` per message).
+/// - `publish` returns after the message is appended to its partition's active segment, so it
+///   survives a crash of the process (pass `sync: true` to also survive a crash of the machine,
+///   at the cost of an `fdatasync` per message).
 /// - Same key → same partition (Kafka's murmur2 placement) → publish order kept.
 /// - Members of a group split partitions round-robin; when a member joins or leaves,
 ///   partitions are reassigned and each new owner starts after the group's last
@@ -20,27 +21,53 @@ import Darwin
 /// - Committed offsets are kept in a per-group commit log in the same directory, so
 ///   reopening the directory resumes every group where it committed.
 /// - One process at a time: the directory is locked with `flock`.
+///
+/// Retention (see `EmbeddedBusOptions`, `PartitionLog`, `RetentionRules`):
+/// - A partition's log rolls to a new segment at `segmentBytes`; offsets stay global and monotonic.
+/// - Maintenance (every `maintenanceInterval`, or `runMaintenance()`) deletes a rolled segment of a
+///   `delete` topic once every group that commits on the topic has committed past it and its newest
+///   record is older than `retention` (age alone for topics no group commits on), and compacts
+///   `compact` topics (`TopicSpec.config["cleanup.policy"]`): rolled segments keep the latest record
+///   per key, offsets preserved; tombstones (empty values) go once older than `retention`.
+/// - A reader or member positioned before the first retained offset continues from it (Kafka's
+///   `auto.offset.reset=earliest`); offsets can have gaps after compaction.
+/// - Compaction rewrites files off the actor: publishes and deliveries go on during a pass.
 public actor EmbeddedBus: Bus {
     private let directory: URL
-    private let defaultPartitions: Int
-    private let sync: Bool
+    private let options: EmbeddedBusOptions
     private var lockFD: Int32
-    private var topics: [String: [PartitionLog]] = [:]
+    private var topics: [String: TopicLog] = [:]
     private var groups: [String: ConsumerGroup] = [:]
     private var readers: [UInt64: Reader] = [:]
     private var nextID: UInt64 = 1
     private var roundRobin = 0
     private var isShutDown = false
+    /// The background maintenance loop, started by the first use of the bus.
+    private var maintenanceTask: Task<Void, Never>?
+    private var maintenanceRunning = false
+    private var maintenanceWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Topics already reported as having no cleanup policy (logged once).
+    private var reportedUnknownPolicy: Set<String> = []
 
-    /// Opens (or creates) the bus in `directory`, recovering every log found there.
+    private var logger: Logger { options.logger }
+    private var topicsDirectory: URL { directory.appendingPathComponent("topics") }
+
+    /// Opens (or creates) the bus in `directory`, recovering every log found there, with default retention.
     ///
     /// - Parameters:
     ///   - defaultPartitions: partitions of a topic created implicitly by first use.
     ///   - sync: `fdatasync` every append (machine-crash durability) instead of relying on the page cache.
     public init(directory: URL, defaultPartitions: Int = 6, sync: Bool = false) throws {
+        try self.init(directory: directory, options: EmbeddedBusOptions(defaultPartitions: defaultPartitions, sync: sync))
+    }
+
+    /// Opens (or creates) the bus in `directory`, recovering every log and group found there.
+    public init(directory: URL, options: EmbeddedBusOptions) throws {
         self.directory = directory
-        self.defaultPartitions = max(1, defaultPartitions)
-        self.sync = sync
+        var options = options
+        options.defaultPartitions = max(1, options.defaultPartitions)
+        options.segmentBytes = max(4096, options.segmentBytes)
+        self.options = options
         let fm = FileManager.default
         do {
             try fm.createDirectory(at: directory.appendingPathComponent("topics"), withIntermediateDirectories: true)
@@ -59,7 +86,13 @@ public actor EmbeddedBus: Bus {
         do {
             let topicNames = (try? fm.contentsOfDirectory(atPath: directory.appendingPathComponent("topics").path)) ?? []
             for name in topicNames.sorted() {
-                topics[name] = try Self.openTopic(directory: directory, name: name, partitions: nil, sync: sync)
+                topics[name] = try TopicLog.open(
+                    topicsDirectory: directory.appendingPathComponent("topics"), name: name, partitions: nil, policy: .delete,
+                    settings: Self.settings(options))
+            }
+            // Every group that ever committed here holds back deletion, also before it subscribes again.
+            for log in try GroupCommitLog.loadAll(groupsDirectory: directory.appendingPathComponent("groups"), sync: options.sync) {
+                groups[log.name] = ConsumerGroup(log: log)
             }
         } catch {
             flock(fd, LOCK_UN)
@@ -68,25 +101,34 @@ public actor EmbeddedBus: Bus {
         }
     }
 
+    private static func settings(_ options: EmbeddedBusOptions) -> TopicLog.Settings {
+        TopicLog.Settings(segmentBytes: options.segmentBytes, sync: options.sync, logger: options.logger)
+    }
+
+    private var nowMillis: Int64 { Int64((options.now().timeIntervalSince1970 * 1000).rounded(.down)) }
+
     // MARK: - Bus
 
     public func publish(_ message: OutgoingMessage) async throws {
         try checkOpen()
+        startMaintenanceIfNeeded()
         let logs = try topicLogs(message.topic)
         roundRobin &+= 1
         let p = partition(forKey: message.key, partitions: logs.count, fallback: roundRobin & Int.max)
-        let record = LogRecord(
-            timestampMillis: Int64(Date().timeIntervalSince1970 * 1000), key: message.key,
-            headers: message.headers, value: message.value)
+        let record = LogRecord(timestampMillis: nowMillis, key: message.key, headers: message.headers, value: message.value)
         _ = try logs[p].append(record)
         wakeAll(topic: message.topic)
     }
 
     public func subscribe(group: String, topics names: [String]) async throws -> BusSubscription {
         try checkOpen()
+        startMaintenanceIfNeeded()
         guard !names.isEmpty else { throw BusError(.configuration, "subscribe to group \(group) needs at least one topic") }
         for name in names { _ = try topicLogs(name) }
-        if groups[group] == nil { groups[group] = try ConsumerGroup(directory: directory, name: group, sync: sync) }
+        if groups[group] == nil {
+            groups[group] = ConsumerGroup(
+                log: try GroupCommitLog(groupsDirectory: directory.appendingPathComponent("groups"), name: group, sync: options.sync))
+        }
         let id = takeID()
         groups[group]!.members[id] = Member(topics: Set(names))
         rebalance(group)
@@ -99,6 +141,7 @@ public actor EmbeddedBus: Bus {
 
     public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
         try checkOpen()
+        startMaintenanceIfNeeded()
         let logs = try topicLogs(topic)
         let id = takeID()
         let positions = logs.map { start == .beginning ? 0 : $0.nextOffset }
@@ -114,28 +157,280 @@ public actor EmbeddedBus: Bus {
         return try topicLogs(topic).count
     }
 
+    /// Creates the missing topics with their partition count and cleanup policy
+    /// (`config["cleanup.policy"]`: `delete`, the default, `compact` or `compact,delete`). For a
+    /// topic that exists, a policy the spec names replaces the recorded one; a spec naming none
+    /// leaves it as it is (a topic from before topic configs then gets `delete`).
     public func ensureTopics(_ specs: [TopicSpec]) async throws {
         try checkOpen()
-        for spec in specs where topics[spec.name] == nil {
+        startMaintenanceIfNeeded()
+        for spec in specs {
+            let requested = try TopicLog.policy(of: spec)
+            if let topic = topics[spec.name] {
+                if let requested {
+                    try topic.setPolicy(requested)
+                } else if topic.policy == nil {
+                    try topic.setPolicy(.delete)
+                }
+                continue
+            }
             try validate(topic: spec.name)
-            topics[spec.name] = try Self.openTopic(
-                directory: directory, name: spec.name, partitions: max(1, spec.partitions), sync: sync)
+            topics[spec.name] = try TopicLog.open(
+                topicsDirectory: topicsDirectory, name: spec.name, partitions: max(1, spec.partitions),
+                policy: requested ?? .delete, settings: Self.settings(options))
         }
     }
 
     public func shutdown() async {
         guard !isShutDown else { return }
         isShutDown = true
+        maintenanceTask?.cancel()
         for name in groups.keys {
             for id in groups[name]!.members.keys { groups[name]!.members[id]!.wake() }
         }
         for id in readers.keys { readers[id]!.wake() }
+        // A pass in progress stops at its next step; wait so no file work outlives the lock.
+        while maintenanceRunning { await withCheckedContinuation { maintenanceWaiters.append($0) } }
         groups = [:]
         readers = [:]
         topics = [:]
         flock(lockFD, LOCK_UN)
         close(lockFD)
         lockFD = -1
+    }
+
+    // MARK: - Maintenance
+
+    /// Runs one maintenance pass now (after any pass in progress): rolls active segments that hold
+    /// records older than the retention, compacts `compact` topics, deletes what `delete` topics
+    /// no longer need, rewrites large group commit logs, and reports disk use.
+    ///
+    /// Guarantees: one pass at a time; errors name the topic, partition and file; the file work of
+    /// compaction runs off the actor, so publishes are not held up by it.
+    @discardableResult
+    public func runMaintenance() async throws -> MaintenanceReport {
+        try checkOpen()
+        while maintenanceRunning { await withCheckedContinuation { maintenanceWaiters.append($0) } }
+        try checkOpen()
+        maintenanceRunning = true
+        defer {
+            maintenanceRunning = false
+            let waiters = maintenanceWaiters
+            maintenanceWaiters = []
+            for w in waiters { w.resume() }
+        }
+        return try await maintenancePass()
+    }
+
+    private func maintenancePass() async throws -> MaintenanceReport {
+        let started = ContinuousClock.now
+        var report = MaintenanceReport()
+        let retentionMillis = Self.millis(options.retention)
+        for name in topics.keys.sorted() {
+            guard let topic = topics[name] else { continue }
+            guard let policy = topic.policy else {
+                if reportedUnknownPolicy.insert(name).inserted {
+                    logger.warning(
+                        "bus topic has no cleanup policy yet (written by an older version): kept whole until ensureTopics names it",
+                        metadata: ["topic": "\(name)"])
+                }
+                continue
+            }
+            for log in topic.partitions {
+                if RetentionRules.shouldRollByAge(
+                    oldestTimestampMillis: log.active.index.oldestTimestampMillis, nowMillis: nowMillis, retentionMillis: retentionMillis) {
+                    try log.roll()
+                }
+                if policy.contains(.compact) {
+                    try await compact(log, retentionMillis: retentionMillis, report: &report)
+                    try checkOpen()
+                }
+                if policy.contains(.delete) {
+                    try await deleteExpired(log, retentionMillis: retentionMillis, report: &report)
+                }
+            }
+        }
+        try rewriteGroupLogs(report: &report)
+        for name in topics.keys.sorted() {
+            let bytes = topics[name]!.diskBytes
+            report.diskBytes += bytes
+            options.metrics.diskBytes(name, bytes)
+        }
+        report.duration = ContinuousClock.now - started
+        logger.debug(
+            "bus maintenance pass",
+            metadata: [
+                "duration_ms": "\(Self.millis(report.duration))", "segments_deleted": "\(report.segmentsDeleted)",
+                "segments_compacted": "\(report.segmentsCompacted)", "bytes_freed": "\(report.bytesFreed)",
+                "disk_bytes": "\(report.diskBytes)",
+            ])
+        return report
+    }
+
+    /// Deletes the rolled segments at the start of `log` that every group has consumed and that are older than the retention.
+    private func deleteExpired(_ log: PartitionLog, retentionMillis: Int64, report: inout MaintenanceReport) async throws {
+        let now = nowMillis
+        let expiryMillis = max(Self.millis(options.groupExpiry), retentionMillis)
+        let tp = TopicPartition(topic: log.topic, partition: log.partition)
+        var positions: [Int64] = []
+        for group in groups.values where group.log.commits(on: log.topic) {
+            // A group gone for good (no member here, no commit for the expiry) stops holding data back.
+            if group.members.isEmpty && now - group.log.lastCommitMillis > expiryMillis { continue }
+            positions.append(group.log.committed[tp] ?? 0)
+        }
+        let count = RetentionRules.deletablePrefix(
+            log.segmentFacts, groupPositions: positions, nowMillis: now, retentionMillis: retentionMillis)
+        guard count > 0 else { return }
+        let deleted = try log.deleteLeading(count)
+        try await Self.release(deleted.map(\.holder), syncing: options.sync ? [log.directory] : [])
+        for d in deleted {
+            logger.info(
+                "bus segment deleted",
+                metadata: [
+                    "topic": "\(log.topic)", "partition": "\(log.partition)", "segment": "\(d.path)", "bytes_freed": "\(d.bytes)",
+                    "reason": "retention",
+                ])
+            report.bytesFreed += d.bytes
+        }
+        report.segmentsDeleted += deleted.count
+        options.metrics.segmentsDeleted(log.topic, deleted.count)
+    }
+
+    /// Compacts the rolled segments of `log` when a segment rolled since the last time or a kept tombstone expired.
+    private func compact(_ log: PartitionLog, retentionMillis: Int64, report: inout MaintenanceReport) async throws {
+        let now = nowMillis
+        let tombstoneDue = log.oldestKeptTombstoneMillis.map { now - $0 > retentionMillis } ?? false
+        guard log.segments.count > 1, log.needsCompaction || tombstoneDue else { return }
+        let job = CompactionJob(
+            rolled: log.segments.dropLast().map {
+                CompactionJob.Input(path: $0.path, base: $0.baseOffset, isSparse: $0.isSparse, bytes: $0.size)
+            },
+            activePath: log.active.path, activeBase: log.active.baseOffset, activeLimit: log.active.size,
+            nowMillis: now, retentionMillis: retentionMillis)
+        // Segments are marked clean before the file work: a roll during it marks them again.
+        log.needsCompaction = false
+        let started = ContinuousClock.now
+        let outcome: CompactionJob.Outcome
+        do {
+            outcome = try await Self.runOffActor(job)
+        } catch {
+            log.needsCompaction = true
+            throw BusError(.io, "compaction of \(log.topic) partition \(log.partition) failed: \(error)")
+        }
+        report.longestCompaction = max(report.longestCompaction, ContinuousClock.now - started)
+        var pending = outcome.outputs
+        var holders: [Int32] = []
+        defer {
+            // Whatever was not installed (shutdown, an error) leaves no copy behind.
+            for case .rewritten(let temporary, _) in pending.map(\.result) { unlink(temporary) }
+            for fd in holders where fd >= 0 { close(fd) }
+        }
+        guard !isShutDown else { return }
+        while !pending.isEmpty {
+            let output = pending[0]
+            guard log.rolledSegment(base: output.base) != nil else {
+                pending.removeFirst()
+                continue
+            }
+            switch output.result {
+            case .unchanged:
+                break
+            case .rewritten(let temporary, let index):
+                do {
+                    holders.append(try log.install(base: output.base, compacted: temporary, index: index))
+                } catch {
+                    log.needsCompaction = true
+                    throw error
+                }
+                let freed = output.bytesBefore - index.size
+                report.bytesFreed += freed
+                report.segmentsCompacted += 1
+                report.recordsRemoved += output.recordsRemoved
+                logger.info(
+                    "bus segment compacted",
+                    metadata: [
+                        "topic": "\(log.topic)", "partition": "\(log.partition)", "segment": "\(output.path)",
+                        "bytes_freed": "\(freed)", "records_removed": "\(output.recordsRemoved)",
+                    ])
+            case .emptied:
+                holders.append(try log.removeRolled(base: output.base))
+                report.bytesFreed += output.bytesBefore
+                report.segmentsDeleted += 1
+                report.recordsRemoved += output.recordsRemoved
+                options.metrics.segmentsDeleted(log.topic, 1)
+                logger.info(
+                    "bus segment deleted",
+                    metadata: [
+                        "topic": "\(log.topic)", "partition": "\(log.partition)", "segment": "\(output.path)",
+                        "bytes_freed": "\(output.bytesBefore)", "reason": "compaction",
+                    ])
+            }
+            pending.removeFirst()
+        }
+        // The renames are durable once the directory is synced; until then a crash keeps the old segments (also valid).
+        let toRelease = holders
+        holders = []
+        try await Self.release(toRelease, syncing: [log.directory])
+        log.oldestKeptTombstoneMillis = outcome.oldestKeptTombstoneMillis
+    }
+
+    /// Closes the descriptors that keep replaced or deleted segment files alive (freeing their
+    /// blocks) and syncs directories, on the global executor: that can take tens of milliseconds
+    /// for large files, which publishes must not wait for.
+    @concurrent
+    private static func release(_ holders: [Int32], syncing directories: [String]) async throws {
+        for fd in holders where fd >= 0 { close(fd) }
+        for directory in directories { try syncDirectory(directory) }
+    }
+
+    /// The file work of a compaction, on the global executor (never on this actor).
+    @concurrent
+    private static func runOffActor(_ job: CompactionJob) async throws -> CompactionJob.Outcome {
+        try job.run()
+    }
+
+    /// Group commit logs grow by a record per commit: past 1 MiB, rewrite each to its latest commits.
+    private func rewriteGroupLogs(report: inout MaintenanceReport) throws {
+        for name in groups.keys.sorted() {
+            guard let log = groups[name]?.log, log.bytes > Self.groupLogRewriteBytes,
+                  log.recordCount > 2 * log.committed.count else { continue }
+            let freed = try log.rewrite()
+            report.bytesFreed += freed
+            logger.debug("bus group commit log rewritten", metadata: ["group": "\(name)", "bytes_freed": "\(freed)"])
+        }
+    }
+
+    private static let groupLogRewriteBytes: Int64 = 1 << 20
+
+    /// Starts the background maintenance loop once (the first time the bus is used).
+    ///
+    /// The loop is an unstructured task on purpose: it is background upkeep with no caller to
+    /// return to; it holds the bus weakly, `shutdown()` cancels it and waits for a pass in progress.
+    private func startMaintenanceIfNeeded() {
+        guard maintenanceTask == nil, !isShutDown, let interval = options.maintenanceInterval else { return }
+        maintenanceTask = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard !Task.isCancelled, let bus = self else { return }
+                await bus.periodicMaintenance()
+            }
+        }
+    }
+
+    private func periodicMaintenance() async {
+        guard !isShutDown else { return }
+        do {
+            try await runMaintenance()
+        } catch {
+            guard !isShutDown else { return }
+            options.metrics.maintenanceFailed()
+            logger.error("bus maintenance failed", metadata: ["directory": "\(directory.path)", "error": "\(error)"])
+        }
+    }
+
+    private static func millis(_ d: Duration) -> Int64 {
+        let (seconds, attoseconds) = d.components
+        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 
     // MARK: - Delivery
@@ -162,16 +457,19 @@ public actor EmbeddedBus: Bus {
         for step in 0..<assignment.count {
             let i = (member.cursor + step) % assignment.count
             let tp = assignment[i]
-            guard let logs = topics[tp.topic], tp.partition < logs.count else { continue }
+            guard let logs = topics[tp.topic]?.partitions, tp.partition < logs.count else { continue }
             let position = member.positions[tp] ?? 0
-            if position < logs[tp.partition].nextOffset {
-                let record = try logs[tp.partition].read(at: position)
-                groups[group]!.members[id]!.positions[tp] = position + 1
-                groups[group]!.members[id]!.cursor = (i + 1) % assignment.count
-                return BusMessage(
-                    topic: tp.topic, partition: tp.partition, offset: position, key: record.key,
-                    headers: record.headers, value: record.value, timestampMillis: record.timestampMillis)
+            guard position < logs[tp.partition].nextOffset else { continue }
+            // Before the first retained offset (deleted) or in a gap (compacted): the next record there is.
+            guard let (offset, record) = try logs[tp.partition].read(atOrAfter: position) else {
+                groups[group]!.members[id]!.positions[tp] = logs[tp.partition].nextOffset
+                continue
             }
+            groups[group]!.members[id]!.positions[tp] = offset + 1
+            groups[group]!.members[id]!.cursor = (i + 1) % assignment.count
+            return BusMessage(
+                topic: tp.topic, partition: tp.partition, offset: offset, key: record.key,
+                headers: record.headers, value: record.value, timestampMillis: record.timestampMillis)
         }
         return nil
     }
@@ -179,18 +477,20 @@ public actor EmbeddedBus: Bus {
     fileprivate func nextMessage(reader id: UInt64) async throws -> BusMessage? {
         while true {
             guard !isShutDown, !Task.isCancelled, let reader = readers[id] else { return nil }
-            if let logs = topics[reader.topic] {
+            if let logs = topics[reader.topic]?.partitions {
                 for step in 0..<logs.count {
                     let p = (reader.cursor + step) % logs.count
                     let position = reader.positions[p]
-                    if position < logs[p].nextOffset {
-                        let record = try logs[p].read(at: position)
-                        readers[id]!.positions[p] = position + 1
-                        readers[id]!.cursor = (p + 1) % logs.count
-                        return BusMessage(
-                            topic: reader.topic, partition: p, offset: position, key: record.key,
-                            headers: record.headers, value: record.value, timestampMillis: record.timestampMillis)
+                    guard position < logs[p].nextOffset else { continue }
+                    guard let (offset, record) = try logs[p].read(atOrAfter: position) else {
+                        readers[id]!.positions[p] = logs[p].nextOffset
+                        continue
                     }
+                    readers[id]!.positions[p] = offset + 1
+                    readers[id]!.cursor = (p + 1) % logs.count
+                    return BusMessage(
+                        topic: reader.topic, partition: p, offset: offset, key: record.key,
+                        headers: record.headers, value: record.value, timestampMillis: record.timestampMillis)
                 }
             }
             await withTaskCancellationHandler {
@@ -207,7 +507,8 @@ public actor EmbeddedBus: Bus {
     fileprivate func commit(group: String, message: BusMessage) throws {
         try checkOpen()
         guard groups[group] != nil else { throw BusError(.closed, "group \(group) has no members") }
-        try groups[group]!.commit(TopicPartition(topic: message.topic, partition: message.partition), next: message.offset + 1)
+        try groups[group]!.log.commit(
+            TopicPartition(topic: message.topic, partition: message.partition), next: message.offset + 1, nowMillis: nowMillis)
     }
 
     fileprivate func leave(group: String, member id: UInt64) {
@@ -242,7 +543,7 @@ public actor EmbeddedBus: Bus {
         for topic in allTopics {
             let subscribers = memberIDs.filter { g.members[$0]!.topics.contains(topic) }
             guard !subscribers.isEmpty else { continue }
-            for p in 0..<(topics[topic]?.count ?? 0) {
+            for p in 0..<(topics[topic]?.partitions.count ?? 0) {
                 newAssignment[subscribers[turn % subscribers.count], default: []].append(TopicPartition(topic: topic, partition: p))
                 turn += 1
             }
@@ -250,7 +551,7 @@ public actor EmbeddedBus: Bus {
         for id in memberIDs {
             let assigned = newAssignment[id] ?? []
             var positions: [TopicPartition: Int64] = [:]
-            for tp in assigned { positions[tp] = g.members[id]!.positions[tp] ?? g.committed[tp] ?? 0 }
+            for tp in assigned { positions[tp] = g.members[id]!.positions[tp] ?? g.log.committed[tp] ?? 0 }
             g.members[id]!.assignment = assigned
             g.members[id]!.positions = positions
             g.members[id]!.cursor = 0
@@ -262,41 +563,22 @@ public actor EmbeddedBus: Bus {
     // MARK: - Topics
 
     private func topicLogs(_ name: String) throws -> [PartitionLog] {
-        if let logs = topics[name] { return logs }
+        if let topic = topics[name] { return topic.partitions }
         try validate(topic: name)
-        let logs = try Self.openTopic(directory: directory, name: name, partitions: defaultPartitions, sync: sync)
-        topics[name] = logs
+        let topic = try TopicLog.open(
+            topicsDirectory: topicsDirectory, name: name, partitions: options.defaultPartitions, policy: .delete,
+            settings: Self.settings(options))
+        topics[name] = topic
         for group in groups.keys where groups[group]!.members.values.contains(where: { $0.topics.contains(name) }) {
             rebalance(group)
         }
-        return logs
+        return topic.partitions
     }
 
     private func validate(topic: String) throws {
         let ok = !topic.isEmpty && topic.count <= 249 && topic != "." && topic != ".."
             && topic.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._-".unicodeScalars.contains($0) }
         guard ok else { throw BusError(.configuration, "invalid topic name \"\(topic)\": use ASCII letters, digits, '.', '_' and '-'") }
-    }
-
-    private static func openTopic(directory: URL, name: String, partitions: Int?, sync: Bool) throws -> [PartitionLog] {
-        let dir = directory.appendingPathComponent("topics").appendingPathComponent(name)
-        let countFile = dir.appendingPathComponent("partitions")
-        let count: Int
-        if let text = try? String(contentsOf: countFile, encoding: .utf8),
-           let n = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)), n > 0 {
-            count = n
-        } else if let partitions {
-            do {
-                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-                try "\(partitions)\n".write(to: countFile, atomically: true, encoding: .utf8)
-            } catch {
-                throw BusError(.io, "cannot create topic \(name) in \(dir.path): \(error)")
-            }
-            count = partitions
-        } else {
-            throw BusError(.corrupt, "topic directory \(dir.path) has no readable partition count")
-        }
-        return try (0..<count).map { try PartitionLog(path: dir.appendingPathComponent("\($0).log").path, sync: sync) }
     }
 
     private func takeID() -> UInt64 {
@@ -344,48 +626,10 @@ private struct Reader {
     }
 }
 
-/// A consumer group's members and committed offsets; commits are appended to
-/// `groups/<name>.log` and replayed on open.
+/// A consumer group: its members in this process and its commit log.
 private struct ConsumerGroup {
     var members: [UInt64: Member] = [:]
-    private(set) var committed: [TopicPartition: Int64] = [:]
-    private let log: PartitionLog
-
-    init(directory: URL, name: String, sync: Bool) throws {
-        let file = directory.appendingPathComponent("groups").appendingPathComponent(Self.fileName(for: name)).path
-        log = try PartitionLog(path: file, sync: sync)
-        for offset in 0..<log.nextOffset {
-            let record = try log.read(at: offset)
-            guard let topic = record.key.map({ String(decoding: $0, as: UTF8.self) }), record.value.count == 12 else { continue }
-            var r = ByteReader(record.value)
-            let p = Int(try r.u32())
-            let next = Int64(bitPattern: try r.u64())
-            committed[TopicPartition(topic: topic, partition: p)] = next
-        }
-    }
-
-    mutating func commit(_ tp: TopicPartition, next: Int64) throws {
-        guard next > committed[tp] ?? 0 else { return }
-        var value: [UInt8] = []
-        value.appendLE(UInt32(tp.partition))
-        value.appendLE(UInt64(bitPattern: next))
-        _ = try log.append(LogRecord(timestampMillis: 0, key: Array(tp.topic.utf8), headers: [], value: value))
-        committed[tp] = next
-    }
-
-    /// Group names are free text; file names keep only safe characters and hex-encode the rest.
-    static func fileName(for group: String) -> String {
-        var out = ""
-        for b in group.utf8 {
-            let c = Character(Unicode.Scalar(b))
-            if c.isASCII && (c.isLetter || c.isNumber || c == "-" || c == "_" || c == ".") && !(out.isEmpty && c == ".") {
-                out.append(c)
-            } else {
-                out += String(format: "%%%02X", b)
-            }
-        }
-        return out + ".log"
-    }
+    let log: GroupCommitLog
 }
 
 private struct GroupMemberControl: BusSubscriptionControl {

@@ -1,12 +1,20 @@
 /// The on-disk form of one message in an embedded partition log.
 ///
-/// Frame: `magic u32 | length u32 | crc32 u32 | payload[length]`, little-endian, where the
-/// payload is `timestamp i64 | keyLength i32 (-1 = none) | key | headerCount u32 |
+/// Two frame forms, little-endian:
+/// - `SLU1`: `magic u32 | length u32 | crc32(payload) u32 | payload[length]`. Its offset is
+///   implied: the previous record's offset + 1 (the segment's base offset for the first).
+///   Every append writes this form.
+/// - `SLU2`: `magic u32 | length u32 | crc32(payload ‖ offset) u32 | offset i64 | payload[length]`.
+///   The offset is stored, so records can be sparse: compaction writes this form.
+///
+/// The payload is `timestamp i64 | keyLength i32 (-1 = none) | key | headerCount u32 |
 /// (nameLength u16 | name | valueLength u32 | value)* | valueLength u32 | value`.
 /// A frame whose magic, length or checksum does not match is never decoded.
 struct LogRecord: Sendable, Equatable {
     static let magic: UInt32 = 0x534C_5531  // "SLU1"
+    static let magicWithOffset: UInt32 = 0x534C_5532  // "SLU2"
     static let frameHeaderSize = 12
+    static let offsetFrameHeaderSize = 20
     /// Largest payload a frame may claim; a larger length means a corrupt frame.
     static let maxPayload = 64 << 20
 
@@ -15,8 +23,34 @@ struct LogRecord: Sendable, Equatable {
     var headers: [BusHeader]
     var value: [UInt8]
 
-    /// The whole frame, ready to append.
+    /// The whole `SLU1` frame, ready to append.
     func encodedFrame() -> [UInt8] {
+        let payload = encodedPayload()
+        var frame: [UInt8] = []
+        frame.reserveCapacity(Self.frameHeaderSize + payload.count)
+        frame.appendLE(Self.magic)
+        frame.appendLE(UInt32(payload.count))
+        frame.appendLE(CRC32.checksum(payload))
+        frame.append(contentsOf: payload)
+        return frame
+    }
+
+    /// An `SLU2` frame (stored offset) around a payload whose `crc32` is `payloadCRC`.
+    static func offsetFrame(payload: [UInt8], payloadCRC: UInt32, offset: Int64) -> [UInt8] {
+        var offsetBytes: [UInt8] = []
+        offsetBytes.appendLE(UInt64(bitPattern: offset))
+        var frame: [UInt8] = []
+        frame.reserveCapacity(Self.offsetFrameHeaderSize + payload.count)
+        frame.appendLE(Self.magicWithOffset)
+        frame.appendLE(UInt32(payload.count))
+        frame.appendLE(CRC32.checksum(offsetBytes, continuing: payloadCRC))
+        frame.append(contentsOf: offsetBytes)
+        frame.append(contentsOf: payload)
+        return frame
+    }
+
+    /// The payload (see the type's documentation).
+    func encodedPayload() -> [UInt8] {
         var payload: [UInt8] = []
         payload.reserveCapacity(32 + (key?.count ?? 0) + value.count + headers.reduce(0) { $0 + 6 + $1.name.utf8.count + $1.value.count })
         payload.appendLE(UInt64(bitPattern: timestampMillis))
@@ -36,14 +70,15 @@ struct LogRecord: Sendable, Equatable {
         }
         payload.appendLE(UInt32(value.count))
         payload.append(contentsOf: value)
+        return payload
+    }
 
-        var frame: [UInt8] = []
-        frame.reserveCapacity(Self.frameHeaderSize + payload.count)
-        frame.appendLE(Self.magic)
-        frame.appendLE(UInt32(payload.count))
-        frame.appendLE(CRC32.checksum(payload))
-        frame.append(contentsOf: payload)
-        return frame
+    /// The record's timestamp, read from a payload without decoding the rest (`nil` if too short).
+    static func timestamp(ofPayload payload: [UInt8]) -> Int64? {
+        guard payload.count >= 8 else { return nil }
+        var v: UInt64 = 0
+        for i in 0..<8 { v |= UInt64(payload[i]) << (8 * i) }
+        return Int64(bitPattern: v)
     }
 
     /// Decodes a payload whose checksum has already been verified.

@@ -1,3 +1,6 @@
+import Foundation
+import Logging
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -6,123 +9,267 @@ import Musl
 import Darwin
 #endif
 
-/// An append-only, checksummed file of `LogRecord` frames: one topic partition.
+/// One topic partition: a directory of segment files (`<base offset, 20 digits>.log`), the last
+/// one active (appended to), the others rolled (read-only until maintenance deletes or
+/// compacts them).
 ///
 /// Guarantees:
-/// - `append` returns after the frame is written to the file in one `write` (and,
-///   with `sync`, after `fdatasync`), so it survives a crash of the process.
-/// - On open, frames are read from the start; the first incomplete or corrupt frame
-///   and everything after it (a torn tail from a crash) is cut off and never read.
-/// - Offsets are record indexes, starting at 0, dense.
+/// - Offsets are global to the partition and increase by one per append, across segments; they
+///   are never reused, also after segments are deleted or compacted (compacted segments keep
+///   their records' offsets, so offsets can have gaps).
+/// - The active segment rolls (a new file starts at the next offset) as soon as it holds
+///   `segmentBytes` or more; appends never wait for maintenance.
+/// - On open, every segment is read in order; only the active one may lose a torn tail, a damaged
+///   rolled segment is a `.corrupt` error naming the file (see `Segment`). A partition written by
+///   the single-file layout (`<partition>.log` next to the partition directory) is adopted as its
+///   first segment (renamed, never copied), so nothing it holds is lost.
+/// - `read(atOrAfter:)` returns the first retained record at or after an offset, so a reader
+///   positioned in a deleted or compacted-away range continues at the first retained offset.
 ///
 /// Not thread-safe: its owner (the `EmbeddedBus` actor) serialises access.
 final class PartitionLog {
-    let path: String
-    private let fd: Int32
+    let topic: String
+    let partition: Int
+    let directory: String
+    private let segmentBytes: Int
     private let sync: Bool
-    /// File position of each record's frame.
-    private var positions: [Int64] = []
-    private var end: Int64 = 0
-    /// Bytes cut off the tail when the log was opened (0 when it was clean).
-    private(set) var truncatedBytes: Int64 = 0
+    private let logger: Logger
+    private(set) var segments: [Segment] = []
+    /// Rolled segments whose file is open, least recently read first.
+    private var openRolled: [Int64] = []
+    private static let maxOpenRolled = 4
+    /// Compaction has something to look at (a segment rolled, or the log was just opened).
+    var needsCompaction = true
+    /// The oldest tombstone compaction kept in a rolled segment: compaction runs again once it expires.
+    var oldestKeptTombstoneMillis: Int64?
 
-    init(path: String, sync: Bool) throws {
-        self.path = path
+    init(
+        directory: String, topic: String, partition: Int, legacyFile: String?, segmentBytes: Int, sync: Bool,
+        logger: Logger
+    ) throws {
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self.segmentBytes = max(1, segmentBytes)
         self.sync = sync
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw BusError(.io, "cannot open log \(path): \(errnoText())") }
-        self.fd = fd
+        self.logger = logger
+        let fm = FileManager.default
+        if let legacyFile, fileSize(legacyFile) != nil { try adopt(legacyFile: legacyFile) }
         do {
-            try recover()
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            close(fd)
-            throw error
+            throw BusError(.io, "cannot create partition directory \(directory): \(error)")
         }
+        let bases = try Self.segmentBases(in: directory, removeLeftovers: true, logger: logger)
+        if bases.isEmpty {
+            segments = [try Segment(path: path(base: 0), baseOffset: 0, mode: .tail, sync: sync)]
+            return
+        }
+        for (i, base) in bases.enumerated() {
+            let isLast = i == bases.count - 1
+            let segment = try Segment(
+                path: path(base: base), baseOffset: base, mode: isLast ? .tail : .sealed(nextBase: bases[i + 1]), sync: sync)
+            if segment.truncatedBytes > 0 {
+                logger.warning(
+                    "bus log torn tail cut",
+                    metadata: ["topic": "\(topic)", "partition": "\(partition)", "segment": "\(segment.path)", "bytes": "\(segment.truncatedBytes)"])
+            }
+            segments.append(segment)
+        }
+        // A crash between filling the active segment and rolling it leaves it full: roll now.
+        if active.size >= self.segmentBytes { try roll() }
     }
 
-    deinit { close(fd) }
-
+    var active: Segment { segments[segments.count - 1] }
     /// The offset the next appended record gets.
-    var nextOffset: Int64 { Int64(positions.count) }
+    var nextOffset: Int64 { active.denseEnd }
+    var diskBytes: Int64 { segments.reduce(0) { $0 + $1.size } }
 
-    /// Appends one record and returns its offset.
+    /// Appends one record and returns its offset; rolls the active segment once it is full.
     func append(_ record: LogRecord) throws -> Int64 {
-        let frame = record.encodedFrame()
-        let written = frame.withUnsafeBytes { pwriteAll(fd, $0, at: end) }
-        guard written == frame.count else {
-            // Leave no partial frame behind: the next append overwrites from `end`.
-            _ = ftruncate(fd, off_t(end))
-            throw BusError(.io, "append to \(path) failed: \(errnoText())")
+        let offset = try active.append(record)
+        if active.size >= segmentBytes {
+            do {
+                try roll()
+            } catch {
+                // The record is stored; the next append (or maintenance) tries the roll again.
+                logger.error("bus log roll failed", metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
+            }
         }
-        if sync, fdatasync(fd) != 0 { throw BusError(.io, "fdatasync \(path) failed: \(errnoText())") }
-        positions.append(end)
-        end += Int64(frame.count)
-        return Int64(positions.count - 1)
+        return offset
     }
 
-    /// Reads the record at `offset`.
-    func read(at offset: Int64) throws -> LogRecord {
-        guard offset >= 0, offset < nextOffset else { throw BusError(.io, "offset \(offset) out of range in \(path)") }
-        let position = positions[Int(offset)]
-        let header = try readExactly(Int(LogRecord.frameHeaderSize), at: position)
-        let length = Int(le32(header, 4))
-        let payload = try readExactly(length, at: position + Int64(LogRecord.frameHeaderSize))
-        guard CRC32.checksum(payload) == le32(header, 8) else {
-            throw BusError(.corrupt, "checksum mismatch at offset \(offset) in \(path)")
+    /// The first record at or after `offset`, with its offset; `nil` when there is none yet.
+    func read(atOrAfter offset: Int64) throws -> (offset: Int64, record: LogRecord)? {
+        guard offset < nextOffset else { return nil }
+        var i = segmentIndex(containing: offset)
+        while i < segments.count {
+            let s = segments[i]
+            if let j = s.firstIndex(atOrAfter: offset) {
+                if i < segments.count - 1 { try touchRolled(s) }
+                return (s.offset(at: j), try s.read(index: j))
+            }
+            i += 1
         }
-        return try LogRecord.decode(payload: payload)
+        return nil
     }
 
-    /// Scans the file, indexes complete frames and cuts off a torn or corrupt tail.
-    private func recover() throws {
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw BusError(.io, "stat \(path): \(errnoText())") }
-        let size = Int64(st.st_size)
-        var position: Int64 = 0
-        while position + Int64(LogRecord.frameHeaderSize) <= size {
-            guard let header = try? readExactly(LogRecord.frameHeaderSize, at: position),
-                  le32(header, 0) == LogRecord.magic else { break }
-            let length = Int(le32(header, 4))
-            guard length <= LogRecord.maxPayload,
-                  position + Int64(LogRecord.frameHeaderSize + length) <= size,
-                  let payload = try? readExactly(length, at: position + Int64(LogRecord.frameHeaderSize)),
-                  CRC32.checksum(payload) == le32(header, 8) else { break }
-            positions.append(position)
-            position += Int64(LogRecord.frameHeaderSize + length)
-        }
-        end = position
-        if position < size {
-            truncatedBytes = size - position
-            guard ftruncate(fd, off_t(position)) == 0 else { throw BusError(.io, "truncate \(path): \(errnoText())") }
+    /// Starts a new active segment at `nextOffset`.
+    func roll() throws {
+        let old = active
+        guard !old.isEmpty else { return }
+        if sync { try old.flush() }
+        let base = nextOffset
+        let segment = try Segment(path: path(base: base), baseOffset: base, mode: .tail, sync: sync)
+        if sync { try syncDirectory(directory) }
+        segments.append(segment)
+        needsCompaction = true
+        try touchRolled(old)
+    }
+
+    // MARK: - Maintenance
+
+    /// What deletion needs to know about each segment, oldest first.
+    var segmentFacts: [RetentionRules.SegmentFacts] {
+        segments.enumerated().map { i, s in
+            RetentionRules.SegmentFacts(
+                lastOffset: s.lastOffset, newestTimestampMillis: s.index.newestTimestampMillis, isActive: i == segments.count - 1)
         }
     }
 
-    private func readExactly(_ count: Int, at position: Int64) throws -> [UInt8] {
-        var buffer = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(position) + off_t(done)) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw BusError(.io, "short read in \(path) at \(position)") }
-            done += n
+    /// Deletes the `count` oldest segments (never the active one); returns each one's file, size and
+    /// a still-open descriptor (see `Segment.unlinkKeepingOpen`) for the caller to close.
+    func deleteLeading(_ count: Int) throws -> [(path: String, bytes: Int64, holder: Int32)] {
+        var deleted: [(path: String, bytes: Int64, holder: Int32)] = []
+        for _ in 0..<min(count, segments.count - 1) {
+            let s = segments[0]
+            let holder = try s.unlinkKeepingOpen()
+            segments.removeFirst()
+            openRolled.removeAll { $0 == s.baseOffset }
+            deleted.append((s.path, s.size, holder))
         }
-        return buffer
+        return deleted
+    }
+
+    /// The rolled segment starting at `base`, if it is still here.
+    func rolledSegment(base: Int64) -> Segment? {
+        guard let i = segments.firstIndex(where: { $0.baseOffset == base }), i < segments.count - 1 else { return nil }
+        return segments[i]
+    }
+
+    /// Renames a compacted copy (written and synced) over the rolled segment at `base` and puts it in
+    /// place; returns an open descriptor of the replaced file for the caller to close.
+    func install(base: Int64, compacted temporary: String, index: SegmentIndex) throws -> Int32 {
+        guard let i = segments.firstIndex(where: { $0.baseOffset == base }), i < segments.count - 1 else {
+            throw BusError(.io, "segment \(base) of \(topic) partition \(partition) is gone")
+        }
+        let old = segments[i]
+        let holder = old.detachOpenFile()
+        guard rename(temporary, old.path) == 0 else {
+            let reason = errnoText()
+            if holder >= 0 { close(holder) }
+            throw BusError(.io, "cannot install compacted \(temporary) as \(old.path): \(reason)")
+        }
+        openRolled.removeAll { $0 == base }
+        segments[i] = Segment(path: old.path, baseOffset: base, index: index, sync: sync)
+        return holder
+    }
+
+    /// Deletes a rolled segment that compaction emptied; returns an open descriptor of it for the caller to close.
+    func removeRolled(base: Int64) throws -> Int32 {
+        guard let i = segments.firstIndex(where: { $0.baseOffset == base }), i < segments.count - 1 else { return -1 }
+        let holder = try segments[i].unlinkKeepingOpen()
+        segments.remove(at: i)
+        openRolled.removeAll { $0 == base }
+        return holder
+    }
+
+    func path(base: Int64) -> String { directory + "/" + Self.fileName(base: base) }
+
+    static func fileName(base: Int64) -> String { String(format: "%020lld.log", base) }
+
+    /// Suffix of a compacted copy being written; a leftover one (a crash mid-write) is removed on open.
+    static let cleanedSuffix = ".cleaned"
+
+    // MARK: - Private
+
+    private func segmentIndex(containing offset: Int64) -> Int {
+        var lo = 0
+        var hi = segments.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if segments[mid].baseOffset <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        return lo
+    }
+
+    /// Keeps a few rolled segments' files open for lagging readers; closes the least recently read one beyond that.
+    private func touchRolled(_ segment: Segment) throws {
+        try segment.openIfNeeded(writable: false)
+        openRolled.removeAll { $0 == segment.baseOffset }
+        openRolled.append(segment.baseOffset)
+        while openRolled.count > Self.maxOpenRolled {
+            let base = openRolled.removeFirst()
+            if let s = segments.first(where: { $0.baseOffset == base }), s !== active { s.closeFile() }
+        }
+    }
+
+    /// Moves a single-file partition log into the partition directory as its first segment.
+    private func adopt(legacyFile: String) throws {
+        let fm = FileManager.default
+        if fm.fileExists(atPath: directory) {
+            let existing = try Self.segmentBases(in: directory, removeLeftovers: false, logger: logger)
+            guard existing.isEmpty else {
+                throw BusError(
+                    .corrupt,
+                    "partition \(partition) of topic \(topic) has both a single-file log \(legacyFile) and segments in \(directory); move one of them away")
+            }
+        }
+        do {
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw BusError(.io, "cannot create partition directory \(directory): \(error)")
+        }
+        let target = path(base: 0)
+        guard rename(legacyFile, target) == 0 else {
+            throw BusError(.io, "cannot move \(legacyFile) to \(target): \(errnoText())")
+        }
+        try syncDirectory(directory)
+        try syncDirectory((legacyFile as NSString).deletingLastPathComponent)
+        logger.info(
+            "bus log adopted as first segment",
+            metadata: ["topic": "\(topic)", "partition": "\(partition)", "from": "\(legacyFile)", "to": "\(target)"])
+    }
+
+    /// The base offsets of the segment files in `directory`, sorted; fails on a `.log` file whose name is not a base offset.
+    private static func segmentBases(in directory: String, removeLeftovers: Bool, logger: Logger) throws -> [Int64] {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        } catch {
+            throw BusError(.io, "cannot list partition directory \(directory): \(error)")
+        }
+        var bases: [Int64] = []
+        for name in names {
+            if name.hasSuffix(".log" + cleanedSuffix) {
+                if removeLeftovers {
+                    // An unfinished compacted copy: the segment it was made from is still in place.
+                    unlink(directory + "/" + name)
+                    logger.info("bus removed an unfinished compaction file", metadata: ["file": "\(directory)/\(name)"])
+                }
+                continue
+            }
+            guard name.hasSuffix(".log") else { continue }
+            let stem = name.dropLast(4)
+            guard stem.count == 20, stem.allSatisfy(\.isASCIIDigit), let base = Int64(stem) else {
+                throw BusError(.corrupt, "unexpected log file \(directory)/\(name): segment files are named by their 20-digit base offset")
+            }
+            bases.append(base)
+        }
+        return bases.sorted()
     }
 }
 
-private func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
-    UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+extension Character {
+    fileprivate var isASCIIDigit: Bool { isASCII && isNumber }
 }
-
-private func pwriteAll(_ fd: Int32, _ buffer: UnsafeRawBufferPointer, at offset: Int64) -> Int {
-    var done = 0
-    while done < buffer.count {
-        let n = pwrite(fd, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
-        if n < 0, errno == EINTR { continue }
-        if n <= 0 { return done }
-        done += n
-    }
-    return done
-}
-
-func errnoText() -> String { String(cString: strerror(errno)) }

@@ -57,11 +57,20 @@ public struct MessageCodec: Sendable {
 
     /// An audit event, in clear JSON, keyed by session id.
     public func audit(_ event: AuditEvent) throws -> OutgoingMessage {
+        try clear(event, kind: "audit", topic: topics.audit, key: event.sessionID)
+    }
+
+    /// A request's outcome for the ledger (`outcomes`), in clear JSON like `audit`, keyed by request id.
+    public func outcome(_ event: AuditEvent) throws -> OutgoingMessage {
+        try clear(event, kind: "outcome", topic: topics.outcomes, key: event.requestID)
+    }
+
+    private func clear(_ event: AuditEvent, kind: String, topic: String, key: String) throws -> OutgoingMessage {
         let json: Data
-        do { json = try Self.encoder.encode(event) } catch { throw MessageCodecError.encoding("audit: \(error)") }
+        do { json = try Self.encoder.encode(event) } catch { throw MessageCodecError.encoding("\(kind): \(error)") }
         return OutgoingMessage(
-            topic: topics.audit, key: event.sessionID,
-            headers: [BusHeader(MessageHeader.requestID, event.requestID), BusHeader(MessageHeader.kind, "audit")],
+            topic: topic, key: key,
+            headers: [BusHeader(MessageHeader.requestID, event.requestID), BusHeader(MessageHeader.kind, kind)],
             value: Array(json))
     }
 

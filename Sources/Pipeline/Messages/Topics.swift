@@ -19,16 +19,23 @@ public struct Topics: Sendable, Hashable {
     /// Forwarder → Forwarder and Ingress (group-less readers), key: request id; the changelog of
     /// held requests (`HoldRecord`, sealed). Compacted on Kafka: the latest record per request wins.
     public var holds: String { prefix + "holds" }
+    /// Every stage that ends a request → Recorder (group) and every ending stage (group-less
+    /// readers), key: request id; the outcome ledger (`OutcomeLedger`): the request's outcome
+    /// event, clear JSON like `audit`. Compacted, and deleted by age, on Kafka and embedded.
+    public var outcomes: String { prefix + "outcomes" }
 
     /// The consumer group of a stage (`<prefix><stage>`, e.g. `sluice.inspector`), so that two
     /// deployments with different prefixes on one cluster never share a group.
     public func consumerGroup(_ stage: String) -> String { prefix + stage }
 
     /// Every topic with its partition count (`approvals` and `holds` match `inspected`;
-    /// `holds` is a compacted changelog on Kafka).
+    /// `holds` is a compacted changelog; `outcomes` is compacted and deleted by age).
     public func specs(partitions: Int) -> [TopicSpec] {
         [requests, inspected, approvals, replies, audit, deadletter].map { TopicSpec(name: $0, partitions: partitions) }
-            + [TopicSpec(name: holds, partitions: partitions, config: ["cleanup.policy": "compact"])]
+            + [
+                TopicSpec(name: holds, partitions: partitions, config: ["cleanup.policy": "compact"]),
+                TopicSpec(name: outcomes, partitions: partitions, config: ["cleanup.policy": "compact,delete"]),
+            ]
     }
 }
 
@@ -36,7 +43,7 @@ public struct Topics: Sendable, Hashable {
 public enum MessageHeader {
     /// The request id, also the associated data of the sealed value.
     public static let requestID = "sluice-request-id"
-    /// The message's type (`request`, `inspected`, `reply`, `audit`, `decision`, `hold`, `holds-marker`, `deadletter`).
+    /// The message's type (`request`, `inspected`, `reply`, `audit`, `outcome`, `decision`, `hold`, `holds-marker`, `outcomes-marker`, `deadletter`).
     public static let kind = "sluice-kind"
     /// On `deadletter`: why the message was rejected.
     public static let reason = "sluice-reason"

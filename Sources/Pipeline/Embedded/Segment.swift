@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Where a segment's records are in its file, and what maintenance needs to know about them.
+struct SegmentIndex: Sendable, Equatable {
+    /// File position of each record's frame (frames are contiguous: record `i` ends where `i + 1` starts).
+    var positions: [Int64] = []
+    /// Each record's offset when the segment is sparse (compacted); `nil`: record `i` has offset `base + i`.
+    var offsets: [Int64]?
+    /// Bytes of the file that hold records.
+    var size: Int64 = 0
+    var oldestTimestampMillis: Int64?
+    var newestTimestampMillis: Int64?
+}
+
+/// One file of checksummed `LogRecord` frames whose first offset is `baseOffset`: a piece of a
+/// partition's log (or, alone, a consumer group's commit log).
+///
+/// Guarantees:
+/// - `append` returns after the frame is written to the file in one `write` (and, with `sync`,
+///   after `fdatasync`), so it survives a crash of the process; a failed append leaves no
+///   partial frame behind.
+/// - Opened as `.tail` (the active segment, a commit log): frames are read from the start; the
+///   first incomplete or corrupt frame and everything after it (a torn tail from a crash) is cut
+///   off and never read. Offsets are dense from `baseOffset`; a compacted (`SLU2`) frame there is
+///   an error, because it means the segments after it are missing.
+/// - Opened as `.sealed(nextBase:)` (a rolled segment): every byte must be a valid frame and the
+///   offsets must lie below `nextBase` (all of them, if the segment is not compacted); anything
+///   else is a `.corrupt` error naming the file. A rolled segment is never cut.
+/// - A record is returned only after its checksum matched, at every read.
+///
+/// Not thread-safe: its owner (the `EmbeddedBus` actor) serialises access.
+final class Segment {
+    enum Mode {
+        case tail
+        case sealed(nextBase: Int64)
+    }
+
+    let path: String
+    let baseOffset: Int64
+    private let sync: Bool
+    private var fd: Int32 = -1
+    private(set) var index: SegmentIndex
+    /// Bytes cut off the tail when the segment was opened (0 when it was clean).
+    private(set) var truncatedBytes: Int64 = 0
+
+    /// Opens (creating it if missing, for `.tail`) and recovers the file at `path`.
+    init(path: String, baseOffset: Int64, mode: Mode, sync: Bool) throws {
+        self.path = path
+        self.baseOffset = baseOffset
+        self.sync = sync
+        self.index = SegmentIndex()
+        let flags: Int32
+        switch mode {
+        case .tail: flags = O_RDWR | O_CREAT | O_CLOEXEC
+        case .sealed: flags = O_RDONLY | O_CLOEXEC
+        }
+        let fd = open(path, flags, 0o600)
+        guard fd >= 0 else { throw BusError(.io, "cannot open log segment \(path): \(errnoText())") }
+        self.fd = fd
+        do {
+            try recover(mode: mode)
+        } catch {
+            close(fd)
+            self.fd = -1
+            throw error
+        }
+        // A rolled segment is read rarely: its descriptor is opened again on demand.
+        if case .sealed = mode { closeFile() }
+    }
+
+    /// A segment whose index is already known (it was just written and synced by compaction).
+    init(path: String, baseOffset: Int64, index: SegmentIndex, sync: Bool) {
+        self.path = path
+        self.baseOffset = baseOffset
+        self.index = index
+        self.sync = sync
+    }
+
+    deinit { if fd >= 0 { close(fd) } }
+
+    var count: Int { index.positions.count }
+    var isEmpty: Bool { index.positions.isEmpty }
+    var isSparse: Bool { index.offsets != nil }
+    var size: Int64 { index.size }
+
+    func offset(at i: Int) -> Int64 { index.offsets?[i] ?? baseOffset + Int64(i) }
+    var lastOffset: Int64? { isEmpty ? nil : offset(at: count - 1) }
+    /// The offset after the last record of a dense segment (what the next append gets).
+    var denseEnd: Int64 { baseOffset + Int64(count) }
+
+    /// The index of the first record whose offset is `offset` or higher, if any.
+    func firstIndex(atOrAfter offset: Int64) -> Int? {
+        guard let offsets = index.offsets else {
+            let i = max(0, offset - baseOffset)
+            return i < Int64(count) ? Int(i) : nil
+        }
+        var lo = 0
+        var hi = offsets.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if offsets[mid] < offset { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < offsets.count ? lo : nil
+    }
+
+    /// Appends one record (dense segments only) and returns its offset.
+    func append(_ record: LogRecord) throws -> Int64 {
+        precondition(!isSparse, "append to a compacted segment")
+        try openIfNeeded(writable: true)
+        let frame = record.encodedFrame()
+        let end = index.size
+        let written = frame.withUnsafeBytes { pwriteAll(fd, $0, at: end) }
+        guard written == frame.count else {
+            let reason = errnoText()
+            // Leave no partial frame behind: the next append overwrites from `end`.
+            _ = ftruncate(fd, off_t(end))
+            throw BusError(.io, "append to \(path) failed: \(reason)")
+        }
+        if sync, fdatasync(fd) != 0 { throw BusError(.io, "fdatasync \(path) failed: \(errnoText())") }
+        index.positions.append(end)
+        index.size = end + Int64(frame.count)
+        note(timestamp: record.timestampMillis)
+        return offset(at: count - 1)
+    }
+
+    /// Reads the record at index `i`, checking its checksum.
+    func read(index i: Int) throws -> LogRecord {
+        precondition(i >= 0 && i < count)
+        try openIfNeeded(writable: false)
+        let position = index.positions[i]
+        let end = i + 1 < count ? index.positions[i + 1] : index.size
+        let bytes = try readExactly(fd: fd, path: path, count: Int(end - position), at: position)
+        switch Frame.decode(bytes, position: position) {
+        case .frame(let frame): return try LogRecord.decode(payload: frame.payload)
+        case .end: throw BusError(.corrupt, "empty frame at offset \(offset(at: i)) in \(path)")
+        case .damaged(let reason): throw BusError(.corrupt, "\(reason) at offset \(offset(at: i)) in \(path)")
+        }
+    }
+
+    /// `fdatasync`s the file (before it is rolled, with `sync`).
+    func flush() throws {
+        guard fd >= 0 else { return }
+        if fdatasync(fd) != 0 { throw BusError(.io, "fdatasync \(path) failed: \(errnoText())") }
+    }
+
+    func closeFile() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    /// Deletes the file, returning an open descriptor of it (or -1) for the caller to close later:
+    /// the file system frees a large file's blocks when its last reference goes, which can take
+    /// tens of milliseconds, so the bus does that off its actor.
+    func unlinkKeepingOpen() throws -> Int32 {
+        let holder = detachOpenFile()
+        guard unlink(path) == 0 || errno == ENOENT else {
+            let reason = errnoText()
+            if holder >= 0 { close(holder) }
+            throw BusError(.io, "cannot delete segment \(path): \(reason)")
+        }
+        return holder
+    }
+
+    /// Hands over an open descriptor of the file (opening one if needed; -1 if that fails) and
+    /// forgets it, so that replacing or deleting the file frees nothing until the caller closes it.
+    func detachOpenFile() -> Int32 {
+        if fd < 0 { try? openIfNeeded(writable: false) }
+        let holder = fd
+        fd = -1
+        return holder
+    }
+
+    func openIfNeeded(writable: Bool) throws {
+        guard fd < 0 else { return }
+        let fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
+        guard fd >= 0 else { throw BusError(.io, "cannot open log segment \(path): \(errnoText())") }
+        self.fd = fd
+    }
+
+    private func note(timestamp: Int64) {
+        index.oldestTimestampMillis = min(index.oldestTimestampMillis ?? timestamp, timestamp)
+        index.newestTimestampMillis = max(index.newestTimestampMillis ?? timestamp, timestamp)
+    }
+
+    /// Scans the file and indexes its frames (see the type's guarantees).
+    private func recover(mode: Mode) throws {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw BusError(.io, "stat \(path): \(errnoText())") }
+        let fileSize = Int64(st.st_size)
+        var position: Int64 = 0
+        var previous: Int64?
+        var offsets: [Int64]?
+        scan: while true {
+            switch try Frame.read(fd: fd, path: path, at: position, limit: fileSize) {
+            case .end:
+                break scan
+            case .damaged(let reason):
+                guard case .tail = mode else {
+                    throw BusError(
+                        .corrupt,
+                        "rolled log segment \(path) is corrupt at byte \(position) (\(reason)); a rolled segment is never cut: restore the file or move it away")
+                }
+                break scan
+            case .frame(let frame):
+                let offset: Int64
+                if let stored = frame.storedOffset {
+                    guard case .sealed = mode else {
+                        throw BusError(.corrupt, "active log segment \(path) holds compacted records: the segments after it are missing")
+                    }
+                    guard stored >= baseOffset, stored > previous ?? Int64.min else {
+                        throw BusError(.corrupt, "rolled log segment \(path): offset \(stored) out of order at byte \(position)")
+                    }
+                    if offsets == nil { offsets = (0..<index.positions.count).map { baseOffset + Int64($0) } }
+                    offset = stored
+                } else {
+                    offset = (previous ?? (baseOffset - 1)) + 1
+                }
+                if case .sealed(let nextBase) = mode, offset >= nextBase {
+                    throw BusError(.corrupt, "rolled log segment \(path): offset \(offset) reaches into the next segment (base \(nextBase))")
+                }
+                guard let timestamp = LogRecord.timestamp(ofPayload: frame.payload) else {
+                    if case .tail = mode { break scan }
+                    throw BusError(.corrupt, "rolled log segment \(path): short record at byte \(position)")
+                }
+                index.positions.append(position)
+                offsets?.append(offset)
+                note(timestamp: timestamp)
+                previous = offset
+                position += Int64(frame.length)
+            }
+        }
+        index.offsets = offsets
+        index.size = position
+        if case .sealed(let nextBase) = mode, offsets == nil, denseEnd != nextBase {
+            throw BusError(
+                .corrupt,
+                "rolled log segment \(path) holds offsets \(baseOffset)..<\(denseEnd) but the next segment starts at \(nextBase): records are missing")
+        }
+        if position < fileSize {
+            truncatedBytes = fileSize - position
+            guard ftruncate(fd, off_t(position)) == 0 else { throw BusError(.io, "truncate \(path): \(errnoText())") }
+        }
+    }
+}

@@ -1,0 +1,268 @@
+import Foundation
+import Logging
+import Metrics
+
+/// The outcome ledger (invariant 8): the compacted `outcomes` topic, keyed by request id, is the
+/// single record that a request is finished; this is one process's view of it.
+///
+/// Every stage that ends a request (Inspector: blocked, failed, expired; Forwarder: delivered,
+/// failed, expired; held requests: denied, expired, delivered, failed) ends it with ``end(_:)``,
+/// and the Recorder writes each request's first outcome record — only that one — to the audit
+/// sinks (``isFirst(_:)``). A stage that finds an outcome already there skips the request.
+///
+/// Guarantees:
+/// - ``end(_:)`` publishes an outcome only when this view knows none for the request, and marks
+///   the request ended in this view before it suspends, so two tasks of one process never both
+///   publish one (actor reentrancy cannot interleave the check and the mark). It returns
+///   `.recorded` only after the bus accepted the record (retrying with backoff meanwhile).
+/// - ``claim(_:)`` serialises work on one request id within the process: a second claimant
+///   waits until the first releases, then sees the outcome the first recorded (if any).
+/// - ``whileFollowing(_:)`` runs its body only after every record that was in the topic when it
+///   started has been read (a catch-up marker per partition, `TopicFollower`), and keeps
+///   reading while the body runs, so outcomes recorded by other processes (a dead inspector, a
+///   forwarder before a restart) are seen. If the reader fails, the body is cancelled and the
+///   error is thrown: a stage never works on without its ledger.
+/// - ``isFirst(_:)`` decides from the log itself — the first record of a key in its partition
+///   wins — after the reader has read that partition through the message's offset, so every
+///   Recorder instance, before or after a restart or a rebalance, makes the same decision.
+/// - Entries older than `retention` are forgotten (the topic deletes them by age too).
+///
+/// Not closed by this type: a process that delivered a request and died before its outcome was
+/// accepted by the bus (the request is delivered again, with the same `Idempotency-Key`), and a
+/// member that redelivers a message within the reader's lag after a rebalance (the Recorder
+/// still records one outcome; the upstream may see the same `Idempotency-Key` twice).
+public actor OutcomeLedger {
+    /// The result of ``claim(_:)``.
+    public enum Claim: Sendable, Equatable {
+        /// The request already has an outcome: do nothing more for it.
+        case ended(AuditEvent.Kind)
+        /// This task holds the request until ``release(_:)``.
+        case claimed
+    }
+
+    /// The result of ``end(_:)``.
+    public enum Ending: Sendable, Equatable {
+        /// This call recorded the outcome: the caller answers and reports it.
+        case recorded
+        /// Someone ended the request first (with this kind): the caller publishes nothing.
+        case alreadyEnded(AuditEvent.Kind)
+    }
+
+    /// Kind header of the catch-up markers on `outcomes`.
+    public static let markerKind = "outcomes-marker"
+
+    struct Entry {
+        var kind: AuditEvent.Kind
+        /// Where the first record of the request is (`-1`: recorded here, not read back yet).
+        var partition: Int
+        var offset: Int64
+        var atMillis: Int64
+    }
+
+    private let context: StageContext
+    private let retentionMillis: Int64
+    private let initialBackoff: Duration
+    private let maxBackoff: Duration
+    private var entries: [String: Entry] = [:]
+    /// The last offset the reader applied, per partition.
+    private var readThrough: [Int: Int64] = [:]
+    private var readWaiters: [(partition: Int, offset: Int64, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var claimed: Set<String> = []
+    private var claimWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private var caughtUp = false
+    private var readerError: (any Error)?
+    private var caughtUpWaiters: [CheckedContinuation<Void, any Error>] = []
+    private var appliedSincePrune = 0
+
+    public init(
+        context: StageContext, retention: Duration = .seconds(86_400),
+        initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5)
+    ) {
+        self.context = context
+        let (s, atto) = retention.components
+        self.retentionMillis = max(1, s * 1000 + atto / 1_000_000_000_000_000)
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
+    }
+
+    // MARK: - Following the topic
+
+    /// Reads `outcomes` up to date, then runs `body` while it keeps reading; stops reading when
+    /// `body` returns. Throws what `body` throws, or the reader's error (then `body` is cancelled).
+    public nonisolated func whileFollowing<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let follower = TopicFollower(context: context, topic: context.topics.outcomes, markerKind: Self.markerKind)
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                do {
+                    try await follower.follow(apply: { await self.apply($0) }, onCaughtUp: { await self.markCaughtUp() })
+                } catch {
+                    await self.readerEnded(error)
+                    throw error
+                }
+                await self.readerEnded(BusError(.closed, "the outcomes reader ended"))
+                return nil
+            }
+            try await self.waitCaughtUp()
+            group.addTask { try await body() }
+            while let result = try await group.next() {
+                if let value = result {
+                    group.cancelAll()
+                    return value
+                }
+            }
+            throw BusError(.closed, "the outcomes ledger stopped before its stage")
+        }
+    }
+
+    private func markCaughtUp() {
+        caughtUp = true
+        for waiter in caughtUpWaiters { waiter.resume() }
+        caughtUpWaiters.removeAll()
+        context.logger.info("outcome ledger read up to date", metadata: ["requests": "\(entries.count)"])
+    }
+
+    private func readerEnded(_ error: any Error) {
+        readerError = error
+        for waiter in caughtUpWaiters { waiter.resume(throwing: error) }
+        caughtUpWaiters.removeAll()
+        for waiter in readWaiters { waiter.continuation.resume(throwing: error) }
+        readWaiters.removeAll()
+    }
+
+    private func waitCaughtUp() async throws {
+        if caughtUp { return }
+        if let readerError { throw readerError }
+        try await withCheckedThrowingContinuation { caughtUpWaiters.append($0) }
+    }
+
+    /// Applies one record read from `outcomes`: the first record of a request is its outcome.
+    func apply(_ message: BusMessage) {
+        readThrough[message.partition] = max(readThrough[message.partition] ?? -1, message.offset)
+        defer { resumeReadWaiters(partition: message.partition) }
+        guard let id = message.keyString, !message.value.isEmpty else { return }
+        if var known = entries[id] {
+            if known.offset < 0 {
+                // Recorded by this process: now we know where.
+                known.partition = message.partition
+                known.offset = message.offset
+                entries[id] = known
+            } else if known.partition == message.partition && message.offset != known.offset {
+                Counter(label: "sluice_outcome_ledger_duplicates_total").increment()
+            }
+            return
+        }
+        let event: AuditEvent
+        do { event = try context.codec.decodeAudit(message) } catch {
+            context.logger.error("unreadable outcome record skipped", metadata: [
+                "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+            ])
+            return
+        }
+        entries[id] = Entry(kind: event.kind, partition: message.partition, offset: message.offset, atMillis: event.timeMillis)
+        appliedSincePrune += 1
+        if appliedSincePrune >= 10_000 { prune(now: currentMillis()) }
+    }
+
+    private func resumeReadWaiters(partition: Int) {
+        let through = readThrough[partition] ?? -1
+        var still: [(partition: Int, offset: Int64, continuation: CheckedContinuation<Void, any Error>)] = []
+        for waiter in readWaiters {
+            if waiter.partition == partition && waiter.offset <= through {
+                waiter.continuation.resume()
+            } else {
+                still.append(waiter)
+            }
+        }
+        readWaiters = still
+    }
+
+    /// Forgets entries older than the retention.
+    func prune(now: Int64) {
+        appliedSincePrune = 0
+        let cutoff = now - retentionMillis
+        entries = entries.filter { $0.value.atMillis >= cutoff || $0.value.offset < 0 }
+        Gauge(label: "sluice_outcome_ledger_entries").record(entries.count)
+    }
+
+    // MARK: - Queries
+
+    /// The request's outcome, if this view knows one.
+    public func outcome(of requestID: String) -> AuditEvent.Kind? { entries[requestID]?.kind }
+
+    /// Whether `message` (a record of `outcomes`) is its request's first outcome record. Waits
+    /// until the reader has read the message's partition through its offset.
+    public func isFirst(_ message: BusMessage) async throws -> Bool {
+        if (readThrough[message.partition] ?? -1) < message.offset {
+            if let readerError { throw readerError }
+            try await withCheckedThrowingContinuation { continuation in
+                readWaiters.append((message.partition, message.offset, continuation))
+            }
+        }
+        guard let id = message.keyString, let entry = entries[id] else { return true }
+        return entry.partition == message.partition && entry.offset == message.offset
+    }
+
+    // MARK: - Ending requests
+
+    /// Holds `requestID` for this task: waits while another task of this process holds it.
+    /// Call ``release(_:)`` when done (`.claimed` only).
+    public func claim(_ requestID: String) async -> Claim {
+        while true {
+            if let entry = entries[requestID] { return .ended(entry.kind) }
+            if claimed.insert(requestID).inserted { return .claimed }
+            await withCheckedContinuation { claimWaiters[requestID, default: []].append($0) }
+        }
+    }
+
+    /// Lets the next claimant of `requestID` proceed.
+    public func release(_ requestID: String) {
+        claimed.remove(requestID)
+        for waiter in claimWaiters.removeValue(forKey: requestID) ?? [] { waiter.resume() }
+    }
+
+    /// Ends the request with `event` (an outcome kind) unless it already has an outcome, and
+    /// returns only once the bus has accepted the record.
+    ///
+    /// - Throws: `CancellationError` when cancelled before the bus accepted it (the request is
+    ///   then not ended in this view); `MessageCodecError` when the event cannot be encoded.
+    public func end(_ event: AuditEvent) async throws -> Ending {
+        let id = event.requestID
+        if let entry = entries[id] { return .alreadyEnded(entry.kind) }
+        let message = try context.codec.outcome(event)
+        entries[id] = Entry(kind: event.kind, partition: -1, offset: -1, atMillis: event.timeMillis)
+        var delay = initialBackoff
+        while true {
+            do {
+                try await context.bus.publish(message)
+                Counter(label: "sluice_outcomes_total", dimensions: [("outcome", event.kind.rawValue), ("stage", event.stage)]).increment()
+                return .recorded
+            } catch is CancellationError {
+                forgetUnconfirmed(id)
+                throw CancellationError()
+            } catch {
+                context.logger.error("outcome publish failed; retrying", metadata: [
+                    "request_id": "\(id)", "outcome": "\(event.kind.rawValue)", "error": "\(error)",
+                ])
+            }
+            do { try await Task.sleep(for: delay) } catch {
+                forgetUnconfirmed(id)
+                throw CancellationError()
+            }
+            delay = min(delay * 2, maxBackoff)
+        }
+    }
+
+    private func forgetUnconfirmed(_ id: String) {
+        if let entry = entries[id], entry.offset < 0 { entries[id] = nil }
+    }
+}
+
+extension AuditEvent.Kind {
+    /// Whether an event of this kind ends a request (and so goes through the `OutcomeLedger`).
+    public var isOutcome: Bool {
+        switch self {
+        case .delivered, .blocked, .denied, .expired, .failed: true
+        default: false
+        }
+    }
+}
