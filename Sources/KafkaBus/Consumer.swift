@@ -44,6 +44,11 @@ final class ConsumerState: Sendable {
         }
     }
 
+    /// The partitions assigned now.
+    var assignedPartitions: Set<BusPartition> {
+        assignment.withLock { Set($0.keys.map { BusPartition(topic: $0.topic, partition: Int($0.partition)) }) }
+    }
+
     /// Records an assignment made outside a rebalance (group-less readers).
     func assigned(_ partitions: [TopicPartition]) {
         assignment.withLock { assignment in
@@ -178,6 +183,8 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
 
     let client: KafkaClient
     let mode: Mode
+    /// The bus's producer, for ``commit(_:publishing:)``.
+    private let producer: Producer
     private let state: ConsumerState
     private let logger: Logger
     /// The consumer queue, on which commit results are delivered to the poll thread.
@@ -191,9 +198,10 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// Creates the consumer and starts its poll thread; returns once it has subscribed
     /// (group) or assigned every partition at its start position (reader).
     static func start(
-        _ mode: Mode, configuration: KafkaBusConfiguration, logger: Logger, onFinish: @escaping @Sendable (Consumer) -> Void
+        _ mode: Mode, configuration: KafkaBusConfiguration, producer: Producer, logger: Logger,
+        onFinish: @escaping @Sendable (Consumer) -> Void
     ) async throws -> Consumer {
-        let consumer = try Consumer(mode, configuration: configuration, logger: logger)
+        let consumer = try Consumer(mode, configuration: configuration, producer: producer, logger: logger)
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
             DedicatedThread.start(name: "kafka-consumer-poll") {
                 consumer.run(ready: ready, bufferLimit: max(configuration.consumerBufferLimit, 1),
@@ -204,7 +212,8 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         return consumer
     }
 
-    private init(_ mode: Mode, configuration: KafkaBusConfiguration, logger: Logger) throws {
+    private init(_ mode: Mode, configuration: KafkaBusConfiguration, producer: Producer, logger: Logger) throws {
+        self.producer = producer
         let state = ConsumerState(logger: logger)
         let settings: [String: String]
         switch mode {
@@ -267,6 +276,21 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
                 commits.complete(id, .failure(KafkaErrors.error(code, "commit of \(partition)@\(message.offset)")))
             }
         }
+    }
+
+    /// Publishes `outputs`, then commits `message`.
+    /// TODO(issue 9): one transaction (send_offsets_to_transaction). Not atomic yet.
+    func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
+        guard case .group = mode else {
+            throw BusError(.configuration, "a group-less reader cannot commit (\(message.topic)[\(message.partition)]@\(message.offset))")
+        }
+        for output in outputs { try await producer.publish(output) }
+        try await commit(message)
+    }
+
+    /// The partitions currently assigned to this member.
+    func assignment() async -> Set<BusPartition> {
+        state.assignedPartitions
     }
 
     /// Leaves the group (or stops reading), finishes the stream and waits until the

@@ -150,7 +150,7 @@ public final class KafkaBus: Bus {
 
     private func start(_ mode: Consumer.Mode) async throws -> Consumer {
         try checkOpen()
-        let consumer = try await Consumer.start(mode, configuration: configuration, logger: logger) { [weak self] consumer in
+        let consumer = try await Consumer.start(mode, configuration: configuration, producer: producer, logger: logger) { [weak self] consumer in
             _ = self?.state.withLock { $0.consumers.removeValue(forKey: ObjectIdentifier(consumer)) }
         }
         let registered = state.withLock { state -> Bool in

@@ -35,10 +35,46 @@ public protocol Bus: Sendable {
     func shutdown() async
 }
 
+/// One partition of one topic.
+public struct BusPartition: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int
+
+    public init(topic: String, partition: Int) {
+        self.topic = topic
+        self.partition = partition
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
+    public var description: String { "\(topic)[\(partition)]" }
+}
+
 /// What a subscription needs from its bus beyond the message stream.
 public protocol BusSubscriptionControl: Sendable {
     /// Marks `message` (and every earlier message of its partition) as done for the group.
     func commit(_ message: BusMessage) async throws
+
+    /// Publishes `outputs` and commits `message` (and every earlier message of its partition)
+    /// as one atomic step: after a crash at any point, either all of `outputs` are visible to
+    /// consumers and the group's position is past `message`, or none of them is visible and
+    /// the group's position is where it was (so the input is redelivered and its outputs are
+    /// produced once, by whoever handles it next).
+    ///
+    /// Kafka: one transaction (`send_offsets_to_transaction`); consumers read
+    /// `read_committed`. Embedded: one append that holds the outputs and the commit.
+    ///
+    /// Throws `BusError.Kind.fenced` when this member no longer owns `message`'s partition
+    /// (a rebalance gave it to another member, or a newer instance fenced this one's
+    /// producer): nothing was published nor committed, and the partition's new owner handles
+    /// the message again. Other errors: nothing was published nor committed; the caller may
+    /// retry. For group-less readers this throws `BusError.Kind.configuration`.
+    func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws
+
+    /// The partitions assigned to this member now (every partition for a group-less reader).
+    /// Changes with rebalances; a partition in it may still be revoked a moment later, so
+    /// decisions taken on it must tolerate a concurrent owner (see `BusError.Kind.fenced`).
+    func assignment() async -> Set<BusPartition>
+
     /// Leaves the group (or stops the reader); the message stream then finishes.
     func close() async
 }
@@ -67,6 +103,17 @@ public struct BusSubscription: AsyncSequence, Sendable {
         try await control.commit(message)
     }
 
+    /// Publishes `outputs` and commits `message` atomically; see
+    /// ``BusSubscriptionControl/commit(_:publishing:)``.
+    public func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
+        try await control.commit(message, publishing: outputs)
+    }
+
+    /// The partitions this member owns now; see ``BusSubscriptionControl/assignment()``.
+    public func assignment() async -> Set<BusPartition> {
+        await control.assignment()
+    }
+
     /// Leaves the group; uncommitted messages go to the remaining members.
     public func close() async {
         await control.close()
@@ -83,6 +130,9 @@ public struct BusError: Error, CustomStringConvertible, Sendable {
         case timedOut
         case broker
         case configuration
+        /// This member lost the partition (rebalance) or its producer was fenced by a newer
+        /// instance: the work was not committed and belongs to the partition's new owner.
+        case fenced
     }
 
     public var kind: Kind

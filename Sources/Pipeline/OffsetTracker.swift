@@ -1,3 +1,4 @@
+import Logging
 /// Which offsets of each partition may be committed while messages finish out of order.
 ///
 /// Messages of a partition arrive in offset order and are processed concurrently; a
@@ -63,34 +64,101 @@ public struct OffsetTracker: Sendable {
 /// Serialises commits so they reach the bus in increasing offset order per partition,
 /// even though messages finish concurrently.
 ///
-/// Guarantees: a commit is issued only for a message `OffsetTracker` released; while one
-/// commit of a partition is in progress, later targets are coalesced into the newest one,
-/// so a lower offset is never committed after a higher one (Kafka would move back).
+/// Guarantees:
+/// - A commit is issued only for a message `OffsetTracker` released; while one commit of a
+///   partition is in progress, later targets are coalesced into the newest one, so a lower
+///   offset is never committed after a higher one (Kafka would move back).
+/// - Outputs handed to ``finish(_:publishing:)`` are published only together with a commit
+///   that covers their message (`BusSubscription.commit(_:publishing:)`), in offset order, so
+///   they never become visible for input that is still uncommitted.
+/// - A commit with outputs that fails is retried with backoff until it succeeds, the bus says
+///   the partition moved (`BusError.Kind.fenced`: the new owner redoes the work) or closed,
+///   or the task is cancelled; the outputs are never dropped while this member owns the
+///   partition. A commit without outputs that fails is logged and left (the messages are
+///   redelivered: at least once).
 public actor CommitCoordinator {
-    private var tracker = OffsetTracker()
-    private var pending: [String: BusMessage] = [:]
-    private var committing: Set<String> = []
-    private let subscription: BusSubscription
-    private let onError: @Sendable (BusMessage, any Error) -> Void
+    private struct Key: Hashable {
+        var topic: String
+        var partition: Int
+    }
 
-    public init(subscription: BusSubscription, onError: @escaping @Sendable (BusMessage, any Error) -> Void) {
+    private var tracker = OffsetTracker()
+    private var pending: [Key: BusMessage] = [:]
+    private var committing: Set<Key> = []
+    /// Outputs of finished messages not yet covered by a commit, per partition, by offset.
+    private var outputs: [Key: [(offset: Int64, messages: [OutgoingMessage])]] = [:]
+    private let subscription: BusSubscription
+    private let logger: Logger?
+    private let onError: @Sendable (BusMessage, any Error) -> Void
+    private let initialBackoff: Duration
+    private let maxBackoff: Duration
+
+    public init(
+        subscription: BusSubscription, logger: Logger? = nil, initialBackoff: Duration = .milliseconds(50),
+        maxBackoff: Duration = .seconds(5), onError: @escaping @Sendable (BusMessage, any Error) -> Void
+    ) {
         self.subscription = subscription
+        self.logger = logger
         self.onError = onError
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = maxBackoff
     }
 
     /// See `OffsetTracker.begin`.
     public func begin(_ message: BusMessage) -> Bool { tracker.begin(message) }
 
-    /// Marks `message` done and commits as far as its partition allows.
-    public func finish(_ message: BusMessage) async {
+    /// Marks `message` done and commits as far as its partition allows, publishing the
+    /// outputs of every message the commit covers with it.
+    public func finish(_ message: BusMessage, publishing produced: [OutgoingMessage] = []) async {
+        let key = Key(topic: message.topic, partition: message.partition)
+        if !produced.isEmpty { outputs[key, default: []].append((message.offset, produced)) }
         guard let target = tracker.finish(message) else { return }
-        let key = "\(target.topic)#\(target.partition)"
         pending[key] = target
         guard !committing.contains(key) else { return }
         committing.insert(key)
         while let next = pending.removeValue(forKey: key) {
-            do { try await subscription.commit(next) } catch { onError(next, error) }
+            await commit(next, key: key)
         }
         committing.remove(key)
+    }
+
+    private func commit(_ message: BusMessage, key: Key) async {
+        let covered = takeOutputs(key, upTo: message.offset)
+        guard !covered.isEmpty else {
+            do { try await subscription.commit(message) } catch { onError(message, error) }
+            return
+        }
+        var delay = initialBackoff
+        while true {
+            do {
+                try await subscription.commit(message, publishing: covered)
+                return
+            } catch let error as BusError where error.kind == .fenced || error.kind == .closed {
+                logger?.notice("outputs not published: the partition moved or the subscription closed; its next owner handles the messages again", metadata: [
+                    "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                ])
+                return
+            } catch {
+                logger?.error("atomic commit failed; retrying", metadata: [
+                    "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                ])
+            }
+            do { try await Task.sleep(for: delay) } catch {
+                onError(message, CancellationError())
+                return
+            }
+            delay = min(delay * 2, maxBackoff)
+        }
+    }
+
+    /// Removes and returns, in offset order, the outputs of messages at or below `offset`.
+    private func takeOutputs(_ key: Key, upTo offset: Int64) -> [OutgoingMessage] {
+        guard var list = outputs[key], !list.isEmpty else { return [] }
+        list.sort { $0.offset < $1.offset }
+        let split = list.firstIndex { $0.offset > offset } ?? list.count
+        let taken = list[..<split].flatMap(\.messages)
+        list.removeFirst(split)
+        outputs[key] = list.isEmpty ? nil : list
+        return taken
     }
 }

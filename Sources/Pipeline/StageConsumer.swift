@@ -25,6 +25,22 @@ public struct StageConsumer: Sendable {
     let topics: [String]
     let concurrency: Int
     let logger: Logger
+    private let current = CurrentSubscription()
+
+    /// What a handler decided about its message.
+    public enum Result: Sendable {
+        /// Done: commit the message. With `outputs`, the outputs are published and the
+        /// message committed in one atomic step (`BusSubscription.commit(_:publishing:)`); they
+        /// are held until every earlier message of the partition is done too, so a crash
+        /// never leaves outputs published for input that will be handled again.
+        case commit(publishing: [OutgoingMessage])
+        /// Not done (stopped before the work was published): leave it uncommitted, so it is
+        /// redelivered.
+        case keep
+
+        /// Done, nothing to publish with the commit.
+        public static var commit: Result { .commit(publishing: []) }
+    }
 
     public init(bus: any Bus, group: String, topics: [String], concurrency: Int, logger: Logger) {
         self.bus = bus
@@ -34,12 +50,28 @@ public struct StageConsumer: Sendable {
         self.logger = logger
     }
 
+    /// The partitions this member owns now (empty before it has subscribed and after it left).
+    /// See `BusSubscription.assignment()`.
+    public func assignment() async -> Set<BusPartition> {
+        guard let subscription = current.subscription else { return [] }
+        return await subscription.assignment()
+    }
+
     /// Consumes until cancelled, the bus ends the subscription, or graceful shutdown drained it.
+    /// `handle` returns `true` to commit the message, `false` to leave it uncommitted.
     /// Throws when subscribing fails or the bus fails.
     public func run(_ handle: @escaping @Sendable (BusMessage) async -> Bool) async throws {
+        try await run(producing: { await handle($0) ? .commit : .keep })
+    }
+
+    /// Consumes like ``run(_:)``; each handler returns what to publish atomically with its
+    /// message's commit (see ``Result``).
+    public func run(producing handle: @escaping @Sendable (BusMessage) async -> Result) async throws {
         let subscription = try await bus.subscribe(group: group, topics: topics)
+        current.subscription = subscription
+        defer { current.subscription = nil }
         let logger = self.logger
-        let commits = CommitCoordinator(subscription: subscription) { message, error in
+        let commits = CommitCoordinator(subscription: subscription, logger: logger) { message, error in
             logger.warning("commit failed; the message will be redelivered", metadata: [
                 "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
             ])
@@ -68,7 +100,9 @@ public struct StageConsumer: Sendable {
                             }
                             active.add()
                             handlers.addTask {
-                                if await handle(message) { await commits.finish(message) }
+                                if case .commit(let outputs) = await handle(message) {
+                                    await commits.finish(message, publishing: outputs)
+                                }
                                 active.remove()
                             }
                             running += 1
@@ -86,6 +120,15 @@ public struct StageConsumer: Sendable {
             stop.drain()
         }
         await subscription.close()
+    }
+}
+
+/// The subscription a `StageConsumer` is running on, for `assignment()`.
+final class CurrentSubscription: Sendable {
+    private let state = Mutex<BusSubscription?>(nil)
+    var subscription: BusSubscription? {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
     }
 }
 

@@ -511,6 +511,15 @@ public actor EmbeddedBus: Bus {
             TopicPartition(topic: message.topic, partition: message.partition), next: message.offset + 1, nowMillis: nowMillis)
     }
 
+    fileprivate func assignment(group: String, member id: UInt64) -> Set<BusPartition> {
+        Set((groups[group]?.members[id]?.assignment ?? []).map { BusPartition(topic: $0.topic, partition: Int($0.partition)) })
+    }
+
+    fileprivate func assignment(reader id: UInt64) -> Set<BusPartition> {
+        guard let reader = readers[id] else { return [] }
+        return Set(reader.positions.indices.map { BusPartition(topic: reader.topic, partition: $0) })
+    }
+
     fileprivate func leave(group: String, member id: UInt64) {
         groups[group]?.members[id]?.wake()
         groups[group]?.members[id] = nil
@@ -638,6 +647,12 @@ private struct GroupMemberControl: BusSubscriptionControl {
     let member: UInt64
 
     func commit(_ message: BusMessage) async throws { try await bus.commit(group: group, message: message) }
+    func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
+        // TODO(issue 9): one append holding outputs and commit. Not atomic yet.
+        for output in outputs { try await bus.publish(output) }
+        try await bus.commit(group: group, message: message)
+    }
+    func assignment() async -> Set<BusPartition> { await bus.assignment(group: group, member: member) }
     func close() async { await bus.leave(group: group, member: member) }
 }
 
@@ -646,5 +661,9 @@ private struct ReaderControl: BusSubscriptionControl {
     let reader: UInt64
 
     func commit(_ message: BusMessage) async throws {}
+    func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
+        throw BusError(.configuration, "a group-less reader cannot commit (\(message.topic)[\(message.partition)]@\(message.offset))")
+    }
+    func assignment() async -> Set<BusPartition> { await bus.assignment(reader: reader) }
     func close() async { await bus.closeReader(reader) }
 }
