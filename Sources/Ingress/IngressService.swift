@@ -22,7 +22,9 @@ import ServiceLifecycle
 ///   caller port serves only `/fn/...`, `/v1/...` and its own `/healthz`.
 /// - Every connection that sends no complete request head within `header_read_timeout` is closed.
 /// - Graceful shutdown (ServiceLifecycle's, e.g. SIGTERM in `sluice`) drains: `/readyz` turns
-///   503, the caller port stops accepting and closes each connection after its current call,
+///   503, the caller port keeps its listener open but answers new calls 503 `shutting_down`
+///   (`Connection: close`, `Retry-After: 1`) and closes each connection after its current call
+///   (the listener closes once no call is in progress),
 ///   and the calls in flight still get their replies (the `replies` reader runs until the last
 ///   one is answered). Whatever still waits `shutdown_timeout` after the signal is answered 504
 ///   at once, so `run` returns within about `shutdown_timeout`. An accepted connection is never
@@ -135,8 +137,10 @@ public final class IngressService: Sendable {
     ) async throws {
         let logger = context.logger
         let subscription = try await context.bus.read(topic: context.topics.replies, from: .end)
+        let drain = DrainGate()
         let app = makeApplication(
-            listen, responder: IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger),
+            listen,
+            responder: IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger, drain: drain),
             name: "ingress", onListening: onListening)
         let adminApp = makeApplication(
             adminListen, responder: IngressResponder(functions: nil, routes: makeAdminRouter().buildResponder(), logger: logger),
@@ -190,18 +194,31 @@ public final class IngressService: Sendable {
                     return await Self.serve(callerServices, name: "caller")
                 }
                 group.addTask {
-                    // The drain: on graceful shutdown stop taking calls but keep answering the ones
-                    // in flight (the replies reader still runs); past `shutdown_timeout`, answer the
-                    // rest 504 so the caller server can finish. Ends only with the caller server.
+                    // The drain: on graceful shutdown refuse new calls (503 `shutting_down`,
+                    // `Connection: close`) while the listener stays open, and keep answering the
+                    // calls in flight (the replies reader still runs); past `shutdown_timeout`,
+                    // answer the rest 504. Once no call is in progress, stop the caller server
+                    // (listener, then idle connections). Ends only with the caller server.
                     var signalled = false
                     for await _ in shutdownSignal { signalled = true }
                     guard signalled, !Task.isCancelled else { return .success(()) }
                     readiness.set(false)
-                    logger.notice("graceful shutdown: draining calls in flight", metadata: ["shutdown_timeout_ms": "\(Self.milliseconds(shutdownTimeout))"])
+                    drain.startDraining()
+                    logger.notice("graceful shutdown: draining calls in flight", metadata: [
+                        "shutdown_timeout_ms": "\(Self.milliseconds(shutdownTimeout))", "in_flight": "\(drain.inProgress)",
+                    ])
+                    let drained = await withTaskGroup(of: Bool.self) { race in
+                        race.addTask { await drain.waitUntilIdle(); return true }
+                        race.addTask { (try? await Task.sleep(for: shutdownTimeout)) != nil ? false : true }
+                        let first = await race.next() ?? true
+                        race.cancelAll()
+                        return first
+                    }
+                    if !drained {
+                        logger.warning("shutdown timeout reached: answering the calls still waiting", metadata: ["in_flight": "\(drain.inProgress)"])
+                        await replies.abandonAll()
+                    }
                     await callerServices.triggerGracefulShutdown()
-                    do { try await Task.sleep(for: shutdownTimeout) } catch { return .success(()) }
-                    logger.warning("shutdown timeout reached: answering the calls still waiting")
-                    await replies.abandonAll()
                     return .success(())
                 }
                 // The first child to end decides: normally the caller server, after a drain.

@@ -22,9 +22,11 @@ public struct InspectorOptions: Sendable {
 /// publishes the verdict (with the masked, re-sealed request) plus audit events.
 ///
 /// Guarantees:
-/// - A request is committed only after its verdict (or block reply) and audit events
-///   are published, so a crash redelivers it (at least once; the Forwarder's
-///   `Idempotency-Key` makes redelivery safe).
+/// - A request's verdict for the Forwarder (`inspected`) and its `inspected` audit event are
+///   published atomically with the request's commit (`StageConsumer.Result.commit(publishing:)`:
+///   a Kafka transaction, or one append on the embedded bus): a killed inspector leaves
+///   neither, and the request's next owner inspects it once more — no second `inspected`
+///   message for one input. (Ending outcomes go through the ledger, which dedupes them.)
 /// - Exactly one outcome (invariant 8): a request it ends (`blocked`, `failed`, `expired`) is
 ///   ended through the `OutcomeLedger` before the reply; a redelivered request that already has
 ///   an outcome (from any process) is skipped — nothing is published for it again.
@@ -70,25 +72,26 @@ public struct InspectorService: Sendable {
         let consumer = StageConsumer(
             bus: context.bus, group: options.group, topics: [context.topics.requests],
             concurrency: options.concurrency, logger: context.logger)
-        try await consumer.run { message in
+        try await consumer.run(producing: { message in
             do {
-                try await self.handleRetryingBusFailures(message)
-                return true
+                // The verdict for the Forwarder and its audit event are published with the
+                // commit of the request, atomically: a killed inspector leaves neither, and the
+                // request is inspected again by the partition's next owner (issue 9, item 2).
+                return .commit(publishing: try await self.handleRetryingBusFailures(message))
             } catch {
-                return false  // cancelled before the verdict was published: redelivered
+                return .keep  // cancelled before the verdict was published: redelivered
             }
-        }
+        })
         context.logger.info("inspector stopped")
     }
 
     /// Handles a message, retrying with backoff while publishing fails (the bus is down or
-    /// overloaded): the message is committed only once it has been fully handled.
-    func handleRetryingBusFailures(_ message: BusMessage) async throws {
+    /// overloaded). Returns the messages to publish atomically with the message's commit.
+    func handleRetryingBusFailures(_ message: BusMessage) async throws -> [OutgoingMessage] {
         var delay = Duration.milliseconds(100)
         while true {
             do {
-                try await handle(message)
-                return
+                return try await handle(message)
             } catch is CancellationError {
                 throw CancellationError()
             } catch {
@@ -101,21 +104,25 @@ public struct InspectorService: Sendable {
         }
     }
 
-    /// Inspects one message; the caller commits it through a `CommitCoordinator`.
-    func handle(_ message: BusMessage) async throws {
+    /// Inspects one message. Returns what must be published atomically with its commit (the
+    /// verdict for the Forwarder and the `inspected` audit event); what ends the request
+    /// (outcome, reply) has been published already.
+    func handle(_ message: BusMessage) async throws -> [OutgoingMessage] {
         let request: InspectionRequest
         do {
             request = try context.codec.open(InspectionRequest.self, from: message)
         } catch {
             await context.deadletter(message, reason: "\(error)")
-            return
+            return []
         }
         let started = ContinuousClock.now
-        try await inspect(request)
+        let outputs = try await inspect(request)
         Timer(label: "sluice_inspection_seconds").recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        return outputs
     }
 
-    func inspect(_ request: InspectionRequest) async throws {
+    /// Inspects `request`; see ``handle(_:)`` for what it returns.
+    func inspect(_ request: InspectionRequest) async throws -> [OutgoingMessage] {
         let meta = request.metadata
         if let outcome = await ledger.outcome(of: meta.requestID) {
             // A redelivery (this or another inspector died before committing): already ended.
@@ -123,7 +130,7 @@ public struct InspectorService: Sendable {
                 "request_id": "\(meta.requestID)", "outcome": "\(outcome.rawValue)",
             ])
             Counter(label: "sluice_outcome_skips_total", dimensions: [("stage", "inspector")]).increment()
-            return
+            return []
         }
         guard let connection = config.connection(named: meta.connection) else {
             // The Ingress routed to a connection this Inspector does not know: fail closed.
@@ -131,16 +138,16 @@ public struct InspectorService: Sendable {
                 kind: .failed, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
                 connection: meta.connection, identity: meta.identity.id, status: 502,
                 details: ["reason": "connection not configured on the inspector"])
-            guard try await ledger.end(event) == .recorded else { return }
+            guard try await ledger.end(event) == .recorded else { return [] }
             try await reply(meta, .jsonError(status: 502, error: "unknown_connection", extra: ["request_id": meta.requestID]))
-            return
+            return []
         }
         if meta.isExpired() {
             let event = AuditEvent(
                 kind: .expired, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
                 connection: meta.connection, identity: meta.identity.id, details: ["reason": "deadline passed before inspection"])
             if try await ledger.end(event) == .recorded { Counter(label: "sluice_inspector_expired_total").increment() }
-            return
+            return []
         }
 
         let result = inspector.inspect(request.request, policy: connection.policy)
@@ -165,13 +172,12 @@ public struct InspectorService: Sendable {
             let blocked = AuditEvent(
                 kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
                 connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules, status: 403)
-            guard try await ledger.end(blocked) == .recorded else { return }
+            guard try await ledger.end(blocked) == .recorded else { return [] }
             try await reply(meta, .jsonError(status: 403, error: "blocked", extra: ["rule": rule, "request_id": meta.requestID]))
-            await context.audit(inspectedEvent)
+            return [try context.codec.audit(inspectedEvent)]
         case .allow, .mask, .hold:
             let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: result.findings, request: result.request)
-            try await context.bus.publish(try context.codec.inspected(inspected))
-            await context.audit(inspectedEvent)
+            return [try context.codec.inspected(inspected), try context.codec.audit(inspectedEvent)]
         }
     }
 

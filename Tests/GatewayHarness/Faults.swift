@@ -459,6 +459,9 @@ public struct FaultFigures: Sendable, CustomStringConvertible {
     public var twoOrMore: [String: [String]] = [:]
     /// Of `twoOrMore`, the requests whose outcome events are all one event written again (same `event_id`).
     public var repeatedOutcomeEvent = 0
+    /// Request id → number of distinct `inspected` audit events, for requests inspected two or
+    /// more times (a second `inspected` for one input: the hand-off was not atomic).
+    public var inspectedTwice: [String: Int] = [:]
     /// Request ids with an outcome but no `request_received`.
     public var outcomeWithoutReceived: [String] = []
     /// Request ids answered 200 to their caller that have no `request_received`.
@@ -530,6 +533,7 @@ public struct FaultFigures: Sendable, CustomStringConvertible {
             "│ accepted            \(accepted) (request_received); outcome without request_received \(outcomeWithoutReceived.count); answered 200 without request_received \(answeredWithoutReceived.count)",
             "│ outcomes per req    0: \(withoutOutcome.count)   1: \(exactlyOne)   ≥2: \(twoOrMore.count) (one event written again: \(repeatedOutcomeEvent))"
                 + phases(withoutOutcome + twoOrMore.keys),
+            "│ inspections        requests inspected twice or more: \(inspectedTwice.count)" + phases(inspectedTwice.keys),
             "│ upstream            \(deliveries) deliveries for \(deliveriesPerRequest.count) requests; duplicates \(duplicates.count)"
                 + " (Forwarder-kill window \(window.count), same key \(window.count(where: \.sameKey)); outside the window \(strayDuplicates.count))",
             "│ keys, secrets       Idempotency-Key mismatches \(keyMismatches.count); secrets sent \(secretCalls), leaked upstream \(leakedSecrets); unparsable audit lines \(unparsableAuditLines) of \(auditLines)",
@@ -552,13 +556,13 @@ public struct FaultFigures: Sendable, CustomStringConvertible {
     public var tableRow: String {
         let window = windowDuplicates
         let shutdown = shutdowns.map { "\($0.name) \(Self.seconds($0.termination.took))" }.joined(separator: "; ")
-        return "| \(scenario) | \(accepted) | \(withoutOutcome.count) | \(exactlyOne) | \(twoOrMore.count) | \(deliveries) | "
+        return "| \(scenario) | \(accepted) | \(withoutOutcome.count) | \(exactlyOne) | \(twoOrMore.count) | \(inspectedTwice.count) | \(deliveries) | "
             + "\(strayDuplicates.count) + window \(window.count) (same key \(window.count(where: \.sameKey))) | \(lostAfterConnectResets) | \(shutdown.isEmpty ? "—" : shutdown) |"
     }
 
     public static let tableHeader = """
-        | scenario | accepted | 0 outcomes | 1 | ≥2 | deliveries | duplicates | resets | shutdown |
-        |---|---|---|---|---|---|---|---|---|
+        | scenario | accepted | 0 outcomes | 1 | ≥2 | inspected ≥2 | deliveries | duplicates | resets | shutdown |
+        |---|---|---|---|---|---|---|---|---|---|
         """
 }
 
@@ -629,10 +633,13 @@ public enum FaultAccounting {
         f.unparsableAuditLines = unparsableLines
         var received = Set<String>()
         var outcomes: [String: [AuditRecord]] = [:]
+        var inspections: [String: Set<String>] = [:]
         for r in records {
             if r.kind == "request_received" { received.insert(r.requestID) }
             if outcomeKinds.contains(r.kind) { outcomes[r.requestID, default: []].append(r) }
+            if r.kind == "inspected" { inspections[r.requestID, default: []].insert(r.eventID) }
         }
+        f.inspectedTwice = inspections.filter { $0.value.count > 1 }.mapValues(\.count)
         f.accepted = received.count
         let receivedPaths = Set(records.filter { $0.kind == "request_received" }.compactMap(\.path))
         f.lostAfterReceived = f.lostAfterConnect.filter { c in receivedPaths.contains { $0.hasSuffix("/\(c.token)") } }

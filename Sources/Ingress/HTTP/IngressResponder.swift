@@ -8,7 +8,9 @@ import Logging
 /// metrics, and `/fn/...` is not found).
 ///
 /// Guarantees: never lets an error escape to Hummingbird — router errors become JSON
-/// errors — and every response carries `X-Sluice-Request-Id`.
+/// errors — and every response carries `X-Sluice-Request-Id`. On the caller port, once the
+/// ``DrainGate`` drains, new calls are answered 503 `shutting_down` with `Connection: close`,
+/// and calls in progress are answered with `Connection: close`.
 struct IngressResponder: HTTPResponder {
     typealias Context = BasicRequestContext
 
@@ -16,8 +18,23 @@ struct IngressResponder: HTTPResponder {
     let functions: FunctionCallHandler?
     let routes: RouterResponder<BasicRequestContext>
     let logger: Logger
+    /// The caller port's drain (`nil` on the admin port, which answers until the end).
+    var drain: DrainGate? = nil
 
     func respond(to request: Request, context: BasicRequestContext) async throws -> Response {
+        guard let drain else { return try await answer(request, context: context) }
+        guard drain.enter() else {
+            return Responses.error(
+                .shuttingDown, requestID: UUID().uuidString.lowercased(), retryAfterSeconds: 1, closeConnection: true)
+        }
+        defer { drain.leave() }
+        var response = try await answer(request, context: context)
+        // Answered during the drain: the connection is not reused.
+        if drain.isDraining { response.headers[.connection] = "close" }
+        return response
+    }
+
+    private func answer(_ request: Request, context: BasicRequestContext) async throws -> Response {
         let requestID = UUID().uuidString.lowercased()
         let target = request.head.path ?? ""
         if FunctionTarget.isFunctionCall(target) {

@@ -23,6 +23,7 @@ enum ErrorCode: String, Sendable, CaseIterable {
     case internalError = "internal"
     case badReply = "bad_reply"
     case unavailable
+    case shuttingDown = "shutting_down"
     case timeout
 
     var status: Int {
@@ -39,7 +40,7 @@ enum ErrorCode: String, Sendable, CaseIterable {
         case .overloaded: 429
         case .internalError: 500
         case .badReply: 502
-        case .unavailable: 503
+        case .unavailable, .shuttingDown: 503
         case .timeout: 504
         }
     }

@@ -95,6 +95,7 @@ public enum ErrorMessages {
         case "upstream_unavailable": "The function could not be reached."
         case "bad_reply": "The gateway received an invalid reply."
         case "unavailable": "The gateway cannot take the request right now; retry after the time in Retry-After."
+        case "shutting_down": "This gateway instance is shutting down and takes no new calls; retry (another instance, or this one once restarted)."
         case "timeout": "No answer arrived before the request's deadline."
         case "upstream_timeout": "The function did not answer in time."
         case "internal": "The gateway failed to process the request."
