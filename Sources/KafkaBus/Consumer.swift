@@ -56,64 +56,35 @@ final class ConsumerState: Sendable {
         }
     }
 
-    /// Handles a rebalance event on the poll thread (called from the rebalance C callback).
-    ///
-    /// Assign: takes the partitions (`rd_kafka_assign`, or `rd_kafka_incremental_assign`
-    /// under the cooperative protocol); fetching starts at the group's committed offsets.
-    /// Revoke: first forgets the partitions and drops their buffered messages, so
-    /// they are neither delivered nor committed by this member any more, then gives
-    /// them up (`rd_kafka_assign(NULL)` / `rd_kafka_incremental_unassign`). Messages
-    /// already handed to the application cannot be recalled; from now on their
-    /// commits are skipped, even if the partition comes back to this member (the
-    /// partition's next owner receives them again: at-least-once).
-    func rebalance(
-        _ rk: OpaquePointer, _ code: rd_kafka_resp_err_t, _ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-    ) {
-        let partitions = list.map(PartitionList.members) ?? []
-        let cooperative = rd_kafka_rebalance_protocol(rk).map { String(cString: $0) } == "COOPERATIVE"
-        switch code {
-        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
-            assigned(partitions)
-            if cooperative {
-                if let error = rd_kafka_incremental_assign(rk, list) {
-                    logger.error("\(KafkaErrors.consume(error, "incremental assign of \(partitions)"))")
-                }
-            } else {
-                let result = rd_kafka_assign(rk, list)
-                if result != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    logger.error("\(KafkaErrors.error(result, "assign of \(partitions)"))")
-                }
-            }
-            // Pausing is sticky per partition in librdkafka: start new partitions
-            // fetching; the poll loop pauses again if the buffer is still full.
-            if paused.exchange(false, ordering: .relaxed), let list {
-                _ = rd_kafka_resume_partitions(rk, list)
-            }
-            logger.debug("assigned \(partitions)")
-        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
-            let revoked = Set(partitions)
-            assignment.withLock { assignment in
-                for partition in revoked { assignment[partition] = nil }
-            }
-            let dropped = buffer.drop(revoked)
-            let lost = rd_kafka_assignment_lost(rk) != 0
-            if cooperative {
-                if let error = rd_kafka_incremental_unassign(rk, list) {
-                    logger.error("\(KafkaErrors.consume(error, "incremental unassign of \(partitions)"))")
-                }
-            } else {
-                _ = rd_kafka_assign(rk, nil)
-            }
-            logger.debug("revoked \(partitions)\(lost ? " (lost)" : ""), dropped \(dropped) buffered messages")
-        default:
-            logger.error("rebalance failed: \(KafkaErrors.describe(code)) (\(KafkaErrors.name(code)))")
-            let all = assignment.withLock { state -> Set<TopicPartition> in
-                defer { state = [:] }
-                return Set(state.keys)
-            }
-            buffer.drop(all)
-            _ = rd_kafka_assign(rk, nil)
+    /// Records partitions assigned by a rebalance (before the handle takes them).
+    /// Returns whether fetching was paused, so that the new partitions must be resumed
+    /// (pausing is sticky per partition in librdkafka).
+    func rebalanceAssigned(_ partitions: [TopicPartition]) -> Bool {
+        assigned(partitions)
+        return paused.exchange(false, ordering: .relaxed)
+    }
+
+    /// Records partitions revoked by a rebalance, before the handle gives them up:
+    /// forgets them and drops their buffered messages, so they are neither delivered
+    /// nor committed by this member any more. Messages already handed to the
+    /// application cannot be recalled; from now on their commits are skipped, even if
+    /// the partition comes back to this member (the partition's next owner receives
+    /// them again: at-least-once). Returns how many buffered messages were dropped.
+    func revoked(_ partitions: [TopicPartition]) -> Int {
+        let revoked = Set(partitions)
+        assignment.withLock { assignment in
+            for partition in revoked { assignment[partition] = nil }
         }
+        return buffer.drop(revoked)
+    }
+
+    /// A failed rebalance: forgets every partition and drops the buffer.
+    func rebalanceFailed() {
+        let all = assignment.withLock { state -> Set<TopicPartition> in
+            defer { state = [:] }
+            return Set(state.keys)
+        }
+        buffer.drop(all)
     }
 
     /// Completes the commit `id` (called from the commit-result C callback).
@@ -140,26 +111,6 @@ final class ConsumerState: Sendable {
     }
 }
 
-/// Conversions for `rd_kafka_topic_partition_list_t`.
-enum PartitionList {
-    /// The topic-partitions in `list`.
-    static func members(_ list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>) -> [TopicPartition] {
-        (0..<Int(list.pointee.cnt)).map {
-            let element = list.pointee.elems[$0]
-            return TopicPartition(topic: String(cString: element.topic), partition: element.partition)
-        }
-    }
-
-    /// A new list of `partitions` at `offset` (destroy it with `rd_kafka_topic_partition_list_destroy`).
-    static func make(_ partitions: [(TopicPartition, Int64)]) -> UnsafeMutablePointer<rd_kafka_topic_partition_list_t> {
-        let list = rd_kafka_topic_partition_list_new(Int32(partitions.count))!
-        for (partition, offset) in partitions {
-            rd_kafka_topic_partition_list_add(list, partition.topic, partition.partition).pointee.offset = offset
-        }
-        return list
-    }
-}
-
 /// One librdkafka high-level consumer behind a `BusSubscription`: either a group
 /// member (`subscribe`) or a group-less reader of every partition of a topic (`read`).
 ///
@@ -169,9 +120,12 @@ enum PartitionList {
 /// subscription's stream, pauses fetching while that buffer is full, and on
 /// ``close()`` leaves the group (`rd_kafka_consumer_close`) and destroys the handle.
 ///
+/// The lifecycle is an explicit ``StateMachine`` kept in `machine`.
+///
 /// `@unchecked Sendable` because of the `queue` pointer: it is immutable, used by
-/// other threads only inside `open.withLock` while `open` is true, and destroyed by
-/// the poll thread only after it has set `open` to false under that lock.
+/// other threads only inside `machine.withLock` while the machine says the handle is
+/// usable, and destroyed by the poll thread only after it has moved the machine to
+/// `closing` under that lock.
 final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// What the consumer reads.
     enum Mode: Sendable {
@@ -181,27 +135,36 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         case reader(String, StartPosition)
     }
 
-    let client: KafkaClient
+    let client: RDKafkaClient
     let mode: Mode
-    /// The bus's producer, for ``commit(_:publishing:)``.
-    private let producer: Producer
+    /// `transactional.id` of this subscription's transactional producers (group members only).
+    let transactionalID: String?
+    private let configuration: KafkaBusConfiguration
+    /// The transactional producer for ``commit(_:publishing:)``, created when first
+    /// needed and replaced after a fatal error; `all` keeps every one created so that
+    /// closing the subscription waits until each is destroyed.
+    private let transactional = Mutex(TransactionalProducers())
+    private struct TransactionalProducers {
+        var current: TransactionalProducer?
+        var all: [TransactionalProducer] = []
+        var closed = false
+    }
     private let state: ConsumerState
     private let logger: Logger
     /// The consumer queue, on which commit results are delivered to the poll thread.
     private let queue: OpaquePointer
-    /// `true` while the handle may be used by callers other than the poll thread;
-    /// set to `false` (under the lock) before the poll thread closes the handle.
-    private let open = Mutex(true)
-    private let stopRequested = Atomic<Bool>(false)
+    /// The lifecycle; other threads use the handle only under this lock while
+    /// ``StateMachine/handleUsable``.
+    private let machine = Mutex(StateMachine())
     private let finished = Completion()
 
     /// Creates the consumer and starts its poll thread; returns once it has subscribed
     /// (group) or assigned every partition at its start position (reader).
     static func start(
-        _ mode: Mode, configuration: KafkaBusConfiguration, producer: Producer, logger: Logger,
+        _ mode: Mode, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger,
         onFinish: @escaping @Sendable (Consumer) -> Void
     ) async throws -> Consumer {
-        let consumer = try Consumer(mode, configuration: configuration, producer: producer, logger: logger)
+        let consumer = try Consumer(mode, configuration: configuration, transactionalID: transactionalID, logger: logger)
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
             DedicatedThread.start(name: "kafka-consumer-poll") {
                 consumer.run(ready: ready, bufferLimit: max(configuration.consumerBufferLimit, 1),
@@ -212,8 +175,9 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         return consumer
     }
 
-    private init(_ mode: Mode, configuration: KafkaBusConfiguration, producer: Producer, logger: Logger) throws {
-        self.producer = producer
+    private init(_ mode: Mode, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger) throws {
+        self.transactionalID = transactionalID
+        self.configuration = configuration
         let state = ConsumerState(logger: logger)
         let settings: [String: String]
         switch mode {
@@ -225,13 +189,13 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
             settings = configuration.settings(
                 for: .consumer, groupID: "sluice-reader-\(topic)-\(UUID().uuidString.prefix(8))")
         }
-        client = try KafkaClient(role: .consumer, settings: settings, context: CallbackContext(logger: logger, consumer: state))
-        let redirect = rd_kafka_poll_set_consumer(client.handle)
-        guard redirect == RD_KAFKA_RESP_ERR_NO_ERROR, let queue = rd_kafka_queue_get_consumer(client.handle) else {
+        client = try RDKafkaClient(role: .consumer, settings: settings, context: CallbackContext(logger: logger, consumer: state))
+        do {
+            queue = try client.consumerQueue()
+        } catch {
             client.destroy()
-            throw KafkaErrors.error(redirect, "consumer setup")
+            throw error
         }
-        self.queue = queue
         self.mode = mode
         self.state = state
         self.logger = logger
@@ -254,7 +218,7 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     func commit(_ message: BusMessage) async throws {
         guard case .group = mode else { return }
         let partition = TopicPartition(topic: message.topic, partition: Int32(message.partition))
-        guard open.withLock({ $0 }) else {
+        guard machine.withLock({ $0.handleUsable }) else {
             throw BusError(.closed, "commit of \(partition)@\(message.offset): subscription closed")
         }
         guard state.mayCommit(message) else {
@@ -264,11 +228,9 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         let commits = client.context.commits
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let id = commits.register(continuation)
-            let code: rd_kafka_resp_err_t? = open.withLock { open in
-                guard open else { return nil }
-                let list = PartitionList.make([(partition, message.offset + 1)])
-                defer { rd_kafka_topic_partition_list_destroy(list) }  // librdkafka copies it
-                return Callbacks.commit(client.handle, list, queue: queue, id: id)
+            let code: rd_kafka_resp_err_t? = machine.withLock { machine in
+                guard machine.handleUsable else { return nil }
+                return client.commit(partition, offset: message.offset + 1, queue: queue, id: id)
             }
             if code == nil {
                 commits.complete(id, .failure(BusError(.closed, "commit of \(partition)@\(message.offset): subscription closed")))
@@ -278,14 +240,63 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         }
     }
 
-    /// Publishes `outputs`, then commits `message`.
-    /// TODO(issue 9): one transaction (send_offsets_to_transaction). Not atomic yet.
+    /// Publishes `outputs` and commits `message`'s offset + 1 in one Kafka transaction of
+    /// this subscription's transactional producer (see ``TransactionalProducer``), shared
+    /// with concurrent callers.
+    ///
+    /// Throws `.fenced` when the partition was revoked since `message` was delivered, or
+    /// the producer or group generation was fenced; `.configuration` for readers; `.closed`
+    /// after ``close()``; other kinds when the transaction failed (nothing is visible to
+    /// `read_committed` consumers; retrying is safe).
     func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
-        guard case .group = mode else {
+        guard case .group = mode, let transactionalID else {
             throw BusError(.configuration, "a group-less reader cannot commit (\(message.topic)[\(message.partition)]@\(message.offset))")
         }
-        for output in outputs { try await producer.publish(output) }
-        try await commit(message)
+        let what = "commit of \(message.topic)[\(message.partition)]@\(message.offset) with \(outputs.count) output(s)"
+        guard machine.withLock({ $0.handleUsable }) else { throw BusError(.closed, "\(what): subscription closed") }
+        guard state.mayCommit(message) else {
+            throw BusError(.fenced, "\(what): the partition was revoked from this member since the message was delivered; nothing was published nor committed")
+        }
+        for _ in 0..<3 {
+            let producer = try transactional.withLock { producers -> TransactionalProducer in
+                guard !producers.closed else { throw BusError(.closed, "\(what): subscription closed") }
+                if let current = producers.current, current.isUsable { return current }
+                let state = state
+                let owner = TransactionOwner(
+                    mayCommit: { state.mayCommit($0) },
+                    groupMetadata: { [weak self] in self?.groupMetadata() })
+                let created = try TransactionalProducer(
+                    transactionalID: transactionalID, configuration: configuration, owner: owner, logger: logger)
+                producers.current = created
+                producers.all.append(created)
+                return created
+            }
+            do {
+                try await producer.commit(message, publishing: outputs)
+                return
+            } catch is TransactionalProducer.Unavailable {
+                continue  // it stopped after a fatal error: the next round creates a new one
+            }
+        }
+        throw BusError(.broker, "\(what): the transactional producer \(transactionalID) keeps failing; nothing was published nor committed")
+    }
+
+    /// A copy of the consumer's group metadata (generation, member id) for
+    /// `send_offsets_to_transaction`, or `nil` once the handle is closing.
+    private func groupMetadata() -> ConsumerGroupMetadata? {
+        machine.withLock { machine in machine.handleUsable ? client.consumerGroupMetadata() : nil }
+    }
+
+    /// Transactions run and calls served by this subscription's transactional producers.
+    var transactionStatistics: TransactionalProducer.Statistics {
+        transactional.withLock { producers in
+            producers.all.reduce(into: TransactionalProducer.Statistics()) { sum, producer in
+                let s = producer.statistics
+                sum.transactions += s.transactions
+                sum.requests += s.requests
+                sum.aborted += s.aborted
+            }
+        }
     }
 
     /// The partitions currently assigned to this member.
@@ -296,7 +307,7 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// Leaves the group (or stops reading), finishes the stream and waits until the
     /// handle is destroyed. Idempotent.
     func close() async {
-        stopRequested.store(true, ordering: .releasing)
+        _ = machine.withLock { $0.stop() }
         await finished.wait()
     }
 
@@ -305,70 +316,62 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     private func run(ready: CheckedContinuation<Void, any Error>, bufferLimit: Int, timeout: Duration) {
         do {
             try setUp(timeout: timeout)
+            machine.withLock { $0.setUpFinished(succeeded: true) }
             ready.resume()
         } catch {
+            machine.withLock { $0.setUpFinished(succeeded: false) }
             ready.resume(throwing: error)
-            stopRequested.store(true, ordering: .releasing)
         }
-        let handle = client.handle
-        while !stopRequested.load(ordering: .acquiring) {
+        while machine.withLock({ $0.nextPollLoopAction() }) == .poll {
             applyBackpressure(limit: bufferLimit)
-            guard let message = rd_kafka_consumer_poll(handle, 100) else { continue }
-            defer { rd_kafka_message_destroy(message) }
-            if message.pointee.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                handleError(message)
+            switch client.consumerPoll(timeoutMillis: 100) {
+            case .nothing:
                 continue
+            case .error(let code, let text):
+                handleError(code, text)
+            case .message(let message):
+                guard state.accept(message) else { continue }  // fetched before its partition was revoked
+                state.buffer.push(message)
             }
-            guard let copied = Self.copy(message), state.accept(copied) else {
-                continue  // fetched before its partition was revoked
-            }
-            state.buffer.push(copied)
         }
-        open.withLock { $0 = false }
-        let closed = rd_kafka_consumer_close(handle)  // runs the final revoke and leaves the group
-        if closed != RD_KAFKA_RESP_ERR_NO_ERROR {
-            logger.warning("\(KafkaErrors.error(closed, "consumer close"))")
+        // Transactions use the handle's group metadata: end them while it is open.
+        let producers = transactional.withLock { producers in
+            producers.closed = true
+            return producers.all
+        }
+        for producer in producers { producer.close() }
+        machine.withLock { $0.handleClosing() }
+        if let error = client.closeConsumer() {  // runs the final revoke and leaves the group
+            logger.warning("\(error)")
         }
         state.buffer.finish()
-        rd_kafka_queue_destroy(queue)
+        RDKafkaClient.destroyQueue(queue)
         client.destroy()
         client.context.commits.failAll(BusError(.closed, "commit: subscription closed before the broker answered"))
+        machine.withLock { $0.handleClosed() }
         finished.signal()
     }
 
     /// Subscribes (group) or assigns every partition at its start offset (reader).
     private func setUp(timeout: Duration) throws {
-        let handle = client.handle
         switch mode {
         case .group(_, let topics):
-            let list = rd_kafka_topic_partition_list_new(Int32(topics.count))!
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            for topic in topics { rd_kafka_topic_partition_list_add(list, topic, RD_KAFKA_PARTITION_UA) }
-            let code = rd_kafka_subscribe(handle, list)
-            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaErrors.error(code, "subscribe to \(topics)") }
+            try client.subscribe(topics)
         case .reader(let topic, let start):
-            let count = try Admin.partitionCount(handle, topic: topic, timeout: timeout)
+            let count = try client.partitionCount(topic: topic, timeout: timeout)
             var positions: [(TopicPartition, Int64)] = []
             for p in 0..<Int32(count) {
                 let partition = TopicPartition(topic: topic, partition: p)
                 switch start {
                 case .beginning:
-                    positions.append((partition, Int64(RD_KAFKA_OFFSET_BEGINNING)))
+                    positions.append((partition, RDKafkaClient.offsetBeginning))
                 case .end:
                     // Resolve the end now, so that everything published after read() returns is seen.
-                    var low: Int64 = 0, high: Int64 = 0
-                    let code = rd_kafka_query_watermark_offsets(handle, topic, p, &low, &high, timeout.milliseconds)
-                    guard code == RD_KAFKA_RESP_ERR_NO_ERROR else {
-                        throw KafkaErrors.error(code, "end offset of \(partition)")
-                    }
-                    positions.append((partition, high))
+                    positions.append((partition, try client.endOffset(of: partition, timeout: timeout)))
                 }
             }
-            let list = PartitionList.make(positions)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
             state.assigned(positions.map(\.0))
-            let code = rd_kafka_assign(handle, list)
-            guard code == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaErrors.error(code, "assign \(topic)") }
+            try client.assign(positions)
         }
     }
 
@@ -378,58 +381,21 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         let count = state.buffer.count
         let paused = state.paused.load(ordering: .relaxed)
         guard (!paused && count >= limit) || (paused && count <= limit / 2) else { return }
-        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
-        guard rd_kafka_assignment(client.handle, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
-        defer { rd_kafka_topic_partition_list_destroy(list) }
-        if paused {
-            _ = rd_kafka_resume_partitions(client.handle, list)
-        } else {
-            _ = rd_kafka_pause_partitions(client.handle, list)
-        }
+        guard client.setAssignmentPaused(!paused) else { return }
         state.paused.store(!paused, ordering: .relaxed)
     }
 
     /// Consumer errors come as messages: most are transient (librdkafka retries);
     /// a fatal one ends the stream.
-    private func handleError(_ message: UnsafeMutablePointer<rd_kafka_message_t>) {
-        let code = message.pointee.err
+    private func handleError(_ code: rd_kafka_resp_err_t, _ text: String) {
         switch code {
         case RD_KAFKA_RESP_ERR__PARTITION_EOF:
             return
         case RD_KAFKA_RESP_ERR__FATAL:
-            var errstr = [CChar](repeating: 0, count: 512)
-            let original = rd_kafka_fatal_error(client.handle, &errstr, errstr.count)
-            state.fail(KafkaErrors.error(original, "consumer failed", detail: errstr.cString))
-            stopRequested.store(true, ordering: .releasing)
+            state.fail(client.fatalError("consumer failed"))
+            _ = machine.withLock { $0.stop() }
         default:
-            let text = rd_kafka_message_errstr(message).map { String(cString: $0) } ?? ""
             logger.warning("\(KafkaErrors.error(code, "consume", detail: text))")
         }
-    }
-
-    /// Copies a received message into a `BusMessage` (null key stays `nil`; a null value becomes empty).
-    private static func copy(_ message: UnsafeMutablePointer<rd_kafka_message_t>) -> BusMessage? {
-        let m = message.pointee
-        guard let rkt = m.rkt else { return nil }
-        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
-        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) } ?? []
-        var headers: [BusHeader] = []
-        var list: OpaquePointer?
-        if rd_kafka_message_headers(message, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list {
-            var index = 0
-            var name: UnsafePointer<CChar>?
-            var bytes: UnsafeRawPointer?
-            var size = 0
-            while rd_kafka_header_get_all(list, index, &name, &bytes, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                let data = bytes.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
-                headers.append(BusHeader(name.map { String(cString: $0) } ?? "", data))
-                index += 1
-            }
-        }
-        var timestampType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let timestamp = rd_kafka_message_timestamp(message, &timestampType)
-        return BusMessage(
-            topic: String(cString: rd_kafka_topic_name(rkt)), partition: Int(m.partition), offset: m.offset,
-            key: key, headers: headers, value: value, timestampMillis: timestamp)
     }
 }

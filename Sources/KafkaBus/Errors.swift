@@ -6,12 +6,12 @@ import Pipeline
 enum KafkaErrors {
     /// The librdkafka name of `code`, e.g. `UNKNOWN_TOPIC_OR_PART` or `_TRANSPORT`.
     static func name(_ code: rd_kafka_resp_err_t) -> String {
-        String(cString: rd_kafka_err2name(code))
+        RDKafkaClient.errorName(code)
     }
 
     /// librdkafka's human-readable description of `code`.
     static func describe(_ code: rd_kafka_resp_err_t) -> String {
-        String(cString: rd_kafka_err2str(code))
+        RDKafkaClient.errorDescription(code)
     }
 
     /// A `BusError` for `code`: "`context`: `description` (`NAME`)[: `detail`]".
@@ -23,10 +23,8 @@ enum KafkaErrors {
 
     /// A `BusError` from an `rd_kafka_error_t`, which this function destroys.
     static func consume(_ error: OpaquePointer, _ context: String) -> BusError {
-        let code = rd_kafka_error_code(error)
-        let detail = String(cString: rd_kafka_error_string(error))
-        rd_kafka_error_destroy(error)
-        return Self.error(code, context, detail: detail)
+        let read = RDKafkaClient.takeError(error)
+        return Self.error(read.code, context, detail: read.detail)
     }
 
     /// The `BusError.Kind` that best describes a librdkafka error code.

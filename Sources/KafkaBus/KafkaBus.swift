@@ -30,7 +30,13 @@ public final class KafkaBus: Bus {
     private struct State {
         var closing = false
         var consumers: [ObjectIdentifier: Consumer] = [:]
+        /// Per group, the transactional-id slots (`n` of `<group>/<instanceID>/<n>`)
+        /// held by this bus's open subscriptions.
+        var transactionalSlots: [String: Set<Int>] = [:]
     }
+
+    /// ``KafkaBusConfiguration/instanceID``, or a random id for this bus.
+    private let instanceID: String
 
     /// Creates the bus and its producer. Connects lazily: an unreachable broker
     /// shows up as publish or admin failures, not here.
@@ -41,6 +47,7 @@ public final class KafkaBus: Bus {
         try Self.checkLibrary()
         self.configuration = configuration
         self.logger = logger
+        instanceID = configuration.instanceID ?? "sluice-\(UUID().uuidString.prefix(13).lowercased())"
         producer = try Producer(configuration: configuration, logger: logger)
     }
 
@@ -50,7 +57,7 @@ public final class KafkaBus: Bus {
     public static let minimumLibraryVersion = 0x0208_0000
 
     /// The librdkafka version loaded at run time, e.g. "2.8.0".
-    public static var libraryVersion: String { String(cString: rd_kafka_version_str()) }
+    public static var libraryVersion: String { RDKafkaClient.runtimeVersionString }
 
     /// Checks the librdkafka loaded at run time: it must be at least 2.8.0 and not
     /// older than the headers this module was compiled against (`RD_KAFKA_VERSION`).
@@ -58,7 +65,7 @@ public final class KafkaBus: Bus {
     ///
     /// Throws `BusError.Kind.configuration` naming both versions otherwise.
     public static func checkLibrary() throws {
-        try checkLibrary(runtime: Int(rd_kafka_version()), compiled: Int(sluice_rdkafka_compiled_version()))
+        try checkLibrary(runtime: RDKafkaClient.runtimeVersion, compiled: RDKafkaClient.compiledVersion)
     }
 
     /// ``checkLibrary()`` with explicit version integers in librdkafka's
@@ -100,7 +107,7 @@ public final class KafkaBus: Bus {
         try checkOpen()
         let client = producer.client, timeout = configuration.adminTimeout
         return try await DedicatedThread.run(name: "kafka-metadata") {
-            try Admin.partitionCount(client.handle, topic: topic, timeout: timeout)
+            try client.partitionCount(topic: topic, timeout: timeout)
         }
     }
 
@@ -115,8 +122,8 @@ public final class KafkaBus: Bus {
         var defaults = ["max.message.bytes": String(configuration.maxMessageBytes)]
         defaults.merge(configuration.topicConfig) { _, new in new }
         try await DedicatedThread.run(name: "kafka-admin") { [defaults] in
-            try Admin.createTopics(
-                client.handle, topics, defaults: defaults, replicationFactor: configuration.replicationFactor,
+            try client.createTopics(
+                topics, defaults: defaults, replicationFactor: configuration.replicationFactor,
                 timeout: configuration.adminTimeout)
         }
     }
@@ -142,6 +149,18 @@ public final class KafkaBus: Bus {
         shutDown.signal()
     }
 
+    /// Transactions run and `commit(_:publishing:)` calls served by the open
+    /// subscriptions' transactional producers (for tests and diagnostics).
+    var transactionStatistics: TransactionalProducer.Statistics {
+        let consumers = state.withLock { Array($0.consumers.values) }
+        return consumers.reduce(into: TransactionalProducer.Statistics()) { sum, consumer in
+            let s = consumer.transactionStatistics
+            sum.transactions += s.transactions
+            sum.requests += s.requests
+            sum.aborted += s.aborted
+        }
+    }
+
     // MARK: Helpers
 
     private func checkOpen() throws {
@@ -150,8 +169,35 @@ public final class KafkaBus: Bus {
 
     private func start(_ mode: Consumer.Mode) async throws -> Consumer {
         try checkOpen()
-        let consumer = try await Consumer.start(mode, configuration: configuration, producer: producer, logger: logger) { [weak self] consumer in
-            _ = self?.state.withLock { $0.consumers.removeValue(forKey: ObjectIdentifier(consumer)) }
+        // Group members get the smallest free transactional-id slot of their group, so
+        // a restarted instance reuses its predecessor's ids (and fences its producers).
+        let slot: (group: String, n: Int)?
+        if case .group(let group, _) = mode {
+            slot = state.withLock { state in
+                var n = 0
+                while state.transactionalSlots[group, default: []].contains(n) { n += 1 }
+                state.transactionalSlots[group, default: []].insert(n)
+                return (group, n)
+            }
+        } else {
+            slot = nil
+        }
+        let transactionalID = slot.map { "\($0.group)/\(instanceID)/\($0.n)" }
+        let release: @Sendable () -> Void = { [weak self] in
+            guard let slot else { return }
+            _ = self?.state.withLock { $0.transactionalSlots[slot.group]?.remove(slot.n) }
+        }
+        let consumer: Consumer
+        do {
+            consumer = try await Consumer.start(
+                mode, configuration: configuration, transactionalID: transactionalID, logger: logger
+            ) { [weak self] consumer in
+                _ = self?.state.withLock { $0.consumers.removeValue(forKey: ObjectIdentifier(consumer)) }
+                release()
+            }
+        } catch {
+            release()
+            throw error
         }
         let registered = state.withLock { state -> Bool in
             guard !state.closing else { return false }

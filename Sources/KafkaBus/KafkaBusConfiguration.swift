@@ -62,6 +62,22 @@ public struct KafkaBusConfiguration: Sendable {
     /// How many received but not yet consumed messages a subscription buffers
     /// before it pauses fetching (and resumes at half of it).
     public var consumerBufferLimit: Int
+    /// Identifies this instance of the application for transactions:
+    /// `commit(_:publishing:)` runs on a transactional producer whose
+    /// `transactional.id` is `<group>/<instanceID>/<n>` (`n` numbers this bus's open
+    /// subscriptions of the group, from 0). Give each instance (pod, stage replica) a
+    /// stable id that survives restarts: a restarted instance then fences its dead
+    /// predecessor's producer and aborts that producer's open transaction at once,
+    /// instead of leaving it open for ``transactionTimeout``. Two live instances must
+    /// never share an id (they would fence each other). `nil` (the default): a random
+    /// id per `KafkaBus`, unique per process.
+    public var instanceID: String?
+    /// `transaction.timeout.ms` of the transactional producers, and the limit of each
+    /// blocking transaction call. The broker aborts a transaction left open longer; until
+    /// then, an open transaction of a dead producer blocks `read_committed` consumers of its
+    /// partitions (they stop at its first record). Keep it short; the broker caps it at
+    /// its `transaction.max.timeout.ms` (15 min by default); values under 1 s are raised to 1 s.
+    public var transactionTimeout: Duration
 
     public init(
         brokers: String,
@@ -74,7 +90,9 @@ public struct KafkaBusConfiguration: Sendable {
         maxMessageBytes: Int = 8 << 20,
         replicationFactor: Int = -1,
         topicConfig: [String: String] = [:],
-        consumerBufferLimit: Int = 1000
+        consumerBufferLimit: Int = 1000,
+        instanceID: String? = nil,
+        transactionTimeout: Duration = .seconds(10)
     ) {
         self.brokers = brokers
         self.clientId = clientId
@@ -87,6 +105,8 @@ public struct KafkaBusConfiguration: Sendable {
         self.replicationFactor = replicationFactor
         self.topicConfig = topicConfig
         self.consumerBufferLimit = consumerBufferLimit
+        self.instanceID = instanceID
+        self.transactionTimeout = transactionTimeout
     }
 
     /// The bus defaults for `role`, before the caller's settings are applied.
@@ -103,7 +123,10 @@ public struct KafkaBusConfiguration: Sendable {
     /// rebalances; librdkafka's defaults take tens of seconds),
     /// `auto.offset.reset=earliest` (a new group starts at the oldest message),
     /// `fetch.wait.max.ms=10` (a gateway waits on replies: keep idle fetch latency low; some
-    /// Kafka-protocol brokers hold every fetch for the full wait), `enable.partition.eof=false`.
+    /// Kafka-protocol brokers hold every fetch for the full wait), `enable.partition.eof=false`,
+    /// `isolation.level=read_committed` (outputs of open or aborted transactions are never
+    /// delivered; librdkafka's default too, made explicit because atomic
+    /// `commit(_:publishing:)` depends on it).
     public func defaultSettings(for role: ClientRole) -> [String: String] {
         var settings: [String: String] = [
             "bootstrap.servers": brokers,
@@ -124,6 +147,7 @@ public struct KafkaBusConfiguration: Sendable {
             settings["auto.offset.reset"] = "earliest"
             settings["fetch.wait.max.ms"] = "10"
             settings["enable.partition.eof"] = "false"
+            settings["isolation.level"] = "read_committed"
         }
         return settings
     }
@@ -141,5 +165,20 @@ public struct KafkaBusConfiguration: Sendable {
             if let groupID { settings["group.id"] = groupID }
         }
         return settings
+    }
+
+    /// What a transactional producer adds to the producer settings (and which cannot be
+    /// overridden): `transactional.id`, `transaction.timeout.ms` (``transactionTimeout``)
+    /// and `message.timeout.ms` no longer than it (librdkafka requires it).
+    func transactionalSettings(transactionalID: String) -> [String: String] {
+        let transactionMillis = max(transactionTimeout.milliseconds, 1000)
+        let messageMillis = min(max(publishTimeout.milliseconds, 1), transactionMillis)
+        return [
+            "transactional.id": transactionalID,
+            "transaction.timeout.ms": String(transactionMillis),
+            "message.timeout.ms": String(messageMillis),
+            "enable.idempotence": "true",
+            "acks": "all",
+        ]
     }
 }

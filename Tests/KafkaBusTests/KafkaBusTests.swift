@@ -1,5 +1,5 @@
 import Foundation
-import KafkaBus
+@testable import KafkaBus
 import Pipeline
 import Testing
 
@@ -43,6 +43,20 @@ struct KafkaBusOfflineTests {
         #expect(defaults["message.timeout.ms"] == "2500")
         #expect(defaults["enable.idempotence"] == "true" && defaults["acks"] == "all")
         #expect(configuration.defaultSettings(for: .consumer)["session.timeout.ms"] == "6000")
+    }
+
+    @Test func consumersReadCommittedAndTransactionsGetShortTimeouts() {
+        var configuration = KafkaBusConfiguration(brokers: "b:9092", publishTimeout: .seconds(30))
+        #expect(configuration.defaultSettings(for: .consumer)["isolation.level"] == "read_committed")
+        #expect(configuration.instanceID == nil)
+        #expect(configuration.transactionTimeout == .seconds(10))
+        let settings = configuration.transactionalSettings(transactionalID: "g/i/0")
+        #expect(settings["transactional.id"] == "g/i/0")
+        #expect(settings["transaction.timeout.ms"] == "10000")
+        // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+        #expect(settings["message.timeout.ms"] == "10000")
+        configuration.publishTimeout = .seconds(2)
+        #expect(configuration.transactionalSettings(transactionalID: "x")["message.timeout.ms"] == "2000")
     }
 
     @Test(.timeLimit(.minutes(1)))

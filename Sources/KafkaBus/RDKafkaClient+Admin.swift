@@ -2,19 +2,20 @@ import CRdKafka
 import Foundation
 import Pipeline
 
-/// Metadata queries and topic creation over an existing client handle.
+/// Metadata queries and topic creation over the client's handle.
 ///
 /// Every function here blocks on the network: call them from a dedicated thread
 /// (`DedicatedThread.run`) or a poll thread, never from the cooperative pool.
-enum Admin {
+extension RDKafkaClient {
     /// Partition counts of every topic in the cluster (topics the broker reports
     /// with an error are left out). Asks for all topics rather than one, because a
     /// metadata request naming a missing topic can make the broker auto-create it.
-    static func partitionCounts(_ rk: OpaquePointer, timeout: Duration) throws -> [String: Int] {
+    func partitionCounts(timeout: Duration) throws -> [String: Int] {
+        let rk = handle
         var metadata: UnsafePointer<rd_kafka_metadata>?
         let code = rd_kafka_metadata(rk, 1, nil, &metadata, timeout.milliseconds)
         guard code == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
-            throw KafkaErrors.error(code, "metadata request", detail: CallbackContext.of(rk)?.lastError.withLock { $0 })
+            throw KafkaErrors.error(code, "metadata request", detail: context.lastError.withLock { $0 })
         }
         defer { rd_kafka_metadata_destroy(metadata) }
         var counts: [String: Int] = [:]
@@ -31,8 +32,8 @@ enum Admin {
     }
 
     /// The number of partitions of `topic`; throws `.unknownTopic` when it does not exist.
-    static func partitionCount(_ rk: OpaquePointer, topic: String, timeout: Duration) throws -> Int {
-        guard let count = try partitionCounts(rk, timeout: timeout)[topic] else {
+    func partitionCount(topic: String, timeout: Duration) throws -> Int {
+        guard let count = try partitionCounts(timeout: timeout)[topic] else {
             throw BusError(.unknownTopic, "topic \(topic) does not exist (or has partitions without a leader)")
         }
         return count
@@ -42,10 +43,10 @@ enum Admin {
     /// `TOPIC_ALREADY_EXISTS` as success, then waits until metadata shows every topic
     /// with all its partitions led. `defaults` is topic configuration below each
     /// spec's own `config`.
-    static func createTopics(
-        _ rk: OpaquePointer, _ specs: [TopicSpec], defaults: [String: String], replicationFactor: Int,
-        timeout: Duration
+    func createTopics(
+        _ specs: [TopicSpec], defaults: [String: String], replicationFactor: Int, timeout: Duration
     ) throws {
+        let rk = handle
         guard !specs.isEmpty else { return }
         let deadline = ContinuousClock.now + timeout
         var errstr = [CChar](repeating: 0, count: 512)
@@ -105,14 +106,14 @@ enum Admin {
         if !failures.isEmpty {
             throw BusError(.broker, "creating topics failed: \(failures.joined(separator: "; "))")
         }
-        try waitForTopics(rk, specs.map(\.name), deadline: deadline)
+        try waitForTopics(specs.map(\.name), deadline: deadline)
     }
 
     /// Polls metadata until every topic in `names` is visible with led partitions.
-    static func waitForTopics(_ rk: OpaquePointer, _ names: [String], deadline: ContinuousClock.Instant) throws {
+    func waitForTopics(_ names: [String], deadline: ContinuousClock.Instant) throws {
         while true {
             let remaining = deadline - ContinuousClock.now
-            let counts = try partitionCounts(rk, timeout: max(remaining, .milliseconds(100)))
+            let counts = try partitionCounts(timeout: max(remaining, .milliseconds(100)))
             let missing = names.filter { counts[$0] == nil }
             if missing.isEmpty { return }
             guard ContinuousClock.now + .milliseconds(100) < deadline else {
