@@ -178,9 +178,13 @@ public final class Gateway: @unchecked Sendable {
     }
 
     public func launch(_ name: String, command: String) throws {
+        // A stable instance id per stage process (and per gateway): a relaunch fences its
+        // killed predecessor's transactions at once, as a restarted pod with a stable name would.
+        var env = environment
+        if env["SLUICE_INSTANCE_ID"] == nil { env["SLUICE_INSTANCE_ID"] = "\(name)-\(root.lastPathComponent)" }
         processes.append(try SluiceProcess(
             name: name, arguments: [command, "--config", configPath.path, "--log-level", logLevel],
-            environment: environment, logDirectory: root))
+            environment: env, logDirectory: root))
     }
 
     public func process(_ name: String) -> SluiceProcess? { processes.first { $0.name == name } }

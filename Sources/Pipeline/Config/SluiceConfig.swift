@@ -137,6 +137,14 @@ public struct BusConfig: Decodable, Sendable {
     /// and its newest record is older than this (`retention`, default 24 h); compacted topics keep
     /// the latest record per key instead.
     public var retention: ConfigDuration
+    /// Kafka: this process's stable id (`instance_id`; else the `SLUICE_INSTANCE_ID` environment
+    /// variable; else unique per process). Stage transactions use it in their `transactional.id`,
+    /// so a restarted instance with the same id fences its dead predecessor and aborts its open
+    /// transaction at once. Two live processes must never share one.
+    public var instanceID: String?
+    /// Kafka: how long a dead producer's open transaction may hold back `read_committed`
+    /// consumers of its partitions (`transaction_timeout`, default 10 s).
+    public var transactionTimeout: ConfigDuration
 
     public static let defaultSegmentBytes = 64 << 20
 
@@ -144,13 +152,18 @@ public struct BusConfig: Decodable, Sendable {
         case kind, brokers, partitions, librdkafka, sync, retention
         case topicPrefix = "topic_prefix"
         case segmentBytes = "segment_bytes"
+        case instanceID = "instance_id"
+        case transactionTimeout = "transaction_timeout"
     }
 
     public init(
         kind: Kind = .embedded, brokers: String? = nil, topicPrefix: String = "sluice.", partitions: Int = 6,
         librdkafka: [String: String] = [:], sync: Bool = false, segmentBytes: Int = BusConfig.defaultSegmentBytes,
-        retention: ConfigDuration = ConfigDuration(.seconds(86_400))
+        retention: ConfigDuration = ConfigDuration(.seconds(86_400)), instanceID: String? = nil,
+        transactionTimeout: ConfigDuration = ConfigDuration(.seconds(10))
     ) {
+        self.instanceID = instanceID
+        self.transactionTimeout = transactionTimeout
         self.kind = kind
         self.brokers = brokers
         self.topicPrefix = topicPrefix
@@ -172,6 +185,14 @@ public struct BusConfig: Decodable, Sendable {
         sync = try c.decodeIfPresent(Bool.self, forKey: .sync) ?? false
         segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? Self.defaultSegmentBytes
         retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(86_400))
+        instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
+        transactionTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .transactionTimeout) ?? ConfigDuration(.seconds(10))
+        if let id = instanceID, id.isEmpty || id.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            throw ConfigError(path: "bus.instance_id", message: "must be non-empty, without whitespace or '/'")
+        }
+        guard transactionTimeout.milliseconds >= 1000 else {
+            throw ConfigError(path: "bus.transaction_timeout", message: "must be at least 1s")
+        }
         guard segmentBytes >= 4096 else { throw ConfigError(path: "bus.segment_bytes", message: "must be at least 4096") }
         guard retention.milliseconds > 0 else { throw ConfigError(path: "bus.retention", message: "must be positive") }
         for key in librdkafka.keys.sorted() where Self.isSecretBearing(key) {
