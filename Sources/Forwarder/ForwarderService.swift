@@ -33,7 +33,9 @@ import Pipeline
 ///   once in this process (`OutcomeLedger.claim`). Block verdicts publish nothing here (the
 ///   Inspector replied and ended them).
 /// - Hold verdicts are parked, joined with decisions on `approvals` and delivered, denied or
-///   expired; see `HeldRequests.swift` and `docs/approvals.md`.
+///   expired; see `HeldRequests.swift` and `docs/approvals.md`. Any number of Forwarders may
+///   run in the group: each follows `holds`, and only the owner of a request's partition
+///   expires, resumes, repairs or prunes it (`HoldsMaintenance.swift`).
 /// - Messages are processed concurrently (`maxInFlight`) but committed in offset order per
 ///   partition (`CommitCoordinator`).
 /// - A message that cannot be opened or decoded goes to `deadletter` and is committed.
@@ -44,7 +46,8 @@ public struct ForwarderService: Sendable {
     let targets: [String: UpstreamTarget]
     private let client: UpstreamClient
     private let inspector: ResponseInspector
-    /// Held requests and their decisions (rebuilt from `holds` at start).
+    /// Held requests and their decisions (read from `holds` at start, then kept up to date with
+    /// every Forwarder's changes).
     let holds: HoldStore
     let holdPolicies: [String: HoldPolicy]
     let notifier: ApprovalNotifier
@@ -56,6 +59,12 @@ public struct ForwarderService: Sendable {
     let logger: Logger
     /// Where requests are ended, and where requests that already ended are recognised.
     let ledger: OutcomeLedger
+    /// How long the ledger remembers an outcome (`bus.retention`): older final holds are never
+    /// given a recovered outcome (the ledger could no longer tell it already has one).
+    let outcomeRetention: Duration
+    /// The consume loop over `inspected` and `approvals`; its assignment decides which held
+    /// requests this Forwarder owns (`HoldOwnership`).
+    let consumer: StageConsumer
 
     /// Prepares the stage; resolves every connection's credential now (an unresolvable
     /// reference throws a `ConfigError` naming the config path and reference).
@@ -89,6 +98,10 @@ public struct ForwarderService: Sendable {
         self.ledger = OutcomeLedger(
             context: context, retention: config.bus.retention.duration,
             initialBackoff: options.initialBackoff, maxBackoff: options.maxBackoff)
+        self.outcomeRetention = config.bus.retention.duration
+        self.consumer = StageConsumer(
+            bus: context.bus, group: options.group, topics: [context.topics.inspected, context.topics.approvals],
+            concurrency: options.maxInFlight, logger: logger)
     }
 
     /// Reads the outcome ledger up to date, then consumes `inspected` and `approvals` until the
@@ -102,20 +115,46 @@ public struct ForwarderService: Sendable {
     }
 
     private func consume() async throws {
-        // Held requests first: rebuild them from `holds`, resume approved deliveries, then take
-        // new requests and decisions (one group over both co-partitioned topics).
-        try await restoreHolds()
-        await repairFinalHolds()
-        logger.info("forwarder started", metadata: ["group": "\(options.group)", "max_in_flight": "\(options.maxInFlight)", "connections": "\(targets.keys.sorted())"])
-        let consumer = StageConsumer(
-            bus: context.bus, group: options.group, topics: [context.topics.inspected, context.topics.approvals],
-            concurrency: options.maxInFlight, logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            // Expiry and pruning of held requests, and approved deliveries a previous run did
-            // not finish, run beside the consumer and stop with it.
-            group.addTask { await self.maintainHolds() }
-            group.addTask { await self.resumeApprovedHolds() }
-            try await consumer.run { message in await self.process(message) }
+        // Held requests first: read `holds` up to date, then take new requests and decisions
+        // (one group over both co-partitioned topics) while following `holds` and maintaining
+        // the held requests this member owns (`HoldsMaintenance.swift`).
+        let (caughtUp, signal) = AsyncStream.makeStream(of: Void.self)
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                defer { signal.finish() }
+                do { try await self.followHolds(onCaughtUp: { signal.yield() }) } catch where Task.isCancelled {
+                    return false  // stopping: the reader's end is not a failure
+                }
+                if Task.isCancelled { return false }
+                throw BusError(.closed, "the holds changelog reader ended while the forwarder runs")
+            }
+            var isCaughtUp = false
+            for await _ in caughtUp {
+                isCaughtUp = true
+                break
+            }
+            guard isCaughtUp else {
+                // The reader ended before it was up to date: throw its error.
+                while try await group.next() != nil {}
+                try Task.checkCancellation()
+                throw BusError(.closed, "the holds changelog ended before it was read up to date")
+            }
+            let restored = await holds.count
+            logger.info("held requests restored", metadata: ["records": "\(restored)"])
+            logger.info("forwarder started", metadata: ["group": "\(options.group)", "max_in_flight": "\(options.maxInFlight)", "connections": "\(targets.keys.sorted())"])
+            group.addTask {
+                await self.maintainHolds()
+                return false
+            }
+            group.addTask {
+                try await self.consumer.run { message in await self.process(message) }
+                return true
+            }
+            // The consumer ending (drained, cancelled, subscription ended) ends the stage; the
+            // holds reader failing first throws here and cancels the rest.
+            while let consumerEnded = try await group.next() {
+                if consumerEnded { break }
+            }
             group.cancelAll()
         }
         logger.info("forwarder stopped")

@@ -8,9 +8,11 @@ import Pipeline
 ///
 /// Guarantees:
 /// - Each transition is applied to the book and queued for `holds` in one step on this
-///   actor, and the records of one request are published in that order (each waits for the
-///   previous one of the same request), so the changelog's last record per request is the
-///   book's state.
+///   actor, and this Forwarder's records of one request are published in that order (each
+///   waits for the previous one of the same request).
+/// - Every change any Forwarder writes to `holds` (this one's echoes included) is merged into
+///   the book forward-only (`HoldBook.merge`): the book never moves a request back to an
+///   earlier state, so a Forwarder that gains a partition works from an up-to-date book.
 /// - `persist` retries with backoff until the bus accepts the record; it returns `false` only
 ///   when the task is cancelled (shutdown), leaving the triggering message uncommitted.
 actor HoldStore {
@@ -28,7 +30,9 @@ actor HoldStore {
         self.maxBackoff = maxBackoff
     }
 
-    func restore(_ change: HoldsChange) { book.restore(change) }
+    /// Merges a change read from `holds` (forward-only: `HoldBook.merge`).
+    @discardableResult
+    func merge(_ change: HoldsChange) -> HoldBook.MergeOutcome { book.merge(change) }
 
     var count: Int { book.records.count }
 
@@ -57,9 +61,10 @@ actor HoldStore {
         }
     }
 
-    /// Expires what is due; each expired record is persisted before it is returned.
-    func expireDue() async -> [HoldRecord] {
-        let expired = book.expire(now: currentMillis())
+    /// Expires what is due among the requests `ownership` covers; each expired record is
+    /// persisted before it is returned.
+    func expireDue(_ ownership: HoldOwnership) async -> [HoldRecord] {
+        let expired = book.expire(now: currentMillis(), owns: ownership.owns)
         var out: [HoldRecord] = []
         for r in expired where await persist(r) { out.append(r) }
         return out
@@ -71,9 +76,10 @@ actor HoldStore {
         return await persist(r)
     }
 
-    /// Forgets final requests older than `cutoff` and tombstones them in `holds`.
-    func prune(before cutoff: Int64) async -> Int {
-        let ids = book.prune(before: cutoff)
+    /// Forgets final requests older than `cutoff` among those `ownership` covers and
+    /// tombstones them in `holds` (the other Forwarders drop them when they read the tombstone).
+    func prune(before cutoff: Int64, _ ownership: HoldOwnership) async -> Int {
+        let ids = book.prune(before: cutoff, owns: ownership.owns)
         for id in ids {
             _ = await enqueue(id) { [context] in try await context.bus.publish(context.codec.holdTombstone(requestID: id)) }
         }
@@ -131,86 +137,6 @@ enum PendingReply {
 }
 
 extension ForwarderService {
-    /// Rebuilds the held requests from `holds` (everything up to now) before anything is consumed.
-    func restoreHolds() async throws {
-        let store = holds
-        let (caughtUp, signal) = AsyncStream.makeStream(of: Void.self)
-        let follower = Task {
-            try await HoldsChangelog(context: context).follow(
-                apply: { change in await store.restore(change) },
-                onCaughtUp: { signal.yield(); signal.finish() })
-        }
-        defer { follower.cancel() }
-        var done = false
-        for await _ in caughtUp { done = true }
-        if !done {
-            // The stream ended without the signal: the follower failed or was cancelled.
-            _ = try await follower.value
-            throw BusError(.closed, "holds changelog ended before it was read up to date")
-        }
-        let restored = await store.count
-        logger.info("held requests restored", metadata: ["records": "\(restored)"])
-    }
-
-    /// Delivers the approved requests a previous run recorded but did not finish delivering.
-    func resumeApprovedHolds() async {
-        for record in await holds.approvedUndelivered {
-            logger.info("resuming delivery of approved request", metadata: ["request_id": "\(record.requestID)"])
-            _ = await release(record, claimed: false)
-        }
-    }
-
-    /// Gives every final held request its outcome when the ledger has none: a previous run
-    /// persisted the final record (`denied`, `expired`, `delivered`, `failed`) and stopped before
-    /// its outcome was accepted. The stored reply is sent again (an Ingress still waiting gets it;
-    /// others ignore it).
-    func repairFinalHolds() async {
-        var repaired = 0
-        for record in await holds.finalRecords {
-            guard let inspected = record.request, await ledger.outcome(of: record.requestID) == nil else { continue }
-            let kind: AuditEvent.Kind
-            switch record.status {
-            case .denied: kind = .denied
-            case .expired: kind = .expired
-            case .delivered: kind = .delivered
-            case .failed: kind = .failed
-            case .pending, .approved: continue
-            }
-            var log = logger
-            log[metadataKey: "request_id"] = "\(record.requestID)"
-            log.warning("final held request had no outcome; recording it now", metadata: ["status": "\(record.status.rawValue)"])
-            let event = outcomeEvent(kind, inspected, status: record.response?.status, details: ["reason": "recovered_from_holds"])
-            let reply = record.response.map { Reply(requestID: record.requestID, sessionID: inspected.metadata.sessionID, response: $0) }
-            guard await publish(reply: reply, audit: event, meta: inspected.metadata, log: log) else { return }
-            repaired += 1
-        }
-        if repaired > 0 { logger.info("outcomes recovered for final held requests", metadata: ["count": "\(repaired)"]) }
-    }
-
-    /// Expires held requests at their `hold_timeout` and prunes final ones after the
-    /// retention, until cancelled.
-    func maintainHolds() async {
-        var lastPrune = ContinuousClock.now
-        while !Task.isCancelled {
-            for record in await holds.expireDue() {
-                guard let inspected = record.request else { continue }
-                var log = logger
-                log[metadataKey: "request_id"] = "\(record.requestID)"
-                log.info("held request expired")
-                let event = outcomeEvent(.expired, inspected, status: 410, details: ["reason": "hold_timeout"])
-                let reply = record.response.map { Reply(requestID: record.requestID, sessionID: inspected.metadata.sessionID, response: $0) }
-                _ = await publish(reply: reply, audit: event, meta: inspected.metadata, log: log)
-            }
-            if ContinuousClock.now - lastPrune > .seconds(30) {
-                lastPrune = ContinuousClock.now
-                let cutoff = currentMillis() - holdsRetention.milliseconds
-                let pruned = await holds.prune(before: cutoff)
-                if pruned > 0 { logger.info("pruned final held requests", metadata: ["count": "\(pruned)"]) }
-            }
-            do { try await Task.sleep(for: .milliseconds(250)) } catch { return }
-        }
-    }
-
     /// Parks a held request: records it in `holds`, announces it, answers the caller "pending".
     /// Returns `true` once the record is durable (the message may then be committed).
     ///

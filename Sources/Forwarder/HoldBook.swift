@@ -39,6 +39,9 @@ struct HoldPolicy: Sendable, Hashable {
 /// - Only pending and approved records keep the held request's whole body (they may still be
 ///   delivered); a final record keeps the reviewers' preview only, in memory and in the
 ///   changelog record returned for persisting.
+/// - Records read from `holds` (any Forwarder's) are merged forward-only (``merge(_:)``,
+///   ``isAhead(_:of:)``): the book never moves a request back to an earlier state.
+/// - `expire` and `prune` touch only the requests the caller owns (`HoldOwnership`).
 struct HoldBook: Sendable {
     private(set) var records: [String: HoldRecord] = [:]
 
@@ -76,12 +79,55 @@ struct HoldBook: Sendable {
         case denied(HoldRecord)
     }
 
-    /// Applies a change read from the changelog (rebuilding state at start).
-    mutating func restore(_ change: HoldsChange) {
+    /// What merging one changelog change did to the book.
+    enum MergeOutcome: Sendable, Equatable {
+        /// The change was ahead of the book's record (or the book had none): it is the record now.
+        case applied
+        /// A tombstone removed the record.
+        case removed
+        /// The book's record is as far along or further (an echo of this Forwarder's own
+        /// write, an older write of another Forwarder, a conflicting final state): unchanged.
+        case kept
+    }
+
+    /// Merges a change read from the `holds` changelog (the catch-up at start, and every change
+    /// any Forwarder writes afterwards, this one's own echoes included). Forward-only: see
+    /// ``isAhead(_:of:)``; a tombstone removes the record.
+    @discardableResult
+    mutating func merge(_ change: HoldsChange) -> MergeOutcome {
         switch change {
-        case .record(let r): records[r.requestID] = r.status.isFinal ? r.withBodyCutToPreview() : r
-        case .removed(let id): records[id] = nil
+        case .removed(let id):
+            guard records.removeValue(forKey: id) != nil else { return .kept }
+            return .removed
+        case .record(let incoming):
+            if let current = records[incoming.requestID], !Self.isAhead(incoming, of: current) { return .kept }
+            records[incoming.requestID] = incoming.status.isFinal ? incoming.withBodyCutToPreview() : incoming
+            return .applied
         }
+    }
+
+    /// How far along a status is: pending 0, approved 1, final (denied, expired, delivered,
+    /// failed) 2.
+    static func stage(_ status: HoldStatus) -> Int {
+        switch status {
+        case .pending: 0
+        case .approved: 1
+        case .denied, .expired, .delivered, .failed: 2
+        }
+    }
+
+    /// The merge rule: whether `incoming` moves a request further than `current`. A final
+    /// `current` is never replaced. Otherwise compared in order: the status's ``stage(_:)``,
+    /// then parked (a record with its request) over a record of early decisions only, then the
+    /// number of decisions recorded. Strictly greater wins; a tie keeps `current` (an echo of
+    /// the same write, or two writers' incomparable records of equal standing). Every transition one writer makes raises this key, so replaying one
+    /// writer's records in order always applies each; a record never moves back to an earlier
+    /// state, and a final record never changes again (two conflicting final states: the first
+    /// one this book saw stays; the outcome ledger decides which outcome counts).
+    static func isAhead(_ incoming: HoldRecord, of current: HoldRecord) -> Bool {
+        guard !current.status.isFinal else { return false }
+        func key(_ r: HoldRecord) -> (Int, Int, Int) { (stage(r.status), r.request == nil ? 0 : 1, r.decisions.count) }
+        return key(incoming) > key(current)
     }
 
     func record(_ requestID: String) -> HoldRecord? { records[requestID] }
@@ -154,10 +200,11 @@ struct HoldBook: Sendable {
         }
     }
 
-    /// Expires every pending request whose `expiresAtMillis` has passed; returns them.
-    mutating func expire(now: Int64) -> [HoldRecord] {
+    /// Expires every pending request whose `expiresAtMillis` has passed and that `owns`
+    /// (default: all); returns them.
+    mutating func expire(now: Int64, owns: (String) -> Bool = { _ in true }) -> [HoldRecord] {
         var out: [HoldRecord] = []
-        for (id, var r) in records where r.request != nil && r.status == .pending && r.expiresAtMillis <= now {
+        for (id, var r) in records where r.request != nil && r.status == .pending && r.expiresAtMillis <= now && owns(id) {
             r.status = .expired
             r.updatedAtMillis = now
             r.response = .jsonError(
@@ -186,9 +233,10 @@ struct HoldBook: Sendable {
         records.values.filter { $0.status == .approved && $0.request != nil }.sorted { $0.updatedAtMillis < $1.updatedAtMillis }
     }
 
-    /// Forgets final requests (and orphan early decisions) unchanged since `cutoff`; returns their ids.
-    mutating func prune(before cutoff: Int64) -> [String] {
-        let ids = records.values.filter { ($0.status.isFinal || $0.request == nil) && $0.updatedAtMillis < cutoff }.map(\.requestID)
+    /// Forgets final requests (and orphan early decisions) unchanged since `cutoff` that `owns`
+    /// (default: all); returns their ids.
+    mutating func prune(before cutoff: Int64, owns: (String) -> Bool = { _ in true }) -> [String] {
+        let ids = records.values.filter { ($0.status.isFinal || $0.request == nil) && $0.updatedAtMillis < cutoff && owns($0.requestID) }.map(\.requestID)
         for id in ids { records[id] = nil }
         return ids.sorted()
     }

@@ -22,10 +22,10 @@ struct ForwarderTestEnv {
     let context: StageContext
     let http: HTTPClient
 
-    init() throws {
+    init(partitions: Int = 3) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-forwarder-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        bus = try EmbeddedBus(directory: root.appendingPathComponent("bus"), defaultPartitions: 3)
+        bus = try EmbeddedBus(directory: root.appendingPathComponent("bus"), defaultPartitions: partitions)
         let sealer = try PayloadSealer(keys: [PayloadSealer.Key(id: "test", bytes: Array(repeating: 7, count: 32))])
         var logger = Logger(label: "forwarder-test")
         logger.logLevel = .debug

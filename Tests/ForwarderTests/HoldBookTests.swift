@@ -64,7 +64,7 @@ struct HoldBookTests {
         #expect(expired.first?.response?.status == 410)
         guard case .ignored = book.decide(Self.vote("alice"), policy: Self.policy, now: 1001) else { Issue.record("late"); return }
         var restored = HoldBook()
-        restored.restore(.record(expired[0]))
+        restored.merge(.record(expired[0]))
         #expect(restored.record("r1")?.status == .expired)
         #expect(restored.prune(before: 1000).isEmpty)
         #expect(restored.prune(before: 1001) == ["r1"])
@@ -102,7 +102,7 @@ struct HoldBookTests {
         var restored = HoldBook()
         var old = record
         old.request?.request.body = Data(repeating: 0x62, count: 64 * 1024)
-        restored.restore(.record(old))
+        restored.merge(.record(old))
         #expect(restored.record("r1")?.request?.request.body.count == HoldRecord.previewBytes + 1)
     }
 }
