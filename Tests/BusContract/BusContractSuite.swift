@@ -206,6 +206,91 @@ public struct BusContractSuite: Sendable {
         }
     }
 
+    /// `commit(_:publishing:)` publishes its outputs and commits its input: a reader sees every
+    /// output exactly once, and a new member of the group resumes after the committed inputs
+    /// (it gets exactly the inputs left uncommitted).
+    public func commitWithOutputs() async throws {
+        try await withBus { bus in
+            let input = try await newTopic(bus)
+            let output = try await newTopic(bus)
+            let group = "g-\(UUID().uuidString)"
+            let total = 16
+            for i in 0..<total {
+                try await bus.publish(OutgoingMessage(topic: input, key: "k\(i)", value: Array("m\(i)".utf8)))
+            }
+            let a = try await bus.subscribe(group: group, topics: [input])
+            let got = try await collect(a, count: total, timeout: factory.rebalanceTimeout + .seconds(20))
+            // Commit every input but the last of each partition, each with two outputs.
+            var expectedOutputs: [String] = []
+            var uncommitted: Set<String> = []
+            for (_, messages) in Dictionary(grouping: got, by: \.partition) {
+                let sorted = messages.sorted { $0.offset < $1.offset }
+                for m in sorted.dropLast() {
+                    let value = String(decoding: m.value, as: UTF8.self)
+                    let outs = (1...2).map { OutgoingMessage(topic: output, key: "o-\(value)", value: Array("\(value)-out\($0)".utf8)) }
+                    try await a.commit(m, publishing: outs)
+                    expectedOutputs += outs.map { String(decoding: $0.value, as: UTF8.self) }
+                }
+                uncommitted.insert(String(decoding: sorted.last!.value, as: UTF8.self))
+            }
+            await a.close()
+
+            let reader = try await bus.read(topic: output, from: .beginning)
+            let outputs = Tally()
+            async let r: Void = drain(reader, into: outputs, member: "r", commit: false)
+            let outputCount = expectedOutputs.count
+            let allOutputs = await outputs.wait(until: { $0.count >= outputCount }, timeout: .seconds(20))
+            let moreOutputs = await outputs.wait(until: { $0.count > outputCount }, timeout: .seconds(1))
+            await reader.close()
+            _ = try await r
+            let seenOutputs = await outputs.snapshot().map { String(decoding: $0.value, as: UTF8.self) }
+            try expect(allOutputs && !moreOutputs, "reader saw \(seenOutputs.count) outputs, expected \(expectedOutputs.count)")
+            try expect(seenOutputs.sorted() == expectedOutputs.sorted(), "outputs differ: \(seenOutputs.sorted()) vs \(expectedOutputs.sorted())")
+
+            let b = try await bus.subscribe(group: group, topics: [input])
+            let resumed = Tally()
+            async let rb: Void = drain(b, into: resumed, member: "b", commit: false)
+            let inputCount = uncommitted.count
+            let allResumed = await resumed.wait(until: { $0.count >= inputCount }, timeout: factory.rebalanceTimeout + .seconds(20))
+            let moreResumed = await resumed.wait(until: { $0.count > inputCount }, timeout: .seconds(1))
+            await b.close()
+            _ = try await rb
+            let seenInputs = await resumed.snapshot().map { String(decoding: $0.value, as: UTF8.self) }
+            try expect(allResumed && !moreResumed, "new member got \(seenInputs.count) inputs, expected the \(uncommitted.count) uncommitted")
+            try expect(Set(seenInputs) == uncommitted, "new member got \(seenInputs.sorted()), expected \(uncommitted.sorted())")
+        }
+    }
+
+    /// `assignment()` follows the group: one member owns every partition; with a second member
+    /// the two own disjoint, non-empty sets that cover every partition; when the second leaves,
+    /// the first owns every partition again (each within the rebalance timeout).
+    public func assignmentFollowsMembers() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let all = Set((0..<partitions).map { BusPartition(topic: topic, partition: $0) })
+            let group = "g-\(UUID().uuidString)"
+            let timeout = factory.rebalanceTimeout + .seconds(20)
+            let a = try await bus.subscribe(group: group, topics: [topic])
+            let alone = await eventually(timeout: timeout) { await a.assignment() == all }
+            let first = await a.assignment()
+            try expect(alone, "a single member owns \(first.sorted()) of \(all.sorted())")
+
+            let b = try await bus.subscribe(group: group, topics: [topic])
+            let split = await eventually(timeout: timeout) {
+                let (x, y) = (await a.assignment(), await b.assignment())
+                return !x.isEmpty && !y.isEmpty && x.isDisjoint(with: y) && x.union(y) == all
+            }
+            let (sa, sb) = (await a.assignment(), await b.assignment())
+            try expect(split, "two members own \(sa.sorted()) and \(sb.sorted()): not a split of \(all.sorted())")
+
+            await b.close()
+            let back = await eventually(timeout: timeout) { await a.assignment() == all }
+            let after = await a.assignment()
+            await a.close()
+            try expect(back, "after the second member left, the first owns \(after.sorted()) of \(all.sorted())")
+        }
+    }
+
     /// Every check, in order.
     public func runAll() async throws {
         try await orderPerKey()
@@ -215,6 +300,8 @@ public struct BusContractSuite: Sendable {
         try await headersAndBinaryRoundTrip()
         try await largeValues()
         try await readAllPartitions()
+        try await commitWithOutputs()
+        try await assignmentFollowsMembers()
     }
 
     // MARK: - Helpers

@@ -21,6 +21,15 @@ import Darwin
 /// - Committed offsets are kept in a per-group commit log in the same directory, so
 ///   reopening the directory resumes every group where it committed.
 /// - One process at a time: the directory is locked with `flock`.
+/// - `commit(_:publishing:)` is atomic across crashes (kill -9 at any byte; power loss with
+///   `sync`): the outputs and the group commit are first written as one checksummed record to
+///   the transaction journal (`TransactionJournal`), then applied. On open, a journal record
+///   whose effects are missing is applied (each output exactly once, also when that recovery is
+///   itself interrupted); a torn one is dropped. So either every output is visible and the
+///   group's position is past the input, or no output is visible and the position is unchanged.
+///   A commit for a partition the member no longer owns (rebalanced away, or the member left),
+///   or for an input the group has already committed past, throws `BusError.Kind.fenced` and
+///   publishes nothing.
 ///
 /// Retention (see `EmbeddedBusOptions`, `PartitionLog`, `RetentionRules`):
 /// - A partition's log rolls to a new segment at `segmentBytes`; offsets stay global and monotonic.
@@ -36,6 +45,10 @@ public actor EmbeddedBus: Bus {
     private let directory: URL
     private let options: EmbeddedBusOptions
     private var lockFD: Int32
+    private let journal: TransactionJournal
+    /// Set when a failed atomic commit could not be undone: the bus refuses all work until it is
+    /// reopened (whose journal replay then completes that commit).
+    private var failure: BusError?
     private var topics: [String: TopicLog] = [:]
     private var groups: [String: ConsumerGroup] = [:]
     private var readers: [UInt64: Reader] = [:]
@@ -84,6 +97,8 @@ public actor EmbeddedBus: Bus {
         }
         self.lockFD = fd
         do {
+            var topics: [String: TopicLog] = [:]
+            var groups: [String: ConsumerGroup] = [:]
             let topicNames = (try? fm.contentsOfDirectory(atPath: directory.appendingPathComponent("topics").path)) ?? []
             for name in topicNames.sorted() {
                 topics[name] = try TopicLog.open(
@@ -91,9 +106,16 @@ public actor EmbeddedBus: Bus {
                     settings: Self.settings(options))
             }
             // Every group that ever committed here holds back deletion, also before it subscribes again.
-            for log in try GroupCommitLog.loadAll(groupsDirectory: directory.appendingPathComponent("groups"), sync: options.sync) {
+            for log in try GroupCommitLog.loadAll(
+                groupsDirectory: directory.appendingPathComponent("groups"), sync: options.sync, crash: options.crash)
+            {
                 groups[log.name] = ConsumerGroup(log: log)
             }
+            let journal = try TransactionJournal(directory: directory, sync: options.sync, crash: options.crash)
+            try Self.recover(journal, directory: directory, options: options, topics: &topics, groups: &groups)
+            self.journal = journal
+            self.topics = topics
+            self.groups = groups
         } catch {
             flock(fd, LOCK_UN)
             close(fd)
@@ -101,8 +123,75 @@ public actor EmbeddedBus: Bus {
         }
     }
 
+    /// Completes the transaction a crash left in the journal (its last record; see
+    /// `TransactionJournal`), then empties the journal.
+    ///
+    /// Guarantees: each output is appended iff its partition's next offset has not passed the
+    /// offset the journal recorded for it, so an output already appended (before the crash, or by
+    /// an earlier, interrupted recovery) is not appended again; group commits only move forward.
+    /// The journal is emptied only after its last transaction is applied.
+    private static func recover(
+        _ journal: TransactionJournal, directory: URL, options: EmbeddedBusOptions,
+        topics: inout [String: TopicLog], groups: inout [String: ConsumerGroup]
+    ) throws {
+        let logger = options.logger
+        if journal.truncatedBytes > 0 {
+            logger.notice(
+                "bus transaction journal: torn record dropped (a crash during an atomic commit; nothing of it was published)",
+                metadata: ["journal": "\(journal.path)", "bytes": "\(journal.truncatedBytes)"])
+        }
+        guard let txn = try journal.last() else { return }
+        var appended = 0
+        for output in txn.outputs {
+            if topics[output.partition.topic] == nil {
+                // Created when the transaction was written; gone only if the machine crashed before it was synced.
+                topics[output.partition.topic] = try TopicLog.open(
+                    topicsDirectory: directory.appendingPathComponent("topics"), name: output.partition.topic,
+                    partitions: options.defaultPartitions, policy: .delete, settings: settings(options))
+            }
+            let logs = topics[output.partition.topic]!.partitions
+            guard output.partition.partition < logs.count else {
+                throw BusError(
+                    .corrupt,
+                    "transaction journal \(journal.path) publishes to \(output.partition.topic) partition \(output.partition.partition), but the topic has \(logs.count) partitions; move the journal away to open the bus without it")
+            }
+            let log = logs[output.partition.partition]
+            if log.nextOffset > output.offset { continue }  // appended before the crash
+            if log.nextOffset < output.offset {
+                logger.warning(
+                    "bus partition lost records before a journaled output (a machine crash without bus.sync); the output is appended at the partition's end",
+                    metadata: [
+                        "topic": "\(log.topic)", "partition": "\(log.partition)", "expected_offset": "\(output.offset)",
+                        "next_offset": "\(log.nextOffset)",
+                    ])
+            }
+            _ = try log.append(output.record)
+            appended += 1
+        }
+        if groups[txn.group] == nil {
+            groups[txn.group] = ConsumerGroup(
+                log: try GroupCommitLog(
+                    groupsDirectory: directory.appendingPathComponent("groups"), name: txn.group, sync: options.sync,
+                    crash: options.crash))
+        }
+        let before = groups[txn.group]!.log.committed[txn.commit] ?? 0
+        let timestamp = txn.outputs.first?.record.timestampMillis ?? 0
+        try groups[txn.group]!.log.commit(txn.commit, next: txn.next, nowMillis: timestamp)
+        // The last record is normally one that was applied before the bus stopped: say nothing then.
+        if appended > 0 || before < txn.next {
+            logger.notice(
+                "bus transaction recovered",
+                metadata: [
+                    "group": "\(txn.group)", "topic": "\(txn.commit.topic)", "partition": "\(txn.commit.partition)",
+                    "next_offset": "\(txn.next)", "outputs": "\(txn.outputs.count)", "outputs_appended": "\(appended)",
+                    "commit_applied": "\(before < txn.next)",
+                ])
+        }
+        try journal.truncate(toCount: 0)
+    }
+
     private static func settings(_ options: EmbeddedBusOptions) -> TopicLog.Settings {
-        TopicLog.Settings(segmentBytes: options.segmentBytes, sync: options.sync, logger: options.logger)
+        TopicLog.Settings(segmentBytes: options.segmentBytes, sync: options.sync, logger: options.logger, crash: options.crash)
     }
 
     private var nowMillis: Int64 { Int64((options.now().timeIntervalSince1970 * 1000).rounded(.down)) }
@@ -127,7 +216,8 @@ public actor EmbeddedBus: Bus {
         for name in names { _ = try topicLogs(name) }
         if groups[group] == nil {
             groups[group] = ConsumerGroup(
-                log: try GroupCommitLog(groupsDirectory: directory.appendingPathComponent("groups"), name: group, sync: options.sync))
+                log: try GroupCommitLog(
+                    groupsDirectory: directory.appendingPathComponent("groups"), name: group, sync: options.sync, crash: options.crash))
         }
         let id = takeID()
         groups[group]!.members[id] = Member(topics: Set(names))
@@ -198,6 +288,26 @@ public actor EmbeddedBus: Bus {
         close(lockFD)
         lockFD = -1
     }
+
+    // MARK: - Inspection (tests and tooling)
+
+    /// The next offset of each partition of `topic` (what the next append there gets).
+    func endOffsets(topic: String) throws -> [Int64] {
+        try checkOpen()
+        guard let topic = topics[topic] else { throw BusError(.unknownTopic, "no topic \(topic) in \(directory.path)") }
+        return topic.partitions.map(\.nextOffset)
+    }
+
+    /// The offset `group` resumes `topic`'s `partition` from (`nil`: it never committed there).
+    func committedOffset(group: String, topic: String, partition: Int) -> Int64? {
+        groups[group]?.log.committed[TopicPartition(topic: topic, partition: partition)]
+    }
+
+    /// Transactions in the journal (applied ones, until it is emptied).
+    var journalCount: Int { journal.count }
+
+    /// Bytes of the transaction journal.
+    var journalBytes: Int64 { journal.bytes }
 
     // MARK: - Maintenance
 
@@ -511,6 +621,98 @@ public actor EmbeddedBus: Bus {
             TopicPartition(topic: message.topic, partition: message.partition), next: message.offset + 1, nowMillis: nowMillis)
     }
 
+    /// Publishes `outputs` and commits `message` for `group` atomically (see the type's
+    /// guarantees and `TransactionJournal`).
+    ///
+    /// Steps, all in one turn of the actor (no reader sees a step half done): check ownership;
+    /// write the transaction to the journal; append each output to its partition (no roll in
+    /// between); append the group commit; roll full segments; empty the journal if it is large. If a step after
+    /// the journal write fails, the outputs are cut off their partitions again and the journal
+    /// record removed (in that order: a crash in between leaves the record, and reopening
+    /// completes the transaction), so the error means nothing was published nor committed. If
+    /// even that undo fails, the bus refuses all further work until it is reopened.
+    fileprivate func commit(group: String, member id: UInt64, message: BusMessage, publishing outputs: [OutgoingMessage]) throws {
+        try checkOpen()
+        let input = TopicPartition(topic: message.topic, partition: message.partition)
+        // Place the outputs first: creating an output topic can rebalance a group, and ownership is checked after that.
+        let now = nowMillis
+        var placed: [(log: PartitionLog, output: BusTransaction.Output)] = []
+        var pendingPerPartition: [TopicPartition: Int64] = [:]
+        for output in outputs {
+            let logs = try topicLogs(output.topic)
+            roundRobin &+= 1
+            let p = partition(forKey: output.key, partitions: logs.count, fallback: roundRobin & Int.max)
+            let tp = TopicPartition(topic: output.topic, partition: p)
+            let offset = logs[p].nextOffset + pendingPerPartition[tp, default: 0]
+            pendingPerPartition[tp, default: 0] += 1
+            let record = LogRecord(timestampMillis: now, key: output.key, headers: output.headers, value: output.value)
+            placed.append((logs[p], BusTransaction.Output(partition: tp, offset: offset, record: record)))
+        }
+        let what = "\(input.topic)[\(input.partition)]@\(message.offset)"
+        guard let g = groups[group], let member = g.members[id] else {
+            throw BusError(.fenced, "group \(group): this member has left the group; \(what) was not committed, nothing published")
+        }
+        guard member.assignment.contains(input) else {
+            throw BusError(
+                .fenced, "group \(group): partition \(input.topic)[\(input.partition)] moved to another member; \(what) was not committed, nothing published")
+        }
+        let committed = g.log.committed[input] ?? 0
+        guard message.offset >= committed else {
+            throw BusError(
+                .fenced,
+                "group \(group): \(what) is already committed (the group is at offset \(committed)); its outputs were published by whoever committed it, nothing published now")
+        }
+        guard !placed.isEmpty else {
+            try g.log.commit(input, next: message.offset + 1, nowMillis: now)
+            return
+        }
+        let transaction = BusTransaction(group: group, commit: input, next: message.offset + 1, outputs: placed.map(\.output))
+        let record = try TransactionJournal.record(transaction, timestampMillis: now)
+        let journalCount = journal.count
+        try journal.append(record)
+        // Where each touched partition ended before the transaction, to undo a half-done one.
+        var starts: [(log: PartitionLog, next: Int64)] = []
+        for (log, _) in placed where !starts.contains(where: { $0.log === log }) { starts.append((log, log.nextOffset)) }
+        do {
+            for (log, output) in placed {
+                let offset = try log.appendWithoutRolling(output.record)
+                guard offset == output.offset else {
+                    throw BusError(.io, "output of \(what) landed at \(log.topic)[\(log.partition)]@\(offset), not at \(output.offset) as journaled")
+                }
+            }
+            try g.log.commit(input, next: message.offset + 1, nowMillis: now)
+        } catch {
+            throw undo(starts: starts, journalCount: journalCount, cause: error, what: what)
+        }
+        for (log, _) in starts { log.rollIfFull() }
+        if journal.bytes >= TransactionJournal.truncateBytes {
+            do {
+                try journal.truncate(toCount: 0)
+            } catch {
+                // Everything is applied; the journal is tried again after the next commit.
+                logger.warning("bus transaction journal not emptied", metadata: ["journal": "\(journal.path)", "error": "\(error)"])
+            }
+        }
+        for topic in Set(placed.map(\.output.partition.topic)) { wakeAll(topic: topic) }
+    }
+
+    /// Undoes a transaction whose journal record is written but whose effects are not all applied;
+    /// returns the error to report.
+    private func undo(starts: [(log: PartitionLog, next: Int64)], journalCount: Int, cause: any Error, what: String) -> BusError {
+        do {
+            for (log, next) in starts { try log.truncate(toNextOffset: next) }
+            try journal.truncate(toCount: journalCount)
+            return BusError((cause as? BusError)?.kind ?? .io, "atomic commit of \(what) failed, nothing published nor committed: \(cause)")
+        } catch {
+            let broken = BusError(
+                .io,
+                "atomic commit of \(what) failed (\(cause)) and could not be undone (\(error)); the bus refuses work until it is reopened, which completes the commit from \(journal.path)")
+            failure = broken
+            logger.critical("bus atomic commit could not be undone", metadata: ["error": "\(broken)"])
+            return broken
+        }
+    }
+
     fileprivate func assignment(group: String, member id: UInt64) -> Set<BusPartition> {
         Set((groups[group]?.members[id]?.assignment ?? []).map { BusPartition(topic: $0.topic, partition: Int($0.partition)) })
     }
@@ -596,6 +798,7 @@ public actor EmbeddedBus: Bus {
     }
 
     private func checkOpen() throws {
+        if let failure { throw failure }
         if isShutDown { throw BusError(.closed, "embedded bus in \(directory.path) is shut down") }
     }
 }
@@ -647,10 +850,9 @@ private struct GroupMemberControl: BusSubscriptionControl {
     let member: UInt64
 
     func commit(_ message: BusMessage) async throws { try await bus.commit(group: group, message: message) }
+    /// Atomic: see `EmbeddedBus`'s guarantees and `TransactionJournal`.
     func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
-        // TODO(issue 9): one append holding outputs and commit. Not atomic yet.
-        for output in outputs { try await bus.publish(output) }
-        try await bus.commit(group: group, message: message)
+        try await bus.commit(group: group, member: member, message: message, publishing: outputs)
     }
     func assignment() async -> Set<BusPartition> { await bus.assignment(group: group, member: member) }
     func close() async { await bus.leave(group: group, member: member) }

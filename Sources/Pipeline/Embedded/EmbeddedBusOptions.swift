@@ -25,6 +25,9 @@ public struct EmbeddedBusOptions: Sendable {
     public var now: @Sendable () -> Date
     public var logger: Logger
     public var metrics: EmbeddedBusMetrics
+    /// Test support: cuts the bus's file writes short after a number of bytes, as a crash would
+    /// (see `SimulatedCrash`); `nil` (always, outside tests).
+    var crash: SimulatedCrash? = nil
 
     public init(
         defaultPartitions: Int = 6, sync: Bool = false, segmentBytes: Int = BusConfig.defaultSegmentBytes,

@@ -23,18 +23,20 @@ final class GroupCommitLog {
     let name: String
     let path: String
     private let sync: Bool
+    private let crash: SimulatedCrash?
     private var log: Segment
     private(set) var committed: [TopicPartition: Int64] = [:]
     /// When the group last committed (ms since 1970); from the file's modification time for commits written without a time.
     private(set) var lastCommitMillis: Int64 = 0
 
-    init(groupsDirectory: URL, name: String, sync: Bool) throws {
+    init(groupsDirectory: URL, name: String, sync: Bool, crash: SimulatedCrash? = nil) throws {
         self.name = name
         self.sync = sync
+        self.crash = crash
         path = groupsDirectory.appendingPathComponent(Self.fileName(for: name)).path
         unlink(path + Self.temporarySuffix)
         let existedBefore = fileSize(path) != nil
-        log = try Segment(path: path, baseOffset: 0, mode: .tail, sync: sync)
+        log = try Segment(path: path, baseOffset: 0, mode: .tail, sync: sync, crash: crash)
         var undated = false
         for i in 0..<log.count {
             let record = try log.read(index: i)
@@ -51,7 +53,7 @@ final class GroupCommitLog {
     }
 
     /// Every group with a commit log in `groupsDirectory`.
-    static func loadAll(groupsDirectory: URL, sync: Bool) throws -> [GroupCommitLog] {
+    static func loadAll(groupsDirectory: URL, sync: Bool, crash: SimulatedCrash? = nil) throws -> [GroupCommitLog] {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: groupsDirectory.path)
@@ -62,7 +64,7 @@ final class GroupCommitLog {
             guard let name = groupName(fromFileName: file) else {
                 throw BusError(.corrupt, "unexpected file \(groupsDirectory.path)/\(file): not a group commit log name")
             }
-            return try GroupCommitLog(groupsDirectory: groupsDirectory, name: name, sync: sync)
+            return try GroupCommitLog(groupsDirectory: groupsDirectory, name: name, sync: sync, crash: crash)
         }
     }
 
@@ -103,7 +105,7 @@ final class GroupCommitLog {
         }
         try syncDirectory((path as NSString).deletingLastPathComponent)
         log.closeFile()
-        log = try Segment(path: path, baseOffset: 0, mode: .tail, sync: sync)
+        log = try Segment(path: path, baseOffset: 0, mode: .tail, sync: sync, crash: crash)
         return before - log.size
     }
 

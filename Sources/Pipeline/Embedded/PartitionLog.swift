@@ -34,6 +34,7 @@ final class PartitionLog {
     private let segmentBytes: Int
     private let sync: Bool
     private let logger: Logger
+    private let crash: SimulatedCrash?
     private(set) var segments: [Segment] = []
     /// Rolled segments whose file is open, least recently read first.
     private var openRolled: [Int64] = []
@@ -45,7 +46,7 @@ final class PartitionLog {
 
     init(
         directory: String, topic: String, partition: Int, legacyFile: String?, segmentBytes: Int, sync: Bool,
-        logger: Logger
+        logger: Logger, crash: SimulatedCrash? = nil
     ) throws {
         self.directory = directory
         self.topic = topic
@@ -53,6 +54,7 @@ final class PartitionLog {
         self.segmentBytes = max(1, segmentBytes)
         self.sync = sync
         self.logger = logger
+        self.crash = crash
         let fm = FileManager.default
         if let legacyFile, fileSize(legacyFile) != nil { try adopt(legacyFile: legacyFile) }
         do {
@@ -62,13 +64,14 @@ final class PartitionLog {
         }
         let bases = try Self.segmentBases(in: directory, removeLeftovers: true, logger: logger)
         if bases.isEmpty {
-            segments = [try Segment(path: path(base: 0), baseOffset: 0, mode: .tail, sync: sync)]
+            segments = [try Segment(path: path(base: 0), baseOffset: 0, mode: .tail, sync: sync, crash: crash)]
             return
         }
         for (i, base) in bases.enumerated() {
             let isLast = i == bases.count - 1
             let segment = try Segment(
-                path: path(base: base), baseOffset: base, mode: isLast ? .tail : .sealed(nextBase: bases[i + 1]), sync: sync)
+                path: path(base: base), baseOffset: base, mode: isLast ? .tail : .sealed(nextBase: bases[i + 1]), sync: sync,
+                crash: crash)
             if segment.truncatedBytes > 0 {
                 logger.warning(
                     "bus log torn tail cut",
@@ -87,16 +90,37 @@ final class PartitionLog {
 
     /// Appends one record and returns its offset; rolls the active segment once it is full.
     func append(_ record: LogRecord) throws -> Int64 {
-        let offset = try active.append(record)
-        if active.size >= segmentBytes {
-            do {
-                try roll()
-            } catch {
-                // The record is stored; the next append (or maintenance) tries the roll again.
-                logger.error("bus log roll failed", metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
-            }
-        }
+        let offset = try appendWithoutRolling(record)
+        rollIfFull()
         return offset
+    }
+
+    /// Appends one record to the active segment and returns its offset, never rolling: the
+    /// appends of one transaction stay in one segment, so `truncate(toNextOffset:)` can undo
+    /// them. Call `rollIfFull()` once they are kept.
+    func appendWithoutRolling(_ record: LogRecord) throws -> Int64 {
+        try active.append(record)
+    }
+
+    /// Rolls the active segment if it holds `segmentBytes` or more; a failed roll is logged and
+    /// tried again at the next append (the records are stored either way).
+    func rollIfFull() {
+        guard active.size >= segmentBytes else { return }
+        do {
+            try roll()
+        } catch {
+            logger.error("bus log roll failed", metadata: ["topic": "\(topic)", "partition": "\(partition)", "error": "\(error)"])
+        }
+    }
+
+    /// Removes the records at `offset` and after from the active segment (appends made with
+    /// `appendWithoutRolling` since `nextOffset` was `offset`), so the next append gets `offset`.
+    func truncate(toNextOffset offset: Int64) throws {
+        guard offset < nextOffset else { return }
+        guard offset >= active.baseOffset else {
+            throw BusError(.io, "cannot undo appends to \(topic) partition \(partition) from offset \(offset): the segment rolled")
+        }
+        try active.truncate(toCount: Int(offset - active.baseOffset))
     }
 
     /// The first record at or after `offset`, with its offset; `nil` when there is none yet.
@@ -120,7 +144,7 @@ final class PartitionLog {
         guard !old.isEmpty else { return }
         if sync { try old.flush() }
         let base = nextOffset
-        let segment = try Segment(path: path(base: base), baseOffset: base, mode: .tail, sync: sync)
+        let segment = try Segment(path: path(base: base), baseOffset: base, mode: .tail, sync: sync, crash: crash)
         if sync { try syncDirectory(directory) }
         segments.append(segment)
         needsCompaction = true
@@ -171,7 +195,7 @@ final class PartitionLog {
             throw BusError(.io, "cannot install compacted \(temporary) as \(old.path): \(reason)")
         }
         openRolled.removeAll { $0 == base }
-        segments[i] = Segment(path: old.path, baseOffset: base, index: index, sync: sync)
+        segments[i] = Segment(path: old.path, baseOffset: base, index: index, sync: sync, crash: crash)
         return holder
     }
 

@@ -44,16 +44,19 @@ final class Segment {
     let path: String
     let baseOffset: Int64
     private let sync: Bool
+    /// Test support: cuts writes short as a crash would (see `SimulatedCrash`); `nil` in production.
+    private let crash: SimulatedCrash?
     private var fd: Int32 = -1
     private(set) var index: SegmentIndex
     /// Bytes cut off the tail when the segment was opened (0 when it was clean).
     private(set) var truncatedBytes: Int64 = 0
 
     /// Opens (creating it if missing, for `.tail`) and recovers the file at `path`.
-    init(path: String, baseOffset: Int64, mode: Mode, sync: Bool) throws {
+    init(path: String, baseOffset: Int64, mode: Mode, sync: Bool, crash: SimulatedCrash? = nil) throws {
         self.path = path
         self.baseOffset = baseOffset
         self.sync = sync
+        self.crash = crash
         self.index = SegmentIndex()
         let flags: Int32
         switch mode {
@@ -75,11 +78,12 @@ final class Segment {
     }
 
     /// A segment whose index is already known (it was just written and synced by compaction).
-    init(path: String, baseOffset: Int64, index: SegmentIndex, sync: Bool) {
+    init(path: String, baseOffset: Int64, index: SegmentIndex, sync: Bool, crash: SimulatedCrash? = nil) {
         self.path = path
         self.baseOffset = baseOffset
         self.index = index
         self.sync = sync
+        self.crash = crash
     }
 
     deinit { if fd >= 0 { close(fd) } }
@@ -115,6 +119,14 @@ final class Segment {
         try openIfNeeded(writable: true)
         let frame = record.encodedFrame()
         let end = index.size
+        if let crash {
+            let allowed = crash.allow(frame.count)
+            if allowed < frame.count {
+                // A crash mid-write: leave the torn frame as it is (no clean-up runs after a crash).
+                let written = frame.withUnsafeBytes { pwriteAll(fd, UnsafeRawBufferPointer(rebasing: $0.prefix(allowed)), at: end) }
+                throw SimulatedCrash.error(path, wrote: written, of: frame.count)
+            }
+        }
         let written = frame.withUnsafeBytes { pwriteAll(fd, $0, at: end) }
         guard written == frame.count else {
             let reason = errnoText()
@@ -127,6 +139,29 @@ final class Segment {
         index.size = end + Int64(frame.count)
         note(timestamp: record.timestampMillis)
         return offset(at: count - 1)
+    }
+
+    /// Cuts the segment back to its first `count` records (undoing appends that must not stay:
+    /// a transaction that could not be completed). Dense segments only.
+    ///
+    /// Guarantees: on return the file ends after record `count - 1` (synced with `sync`) and the
+    /// next append writes there; on an error the index is unchanged. The timestamps kept for
+    /// retention are not narrowed (the newest may be that of a removed record), except that an
+    /// emptied segment forgets them.
+    func truncate(toCount count: Int) throws {
+        precondition(!isSparse, "truncate a compacted segment")
+        guard count < self.count else { return }
+        try openIfNeeded(writable: true)
+        let end = index.positions[count]
+        if let crash, crash.allow(1) < 1 { throw SimulatedCrash.error(path, wrote: 0, of: 1) }
+        guard ftruncate(fd, off_t(end)) == 0 else { throw BusError(.io, "truncate \(path) to \(end) bytes failed: \(errnoText())") }
+        if sync, fdatasync(fd) != 0 { throw BusError(.io, "fdatasync \(path) failed: \(errnoText())") }
+        index.positions.removeLast(self.count - count)
+        index.size = end
+        if count == 0 {
+            index.oldestTimestampMillis = nil
+            index.newestTimestampMillis = nil
+        }
     }
 
     /// Reads the record at index `i`, checking its checksum.

@@ -20,6 +20,8 @@ final class TopicLog {
         var segmentBytes: Int
         var sync: Bool
         var logger: Logger
+        /// Test support (see `SimulatedCrash`); `nil` in production.
+        var crash: SimulatedCrash? = nil
     }
 
     private init(name: String, directory: URL, partitions: [PartitionLog], policy: CleanupPolicy?) {
@@ -63,7 +65,7 @@ final class TopicLog {
             try PartitionLog(
                 directory: dir.appendingPathComponent("\(p)").path, topic: name, partition: p,
                 legacyFile: dir.appendingPathComponent("\(p).log").path, segmentBytes: settings.segmentBytes,
-                sync: settings.sync, logger: logger)
+                sync: settings.sync, logger: logger, crash: settings.crash)
         }
         return TopicLog(name: name, directory: dir, partitions: logs, policy: persistedPolicy)
     }
