@@ -207,13 +207,7 @@ public final class IngressService: Sendable {
                     logger.notice("graceful shutdown: draining calls in flight", metadata: [
                         "shutdown_timeout_ms": "\(Self.milliseconds(shutdownTimeout))", "in_flight": "\(drain.inProgress)",
                     ])
-                    let drained = await withTaskGroup(of: Bool.self) { race in
-                        race.addTask { await drain.waitUntilIdle(); return true }
-                        race.addTask { (try? await Task.sleep(for: shutdownTimeout)) != nil ? false : true }
-                        let first = await race.next() ?? true
-                        race.cancelAll()
-                        return first
-                    }
+                    let drained = await drain.waitUntilIdle(timeout: shutdownTimeout)
                     if !drained {
                         logger.warning("shutdown timeout reached: answering the calls still waiting", metadata: ["in_flight": "\(drain.inProgress)"])
                         await replies.abandonAll()

@@ -57,6 +57,17 @@ public struct OffsetTracker: Sendable {
         return target
     }
 
+    /// Whether `message` is in flight here (begun, not finished, not forgotten by ``forget(topic:partition:)``).
+    public func isInFlight(_ message: BusMessage) -> Bool {
+        partitions[Key(topic: message.topic, partition: message.partition)]?.inFlight.contains(message.offset) ?? false
+    }
+
+    /// Forgets everything about a partition (this member lost it): its messages still in flight
+    /// finish without effect, and the next delivery of any offset is accepted again.
+    public mutating func forget(topic: String, partition: Int) {
+        partitions[Key(topic: topic, partition: partition)] = nil
+    }
+
     /// Messages in flight, over all partitions.
     public var inFlightCount: Int { partitions.values.reduce(0) { $0 + $1.inFlight.count } }
 }
@@ -72,9 +83,10 @@ public struct OffsetTracker: Sendable {
 ///   that covers their message (`BusSubscription.commit(_:publishing:)`), in offset order, so
 ///   they never become visible for input that is still uncommitted.
 /// - A commit with outputs that fails is retried with backoff until it succeeds, the bus says
-///   the partition moved (`BusError.Kind.fenced`: the new owner redoes the work) or closed,
-///   or the task is cancelled; the outputs are never dropped while this member owns the
-///   partition. A commit without outputs that fails is logged and left (the messages are
+///   the partition moved (`BusError.Kind.fenced`: the new owner redoes the work), closed or
+///   refuses the outputs (`configuration`), or the task is cancelled; the outputs are never
+///   dropped while this member owns the partition. When they are given up, the partition is
+///   forgotten: no later commit covers those messages, so they are redelivered, not lost. A commit without outputs that fails is logged and left (the messages are
 ///   redelivered: at least once).
 public actor CommitCoordinator {
     private struct Key: Hashable {
@@ -111,6 +123,8 @@ public actor CommitCoordinator {
     /// outputs of every message the commit covers with it.
     public func finish(_ message: BusMessage, publishing produced: [OutgoingMessage] = []) async {
         let key = Key(topic: message.topic, partition: message.partition)
+        // A message of a partition forgotten after a fence finishes without effect.
+        guard tracker.isInFlight(message) else { return }
         if !produced.isEmpty { outputs[key, default: []].append((message.offset, produced)) }
         guard let target = tracker.finish(message) else { return }
         pending[key] = target
@@ -133,10 +147,22 @@ public actor CommitCoordinator {
             do {
                 try await subscription.commit(message, publishing: covered)
                 return
-            } catch let error as BusError where error.kind == .fenced || error.kind == .closed {
-                logger?.notice("outputs not published: the partition moved or the subscription closed; its next owner handles the messages again", metadata: [
-                    "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
-                ])
+            } catch let error as BusError where error.kind == .fenced || error.kind == .closed || error.kind == .configuration {
+                // Nothing was published nor committed. Forget the partition, so that no later
+                // commit covers these messages without their outputs: they stay uncommitted
+                // and are handled again by the partition's next owner (this member too, if it
+                // gets the partition back).
+                forget(key)
+                if error.kind == .configuration {
+                    logger?.critical("outputs cannot be published (the bus refuses them); the messages stay uncommitted", metadata: [
+                        "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                    ])
+                } else {
+                    logger?.notice("outputs not published: the partition moved or the subscription closed; its next owner handles the messages again", metadata: [
+                        "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                    ])
+                }
+                onError(message, error)
                 return
             } catch {
                 logger?.error("atomic commit failed; retrying", metadata: [
@@ -149,6 +175,13 @@ public actor CommitCoordinator {
             }
             delay = min(delay * 2, maxBackoff)
         }
+    }
+
+    /// Drops a partition's tracking, pending commit and held outputs.
+    private func forget(_ key: Key) {
+        tracker.forget(topic: key.topic, partition: key.partition)
+        pending[key] = nil
+        outputs[key] = nil
     }
 
     /// Removes and returns, in offset order, the outputs of messages at or below `offset`.

@@ -55,3 +55,18 @@ final class Flag: Sendable {
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
 }
+
+@Suite("Ingress: drain gate timeout")
+struct DrainGateTimeoutTests {
+    @Test("waitUntilIdle(timeout:) gives up while a call is still in progress, and returns promptly", .timeLimit(.minutes(1)))
+    func timesOut() async {
+        let gate = DrainGate()
+        #expect(gate.enter())
+        gate.startDraining()
+        let idle = await gate.waitUntilIdle(timeout: .milliseconds(50))
+        #expect(!idle)
+        gate.leave()
+        let nowIdle = await gate.waitUntilIdle(timeout: .seconds(30))
+        #expect(nowIdle)
+    }
+}

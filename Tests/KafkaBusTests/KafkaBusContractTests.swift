@@ -57,5 +57,7 @@ extension KafkaBrokerTests {
         @Test func headersAndBinaryRoundTrip() async throws { try await suite.headersAndBinaryRoundTrip() }
         @Test func largeValues() async throws { try await suite.largeValues() }
         @Test func readAllPartitions() async throws { try await suite.readAllPartitions() }
+        @Test func commitWithOutputs() async throws { try await suite.commitWithOutputs() }
+        @Test func assignmentFollowsMembers() async throws { try await suite.assignmentFollowsMembers() }
     }
 }

@@ -14,7 +14,8 @@ final class DrainGate: Sendable {
     private struct State {
         var draining = false
         var inProgress = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var nextWaiter = 0
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
@@ -38,7 +39,7 @@ final class DrainGate: Sendable {
             s.inProgress -= 1
             guard s.draining, s.inProgress == 0 else { return [] }
             defer { s.waiters.removeAll() }
-            return s.waiters
+            return Array(s.waiters.values)
         }
         for w in waiters { w.resume() }
     }
@@ -49,20 +50,47 @@ final class DrainGate: Sendable {
             s.draining = true
             guard s.inProgress == 0 else { return [] }
             defer { s.waiters.removeAll() }
-            return s.waiters
+            return Array(s.waiters.values)
         }
         for w in waiters { w.resume() }
     }
 
-    /// Returns once draining and no admitted call is in progress.
+    /// Returns once draining and no admitted call is in progress, or when the task is cancelled.
     func waitUntilIdle() async {
-        await withCheckedContinuation { continuation in
-            let idle = state.withLock { s -> Bool in
-                if s.draining, s.inProgress == 0 { return true }
-                s.waiters.append(continuation)
+        let id = state.withLock { s -> Int in
+            defer { s.nextWaiter += 1 }
+            return s.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.draining, s.inProgress == 0 { return true }
+                    if Task.isCancelled { return true }
+                    s.waiters[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.waiters.removeValue(forKey: id) }
+            waiter?.resume()
+        }
+    }
+
+    /// Returns `true` once draining and idle, `false` when `timeout` passed first.
+    func waitUntilIdle(timeout: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { race in
+            race.addTask {
+                await self.waitUntilIdle()
+                return !Task.isCancelled
+            }
+            race.addTask {
+                do { try await Task.sleep(for: timeout) } catch { return true }
                 return false
             }
-            if idle { continuation.resume() }
+            let first = await race.next() ?? false
+            race.cancelAll()
+            return first
         }
     }
 }

@@ -743,20 +743,21 @@ public actor EmbeddedBus: Bus {
         for (id, r) in readers where r.topic == topic { readers[id]!.wake() }
     }
 
-    /// Reassigns a group's partitions round-robin over its members (sorted by join order);
+    /// Reassigns a group's partitions over its members (sorted by join order): partition p of
+    /// each topic to subscriber p mod n, so partition p of co-partitioned topics has one owner;
     /// a partition that changes owner restarts from the group's committed offset.
     private func rebalance(_ group: String) {
         guard var g = groups[group] else { return }
         let memberIDs = g.members.keys.sorted()
         let allTopics = Set(g.members.values.flatMap(\.topics)).sorted()
         var newAssignment: [UInt64: [TopicPartition]] = [:]
-        var turn = 0
         for topic in allTopics {
             let subscribers = memberIDs.filter { g.members[$0]!.topics.contains(topic) }
             guard !subscribers.isEmpty else { continue }
             for p in 0..<(topics[topic]?.partitions.count ?? 0) {
-                newAssignment[subscribers[turn % subscribers.count], default: []].append(TopicPartition(topic: topic, partition: p))
-                turn += 1
+                // Partition p of every topic goes to the same member, so co-partitioned topics
+                // (`inspected`, `approvals`) stay together, as Kafka's range assignor keeps them.
+                newAssignment[subscribers[p % subscribers.count], default: []].append(TopicPartition(topic: topic, partition: p))
             }
         }
         for id in memberIDs {
