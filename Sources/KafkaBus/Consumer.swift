@@ -144,6 +144,8 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// needed and replaced after a fatal error; `all` keeps every one created so that
     /// closing the subscription waits until each is destroyed.
     private let transactional = Mutex(TransactionalProducers())
+    /// The bus's idempotent producer, for commits with outputs when transactions are off.
+    private let publishPlain = Mutex<@Sendable (OutgoingMessage) async throws -> Void>({ _ in })
     private struct TransactionalProducers {
         var current: TransactionalProducer?
         var all: [TransactionalProducer] = []
@@ -162,9 +164,11 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// (group) or assigned every partition at its start position (reader).
     static func start(
         _ mode: Mode, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger,
+        publish: @escaping @Sendable (OutgoingMessage) async throws -> Void = { _ in },
         onFinish: @escaping @Sendable (Consumer) -> Void
     ) async throws -> Consumer {
         let consumer = try Consumer(mode, configuration: configuration, transactionalID: transactionalID, logger: logger)
+        consumer.publishPlain.withLock { $0 = publish }
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
             DedicatedThread.start(name: "kafka-consumer-poll") {
                 consumer.run(ready: ready, bufferLimit: max(configuration.consumerBufferLimit, 1),
@@ -256,6 +260,13 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         guard machine.withLock({ $0.handleUsable }) else { throw BusError(.closed, "\(what): subscription closed") }
         guard state.mayCommit(message) else {
             throw BusError(.fenced, "\(what): the partition was revoked from this member since the message was delivered; nothing was published nor committed")
+        }
+        if !configuration.transactions {
+            // Not atomic (configured off): publish, then commit.
+            let publish = publishPlain.withLock { $0 }
+            for output in outputs { try await publish(output) }
+            try await commit(message)
+            return
         }
         for _ in 0..<3 {
             let producer = try transactional.withLock { producers -> TransactionalProducer in

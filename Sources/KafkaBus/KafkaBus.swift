@@ -190,7 +190,8 @@ public final class KafkaBus: Bus {
         let consumer: Consumer
         do {
             consumer = try await Consumer.start(
-                mode, configuration: configuration, transactionalID: transactionalID, logger: logger
+                mode, configuration: configuration, transactionalID: transactionalID, logger: logger,
+                publish: { [producer] in try await producer.publish($0) }
             ) { [weak self] consumer in
                 _ = self?.state.withLock { $0.consumers.removeValue(forKey: ObjectIdentifier(consumer)) }
                 release()

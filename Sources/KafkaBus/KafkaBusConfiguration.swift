@@ -72,6 +72,11 @@ public struct KafkaBusConfiguration: Sendable {
     /// never share an id (they would fence each other). `nil` (the default): a random
     /// id per `KafkaBus`, unique per process.
     public var instanceID: String?
+    /// Whether `commit(_:publishing:)` uses a transaction (default `true`). `false` publishes
+    /// the outputs with the bus's idempotent producer, then commits: not atomic (a crash in
+    /// between publishes the outputs again when the input is redelivered). Only for brokers
+    /// whose transactions cannot be trusted (see docs/kafka.md, Tansu).
+    public var transactions: Bool = true
     /// `transaction.timeout.ms` of the transactional producers, and the limit of each
     /// blocking transaction call. The broker aborts a transaction left open longer; until
     /// then, an open transaction of a dead producer blocks `read_committed` consumers of its

@@ -64,9 +64,13 @@ struct Runtime: Sendable {
             try KafkaBus.checkLibrary()
             // Secret-bearing librdkafka values are env:/file: references, read here (errors name the key).
             let instance = config.bus.instanceID ?? ProcessInfo.processInfo.environment["SLUICE_INSTANCE_ID"].flatMap { $0.isEmpty ? nil : $0 }
-            let kafkaConfig = KafkaBusConfiguration(
+            var kafkaConfig = KafkaBusConfiguration(
                 brokers: config.bus.brokers ?? "", clientId: "sluice-\(role)", librdkafka: try config.bus.resolvedLibrdkafka(),
                 instanceID: instance.map { "\(role)-\($0)" }, transactionTimeout: config.bus.transactionTimeout.duration)
+            kafkaConfig.transactions = config.bus.transactions
+            if !config.bus.transactions {
+                logger.warning("bus.transactions is off: stage hand-offs are not atomic (a crash can repeat a verdict)")
+            }
             bus = try KafkaBus(configuration: kafkaConfig, logger: logger)
         }
         try await bus.ensureTopics(topics.specs(partitions: config.bus.partitions))

@@ -92,7 +92,12 @@ public final class Gateway: @unchecked Sendable {
         let extraBus = busOptions.isEmpty ? "" : ", " + busOptions
         switch mode {
         case .embedded: bus = "{ kind: embedded, partitions: 3\(extraBus) }"
-        case .kafka: bus = "{ kind: kafka, brokers: \"\(brokers ?? GatewayMode.kafkaBrokers ?? "")\", topic_prefix: \"\(topicPrefix)\", partitions: 3\(extraBus) }"
+        case .kafka:
+            // Tansu 0.6.0's transactions lost a committed record now and then (one verdict in
+            // ~1,000 under load; docs/kafka.md): on it the stages hand off without them.
+            let tansu = ProcessInfo.processInfo.environment["SLUICE_KAFKA_BROKER_KIND"] == "tansu"
+            let txn = tansu && !busOptions.contains("transactions") ? ", transactions: false" : ""
+            bus = "{ kind: kafka, brokers: \"\(brokers ?? GatewayMode.kafkaBrokers ?? "")\", topic_prefix: \"\(topicPrefix)\", partitions: 3\(txn)\(extraBus) }"
         }
         let yaml = """
             listen: 127.0.0.1:\(port)

@@ -145,6 +145,10 @@ public struct BusConfig: Decodable, Sendable {
     /// Kafka: how long a dead producer's open transaction may hold back `read_committed`
     /// consumers of its partitions (`transaction_timeout`, default 10 s).
     public var transactionTimeout: ConfigDuration
+    /// Kafka: whether stages hand work on in transactions (`transactions`, default true). Off:
+    /// publish, then commit — a crash in between repeats the outputs. Only for brokers whose
+    /// transactions are not trustworthy (docs/kafka.md).
+    public var transactions: Bool
 
     public static let defaultSegmentBytes = 64 << 20
 
@@ -154,14 +158,16 @@ public struct BusConfig: Decodable, Sendable {
         case segmentBytes = "segment_bytes"
         case instanceID = "instance_id"
         case transactionTimeout = "transaction_timeout"
+        case transactions
     }
 
     public init(
         kind: Kind = .embedded, brokers: String? = nil, topicPrefix: String = "sluice.", partitions: Int = 6,
         librdkafka: [String: String] = [:], sync: Bool = false, segmentBytes: Int = BusConfig.defaultSegmentBytes,
         retention: ConfigDuration = ConfigDuration(.seconds(86_400)), instanceID: String? = nil,
-        transactionTimeout: ConfigDuration = ConfigDuration(.seconds(10))
+        transactionTimeout: ConfigDuration = ConfigDuration(.seconds(10)), transactions: Bool = true
     ) {
+        self.transactions = transactions
         self.instanceID = instanceID
         self.transactionTimeout = transactionTimeout
         self.kind = kind
@@ -186,6 +192,7 @@ public struct BusConfig: Decodable, Sendable {
         segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? Self.defaultSegmentBytes
         retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(86_400))
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
+        transactions = try c.decodeIfPresent(Bool.self, forKey: .transactions) ?? true
         transactionTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .transactionTimeout) ?? ConfigDuration(.seconds(10))
         if let id = instanceID, id.isEmpty || id.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ConfigError(path: "bus.instance_id", message: "must be non-empty, without whitespace or '/'")
