@@ -403,7 +403,7 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         case RD_KAFKA_RESP_ERR__PARTITION_EOF:
             return
         case RD_KAFKA_RESP_ERR__FATAL:
-            state.fail(client.fatalError("consumer failed"))
+            state.fail(client.fatalBusError("consumer failed"))
             _ = machine.withLock { $0.stop() }
         default:
             logger.warning("\(KafkaErrors.error(code, "consume", detail: text))")

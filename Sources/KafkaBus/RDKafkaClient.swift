@@ -89,7 +89,7 @@ final class RDKafkaClient: @unchecked Sendable {
     }
 
     /// The fatal error that made the client unusable (`rd_kafka_fatal_error`).
-    func fatalError(_ context: String) -> BusError {
+    func fatalBusError(_ context: String) -> BusError {
         var errstr = [CChar](repeating: 0, count: 512)
         let original = rd_kafka_fatal_error(handle, &errstr, errstr.count)
         return KafkaErrors.error(original, context, detail: errstr.cString)

@@ -114,6 +114,9 @@ public struct StageConsumer: Sendable {
                 }
             } onCancel: {
                 stop.finish()
+                // A cancellation handler cannot await: this task only wakes the loop above (closing
+                // ends the message stream); nothing depends on it finishing, and `close` is idempotent
+                // (the caller closes the subscription again after the loop).
                 Task { await subscription.close() }
             }
         } onGracefulShutdown: {

@@ -28,11 +28,24 @@ public struct TopicFollower: Sendable {
         message.header(MessageHeader.kind).flatMap { String(validating: $0, as: UTF8.self) }?.hasSuffix("-marker") == true
     }
 
-    /// Reads until the reader ends (bus shut down, or the task is cancelled).
+    /// Reads until the reader ends (bus shut down, or the task is cancelled); the reader is
+    /// closed however this returns.
     public func follow(
         apply: @Sendable (BusMessage) async -> Void, onCaughtUp: @Sendable () async -> Void
     ) async throws {
         let subscription = try await context.bus.read(topic: topic, from: .beginning)
+        do {
+            try await follow(subscription, apply: apply, onCaughtUp: onCaughtUp)
+        } catch {
+            await subscription.close()
+            throw error
+        }
+        await subscription.close()
+    }
+
+    private func follow(
+        _ subscription: BusSubscription, apply: @Sendable (BusMessage) async -> Void, onCaughtUp: @Sendable () async -> Void
+    ) async throws {
         let partitions = try await context.bus.partitionCount(topic: topic)
         let nonce = Array(UUID().uuidString.lowercased().utf8)
         var waiting = Set(0..<partitions)
@@ -56,6 +69,9 @@ public struct TopicFollower: Sendable {
                 await apply(message)
             }
         } onCancel: {
+            // A cancellation handler cannot await: this task only wakes the loop above (closing
+            // ends the message stream); nothing depends on it finishing, and `close` is idempotent
+            // (`follow` closes the subscription again once the loop has ended).
             Task { await subscription.close() }
         }
     }
