@@ -10,13 +10,16 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test build debug run test fault bench fuzz clean
+.PHONY: provision provision-test provision-bench build debug run test fault bench fuzz clean
 
 provision:
 	@scripts/provision.sh build
 
 provision-test:
 	@scripts/provision.sh test
+
+provision-bench:
+	@scripts/provision.sh bench
 
 ## build: release binary (prints its path)
 build: provision
@@ -55,8 +58,10 @@ _fault:
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
 	SLUICE_FAULT_SECONDS=$(FAULT_SECONDS) $(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel --filter Faults $(SWIFT_LINK)
 
-## bench: bus, detection and gateway figures (release build)
-bench: provision-test
+## bench: bus, detection and gateway figures (release build), then the proxy table: wrk against
+## the upstream directly, nginx proxy_pass, sluice run and Kafka mode (scripts/bench-proxy.sh;
+## BENCH_SECONDS, BENCH_CONNECTIONS, BENCH_SOAK_SECONDS). docs/performance.md has the figures.
+bench: provision-bench
 	@$(MAKE) --no-print-directory _bench
 _bench:
 	$(SWIFT_ENV) swift build -c release $(SWIFT_LINK)

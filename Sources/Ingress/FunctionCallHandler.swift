@@ -45,6 +45,7 @@ struct FunctionCallHandler: Sendable {
     let options: IngressOptions
     /// Callers' `Idempotency-Key`s (see `Idempotency/IdempotencyGate.swift`).
     let idempotency: IdempotencyTable
+    var connectionNames: Set<String> { Set(connections.keys) }
 
     func handle(_ request: Request, target: FunctionTarget, requestID: String) async -> Response {
         let started = ContinuousClock.now
@@ -267,8 +268,7 @@ struct FunctionCallHandler: Sendable {
 
     /// Requests of `identity` waiting for approval, as the `holds` changelog last said.
     private func heldCount(identity: String) async -> Int {
-        await holds.list(connections: Set(connections.keys), statuses: [.pending])
-            .count(where: { $0.request?.metadata.identity.id == identity })
+        await holds.pendingCount(identity: identity, connections: connectionNames)
     }
 
     enum BodyReadError: Error, Equatable {

@@ -76,7 +76,7 @@ struct Runtime: Sendable {
         try await bus.ensureTopics(topics.specs(partitions: config.bus.partitions))
         logger.info("bus ready", metadata: ["kind": "\(config.bus.kind.rawValue)", "topic_prefix": "\(topics.prefix)"])
         return Runtime(
-            config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics), logger: logger,
+            config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics, binaryEnvelopes: config.bus.envelopes == .binary), logger: logger,
             registry: registry, fingerprintKey: fingerprintKey)
     }
 

@@ -31,4 +31,31 @@ struct HoldsViewTests {
         #expect((described["preview"] as? String)?.utf8.count == min(bodyBytes, ApprovalsRoutes.previewBytes))
         #expect(described["preview_truncated"] as? Bool == (bodyBytes > ApprovalsRoutes.previewBytes))
     }
+
+    @Test("the pending count per identity follows every change, as list would count it")
+    func pendingCountFollowsChanges() async throws {
+        let view = HoldsView(retention: .seconds(60))
+        let connections: Set<String> = ["held"]
+        func count() async -> (kept: Int, listed: Int) {
+            let listed = await view.list(connections: connections, statuses: [.pending])
+                .count { $0.request?.metadata.identity.id == "apikey:ci" }
+            return (await view.pendingCount(identity: "apikey:ci", connections: connections), listed)
+        }
+        var a = Self.record(bodyBytes: 1)
+        let b = Self.record(bodyBytes: 2)
+        await view.apply(.record(a))
+        await view.apply(.record(a))  // the same record again counts once
+        await view.apply(.record(b))
+        #expect(await count() == (2, 2))
+        #expect(await view.pendingCount(identity: "apikey:ci", connections: ["other"]) == 0)
+        #expect(await view.pendingCount(identity: "apikey:someone", connections: connections) == 0)
+        a.status = .denied
+        await view.apply(.record(a))
+        #expect(await count() == (1, 1))
+        await view.apply(.removed(requestID: b.requestID))
+        #expect(await count() == (0, 0))
+        a.status = .pending  // a record that goes back to pending (a replayed changelog) counts again
+        await view.apply(.record(a))
+        #expect(await count() == (1, 1))
+    }
 }

@@ -46,6 +46,8 @@ struct ConfigTests {
         #expect(c.bodyReadTimeout.milliseconds == 10_000)
         #expect(c.headerReadTimeout.milliseconds == 10_000)
         #expect(c.maxHeldPerIdentity == 100)
+        #expect(c.bus.envelopes == .binary)
+        #expect(try decode(Self.top(Self.minimal, "\"bus\": {\"envelopes\": \"json\"}")).bus.envelopes == .json)
     }
 
     @Test func perIdentityShareFollowsTheTotal() throws {
@@ -88,6 +90,7 @@ struct ConfigTests {
         Bad(name: "zero body_read_timeout", patch: { Self.top($0, "\"body_read_timeout\": \"0s\"") }, path: "body_read_timeout"),
         Bad(name: "zero header_read_timeout", patch: { Self.top($0, "\"header_read_timeout\": 0") }, path: "header_read_timeout"),
         Bad(name: "zero max_held_per_identity", patch: { Self.top($0, "\"max_held_per_identity\": 0") }, path: "max_held_per_identity"),
+        Bad(name: "unknown envelope format", patch: { Self.top($0, "\"bus\": {\"envelopes\": \"protobuf\"}") }, path: "bus.envelopes"),
         Bad(name: "admin_listen on the caller port", patch: { Self.top($0, "\"listen\": \"127.0.0.1:8080\", \"admin_listen\": \"127.0.0.1:8080\"") }, path: "admin_listen"),
     ]
 

@@ -113,4 +113,34 @@ struct OutcomeLedgerTests {
         }
         #expect(Set(decisions) == ["a=delivered", "b=blocked"])
     }
+
+    @Test("a reader takes the outcome from its header, and decodes records written without one")
+    func kindFromHeaderOrBody() async throws {
+        let env = try Env()
+        defer { Task { await env.cleanUp() } }
+        let codec = env.context.codec
+        let withHeader = try codec.outcome(Self.outcome(.blocked, "h-1"))
+        #expect(MessageCodec.outcomeKind(of: BusMessage(
+            topic: withHeader.topic, partition: 0, offset: 0, key: withHeader.key, headers: withHeader.headers,
+            value: withHeader.value, timestampMillis: 1)) == .blocked)
+        // The header is what readers use: a record whose body is not an event is still known by it.
+        var headerOnly = withHeader
+        headerOnly.value = Array("not json".utf8)
+        try await env.bus.publish(headerOnly)
+        // A record from before the header existed: decoded.
+        var legacy = try codec.outcome(Self.outcome(.expired, "l-1"))
+        legacy.headers.removeAll { $0.name == MessageHeader.outcome }
+        try await env.bus.publish(legacy)
+        // No header and no readable body: skipped (never guessed).
+        var unreadable = legacy
+        unreadable.key = Array("u-1".utf8)
+        unreadable.value = Array("{".utf8)
+        try await env.bus.publish(unreadable)
+        let ledger = OutcomeLedger(context: env.context)
+        try await ledger.whileFollowing {
+            #expect(await ledger.outcome(of: "h-1") == .blocked)
+            #expect(await ledger.outcome(of: "l-1") == .expired)
+            #expect(await ledger.outcome(of: "u-1") == nil)
+        }
+    }
 }

@@ -18,11 +18,38 @@ actor HoldsView {
         retentionMillis = s * 1000 + atto / 1_000_000_000_000_000
     }
 
+    /// Pending records per identity and connection, kept with every change: the Ingress checks
+    /// `max_held_per_identity` on every call, without walking all records.
+    private var pending: [String: [String: Int]] = [:]
+
     func apply(_ change: HoldsChange) {
+        let id: String
         switch change {
-        case .record(let r): records[r.requestID] = r.withBodyCutToPreview()
-        case .removed(let id): records[id] = nil
+        case .record(let r): id = r.requestID
+        case .removed(let removed): id = removed
         }
+        if let old = records[id] { countPending(old, by: -1) }
+        switch change {
+        case .record(let r):
+            let visible = r.withBodyCutToPreview()
+            records[id] = visible
+            countPending(visible, by: 1)
+        case .removed: records[id] = nil
+        }
+    }
+
+    private func countPending(_ r: HoldRecord, by delta: Int) {
+        guard r.status == .pending, let meta = r.request?.metadata else { return }
+        let n = pending[meta.identity.id, default: [:]][meta.connection, default: 0] + delta
+        pending[meta.identity.id, default: [:]][meta.connection] = n > 0 ? n : nil
+        if pending[meta.identity.id]?.isEmpty == true { pending[meta.identity.id] = nil }
+    }
+
+    /// How many requests of `identity` on `connections` wait for approval (what `list` with
+    /// status `pending` would count).
+    func pendingCount(identity: String, connections: Set<String>) -> Int {
+        guard let byConnection = pending[identity] else { return 0 }
+        return byConnection.reduce(0) { $0 + (connections.contains($1.key) ? $1.value : 0) }
     }
 
 

@@ -149,6 +149,12 @@ public struct BusConfig: Decodable, Sendable {
     /// publish, then commit — a crash in between repeats the outputs. Only for brokers whose
     /// transactions are not trustworthy (docs/kafka.md).
     public var transactions: Bool
+    /// How the sealed envelopes of `requests`, `inspected` and `replies` are written
+    /// (`envelopes`, default `binary`; `json` while a rolling upgrade still runs stages that
+    /// read only JSON). Both are always read.
+    public var envelopes: EnvelopeFormat
+
+    public enum EnvelopeFormat: String, Codable, Sendable { case binary, json }
 
     public static let defaultSegmentBytes = 64 << 20
 
@@ -159,14 +165,17 @@ public struct BusConfig: Decodable, Sendable {
         case instanceID = "instance_id"
         case transactionTimeout = "transaction_timeout"
         case transactions
+        case envelopes
     }
 
     public init(
         kind: Kind = .embedded, brokers: String? = nil, topicPrefix: String = "sluice.", partitions: Int = 6,
         librdkafka: [String: String] = [:], sync: Bool = false, segmentBytes: Int = BusConfig.defaultSegmentBytes,
         retention: ConfigDuration = ConfigDuration(.seconds(86_400)), instanceID: String? = nil,
-        transactionTimeout: ConfigDuration = ConfigDuration(.seconds(10)), transactions: Bool = true
+        transactionTimeout: ConfigDuration = ConfigDuration(.seconds(10)), transactions: Bool = true,
+        envelopes: EnvelopeFormat = .binary
     ) {
+        self.envelopes = envelopes
         self.transactions = transactions
         self.instanceID = instanceID
         self.transactionTimeout = transactionTimeout
@@ -193,6 +202,7 @@ public struct BusConfig: Decodable, Sendable {
         retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(86_400))
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
         transactions = try c.decodeIfPresent(Bool.self, forKey: .transactions) ?? true
+        envelopes = try c.decodeIfPresent(EnvelopeFormat.self, forKey: .envelopes) ?? .binary
         transactionTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .transactionTimeout) ?? ConfigDuration(.seconds(10))
         if let id = instanceID, id.isEmpty || id.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ConfigError(path: "bus.instance_id", message: "must be non-empty, without whitespace or '/'")

@@ -45,6 +45,9 @@ public enum MessageHeader {
     public static let requestID = "sluice-request-id"
     /// The message's type (`request`, `inspected`, `reply`, `audit`, `outcome`, `decision`, `hold`, `holds-marker`, `outcomes-marker`, `deadletter`).
     public static let kind = "sluice-kind"
+    /// On `outcomes`: the outcome's kind (`delivered`, `blocked`, ...), so the ledger's readers
+    /// learn it without decoding the event. Records written before it existed are decoded.
+    public static let outcome = "sluice-outcome"
     /// On `deadletter`: why the message was rejected.
     public static let reason = "sluice-reason"
     /// On `deadletter`: the topic the message came from.

@@ -151,14 +151,26 @@ public actor OutcomeLedger {
             }
             return
         }
-        let event: AuditEvent
-        do { event = try context.codec.decodeAudit(message) } catch {
-            context.logger.error("unreadable outcome record skipped", metadata: [
-                "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
-            ])
-            return
+        // The kind header spares decoding the event (every stage reads every outcome); the
+        // record's bus timestamp stands in for the event time (both are taken when it is written;
+        // a record without a timestamp is decoded, so retention never drops an entry too early).
+        let kind: AuditEvent.Kind
+        let atMillis: Int64
+        if let fromHeader = MessageCodec.outcomeKind(of: message), message.timestampMillis > 0 {
+            kind = fromHeader
+            atMillis = message.timestampMillis
+        } else {
+            do {
+                let event = try context.codec.decodeAudit(message)
+                (kind, atMillis) = (event.kind, event.timeMillis)
+            } catch {
+                context.logger.error("unreadable outcome record skipped", metadata: [
+                    "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                ])
+                return
+            }
         }
-        entries[id] = Entry(kind: event.kind, partition: message.partition, offset: message.offset, atMillis: event.timeMillis)
+        entries[id] = Entry(kind: kind, partition: message.partition, offset: message.offset, atMillis: atMillis)
         appliedSincePrune += 1
         if appliedSincePrune >= 10_000 { prune(now: currentMillis()) }
     }

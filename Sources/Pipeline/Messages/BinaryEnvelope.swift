@@ -1,0 +1,344 @@
+import Foundation
+
+/// The compact binary form of the envelopes on the hot path (`requests`, `inspected`,
+/// `replies`), sealed like their JSON form. Foundation's JSON coding was a quarter of the
+/// gateway's CPU time under load (docs/performance.md); this form is a straight copy of fields.
+///
+/// Layout (all integers little-endian or LEB128 varints):
+/// ```
+/// u8  format version (1)          JSON starts with "{" (0x7B), so the first byte tells them apart
+/// u8  envelope type (1 request, 2 inspected, 3 reply)
+/// ... the fields in declaration order: strings and byte strings as varint length + bytes,
+///     integers as zigzag varints, arrays as varint count + items, optionals as 0/1 + value
+/// ```
+///
+/// Guarantees:
+/// - `decode(encode(x)) == x` for every value of the three envelope types.
+/// - Decoding never reads past the input and never traps: truncated input, a length or count
+///   larger than what is left, invalid UTF-8, trailing bytes, an unknown version or type are
+///   `EnvelopeFormatError`s. (The input is authenticated by the sealer first; this is defence
+///   in depth, not the boundary.)
+/// - A change of the layout gets a new version number; readers keep decoding the versions
+///   (and the JSON) written before.
+public protocol BinaryEnvelope {
+    static var envelopeType: UInt8 { get }
+    func write(to writer: inout EnvelopeWriter)
+    init(from reader: inout EnvelopeReader) throws
+}
+
+public struct EnvelopeFormatError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
+
+public enum BinaryEnvelopes {
+    public static let version: UInt8 = 1
+
+    /// Whether `bytes` is in this binary form (else it is JSON).
+    public static func isBinary(_ bytes: [UInt8]) -> Bool { bytes.first == version }
+
+    public static func encode<T: BinaryEnvelope>(_ value: T) -> [UInt8] {
+        var w = EnvelopeWriter()
+        w.bytes.append(version)
+        w.bytes.append(T.envelopeType)
+        value.write(to: &w)
+        return w.bytes
+    }
+
+    public static func decode<T: BinaryEnvelope>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+        var r = EnvelopeReader(bytes)
+        let v = try r.u8()
+        guard v == version else { throw EnvelopeFormatError("unknown envelope format version \(v)") }
+        let t = try r.u8()
+        guard t == T.envelopeType else { throw EnvelopeFormatError("envelope type \(t), expected \(T.envelopeType) (\(T.self))") }
+        let value = try T(from: &r)
+        guard r.isAtEnd else { throw EnvelopeFormatError("\(r.remaining) bytes after the \(T.self) envelope") }
+        return value
+    }
+}
+
+public struct EnvelopeWriter {
+    public var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(512) }
+
+    mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        bytes.append(UInt8(v))
+    }
+
+    mutating func int(_ v: Int64) { varint(UInt64(bitPattern: (v << 1) ^ (v >> 63))) }
+    mutating func int(_ v: Int) { int(Int64(v)) }
+
+    mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            varint(UInt64(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func data(_ d: Data) {
+        varint(UInt64(d.count))
+        bytes.append(contentsOf: d)
+    }
+
+    mutating func strings(_ a: [String]) {
+        varint(UInt64(a.count))
+        for s in a { string(s) }
+    }
+
+    mutating func optional(_ s: String?) {
+        if let s {
+            bytes.append(1)
+            string(s)
+        } else {
+            bytes.append(0)
+        }
+    }
+}
+
+public struct EnvelopeReader {
+    private let bytes: [UInt8]
+    private var position = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    var isAtEnd: Bool { position == bytes.count }
+    var remaining: Int { bytes.count - position }
+
+    mutating func u8() throws -> UInt8 {
+        guard position < bytes.count else { throw EnvelopeFormatError("envelope truncated") }
+        defer { position += 1 }
+        return bytes[position]
+    }
+
+    mutating func varint() throws -> UInt64 {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
+        while true {
+            let b = try u8()
+            guard shift < 64, shift < 63 || b <= 1 else { throw EnvelopeFormatError("varint too long") }
+            result |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return result }
+            shift += 7
+        }
+    }
+
+    mutating func int64() throws -> Int64 {
+        let z = try varint()
+        return Int64(bitPattern: (z >> 1) ^ (0 &- (z & 1)))
+    }
+
+    mutating func int() throws -> Int {
+        let v = try int64()
+        guard let i = Int(exactly: v) else { throw EnvelopeFormatError("integer out of range") }
+        return i
+    }
+
+    /// A length or count that cannot exceed what is left of the input (each item takes a byte at least).
+    private mutating func length() throws -> Int {
+        let n = try varint()
+        guard n <= UInt64(remaining) else { throw EnvelopeFormatError("length \(n) beyond the \(remaining) bytes left") }
+        return Int(n)
+    }
+
+    private mutating func raw() throws -> ArraySlice<UInt8> {
+        let n = try length()
+        defer { position += n }
+        return bytes[position..<(position + n)]
+    }
+
+    mutating func string() throws -> String {
+        let slice = try raw()
+        guard let s = String(validating: slice, as: UTF8.self) else { throw EnvelopeFormatError("string is not UTF-8") }
+        return s
+    }
+
+    mutating func data() throws -> Data { Data(try raw()) }
+
+    mutating func strings() throws -> [String] {
+        let n = try length()
+        var out: [String] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n { out.append(try string()) }
+        return out
+    }
+
+    mutating func optionalString() throws -> String? {
+        switch try u8() {
+        case 0: return nil
+        case 1: return try string()
+        case let b: throw EnvelopeFormatError("optional marker \(b)")
+        }
+    }
+
+    mutating func array<T>(_ item: (inout EnvelopeReader) throws -> T) throws -> [T] {
+        let n = try length()
+        var out: [T] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n { out.append(try item(&self)) }
+        return out
+    }
+}
+
+// MARK: - The envelope types
+
+extension CallerIdentity {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(id)
+        w.strings(groups)
+        w.string(method)
+        w.string(person)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        let id = try r.string()
+        let groups = try r.strings()
+        let method = try r.string()
+        self.init(id: id, groups: groups, method: method, person: try r.string())
+    }
+}
+
+extension RequestMetadata {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(requestID)
+        w.string(sessionID)
+        identity.write(to: &w)
+        w.string(connection)
+        w.int(receivedAtMillis)
+        w.int(deadlineMillis)
+        w.string(replyTo)
+        w.optional(idempotencyKey)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        self.init(
+            requestID: try r.string(), sessionID: try r.string(), identity: try CallerIdentity(from: &r),
+            connection: try r.string(), receivedAtMillis: try r.int64(), deadlineMillis: try r.int64(),
+            replyTo: try r.string(), idempotencyKey: try r.optionalString())
+    }
+}
+
+extension HTTPField {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(name)
+        w.string(value)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        let name = try r.string()
+        self.init(name, try r.string())
+    }
+}
+
+extension HTTPRequestData {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(method)
+        w.string(path)
+        w.string(query)
+        w.varint(UInt64(headers.count))
+        for h in headers { h.write(to: &w) }
+        w.data(body)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        self.init(
+            method: try r.string(), path: try r.string(), query: try r.string(),
+            headers: try r.array { try HTTPField(from: &$0) }, body: try r.data())
+    }
+}
+
+extension HTTPResponseData {
+    func write(to w: inout EnvelopeWriter) {
+        w.int(status)
+        w.varint(UInt64(headers.count))
+        for h in headers { h.write(to: &w) }
+        w.data(body)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        self.init(status: try r.int(), headers: try r.array { try HTTPField(from: &$0) }, body: try r.data())
+    }
+}
+
+extension FindingSummary {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(rule)
+        w.string(ruleClass)
+        w.string(severity)
+        w.string(location)
+        w.int(start)
+        w.int(end)
+        w.string(fingerprint)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        self.init(
+            rule: try r.string(), ruleClass: try r.string(), severity: try r.string(), location: try r.string(),
+            start: try r.int(), end: try r.int(), fingerprint: try r.string())
+    }
+}
+
+extension Verdict {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(decision.rawValue)
+        w.strings(rules)
+        w.strings(reasons)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        let raw = try r.string()
+        guard let decision = Decision(rawValue: raw) else { throw EnvelopeFormatError("unknown decision \(raw)") }
+        self.init(decision: decision, rules: try r.strings(), reasons: try r.strings())
+    }
+}
+
+extension InspectionRequest: BinaryEnvelope {
+    public static let envelopeType: UInt8 = 1
+
+    public func write(to w: inout EnvelopeWriter) {
+        metadata.write(to: &w)
+        request.write(to: &w)
+    }
+
+    public init(from r: inout EnvelopeReader) throws {
+        self.init(metadata: try RequestMetadata(from: &r), request: try HTTPRequestData(from: &r))
+    }
+}
+
+extension InspectedRequest: BinaryEnvelope {
+    public static let envelopeType: UInt8 = 2
+
+    public func write(to w: inout EnvelopeWriter) {
+        metadata.write(to: &w)
+        verdict.write(to: &w)
+        w.varint(UInt64(findings.count))
+        for f in findings { f.write(to: &w) }
+        request.write(to: &w)
+    }
+
+    public init(from r: inout EnvelopeReader) throws {
+        self.init(
+            metadata: try RequestMetadata(from: &r), verdict: try Verdict(from: &r),
+            findings: try r.array { try FindingSummary(from: &$0) }, request: try HTTPRequestData(from: &r))
+    }
+}
+
+extension Reply: BinaryEnvelope {
+    public static let envelopeType: UInt8 = 3
+
+    public func write(to w: inout EnvelopeWriter) {
+        w.string(requestID)
+        w.string(sessionID)
+        response.write(to: &w)
+    }
+
+    public init(from r: inout EnvelopeReader) throws {
+        self.init(requestID: try r.string(), sessionID: try r.string(), response: try HTTPResponseData(from: &r))
+    }
+}
