@@ -51,7 +51,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .target(name: "Detection", dependencies: ["CHyperscan", "Codings"]),
+        .target(name: "Detection", dependencies: ["CHyperscan", "Codings", .product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "Inspector",
             dependencies: [

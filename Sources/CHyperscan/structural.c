@@ -258,3 +258,15 @@ int chs_structural_ex(const uint8_t *p, size_t n, uint32_t kind_base, size_t min
 #endif
     return structural_sse2(p, n, kind_base, min_b64, pii, single_bytes, single_kinds, n_single, buf);
 }
+
+size_t chs_b64_run_start(const uint8_t *p, size_t end) {
+    if (!p) return end;
+    while (end >= 64) {
+        /* Bit i of m: p[end - 64 + i] is outside the class; the run starts after the highest. */
+        uint64_t m = ~class64_sse2(p + end - 64, C_B64);
+        if (m) return end - 64 + (size_t)(64 - __builtin_clzll(m));
+        end -= 64;
+    }
+    while (end > 0 && is_b64(p[end - 1])) end--;
+    return end;
+}

@@ -49,6 +49,12 @@ public final class DetectionEngine: Sendable {
     let numericRules: (card: Double?, ssn: Double?, phone: Double?)
     /// Custom rules without keywords: run over the whole input.
     let wholeInputRules: [Int]
+    /// A JSON string whose escapes are all `\" \n \r \t \b \f` need not be decoded when its raw
+    /// bytes hold no event but backslashes: the decoded string then holds no event at all (see
+    /// `JSONEscapeDecoder.onlyInertEscapes`), so its nested scan would return nothing. True when
+    /// that reasoning holds for this engine: no rule runs without an event (no whole-input
+    /// custom rule) and no keyword contains a byte those escapes decode to.
+    let escapesInert: Bool
 
     /// Creates an engine.
     /// - Parameters:
@@ -85,6 +91,8 @@ public final class DetectionEngine: Sendable {
         keywords = kws
         keywordRules = kr
         wholeInputRules = whole
+        let escapeBytes: Set<UInt8> = [34, 10, 13, 9, 8, 12]
+        escapesInert = whole.isEmpty && !kws.contains { $0.contains(where: escapeBytes.contains) }
         func idx(_ id: String) -> Int? { all.firstIndex { $0.id == id } }
         cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
         numericRules = (card: cardRule.map { all[$0].confidence }, ssn: ssnRule.map { all[$0].confidence }, phone: phoneRule.map { all[$0].confidence })

@@ -87,6 +87,12 @@ extension DetectionEngine {
         let ctx = state.ctx
         var seen = SeenSet()
         var regions = RegionDedup()
+        /// The last JSON string delimited by quotes, newlines or the buffer ends (not by the length cap).
+        var jsonString = 0..<0
+        /// The last percent-encoded region (a maximal run of `PercentDecoder.regionSet` bytes).
+        var percentRun = 0..<0
+        /// End offsets of the events that are not backslash triggers (built on first use).
+        var otherEvents: [Int]? = nil
         buf.withUnsafeBufferPointer { p in
             func add(_ ri: Int, _ m: Match) {
                 let key = SeenKey(rule: ri, start: m.start, end: m.end)
@@ -166,23 +172,39 @@ extension DetectionEngine {
                     PIIMatcher.iban(rules[ri], p: p, region: r) { add(ri, $0) }
                 case .backslash:
                     guard depth < options.maxDecodeDepth else { continue }
-                    let r = JSONEscapeDecoder.region(p, around: anchor)
+                    // Every backslash of one JSON string has the same region: the string is
+                    // delimited once, not once per escape (a tool-call argument holds hundreds).
+                    if jsonString.contains(anchor) { continue }
+                    let (r, exact) = JSONEscapeDecoder.delimit(p, around: anchor)
+                    if exact { jsonString = r }
                     guard regions.insert(0, r.lowerBound, r.upperBound) else { continue }
                     guard JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { continue }
+                    // Skipped when the decoded string cannot hold an event (see `escapesInert`):
+                    // the nested scan would find nothing, and the budget is charged as before.
+                    if escapesInert && JSONEscapeDecoder.onlyInertEscapes(p, r) {
+                        let others = otherEvents ?? Self.positionsOfNonBackslashEvents(events, K)
+                        otherEvents = others
+                        if !Self.anyPosition(others, in: r) { continue }
+                    }
                     if let d = JSONEscapeDecoder.decode(p, region: r) { out += nested(d, depth: depth, state: &state) }
                 case .percent:
                     guard depth < options.maxDecodeDepth else { continue }
+                    // The region is the maximal URL-character run around the anchor: every `%XX`
+                    // of one form body has the same one, so it is walked once, not once per escape.
+                    if percentRun.contains(anchor) { continue }
                     var s = anchor, e = anchor
                     while s > 0 && PercentDecoder.regionSet.contains(p[s - 1]) { s -= 1 }
                     while e < p.count && PercentDecoder.regionSet.contains(p[e]) { e += 1 }
+                    percentRun = s..<e
                     guard regions.insert(1, s, e), charge(e - s, &state) else { continue }
                     let plus: Bool
                     switch ctx.hint { case .query, .form: plus = true; default: plus = false }
                     if let d = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus) { out += nested(d, depth: depth, state: &state) }
                 case .base64:
                     guard depth < options.maxDecodeDepth else { continue }
-                    var s = anchor, e = anchor
-                    while s > 0 && ByteSet.base64any.contains(p[s - 1]) { s -= 1 }
+                    // The run start, 64 bytes per step in C (the same class as `ByteSet.base64any`).
+                    let s = StructuralScanner.base64RunStart(p, anchor)
+                    var e = anchor
                     while e < p.count && ByteSet.base64any.contains(p[e]) { e += 1 }
                     let coreEnd = e
                     var pad = 0
@@ -197,6 +219,23 @@ extension DetectionEngine {
             }
         }
         return out
+    }
+
+    /// End offsets, in order, of the (sorted) events that are not backslash triggers.
+    static func positionsOfNonBackslashEvents(_ events: [Event], _ K: UInt32) -> [Int] {
+        let backslash = K + Trigger.backslash.rawValue
+        return events.compactMap { $0.kind == backslash ? nil : $0.pos }
+    }
+
+    /// True when some position in the sorted `positions` lies in `r.lowerBound + 1 ... r.upperBound`
+    /// (the end offset of a keyword or trigger inside `p[r]`).
+    static func anyPosition(_ positions: [Int], in r: Range<Int>) -> Bool {
+        var lo = 0, hi = positions.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if positions[mid] <= r.lowerBound { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < positions.count && positions[lo] <= r.upperBound
     }
 
     /// True when every byte of `p[s..<e]` is a hex digit or `-`.
@@ -232,10 +271,9 @@ extension DetectionEngine {
     func base64Region(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, depth: Int, state: inout ScanState) -> [Candidate] {
         let slice = UnsafeBufferPointer(rebasing: p[r])
         // Cheap probe first: the first 48 decoded bytes must be text or a gzip header.
-        let probeSource = slice.count <= 64 ? slice[...] : slice.prefix(64)
-        guard let probe = Base64.decode(probeSource) else { return [] }
-        let gz = probe.count >= 2 && probe[0] == 0x1f && probe[1] == 0x8b
-        guard gz || Base64.looksLikeText(probe) else { return [] }
+        guard let probe = Base64.probe(slice) else { return [] }
+        let gz = probe.gzip
+        guard gz || probe.text else { return [] }
         guard charge(slice.count, &state), let full = Base64.decode(slice) else { return [] }
         var bytes = full
         var via = ["base64"]

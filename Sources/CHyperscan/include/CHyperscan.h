@@ -83,6 +83,11 @@ int chs_structural_ex(const uint8_t *p, size_t n, uint32_t kind_base, size_t min
 /// Frees the buffer's memory when it is malloc'd (`owned`), and empties it.
 void chs_event_buf_free(chs_event_buf *buf);
 
+/// Start of the run of base64/base64url bytes (`[A-Za-z0-9+/_-]`, the structural pass's base64
+/// class) that ends at `end`: the smallest s <= end with every byte of p[s ..< end] in the class.
+/// Reads only p[0 ..< end], 16 bytes per compare.
+size_t chs_b64_run_start(const uint8_t *p, size_t end);
+
 
 #ifdef __cplusplus
 }

@@ -1,26 +1,25 @@
-/// RFC 2104 HMAC-SHA256 with a precomputed key schedule. Immutable after init: thread-safe.
-public struct HMACSHA256: Sendable {
-    private let innerPad: [UInt8]
-    private let outerPad: [UInt8]
+import Crypto
+import Foundation
 
-    /// Prepares the key (hashed first when longer than the 64-byte block).
+/// RFC 2104 HMAC-SHA256, computed by swift-crypto (`Crypto.HMAC<Crypto.SHA256>`). Immutable
+/// after init: thread-safe.
+///
+/// Guarantees:
+/// - `mac` is the standard HMAC-SHA256 (RFC 4231 vectors in `CryptoTests`), so fingerprints are
+///   the same as those of the hand-written implementation this replaces.
+/// - Pure: no shared mutable state; the key is held as a `SymmetricKey` (zeroed on release by
+///   swift-crypto).
+public struct HMACSHA256: Sendable {
+    private let key: SymmetricKey
+
+    /// Prepares the key (hashed first when longer than the 64-byte block, as RFC 2104 says).
     public init(key: [UInt8]) {
-        var k = key.count > 64 ? SHA256.hash(key) : key
-        k += [UInt8](repeating: 0, count: 64 - k.count)
-        innerPad = k.map { $0 ^ 0x36 }
-        outerPad = k.map { $0 ^ 0x5c }
+        self.key = SymmetricKey(data: key)
     }
 
     /// The 32-byte MAC of `message`.
     public func mac<C: Collection>(_ message: C) -> [UInt8] where C.Element == UInt8 {
-        var inner = SHA256()
-        inner.update(innerPad)
-        inner.update(message)
-        let ih = inner.finalize()
-        var outer = SHA256()
-        outer.update(outerPad)
-        outer.update(ih)
-        return outer.finalize()
+        Array(HMAC<Crypto.SHA256>.authenticationCode(for: Array(message), using: key))
     }
 
     /// One-shot MAC.

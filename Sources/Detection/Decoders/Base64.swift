@@ -11,29 +11,62 @@ enum Base64 {
     /// Decodes `s` (trailing `=` optional). `urlSafe` only documents intent: both alphabets are
     /// accepted, but mixing `+/` with `-_` is rejected. Returns nil on invalid input.
     static func decode<C: Collection>(_ s: C, urlSafe: Bool = false, limit: Int = Int.max) -> [UInt8]? where C.Element == UInt8 {
-        var out: [UInt8] = []
-        out.reserveCapacity(Swift.min(limit, s.count * 3 / 4 + 2))
-        var acc: UInt32 = 0
-        var bits = 0
-        var sawStd = false, sawURL = false, sawPad = false
-        for c in s {
-            if c == UInt8(ascii: "=") { sawPad = true; continue }
-            if sawPad { return nil }
-            let v = table[Int(c)]
-            if v < 0 { return nil }
-            if c == UInt8(ascii: "+") || c == UInt8(ascii: "/") { sawStd = true }
-            if c == UInt8(ascii: "-") || c == UInt8(ascii: "_") { sawURL = true }
-            acc = (acc << 6) | UInt32(v)
-            bits += 6
-            if bits >= 8 {
-                bits -= 8
-                out.append(UInt8((acc >> UInt32(bits)) & 0xff))
-                if out.count >= limit { return out }
-            }
+        if let r = s.withContiguousStorageIfAvailable({ decode(contiguous: $0, limit: limit) }) { return r }
+        return Array(s).withUnsafeBufferPointer { decode(contiguous: $0, limit: limit) }
+    }
+
+    /// `decode` over contiguous bytes, output written in place.
+    static func decode(contiguous s: UnsafeBufferPointer<UInt8>, limit: Int) -> [UInt8]? {
+        let cap = Swift.min(Swift.max(1, limit), s.count * 3 / 4 + 2) // limit <= 0 still yields the first byte, as always
+        var ok = true
+        let out = [UInt8](unsafeUninitializedCapacity: cap) { o, count in
+            if let n = decode(s, into: o, limit: limit) { count = n } else { ok = false; count = 0 }
         }
-        if sawStd && sawURL { return nil }
-        if bits >= 6 { return nil } // a lone trailing symbol is not valid base64
-        return out
+        return ok ? out : nil
+    }
+
+    /// The decoding loop: one table load per byte, writing into `o`, which must hold
+    /// `min(max(1, limit), s.count * 3 / 4 + 2)` bytes. Returns the decoded length.
+    ///
+    /// Guarantees: the same result as the symbol-by-symbol definition: `=` may only be
+    /// followed by `=`, a byte outside both alphabets or a mix of `+/` with `-_` gives nil,
+    /// a lone trailing symbol gives nil, and decoding stops (successfully) at `limit` bytes.
+    @inline(__always)
+    static func decode(_ s: UnsafeBufferPointer<UInt8>, into o: UnsafeMutableBufferPointer<UInt8>, limit: Int) -> Int? {
+        table.withUnsafeBufferPointer { t -> Int? in
+            var acc: UInt32 = 0
+            var bits = 0
+            var n = 0
+            var sawStd = false, sawURL = false, sawPad = false
+            for c in s {
+                if c == 61 { sawPad = true; continue }
+                let v = t[Int(c)]
+                if sawPad || v < 0 { return nil }
+                if c == 43 || c == 47 { sawStd = true } else if c == 45 || c == 95 { sawURL = true }
+                acc = (acc << 6) | UInt32(v)
+                bits &+= 6
+                if bits >= 8 {
+                    bits &-= 8
+                    o[n] = UInt8(truncatingIfNeeded: acc >> UInt32(bits))
+                    n &+= 1
+                    if n >= limit { return n }
+                }
+            }
+            if (sawStd && sawURL) || bits >= 6 { return nil }
+            return n
+        }
+    }
+
+    /// The check `base64Region` makes before decoding a whole run: decodes the first 64
+    /// symbols on the stack (no allocation). nil when they are not valid base64; else whether
+    /// the decoded bytes start with the gzip magic and whether they `looksLikeText`.
+    static func probe(_ s: UnsafeBufferPointer<UInt8>) -> (gzip: Bool, text: Bool)? {
+        let src = UnsafeBufferPointer(rebasing: s.prefix(64))
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf -> (gzip: Bool, text: Bool)? in
+            guard let n = decode(src, into: buf, limit: Int.max) else { return nil }
+            let d = UnsafeBufferPointer(rebasing: buf[..<n])
+            return (n >= 2 && d[0] == 0x1f && d[1] == 0x8b, looksLikeText(d))
+        }
     }
 
     /// Standard base64 encoding with padding (used by tests and the CLI).

@@ -4,6 +4,15 @@ enum JSONEscapeDecoder {
     /// quote on the left to the nearest unescaped quote on the right, bounded by newlines
     /// and `maxLen`. The result is the same for every position inside the string.
     static func region(_ p: UnsafeBufferPointer<UInt8>, around at: Int, maxLen: Int = 1 << 20) -> Range<Int> {
+        delimit(p, around: at, maxLen: maxLen).region
+    }
+
+    /// `region(around:)`, plus whether both ends are real delimiters (an unescaped quote, a
+    /// newline or a buffer end) rather than the `maxLen` cap, and the region is at most `maxLen` long.
+    ///
+    /// Guarantees: when `exact`, `region` holds no unescaped quote, CR or LF, so
+    /// `region(around: j)` is the same range for every `j` in it; callers may reuse it.
+    static func delimit(_ p: UnsafeBufferPointer<UInt8>, around at: Int, maxLen: Int = 1 << 20) -> (region: Range<Int>, exact: Bool) {
         var s = at
         let lo = max(0, at - maxLen)
         while s > lo {
@@ -20,7 +29,8 @@ enum JSONEscapeDecoder {
             if c == 34 && !Scan.isEscapedQuote(p, e) { break }
             e += 1
         }
-        return s..<e
+        let exact = (s > lo || lo == 0) && (e < hi || hi == p.count) && e - s <= maxLen
+        return (s..<e, exact)
     }
 
     /// True when the region contains an escape that can hide or split a secret
@@ -37,59 +47,101 @@ enum JSONEscapeDecoder {
         return false
     }
 
-    static func decode(_ p: UnsafeBufferPointer<UInt8>, region r: Range<Int>) -> Decoded? {
-        var out: [UInt8] = []
-        var ss: [Int32] = [], se: [Int32] = []
-        out.reserveCapacity(r.count)
-        ss.reserveCapacity(r.count); se.reserveCapacity(r.count)
+    /// True when every escape in `p[r]` is one of `\" \n \r \t \b \f` (no `\\`, `\/`, `\u` or
+    /// invalid escape): each decodes to a byte that is not a letter, digit, `/`, `%` or `\`, and
+    /// the decoded bytes between escapes are the raw bytes, unchanged and in order.
+    ///
+    /// Guarantees (what `DetectionEngine.escapesInert` relies on): then every base64 run,
+    /// `%XX`, digit run, IBAN start or keyword without those six bytes in the decoded string
+    /// is also, byte for byte, in `p[r]`, and the decoded string holds no backslash.
+    static func onlyInertEscapes(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
         var i = r.lowerBound
-        func emit(_ b: UInt8, _ s: Int, _ e: Int) { out.append(b); ss.append(Int32(s)); se.append(Int32(e)) }
-        func hex4(_ at: Int) -> Int? {
-            guard at + 4 <= r.upperBound else { return nil }
-            var v = 0
-            for k in 0..<4 {
-                let h = PercentDecoder.hexVal(p[at + k])
-                if h < 0 { return nil }
-                v = v * 16 + h
-            }
-            return v
-        }
         while i < r.upperBound {
-            let c = p[i]
-            guard c == 92, i + 1 < r.upperBound else { emit(c, i, i + 1); i += 1; continue }
-            let n = p[i + 1]
-            switch n {
-            case UInt8(ascii: "\""), 92, UInt8(ascii: "/"): emit(n, i, i + 2); i += 2
-            case UInt8(ascii: "n"): emit(10, i, i + 2); i += 2
-            case UInt8(ascii: "r"): emit(13, i, i + 2); i += 2
-            case UInt8(ascii: "t"): emit(9, i, i + 2); i += 2
-            case UInt8(ascii: "b"): emit(8, i, i + 2); i += 2
-            case UInt8(ascii: "f"): emit(12, i, i + 2); i += 2
-            case UInt8(ascii: "u"):
-                guard var cp = hex4(i + 2) else { emit(c, i, i + 1); i += 1; continue }
-                var end = i + 6
-                if cp >= 0xD800 && cp < 0xDC00, end + 1 < r.upperBound, p[end] == 92, p[end + 1] == UInt8(ascii: "u"),
-                   let lo = hex4(end + 2), lo >= 0xDC00 && lo < 0xE000 {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
-                    end += 6
+            if p[i] == 92 {
+                guard i + 1 < r.upperBound else { return false }
+                switch p[i + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"), UInt8(ascii: "b"), UInt8(ascii: "f"): i += 2
+                default: return false
                 }
-                if cp >= 0xD800 && cp < 0xE000 { cp = 0xFFFD }
-                for b in utf8(cp) { emit(b, i, end) }
-                i = end
-            default:
-                emit(c, i, i + 1); i += 1
-            }
+            } else { i += 1 }
         }
-        return Decoded(via: "json-escape", bytes: out, srcStart: ss, srcEnd: se, region: r)
+        return true
     }
 
-    static func utf8(_ cp: Int) -> [UInt8] {
-        switch cp {
-        case 0..<0x80: return [UInt8(cp)]
-        case 0x80..<0x800: return [UInt8(0xC0 | (cp >> 6)), UInt8(0x80 | (cp & 0x3F))]
-        case 0x800..<0x10000: return [UInt8(0xE0 | (cp >> 12)), UInt8(0x80 | ((cp >> 6) & 0x3F)), UInt8(0x80 | (cp & 0x3F))]
-        default: return [UInt8(0xF0 | (cp >> 18)), UInt8(0x80 | ((cp >> 12) & 0x3F)), UInt8(0x80 | ((cp >> 6) & 0x3F)), UInt8(0x80 | (cp & 0x3F))]
+    /// The value of the four hex digits at `p[at..<at + 4]` (the `XXXX` of `\uXXXX`), or nil
+    /// when they are not all hex digits or run past `end`.
+    @inline(__always)
+    static func hex4(_ p: UnsafeBufferPointer<UInt8>, _ at: Int, end: Int) -> Int? {
+        guard at + 4 <= end else { return nil }
+        var v = 0
+        for k in 0..<4 {
+            let h = PercentDecoder.hexVal(p[at + k])
+            if h < 0 { return nil }
+            v = v * 16 + h
         }
+        return v
+    }
+
+    /// Unescapes `p[r]`, mapping every decoded byte to the escape (or byte) it came from.
+    ///
+    /// Guarantees: never reads outside `r`; the output is never longer than `r` (every escape
+    /// decodes to at most as many bytes as it spans), so it is written in place into buffers
+    /// of `r.count` elements with no per-byte growth check; a malformed `\u` escape yields the
+    /// backslash itself, a lone surrogate U+FFFD.
+    static func decode(_ p: UnsafeBufferPointer<UInt8>, region r: Range<Int>) -> Decoded? {
+        let cap = r.count
+        let end = r.upperBound
+        @inline(__always) func hex4(_ at: Int) -> Int? { Self.hex4(p, at, end: end) }
+        var ss: [Int32] = [], se: [Int32] = []
+        let out = [UInt8](unsafeUninitializedCapacity: cap) { o, outCount in
+            var n = 0
+            ss = [Int32](unsafeUninitializedCapacity: cap) { a, aCount in
+                se = [Int32](unsafeUninitializedCapacity: cap) { b, bCount in
+                    @inline(__always) func emit(_ v: UInt8, _ s: Int, _ e: Int) {
+                        o[n] = v; a[n] = Int32(s); b[n] = Int32(e); n &+= 1
+                    }
+                    var i = r.lowerBound
+                    while i < end {
+                        let c = p[i]
+                        guard c == 92, i + 1 < end else { emit(c, i, i + 1); i += 1; continue }
+                        switch p[i + 1] {
+                        case UInt8(ascii: "\""), 92, UInt8(ascii: "/"): emit(p[i + 1], i, i + 2); i += 2
+                        case UInt8(ascii: "n"): emit(10, i, i + 2); i += 2
+                        case UInt8(ascii: "r"): emit(13, i, i + 2); i += 2
+                        case UInt8(ascii: "t"): emit(9, i, i + 2); i += 2
+                        case UInt8(ascii: "b"): emit(8, i, i + 2); i += 2
+                        case UInt8(ascii: "f"): emit(12, i, i + 2); i += 2
+                        case UInt8(ascii: "u"):
+                            guard var cp = hex4(i + 2) else { emit(c, i, i + 1); i += 1; continue }
+                            var e = i + 6
+                            if cp >= 0xD800 && cp < 0xDC00, e + 1 < end, p[e] == 92, p[e + 1] == UInt8(ascii: "u"),
+                               let lo = hex4(e + 2), lo >= 0xDC00 && lo < 0xE000 {
+                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                                e += 6
+                            }
+                            if cp >= 0xD800 && cp < 0xE000 { cp = 0xFFFD }
+                            switch cp {
+                            case 0..<0x80: emit(UInt8(cp), i, e)
+                            case 0x80..<0x800: emit(UInt8(0xC0 | (cp >> 6)), i, e); emit(UInt8(0x80 | (cp & 0x3F)), i, e)
+                            case 0x800..<0x10000:
+                                emit(UInt8(0xE0 | (cp >> 12)), i, e); emit(UInt8(0x80 | ((cp >> 6) & 0x3F)), i, e)
+                                emit(UInt8(0x80 | (cp & 0x3F)), i, e)
+                            default:
+                                emit(UInt8(0xF0 | (cp >> 18)), i, e); emit(UInt8(0x80 | ((cp >> 12) & 0x3F)), i, e)
+                                emit(UInt8(0x80 | ((cp >> 6) & 0x3F)), i, e); emit(UInt8(0x80 | (cp & 0x3F)), i, e)
+                            }
+                            i = e
+                        default:
+                            emit(c, i, i + 1); i += 1
+                        }
+                    }
+                    bCount = n
+                }
+                aCount = n
+            }
+            outCount = n
+        }
+        return Decoded(via: "json-escape", bytes: out, srcStart: ss, srcEnd: se, region: r)
     }
 }
 

@@ -1,15 +1,19 @@
 /// Private keys in PEM / SSH2 armor.
 enum PEMMatcher {
+    static let leftBlock = ByteSet("A-Za-z0-9\\-")
+    static let labelSet = ByteSet("A-Z0-9 ")
+    static let bodySet = ByteSet("A-Za-z0-9+/=\\\\ \t\r\n:,-")
+
     static func run(_ rule: Rule, labels: [String], p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
         let n = p.count
         // Delimiter: "-----" (PEM) or "----" (SSH2).
         var dashes = 0
         while ks + dashes < n && p[ks + dashes] == UInt8(ascii: "-") { dashes += 1 }
         guard dashes == 4 || dashes == 5 else { return nil }
-        guard Scan.leftOK(p, ks, ByteSet("A-Za-z0-9\\-")) else { return nil }
+        guard Scan.leftOK(p, ks, leftBlock) else { return nil }
         var i = ke
         let labelStart = i
-        while i < n && i - labelStart < 64 && (ByteSet("A-Z0-9 ").contains(p[i])) { i += 1 }
+        while i < n && i - labelStart < 64 && labelSet.contains(p[i]) { i += 1 }
         var labelEnd = i
         while labelEnd > labelStart && p[labelEnd - 1] == 32 { labelEnd -= 1 }
         let label = String(decoding: UnsafeBufferPointer(rebasing: p[labelStart..<labelEnd]), as: UTF8.self)
@@ -29,7 +33,6 @@ enum PEMMatcher {
         } else {
             // Truncated key: mask through the base64 body.
             var e = bodyStart
-            let bodySet = ByteSet("A-Za-z0-9+/=\\\\ \t\r\n:,-")
             while e < searchEnd && bodySet.contains(p[e]) { e += 1 }
             bodyEnd = e
             end = e
@@ -53,15 +56,8 @@ enum URIMatcher {
     static let stop = ByteSet(" \t\r\n\"'<>/?#\\\\`")
 
     static func run(_ rule: Rule, schemes: [String], p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
-        var s = ks
-        while s > 0 && ks - s < 40 && schemeSet.contains(p[s - 1]) { s -= 1 }
-        while s < ks && !isAlnum(p[s]) { s += 1 }
-        guard s < ks else { return nil }
-        var scheme = String(decoding: p[s..<ks].map(lowerASCII), as: UTF8.self)
-        if !schemes.contains(scheme), let c = scheme.lastIndex(of: ":") {
-            scheme = String(scheme[scheme.index(after: c)...])
-        }
-        guard schemes.contains(scheme) else { return nil }
+        // `user:password@` first: a byte loop that rejects almost every URL (no userinfo)
+        // before the scheme is turned into a String.
         var at = -1
         var colon = -1
         var i = ke
@@ -74,6 +70,15 @@ enum URIMatcher {
             i += 1
         }
         guard at > 0, colon > 0, colon < at else { return nil }
+        var s = ks
+        while s > 0 && ks - s < 40 && schemeSet.contains(p[s - 1]) { s -= 1 }
+        while s < ks && !isAlnum(p[s]) { s += 1 }
+        guard s < ks else { return nil }
+        var scheme = String(decoding: p[s..<ks].map(lowerASCII), as: UTF8.self)
+        if !schemes.contains(scheme), let c = scheme.lastIndex(of: ":") {
+            scheme = String(scheme[scheme.index(after: c)...])
+        }
+        guard schemes.contains(scheme) else { return nil }
         let user = Scan.bytes(p, ke, colon)
         let pw = Scan.bytes(p, colon + 1, at)
         guard !pw.isEmpty, pw.count <= 256 else { return nil }
@@ -90,6 +95,7 @@ enum URIMatcher {
 /// `Authorization` header values: Bearer, Basic, token/Bot/SSWS/other schemes.
 enum AuthHeaderMatcher {
     static let tokenSet = ByteSet("A-Za-z0-9._~+/=\\-")
+    static let wordSet = ByteSet("A-Za-z0-9_")
 
     static func run(_ rule: Rule, scheme: String, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
         let n = p.count
@@ -104,7 +110,7 @@ enum AuthHeaderMatcher {
             return value(rule, scheme: scheme, p: p, vs, i)
         default:
             // "authorization" <quotes> <op> <quotes> [scheme ] value
-            guard Scan.rightOK(p, ke, ByteSet("A-Za-z0-9_")) else { return nil }
+            guard Scan.rightOK(p, ke, wordSet) else { return nil }
             var i = ke
             var k = 0
             while i < n && k < 6 && Assignment.quoteSet.contains(p[i]) { i += 1; k += 1 }
@@ -153,11 +159,12 @@ enum AuthHeaderMatcher {
 
 /// Azure SAS signatures: `sig=<base64, often percent-encoded>` in a URL that carries `sv=`.
 enum SASMatcher {
+    static let valueSet = ByteSet("A-Za-z0-9%+/=")
+
     static func run(_ rule: Rule, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
         guard ks > 0, p[ks - 1] == UInt8(ascii: "&") || p[ks - 1] == UInt8(ascii: "?") || p[ks - 1] == UInt8(ascii: ";") else { return nil }
         var e = ke
-        let set = ByteSet("A-Za-z0-9%+/=")
-        while e < p.count && e - ke < 256 && set.contains(p[e]) { e += 1 }
+        while e < p.count && e - ke < 256 && valueSet.contains(p[e]) { e += 1 }
         guard e - ke >= 30 else { return nil }
         guard Scan.findCI(p, Array("sv=".utf8), from: ks - 800, to: min(p.count, e + 400)) != nil else { return nil }
         let v = Scan.bytes(p, ke, e)

@@ -59,6 +59,15 @@ enum StructuralScanner {
     }
 }
 
+extension StructuralScanner {
+    /// Start of the run of `ByteSet.base64any` bytes ending at `end` (`end` itself when
+    /// `p[end - 1]` is outside the class); `chs_b64_run_start`, 64 bytes per step.
+    static func base64RunStart(_ p: UnsafeBufferPointer<UInt8>, _ end: Int) -> Int {
+        guard let base = p.baseAddress, end > 0, end <= p.count else { return end }
+        return Int(chs_b64_run_start(base, end))
+    }
+}
+
 /// Up to four one-byte keywords for `chs_structural_ex` (inline storage: no allocation per scan).
 struct SingleBytes: Sendable {
     var bytes: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
