@@ -9,7 +9,8 @@
 # Then the idle latency of one call at a time (wrk, one connection), and the RSS of sluice run.
 # Usage: bench-proxy.sh SLUICE_BINARY
 # Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (16), BENCH_THREADS (1), BENCH_INSPECTORS ("1 2"),
-#   BENCH_SOAK_SECONDS (0: off; else RSS of sluice run is sampled under load for that long).
+#   BENCH_SOAK_SECONDS (0: off; else RSS of sluice run is sampled under load for that long),
+#   BENCH_KAFKA_BUS (extra bus settings for Kafka mode, e.g. 'librdkafka: { fetch.wait.max.ms: "2" }').
 # Fails (exit 1) when a path answers anything but 2xx: a fast error is not a figure.
 set -euo pipefail
 sluice="$1"
@@ -189,7 +190,7 @@ if [ -n "${SLUICE_KAFKA_BROKERS:-}" ]; then
       a="$(port)"; l="$(port)"
       [ "$stage" != ingress ] || { a="$k_admin"; l="$k_port"; }
       cfg="$tmp/kafka$n/$stage-$a.yaml"
-      write_config "$cfg" "{ kind: kafka, brokers: \"$SLUICE_KAFKA_BROKERS\", topic_prefix: \"$prefix\", partitions: 6$txn }" "$l" "$a" "$tmp/kafka$n"
+      write_config "$cfg" "{ kind: kafka, brokers: \"$SLUICE_KAFKA_BROKERS\", topic_prefix: \"$prefix\", partitions: 6$txn${BENCH_KAFKA_BUS:+, $BENCH_KAFKA_BUS} }" "$l" "$a" "$tmp/kafka$n"
       SLUICE_INSTANCE_ID="$stage-$a" start_sluice "kafka$n-$stage-$a" "$stage" "$cfg"
       kpids+=($last_pid)
     done
