@@ -45,7 +45,6 @@ struct FunctionCallHandler: Sendable {
     let options: IngressOptions
     /// Callers' `Idempotency-Key`s (see `Idempotency/IdempotencyGate.swift`).
     let idempotency: IdempotencyTable
-    var connectionNames: Set<String> { Set(connections.keys) }
 
     func handle(_ request: Request, target: FunctionTarget, requestID: String) async -> Response {
         let started = ContinuousClock.now
@@ -268,7 +267,7 @@ struct FunctionCallHandler: Sendable {
 
     /// Requests of `identity` waiting for approval, as the `holds` changelog last said.
     private func heldCount(identity: String) async -> Int {
-        await holds.pendingCount(identity: identity, connections: connectionNames)
+        await holds.pendingByConnection(identity: identity).reduce(0) { $0 + (connections[$1.key] != nil ? $1.value : 0) }
     }
 
     enum BodyReadError: Error, Equatable {

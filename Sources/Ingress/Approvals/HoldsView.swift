@@ -24,18 +24,14 @@ actor HoldsView {
 
     func apply(_ change: HoldsChange) {
         let id: String
+        let new: HoldRecord?
         switch change {
-        case .record(let r): id = r.requestID
-        case .removed(let removed): id = removed
+        case .record(let r): (id, new) = (r.requestID, r.withBodyCutToPreview())
+        case .removed(let removed): (id, new) = (removed, nil)
         }
         if let old = records[id] { countPending(old, by: -1) }
-        switch change {
-        case .record(let r):
-            let visible = r.withBodyCutToPreview()
-            records[id] = visible
-            countPending(visible, by: 1)
-        case .removed: records[id] = nil
-        }
+        records[id] = new
+        if let new { countPending(new, by: 1) }
     }
 
     private func countPending(_ r: HoldRecord, by delta: Int) {
@@ -45,13 +41,14 @@ actor HoldsView {
         if pending[meta.identity.id]?.isEmpty == true { pending[meta.identity.id] = nil }
     }
 
+    /// How many requests of `identity` wait for approval, per connection.
+    func pendingByConnection(identity: String) -> [String: Int] { pending[identity] ?? [:] }
+
     /// How many requests of `identity` on `connections` wait for approval (what `list` with
     /// status `pending` would count).
     func pendingCount(identity: String, connections: Set<String>) -> Int {
-        guard let byConnection = pending[identity] else { return 0 }
-        return byConnection.reduce(0) { $0 + (connections.contains($1.key) ? $1.value : 0) }
+        pendingByConnection(identity: identity).reduce(0) { $0 + (connections.contains($1.key) ? $1.value : 0) }
     }
-
 
     /// The visible record of `id`, if any and not past the retention.
     func record(_ id: String, now: Int64 = currentMillis()) -> HoldRecord? {

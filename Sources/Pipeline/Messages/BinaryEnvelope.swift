@@ -293,7 +293,8 @@ extension Verdict {
 
     init(from r: inout EnvelopeReader) throws {
         let raw = try r.string()
-        guard let decision = Decision(rawValue: raw) else { throw EnvelopeFormatError("unknown decision \(raw)") }
+        // The error names no decoded content: it reaches logs and the clear `deadletter` reason.
+        guard let decision = Decision(rawValue: raw) else { throw EnvelopeFormatError("unknown decision (\(raw.utf8.count) bytes)") }
         self.init(decision: decision, rules: try r.strings(), reasons: try r.strings())
     }
 }
