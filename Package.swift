@@ -120,6 +120,8 @@ let package = Package(
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract"]),
         .testTarget(name: "KafkaBusTests", dependencies: ["KafkaBus", "Pipeline", "BusContract"]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Codings", "CodingsEncoders"]),
+        // Recall and precision on a labelled corpus written independently of the rules.
+        .testTarget(name: "DetectionQualityTests", dependencies: ["Detection"]),
         // Test-only encoders (zlib, libbrotlienc, libzstd) to build streams and bombs at test time.
         .target(
             name: "CodingsEncoders",

@@ -20,8 +20,19 @@ enum Placeholders {
         "str", "int", "bool", "object", "array", "function", "yes", "no", "on", "off", "enabled", "disabled",
     ].map { Array($0.utf8) })
 
+    /// Whole tokens that providers publish in their documentation as examples (every tutorial
+    /// and sample project has them): exact values, not patterns, so a real key never matches.
+    static let documentedExamples: Set<[UInt8]> = Set([
+        // Stripe's API reference test-mode key and its publishable pair.
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc", "pk_test_TYooMQauvdEDq54NiTphI7jx",
+        "sk_test_BQokikJOvBiI2HlWgH4olfQ2", "pk_test_6pRNASCoBOKtIshFeQd4XMUh",
+        // AWS's documentation key pair (already caught by the "example" marker where checked).
+        "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ].map { Array($0.utf8) })
+
     /// True when `value` is a placeholder, reference, template or example and must not be reported.
     static func isPlaceholder<C: Collection>(_ value: C) -> Bool where C.Element == UInt8 {
+        if documentedExamples.contains(Array(value)) { return true }
         let v = value.map(lowerASCII)
         guard !v.isEmpty else { return true }
         if stopWords.contains(v) { return true }

@@ -15,15 +15,12 @@ enum AuditEventLine {
 
     static let decoder = JSONDecoder()
 
-    /// The event as one JSON line (with the trailing newline).
-    static func encode(_ event: AuditEvent) throws -> [UInt8] {
-        do {
-            var bytes = Array(try encoder.encode(event))
-            bytes.append(UInt8(ascii: "\n"))
-            return bytes
-        } catch {
-            throw RecorderError("cannot encode audit event \(event.eventID): \(error)")
-        }
+    /// The event as one JSON line (with the trailing newline): `AuditEventJSON`, byte for byte
+    /// what `encoder` writes.
+    static func encode(_ event: AuditEvent) -> [UInt8] {
+        var bytes = AuditEventJSON.encode(event)
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
     }
 
     /// The event in one line (without the newline), or `nil` when the line is not an event

@@ -17,6 +17,14 @@ public protocol AuditSink: Sendable {
 
     /// Delivers one event.
     func write(_ event: AuditEvent) async throws
+
+    /// Delivers one event whose line (`AuditEventLine`, with its newline) the Recorder has
+    /// already encoded for all its outputs. By default the same as ``write(_:)``.
+    func write(_ event: AuditEvent, line: [UInt8]) async throws
+}
+
+extension AuditSink {
+    public func write(_ event: AuditEvent, line: [UInt8]) async throws { try await write(event) }
 }
 
 /// Why a sink or the recordings store could not take an event, or could not start.

@@ -27,8 +27,12 @@ public struct FileSink: AuditSink {
     public var label: String { "file:\(file.path)" }
 
     public func write(_ event: AuditEvent) async throws {
+        try await write(event, line: AuditEventLine.encode(event))
+    }
+
+    public func write(_ event: AuditEvent, line: [UInt8]) async throws {
         if writtenBeforeStart.contains(event.eventID) { return }
-        try file.append(try AuditEventLine.encode(event))
+        try file.append(line)
     }
 
     /// The `event_id`s of the whole lines in the last `bytes` of the file (none when it cannot be read).

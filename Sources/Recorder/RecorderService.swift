@@ -45,7 +45,7 @@ public struct RecorderService: Sendable {
         try recordings.prepare()
         self.sinks = try SinkFactory.makeSinks(config.recorder.sinks) + extraSinks
         self.retry = retry
-        self.ledger = OutcomeLedger(context: context, retention: config.bus.retention.duration)
+        self.ledger = OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
         self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
     }
 
@@ -101,10 +101,12 @@ public struct RecorderService: Sendable {
         var recorded = false
         var pendingSinks = Array(sinks.indices)
         var attempt = 0
+        // Encoded once for the recording and every sink.
+        let line = AuditEventLine.encode(event)
         while true {
             if !recorded {
                 do {
-                    try recordings.append(event)
+                    try recordings.append(event, line: line)
                     recorded = true
                 } catch {
                     context.logger.error("recording write failed", metadata: ["session_id": "\(event.sessionID)", "event_id": "\(event.eventID)", "attempt": "\(attempt)", "error": "\(error)"])
@@ -112,7 +114,7 @@ public struct RecorderService: Sendable {
             }
             var stillPending: [Int] = []
             for i in pendingSinks {
-                do { try await sinks[i].write(event) } catch {
+                do { try await sinks[i].write(event, line: line) } catch {
                     stillPending.append(i)
                     context.logger.error("sink write failed", metadata: ["sink": "\(sinks[i].label)", "event_id": "\(event.eventID)", "attempt": "\(attempt)", "error": "\(error)"])
                 }

@@ -45,7 +45,12 @@ public struct SessionRecordings: Sendable {
 
     /// Appends `event` to its recording file (`path(for:)`), creating the day directory if needed.
     public func append(_ event: AuditEvent) throws {
-        try AppendFile.append(try AuditEventLine.encode(event), toFileAt: path(for: event), creatingDirectory: true)
+        try append(event, line: AuditEventLine.encode(event))
+    }
+
+    /// Appends `event`, already encoded as `line` (`AuditEventLine`).
+    func append(_ event: AuditEvent, line: [UInt8]) throws {
+        try AppendFile.append(line, toFileAt: path(for: event), creatingDirectory: true)
     }
 
     /// The file `event` is appended to.

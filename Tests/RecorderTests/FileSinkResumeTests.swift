@@ -29,8 +29,8 @@ struct FileSinkResumeTests {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("audit.jsonl").path
-        let a = try AuditEventLine.encode(event(.requestReceived, time: 0, id: "evt-a"))
-        let b = try AuditEventLine.encode(event(.requestReceived, time: 1, id: "evt-b"))
+        let a = AuditEventLine.encode(event(.requestReceived, time: 0, id: "evt-a"))
+        let b = AuditEventLine.encode(event(.requestReceived, time: 1, id: "evt-b"))
         FileManager.default.createFile(atPath: path, contents: Data(a + b))
         #expect(FileSink.eventIDs(inTailOf: path, bytes: 1 << 20) == ["evt-a", "evt-b"])
         #expect(FileSink.eventIDs(inTailOf: path, bytes: b.count + 5) == ["evt-b"])

@@ -124,8 +124,8 @@ struct ReplayAcrossDaysTests {
         // Recorded before the upgrade: recordings/<name>.jsonl, including a copy later redelivered.
         let old1 = event(.requestReceived, request: "r-1", time: june1, id: "old-1")
         let old2 = event(.delivered, request: "r-1", stage: "forwarder", time: june1 + 200, id: "old-2", status: 200)
-        for e in [old1, old2] { try AppendFile.append(try AuditEventLine.encode(e), toFileAt: store.legacyPath(forSession: "s-1")) }
-        try AppendFile.append(try AuditEventLine.encode(event(.requestReceived, session: "s-other", time: june1, id: "x")), toFileAt: store.legacyPath(forSession: "s-other"))
+        for e in [old1, old2] { try AppendFile.append(AuditEventLine.encode(e), toFileAt: store.legacyPath(forSession: "s-1")) }
+        try AppendFile.append(AuditEventLine.encode(event(.requestReceived, session: "s-other", time: june1, id: "x")), toFileAt: store.legacyPath(forSession: "s-other"))
         // After the upgrade: the redelivered copy and a new request, per day.
         let new1 = event(.requestReceived, request: "r-2", time: june2 + 5, id: "new-1")
         for e in [old2, new1] { try store.append(e) }

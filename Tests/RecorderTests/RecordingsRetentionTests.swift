@@ -71,7 +71,7 @@ struct RecordingsJanitorTests {
             }
             for (session, modified) in [("old", now - 31 * day), ("new", now - hour)] {
                 let path = store.legacyPath(forSession: session)
-                try AppendFile.append(try AuditEventLine.encode(event(.requestReceived, session: session, time: modified)), toFileAt: path)
+                try AppendFile.append(AuditEventLine.encode(event(.requestReceived, session: session, time: modified)), toFileAt: path)
                 try FileManager.default.setAttributes(
                     [.modificationDate: Date(timeIntervalSince1970: Double(modified) / 1000)], ofItemAtPath: path)
             }

@@ -72,6 +72,7 @@ final class PartitionLog {
             let segment = try Segment(
                 path: path(base: base), baseOffset: base, mode: isLast ? .tail : .sealed(nextBase: bases[i + 1]), sync: sync,
                 crash: crash)
+            if !isLast { segment.sealIndex() }
             if segment.truncatedBytes > 0 {
                 logger.warning(
                     "bus log torn tail cut",
@@ -129,10 +130,8 @@ final class PartitionLog {
         var i = segmentIndex(containing: offset)
         while i < segments.count {
             let s = segments[i]
-            if let j = s.firstIndex(atOrAfter: offset) {
-                if i < segments.count - 1 { try touchRolled(s) }
-                return (s.offset(at: j), try s.read(index: j))
-            }
+            if i < segments.count - 1 { try touchRolled(s) }
+            if let found = try s.read(atOrAfter: offset) { return found }
             i += 1
         }
         return nil
@@ -148,6 +147,7 @@ final class PartitionLog {
         if sync { try syncDirectory(directory) }
         segments.append(segment)
         needsCompaction = true
+        old.sealIndex()
         try touchRolled(old)
     }
 
@@ -195,7 +195,9 @@ final class PartitionLog {
             throw BusError(.io, "cannot install compacted \(temporary) as \(old.path): \(reason)")
         }
         openRolled.removeAll { $0 == base }
-        segments[i] = Segment(path: old.path, baseOffset: base, index: index, sync: sync, crash: crash)
+        let installed = Segment(path: old.path, baseOffset: base, index: index, sync: sync, crash: crash)
+        installed.sealIndex()
+        segments[i] = installed
         return holder
     }
 

@@ -18,6 +18,21 @@ struct SegmentIndex: Sendable, Equatable {
     var newestTimestampMillis: Int64?
 }
 
+/// A rolled segment's index, kept small: the offset and file position of every `stride`-th
+/// record (16 bytes for 64 records instead of 8–16 bytes a record), so the memory a partition
+/// holds does not grow with its retained history.
+struct SparseIndex: Sendable, Equatable {
+    static let stride = 64
+    /// Offset of record `k * stride`.
+    var offsets: [Int64] = []
+    /// File position of record `k * stride`.
+    var positions: [Int64] = []
+    var count = 0
+    var lastOffset: Int64?
+    /// Whether the records carry their own offsets (a compacted segment).
+    var compacted = false
+}
+
 /// One file of checksummed `LogRecord` frames whose first offset is `baseOffset`: a piece of a
 /// partition's log (or, alone, a consumer group's commit log).
 ///
@@ -33,6 +48,9 @@ struct SegmentIndex: Sendable, Equatable {
 ///   offsets must lie below `nextBase` (all of them, if the segment is not compacted); anything
 ///   else is a `.corrupt` error naming the file. A rolled segment is never cut.
 /// - A record is returned only after its checksum matched, at every read.
+/// - Once rolled (``sealIndex()``), only every 64th record's position is kept in memory: a read
+///   walks forward at most 63 frames from there, or continues from where one of the last few
+///   sequential readers stopped (one frame).
 ///
 /// Not thread-safe: its owner (the `EmbeddedBus` actor) serialises access.
 final class Segment {
@@ -48,6 +66,12 @@ final class Segment {
     private let crash: SimulatedCrash?
     private var fd: Int32 = -1
     private(set) var index: SegmentIndex
+    /// Set once the segment is rolled: `index.positions` and `index.offsets` are then empty.
+    private(set) var sparse: SparseIndex?
+    /// Where the last few sequential readers of a sealed segment stopped: record `index`
+    /// (at `offset`) was read, the next frame starts at `next`.
+    private var cursors: [(index: Int, offset: Int64, next: Int64)] = []
+    private static let maxCursors = 8
     /// Bytes cut off the tail when the segment was opened (0 when it was clean).
     private(set) var truncatedBytes: Int64 = 0
 
@@ -88,13 +112,18 @@ final class Segment {
 
     deinit { if fd >= 0 { close(fd) } }
 
-    var count: Int { index.positions.count }
-    var isEmpty: Bool { index.positions.isEmpty }
-    var isSparse: Bool { index.offsets != nil }
+    var count: Int { sparse?.count ?? index.positions.count }
+    var isEmpty: Bool { count == 0 }
+    /// Whether the segment is compacted (its records carry their offsets, with gaps).
+    var isSparse: Bool { sparse?.compacted ?? (index.offsets != nil) }
     var size: Int64 { index.size }
 
+    /// The offset of record `i` (a segment with its full index: not sealed).
     func offset(at i: Int) -> Int64 { index.offsets?[i] ?? baseOffset + Int64(i) }
-    var lastOffset: Int64? { isEmpty ? nil : offset(at: count - 1) }
+    var lastOffset: Int64? {
+        if let sparse { return sparse.lastOffset }
+        return isEmpty ? nil : offset(at: count - 1)
+    }
     /// The offset after the last record of a dense segment (what the next append gets).
     var denseEnd: Int64 { baseOffset + Int64(count) }
 
@@ -113,9 +142,70 @@ final class Segment {
         return lo < offsets.count ? lo : nil
     }
 
+    /// Drops the per-record index of a rolled segment, keeping every `SparseIndex.stride`-th
+    /// position (see the type's guarantees). Idempotent; the segment is read-only afterwards.
+    func sealIndex() {
+        guard sparse == nil else { return }
+        var sealed = SparseIndex(count: count, lastOffset: lastOffset, compacted: index.offsets != nil)
+        for k in stride(from: 0, to: count, by: SparseIndex.stride) {
+            sealed.offsets.append(offset(at: k))
+            sealed.positions.append(index.positions[k])
+        }
+        index.positions = []
+        index.offsets = nil
+        sparse = sealed
+    }
+
+    /// The first record at or after `offset`, with its offset; `nil` when the segment has none.
+    func read(atOrAfter offset: Int64) throws -> (offset: Int64, record: LogRecord)? {
+        guard let sparse else {
+            guard let j = firstIndex(atOrAfter: offset) else { return nil }
+            return (self.offset(at: j), try read(index: j))
+        }
+        guard let last = sparse.lastOffset, offset <= last else { return nil }
+        try openIfNeeded(writable: false)
+        // Start at the checkpoint at or before `offset`, or where a reader stopped, if nearer.
+        var lo = 0
+        var hi = sparse.offsets.count - 1
+        while lo < hi {
+            let mid = (lo + hi + 1) / 2
+            if sparse.offsets[mid] <= offset { lo = mid } else { hi = mid - 1 }
+        }
+        var i = lo * SparseIndex.stride
+        var position = sparse.positions[lo]
+        var previous = sparse.offsets[lo] - 1
+        var cursor: Int?
+        for (n, c) in cursors.enumerated() where c.offset < offset && c.offset > previous {
+            (i, position, previous, cursor) = (c.index + 1, c.next, c.offset, n)
+        }
+        while i < sparse.count {
+            switch try Frame.read(fd: fd, path: path, at: position, limit: index.size) {
+            case .frame(let frame):
+                let found = frame.storedOffset ?? previous + 1
+                let next = position + Int64(frame.length)
+                if found >= offset {
+                    let record = try LogRecord.decode(payload: frame.payload)
+                    if let cursor {
+                        cursors[cursor] = (i, found, next)
+                    } else {
+                        if cursors.count >= Self.maxCursors { cursors.removeFirst() }
+                        cursors.append((i, found, next))
+                    }
+                    return (found, record)
+                }
+                (previous, position, i) = (found, next, i + 1)
+            case .end:
+                throw BusError(.corrupt, "rolled log segment \(path) ends at byte \(position) before its record \(i)")
+            case .damaged(let reason):
+                throw BusError(.corrupt, "\(reason) at byte \(position) in \(path)")
+            }
+        }
+        return nil
+    }
+
     /// Appends one record (dense segments only) and returns its offset.
     func append(_ record: LogRecord) throws -> Int64 {
-        precondition(!isSparse, "append to a compacted segment")
+        precondition(!isSparse && sparse == nil, "append to a compacted or sealed segment")
         try openIfNeeded(writable: true)
         let frame = record.encodedFrame()
         let end = index.size
@@ -149,7 +239,7 @@ final class Segment {
     /// retention are not narrowed (the newest may be that of a removed record), except that an
     /// emptied segment forgets them.
     func truncate(toCount count: Int) throws {
-        precondition(!isSparse, "truncate a compacted segment")
+        precondition(!isSparse && sparse == nil, "truncate a compacted or sealed segment")
         guard count < self.count else { return }
         try openIfNeeded(writable: true)
         let end = index.positions[count]
@@ -166,7 +256,7 @@ final class Segment {
 
     /// Reads the record at index `i`, checking its checksum.
     func read(index i: Int) throws -> LogRecord {
-        precondition(i >= 0 && i < count)
+        precondition(sparse == nil && i >= 0 && i < count)
         try openIfNeeded(writable: false)
         let position = index.positions[i]
         let end = i + 1 < count ? index.positions[i + 1] : index.size

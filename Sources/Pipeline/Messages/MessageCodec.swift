@@ -106,15 +106,16 @@ public struct MessageCodec: Sendable {
     }
 
     private func clear(_ event: AuditEvent, kind: String, topic: String, key: String) throws -> OutgoingMessage {
-        let json: Data
-        do { json = try Self.encoder.encode(event) } catch { throw MessageCodecError.encoding("\(kind): \(error)") }
-        return OutgoingMessage(
+        // Canonical JSON (sorted keys), written by hand: `AuditEventJSON`.
+        OutgoingMessage(
             topic: topic, key: key,
             headers: [BusHeader(MessageHeader.requestID, event.requestID), BusHeader(MessageHeader.kind, kind)],
-            value: Array(json))
+            value: AuditEventJSON.encode(event))
     }
 
     public func decodeAudit(_ message: BusMessage) throws -> AuditEvent {
+        // What the stages publish is canonical: read it by hand; anything else as Foundation does.
+        if let event = AuditEventJSON.decodeCanonical(message.value) { return event }
         do { return try Self.decoder.decode(AuditEvent.self, from: Data(message.value)) } catch {
             throw MessageCodecError.decoding("audit event: \(error)")
         }

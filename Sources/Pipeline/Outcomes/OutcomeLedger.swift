@@ -25,7 +25,18 @@ import Metrics
 /// - ``isFirst(_:)`` decides from the log itself — the first record of a key in its partition
 ///   wins — after the reader has read that partition through the message's offset, so every
 ///   Recorder instance, before or after a restart or a rebalance, makes the same decision.
-/// - Entries older than `retention` are forgotten (the topic deletes them by age too).
+/// - Memory is bounded by the rate of outcomes, not by the retention: an outcome is kept exactly
+///   (request id, kind, position of its first record) for `exactWindow` after it was recorded,
+///   then only as an 8-byte fingerprint with its kind (`AgedOutcomes`) until `retention` has
+///   passed (the topic deletes it by age too). Queries (``outcome(of:)``, ``claim(_:)``,
+///   ``end(_:)``) answer the same before and after an outcome ages, except for a fingerprint
+///   collision (about 10⁻¹¹ a query). A ledger made with `decidesFirstRecords` (the Recorder's)
+///   keeps an outcome exact until ``isFirst(_:)`` has been asked for a record of that partition
+///   written `exactWindow` after it (so also for any duplicate racing it), for up to an hour
+///   (`firstRecordHorizonMillis`): a Recorder up to an hour behind still tells a duplicate
+///   outcome record from the first. Past that,
+///   ``isFirst(_:)`` answers `true` when it cannot know: a rare duplicate audit record rather
+///   than a lost one.
 ///
 /// Not closed by this type: a process that delivered a request and died before its outcome was
 /// accepted by the bus (the request is delivered again, with the same `Idempotency-Key`), and a
@@ -51,38 +62,63 @@ public actor OutcomeLedger {
     /// Kind header of the catch-up markers on `outcomes`.
     public static let markerKind = "outcomes-marker"
 
+    /// One exact outcome, 24 bytes.
     struct Entry {
-        var kind: AuditEvent.Kind
         /// Where the first record of the request is (`-1`: recorded here, not read back yet).
-        var partition: Int
         var offset: Int64
         var atMillis: Int64
+        var partition: Int32
+        var kind: AuditEvent.Kind
+
+        init(kind: AuditEvent.Kind, partition: Int, offset: Int64, atMillis: Int64) {
+            self.kind = kind
+            self.partition = Int32(truncatingIfNeeded: partition)
+            self.offset = offset
+            self.atMillis = atMillis
+        }
     }
 
     private let context: StageContext
     private let retentionMillis: Int64
+    private let exactWindowMillis: Int64
+    private let decidesFirstRecords: Bool
     private let initialBackoff: Duration
     private let maxBackoff: Duration
-    private var entries: [String: Entry] = [:]
+    private var entries: [LedgerKey: Entry] = [:]
+    private var aged = AgedOutcomes()
+    /// The newest record time ``isFirst(_:)`` was asked about, per partition (`decidesFirstRecords`).
+    private var checkedMillis: [Int: Int64] = [:]
     /// The last offset the reader applied, per partition.
     private var readThrough: [Int: Int64] = [:]
     private var readWaiters: [(partition: Int, offset: Int64, continuation: CheckedContinuation<Void, any Error>)] = []
-    private var claimed: Set<String> = []
-    private var claimWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    private var claimed: Set<LedgerKey> = []
+    private var claimWaiters: [LedgerKey: [CheckedContinuation<Void, Never>]] = [:]
     private var caughtUp = false
     private var readerError: (any Error)?
     private var caughtUpWaiters: [CheckedContinuation<Void, any Error>] = []
     private var appliedSincePrune = 0
 
+    /// - Parameters:
+    ///   - retention: how long outcomes are known at all (the topic's retention).
+    ///   - exactWindow: how long an outcome is kept exactly before only its fingerprint is.
+    ///   - decidesFirstRecords: `true` for the Recorder, which asks ``isFirst(_:)`` of every
+    ///     record: outcomes stay exact until it has.
     public init(
-        context: StageContext, retention: Duration = .seconds(86_400),
+        context: StageContext, retention: Duration = .seconds(86_400), exactWindow: Duration = .seconds(60),
+        decidesFirstRecords: Bool = false,
         initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5)
     ) {
         self.context = context
-        let (s, atto) = retention.components
-        self.retentionMillis = max(1, s * 1000 + atto / 1_000_000_000_000_000)
+        self.retentionMillis = max(1, Self.millis(retention))
+        self.exactWindowMillis = max(1, Self.millis(exactWindow))
+        self.decidesFirstRecords = decidesFirstRecords
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
+    }
+
+    private static func millis(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s * 1000 + atto / 1_000_000_000_000_000
     }
 
     // MARK: - Following the topic
@@ -139,14 +175,15 @@ public actor OutcomeLedger {
     func apply(_ message: BusMessage) {
         readThrough[message.partition] = max(readThrough[message.partition] ?? -1, message.offset)
         defer { resumeReadWaiters(partition: message.partition) }
-        guard let id = message.keyString, !message.value.isEmpty else { return }
+        guard let idString = message.keyString, !message.value.isEmpty else { return }
+        let id = LedgerKey(idString)
         if var known = entries[id] {
             if known.offset < 0 {
                 // Recorded by this process: now we know where.
-                known.partition = message.partition
+                known.partition = Int32(truncatingIfNeeded: message.partition)
                 known.offset = message.offset
                 entries[id] = known
-            } else if known.partition == message.partition && message.offset != known.offset {
+            } else if Int(known.partition) == message.partition && message.offset != known.offset {
                 Counter(label: "sluice_outcome_ledger_duplicates_total").increment()
             }
             return
@@ -188,18 +225,53 @@ public actor OutcomeLedger {
         readWaiters = still
     }
 
-    /// Forgets entries older than the retention.
+    /// Moves outcomes older than the exact window to the fingerprints, and forgets fingerprints
+    /// older than the retention.
     func prune(now: Int64) {
         appliedSincePrune = 0
-        let cutoff = now - retentionMillis
-        entries = entries.filter { $0.value.atMillis >= cutoff || $0.value.offset < 0 }
+        let cutoff = now - exactWindowMillis
+        var moved: [(key: LedgerKey, kind: AuditEvent.Kind)] = []
+        var newest = Int64.min
+        var kept: [LedgerKey: Entry] = [:]
+        kept.reserveCapacity(entries.count)
+        for (key, entry) in entries {
+            let waitsForRecorder = !firstChecked(entry) && entry.atMillis >= now - Self.firstRecordHorizonMillis
+            if entry.atMillis >= cutoff || entry.offset < 0 || waitsForRecorder {
+                kept[key] = entry
+            } else if entry.atMillis >= now - retentionMillis {
+                moved.append((key, entry.kind))
+                newest = max(newest, entry.atMillis)
+            }
+        }
+        entries = kept
+        aged.insert(moved, newestMillis: newest)
+        aged.drop(olderThan: now - retentionMillis)
         Gauge(label: "sluice_outcome_ledger_entries").record(entries.count)
+        Gauge(label: "sluice_outcome_ledger_aged").record(aged.count)
     }
+
+    /// How long a `decidesFirstRecords` ledger waits for ``isFirst(_:)`` before it ages an outcome.
+    static let firstRecordHorizonMillis: Int64 = 3_600_000
+
+    private func firstChecked(_ entry: Entry) -> Bool {
+        guard decidesFirstRecords else { return true }
+        guard let checked = checkedMillis[Int(entry.partition)] else { return false }
+        return checked >= entry.atMillis + exactWindowMillis
+    }
+
+    /// The outcome of `key`: exact, or from the fingerprints of aged outcomes.
+    private func known(_ key: LedgerKey) -> AuditEvent.Kind? {
+        if let entry = entries[key] { return entry.kind }
+        return aged.kind(of: key)
+    }
+
+    /// Exact and aged outcomes held (tests and metrics).
+    public var sizes: (exact: Int, aged: Int) { (entries.count, aged.count) }
 
     // MARK: - Queries
 
     /// The request's outcome, if this view knows one.
-    public func outcome(of requestID: String) -> AuditEvent.Kind? { entries[requestID]?.kind }
+    public func outcome(of requestID: String) -> AuditEvent.Kind? { known(LedgerKey(requestID)) }
 
     /// Whether `message` (a record of `outcomes`) is its request's first outcome record. Waits
     /// until the reader has read the message's partition through its offset.
@@ -210,8 +282,13 @@ public actor OutcomeLedger {
                 readWaiters.append((message.partition, message.offset, continuation))
             }
         }
-        guard let id = message.keyString, let entry = entries[id] else { return true }
-        return entry.partition == message.partition && entry.offset == message.offset
+        if decidesFirstRecords { checkedMillis[message.partition] = max(checkedMillis[message.partition] ?? .min, message.timestampMillis) }
+        guard let idString = message.keyString else { return true }
+        let id = LedgerKey(idString)
+        // No exact entry: a record the reader could not read, or one more than an hour behind
+        // (see the type's guarantees). Recording it is the safe side.
+        guard let entry = entries[id] else { return true }
+        return Int(entry.partition) == message.partition && entry.offset == message.offset
     }
 
     // MARK: - Ending requests
@@ -219,17 +296,19 @@ public actor OutcomeLedger {
     /// Holds `requestID` for this task: waits while another task of this process holds it.
     /// Call ``release(_:)`` when done (`.claimed` only).
     public func claim(_ requestID: String) async -> Claim {
+        let id = LedgerKey(requestID)
         while true {
-            if let entry = entries[requestID] { return .ended(entry.kind) }
-            if claimed.insert(requestID).inserted { return .claimed }
-            await withCheckedContinuation { claimWaiters[requestID, default: []].append($0) }
+            if let kind = known(id) { return .ended(kind) }
+            if claimed.insert(id).inserted { return .claimed }
+            await withCheckedContinuation { claimWaiters[id, default: []].append($0) }
         }
     }
 
     /// Lets the next claimant of `requestID` proceed.
     public func release(_ requestID: String) {
-        claimed.remove(requestID)
-        for waiter in claimWaiters.removeValue(forKey: requestID) ?? [] { waiter.resume() }
+        let id = LedgerKey(requestID)
+        claimed.remove(id)
+        for waiter in claimWaiters.removeValue(forKey: id) ?? [] { waiter.resume() }
     }
 
     /// Ends the request with `event` (an outcome kind) unless it already has an outcome, and
@@ -238,8 +317,8 @@ public actor OutcomeLedger {
     /// - Throws: `CancellationError` when cancelled before the bus accepted it (the request is
     ///   then not ended in this view); `MessageCodecError` when the event cannot be encoded.
     public func end(_ event: AuditEvent) async throws -> Ending {
-        let id = event.requestID
-        if let entry = entries[id] { return .alreadyEnded(entry.kind) }
+        let id = LedgerKey(event.requestID)
+        if let kind = known(id) { return .alreadyEnded(kind) }
         let message = try context.codec.outcome(event)
         entries[id] = Entry(kind: event.kind, partition: -1, offset: -1, atMillis: event.timeMillis)
         var delay = initialBackoff
@@ -253,7 +332,7 @@ public actor OutcomeLedger {
                 throw CancellationError()
             } catch {
                 context.logger.error("outcome publish failed; retrying", metadata: [
-                    "request_id": "\(id)", "outcome": "\(event.kind.rawValue)", "error": "\(error)",
+                    "request_id": "\(event.requestID)", "outcome": "\(event.kind.rawValue)", "error": "\(error)",
                 ])
             }
             do { try await Task.sleep(for: delay) } catch {
@@ -264,7 +343,7 @@ public actor OutcomeLedger {
         }
     }
 
-    private func forgetUnconfirmed(_ id: String) {
+    private func forgetUnconfirmed(_ id: LedgerKey) {
         if let entry = entries[id], entry.offset < 0 { entries[id] = nil }
     }
 }
