@@ -29,10 +29,16 @@ enum Placeholders {
         // AWS's documentation key pair (already caught by the "example" marker where checked).
         "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
     ].map { Array($0.utf8) })
+    private static let documentedExampleLengths = Set(documentedExamples.map(\.count))
+
+    /// Whether `value` is exactly one of the `documentedExamples` (no copy unless the length fits).
+    static func isDocumentedExample<C: Collection>(_ value: C) -> Bool where C.Element == UInt8 {
+        documentedExampleLengths.contains(value.count) && documentedExamples.contains(Array(value))
+    }
 
     /// True when `value` is a placeholder, reference, template or example and must not be reported.
     static func isPlaceholder<C: Collection>(_ value: C) -> Bool where C.Element == UInt8 {
-        if documentedExamples.contains(Array(value)) { return true }
+        if isDocumentedExample(value) { return true }
         let v = value.map(lowerASCII)
         guard !v.isEmpty else { return true }
         if stopWords.contains(v) { return true }

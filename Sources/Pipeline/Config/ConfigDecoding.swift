@@ -82,10 +82,7 @@ public struct ConfigDuration: Codable, Sendable, Hashable, CustomStringConvertib
         try c.encode(description)
     }
 
-    public var milliseconds: Int64 {
-        let (s, atto) = duration.components
-        return s * 1000 + atto / 1_000_000_000_000_000
-    }
+    public var milliseconds: Int64 { duration.totalMilliseconds }
 
     public var description: String { "\(milliseconds)ms" }
 }
@@ -137,5 +134,13 @@ extension ConfigError {
         @unknown default:
             self.init(path: "", message: "\(error)")
         }
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds (truncated).
+    public var totalMilliseconds: Int64 {
+        let (s, atto) = components
+        return s * 1000 + atto / 1_000_000_000_000_000
     }
 }

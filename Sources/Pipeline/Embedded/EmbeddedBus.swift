@@ -538,10 +538,7 @@ public actor EmbeddedBus: Bus {
         }
     }
 
-    private static func millis(_ d: Duration) -> Int64 {
-        let (seconds, attoseconds) = d.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    }
+    private static func millis(_ d: Duration) -> Int64 { d.totalMilliseconds }
 
     // MARK: - Delivery
 

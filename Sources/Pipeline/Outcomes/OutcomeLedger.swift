@@ -109,16 +109,11 @@ public actor OutcomeLedger {
         initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5)
     ) {
         self.context = context
-        self.retentionMillis = max(1, Self.millis(retention))
-        self.exactWindowMillis = max(1, Self.millis(exactWindow))
+        self.retentionMillis = max(1, retention.totalMilliseconds)
+        self.exactWindowMillis = max(1, exactWindow.totalMilliseconds)
         self.decidesFirstRecords = decidesFirstRecords
         self.initialBackoff = initialBackoff
         self.maxBackoff = maxBackoff
-    }
-
-    private static func millis(_ d: Duration) -> Int64 {
-        let (s, atto) = d.components
-        return s * 1000 + atto / 1_000_000_000_000_000
     }
 
     // MARK: - Following the topic
