@@ -71,9 +71,12 @@ public struct ForwarderService: Sendable {
     ///
     /// `httpClient` is shared and owned by the caller; see
     /// `recommendedHTTPClientConfiguration` for how it should be configured.
+    ///
+    /// `ledger`: the process's shared outcome ledger (`sluice run`: one view for all its stages,
+    /// read by `OutcomeLedger.follow()`); `nil` makes one that this stage reads.
     public init(
         config: SluiceConfig, context: StageContext, engine: DetectionEngine, httpClient: HTTPClient,
-        options: ForwarderOptions = .init()
+        options: ForwarderOptions = .init(), ledger: OutcomeLedger? = nil
     ) throws {
         var logger = context.logger
         logger[metadataKey: "stage"] = "forwarder"
@@ -95,7 +98,7 @@ public struct ForwarderService: Sendable {
         self.holdsRetention = config.holdsRetention.duration
         self.options = options
         self.logger = logger
-        self.ledger = OutcomeLedger(
+        self.ledger = ledger ?? OutcomeLedger(
             context: context, retention: config.bus.retention.duration,
             initialBackoff: options.initialBackoff, maxBackoff: options.maxBackoff)
         self.outcomeRetention = config.bus.retention.duration

@@ -71,7 +71,7 @@ struct UpstreamClient: Sendable {
                     logger.debug("upstream connect failed, retrying", metadata: [
                         "request_id": "\(requestID)", "attempt": "\(attempts)", "error_kind": "\(kind)", "backoff_ms": "\(wait.milliseconds)",
                     ])
-                    do { try await Task.sleep(for: wait) } catch { return .cancelled }
+                    do { try await Deadlines.sleep(for: wait) } catch { return .cancelled }
                     backoff = min(backoff * 2, options.maxBackoff)
                 }
             }
@@ -81,7 +81,7 @@ struct UpstreamClient: Sendable {
     /// One attempt: connect, send, read the whole body, all within `budget`.
     private func attempt(_ request: HTTPClientRequest, budget: Duration) async throws -> (Int, [HTTPField], [UInt8]) {
         let start = ContinuousClock.now
-        let response = try await http.execute(request, deadline: .now() + .nanoseconds(budget.nanoseconds), logger: logger)
+        let response = try await http.execute(request, deadline: .now() + .nanoseconds(budget.totalNanoseconds), logger: logger)
         let status = Int(response.status.code)
         let headers = response.headers.map { HTTPField($0.name, $0.value) }
         let left = budget - (ContinuousClock.now - start)
@@ -92,7 +92,7 @@ struct UpstreamClient: Sendable {
                 return buffer.readBytes(length: buffer.readableBytes) ?? []
             }
             group.addTask {
-                try await Task.sleep(for: left)
+                try await Deadlines.sleep(for: left)
                 throw AttemptTimedOut()
             }
             defer { group.cancelAll() }
@@ -141,5 +141,4 @@ struct AttemptTimedOut: Error {}
 
 extension Duration {
     var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

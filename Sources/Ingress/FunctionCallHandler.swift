@@ -293,7 +293,7 @@ struct FunctionCallHandler: Sendable {
                 }
             }
             group.addTask {
-                do { try await Task.sleep(until: deadline, clock: .continuous) } catch { return nil }
+                do { try await Deadlines.sleep(until: deadline) } catch { return nil }
                 return .failure(.timedOut)
             }
             var outcome: Result<Data, BodyReadError> = .failure(.timedOut)

@@ -47,8 +47,13 @@ public struct InspectorService: Sendable {
     /// Where requests are ended, and where redeliveries of ended requests are recognised.
     let ledger: OutcomeLedger
 
+    /// - Parameter ledger: the process's shared outcome ledger (`sluice run`: one view for all
+    ///   its stages, read by `OutcomeLedger.follow()`); `nil` makes one that this stage reads.
     /// - Throws: `ConfigError` when a connection's hold clause does not compile.
-    public init(config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init()) throws {
+    public init(
+        config: SluiceConfig, context: StageContext, engine: DetectionEngine, options: InspectorOptions = .init(),
+        ledger: OutcomeLedger? = nil
+    ) throws {
         self.config = config
         self.context = context
         self.inspector = RequestInspector(engine: engine, maxBodyBytes: config.maxBodyBytes)
@@ -58,7 +63,7 @@ public struct InspectorService: Sendable {
             rules[c.name] = try HoldRules(c.policy.hold, path: "connections[\(i)].policy.hold")
         }
         self.holdRules = rules
-        self.ledger = OutcomeLedger(context: context, retention: config.bus.retention.duration)
+        self.ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration)
     }
 
     /// Reads the outcome ledger up to date, then consumes `requests` until the task is cancelled
@@ -117,7 +122,7 @@ public struct InspectorService: Sendable {
         }
         let started = ContinuousClock.now
         let outputs = try await inspect(request)
-        Timer(label: "sluice_inspection_seconds").recordNanoseconds((ContinuousClock.now - started).nanoseconds)
+        Timer(label: "sluice_inspection_seconds").recordNanoseconds((ContinuousClock.now - started).totalNanoseconds)
         return outputs
     }
 
@@ -184,12 +189,5 @@ public struct InspectorService: Sendable {
     private func reply(_ meta: RequestMetadata, _ response: HTTPResponseData) async throws {
         let reply = Reply(requestID: meta.requestID, sessionID: meta.sessionID, response: response)
         try await context.bus.publish(try context.codec.reply(reply, to: meta.replyTo))
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (s, atto) = components
-        return s * 1_000_000_000 + atto / 1_000_000_000
     }
 }

@@ -32,20 +32,31 @@ public struct RecorderService: Sendable {
     private let retry: Backoff
     private let ledger: OutcomeLedger
     private let janitor: RecordingsJanitor
+    /// Events written to the recording and every sink.
+    private let recordedEvents = Counter(label: "sluice_recorder_events_total")
+    /// How old the last recorded event was when it reached every sink (now − its time): how far
+    /// the audit trail behind the data path is (under sustained saturation the Recorder lags).
+    private let auditDelay = Gauge(label: "sluice_audit_delay_seconds")
 
-    public init(config: SluiceConfig, context: StageContext) throws {
-        try self.init(config: config, context: context, extraSinks: [])
+    /// `ledger`: the process's shared outcome ledger (`sluice run`: one view for all its stages,
+    /// read by `OutcomeLedger.follow()`; it must be made with `decidesFirstRecords`); `nil`
+    /// makes one that this stage reads.
+    public init(config: SluiceConfig, context: StageContext, ledger: OutcomeLedger? = nil) throws {
+        try self.init(config: config, context: context, extraSinks: [], ledger: ledger)
     }
 
     /// As `init(config:context:)`, with sinks added after the configured ones (for tests
     /// and embedders).
-    init(config: SluiceConfig, context: StageContext, extraSinks: [any AuditSink], retry: Backoff = Backoff()) throws {
+    init(
+        config: SluiceConfig, context: StageContext, extraSinks: [any AuditSink], retry: Backoff = Backoff(),
+        ledger: OutcomeLedger? = nil
+    ) throws {
         self.context = context
         self.recordings = SessionRecordings(dataDir: config.dataDir)
         try recordings.prepare()
         self.sinks = try SinkFactory.makeSinks(config.recorder.sinks) + extraSinks
         self.retry = retry
-        self.ledger = OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
+        self.ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
         self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
     }
 
@@ -120,7 +131,11 @@ public struct RecorderService: Sendable {
                 }
             }
             pendingSinks = stillPending
-            if recorded && pendingSinks.isEmpty { return true }
+            if recorded && pendingSinks.isEmpty {
+                recordedEvents.increment()
+                auditDelay.record(Double(max(0, currentMillis() - event.timeMillis)) / 1000)
+                return true
+            }
             do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }
             attempt += 1
         }

@@ -105,7 +105,18 @@ struct Runtime: Sendable {
             eventLoopGroupProvider: .singleton,
             configuration: ForwarderService.recommendedHTTPClientConfiguration(connectTimeout: .seconds(5)))
         var services: [any Service] = []
+        // Stages of one process that read `outcomes` share one view of it, read once, by a
+        // service listed first so that it stops last (services stop in reverse order).
+        let ledgerStages = stages.filter { [.inspector, .forwarder, .recorder].contains($0) }
+        let sharedLedger: OutcomeLedger? = ledgerStages.count > 1
+            ? OutcomeLedger(
+                context: context(ledgerStages[0]), retention: config.bus.retention.duration,
+                decidesFirstRecords: stages.contains(.recorder), sharedReader: true)
+            : nil
         do {
+            if let sharedLedger {
+                services.append(StageService(name: "outcome-ledger", logger: logger) { try await sharedLedger.follow() })
+            }
             for stage in stages {
                 let ctx = context(stage)
                 switch stage {
@@ -123,18 +134,24 @@ struct Runtime: Sendable {
                 case .inspector:
                     let inspector = try InspectorService(
                         config: config, context: ctx, engine: try makeEngine(),
-                        options: InspectorOptions(group: codec.topics.consumerGroup("inspector")))
+                        options: InspectorOptions(group: codec.topics.consumerGroup("inspector")), ledger: sharedLedger)
                     // Inspector, Forwarder and Recorder drain on graceful shutdown themselves
                     // (`StageConsumer`): in-flight messages finish and are committed.
                     services.append(StageService(name: "inspector", logger: ctx.logger, drainsOnShutdown: true) { try await inspector.run() })
                 case .forwarder:
                     let forwarder = try ForwarderService(
                         config: config, context: ctx, engine: try makeEngine(), httpClient: httpClient,
-                        options: ForwarderOptions(group: codec.topics.consumerGroup("forwarder")))
+                        options: ForwarderOptions(group: codec.topics.consumerGroup("forwarder")), ledger: sharedLedger)
                     services.append(StageService(name: "forwarder", logger: ctx.logger, drainsOnShutdown: true) { try await forwarder.run() })
                 case .recorder:
-                    let recorder = try RecorderService(config: config, context: ctx)
-                    services.append(StageService(name: "recorder", logger: ctx.logger, drainsOnShutdown: true) { try await recorder.run() })
+                    let recorder = try RecorderService(config: config, context: ctx, ledger: sharedLedger)
+                    // Above the request path's priority: under sustained saturation the audit
+                    // trail keeps up with the data path instead of falling minutes behind.
+                    services.append(StageService(name: "recorder", logger: ctx.logger, drainsOnShutdown: true) {
+                        try await withThrowingDiscardingTaskGroup { group in
+                            group.addTask(priority: .high) { try await recorder.run() }
+                        }
+                    })
                 }
             }
             // Services shut down one at a time in reverse order (the Ingress first, while the

@@ -152,4 +152,31 @@ struct OutcomeLedgerAgingTests {
             #expect(await ledger.outcome(of: "r-h") == .blocked)
         }
     }
+
+    @Test("a view that ends every request itself (sluice run's shared view, a Forwarder) still ages them as it reads them back")
+    func ownOutcomesAge() async throws {
+        let env = try OutcomeLedgerTests.Env()
+        defer { Task { await env.cleanUp() } }
+        let ledger = OutcomeLedger(context: env.context, exactWindow: .milliseconds(1))
+        let total = 10_000
+        try await ledger.whileFollowing {
+            for batch in stride(from: 0, to: total, by: 200) {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for i in batch..<(batch + 200) {
+                        group.addTask { _ = try await ledger.end(Self.outcome(.delivered, "own-\(i)")) }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            // Reading its own 10,000 records back triggers a prune: what is older than the
+            // window and read back moves to the fingerprints. Wait for that (bounded).
+            let deadline = ContinuousClock.now + .seconds(30)
+            while await ledger.sizes.aged == 0, ContinuousClock.now < deadline { await Task.yield() }
+            let sizes = await ledger.sizes
+            #expect(sizes.aged > total / 2)
+            #expect(sizes.exact + sizes.aged == total)
+            #expect(await ledger.outcome(of: "own-0") == .delivered)
+            #expect(await ledger.outcome(of: "own-\(total - 1)") == .delivered)
+        }
+    }
 }

@@ -143,4 +143,43 @@ struct OutcomeLedgerTests {
             #expect(await ledger.outcome(of: "u-1") == nil)
         }
     }
+
+    @Test("a shared ledger: one reader (follow) serves several stages; they see each other's outcomes and stop when it ends")
+    func sharedReader() async throws {
+        let env = try Env()
+        defer { Task { await env.cleanUp() } }
+        // An outcome already in the topic before the shared view starts.
+        let earlier = OutcomeLedger(context: env.context)
+        try await earlier.whileFollowing { _ = try await earlier.end(Self.outcome(.blocked, "r-old")) }
+
+        let shared = OutcomeLedger(context: env.context, decidesFirstRecords: true, sharedReader: true)
+        let reader = Task { try await shared.follow() }
+        // Two stages of the process: each runs only once the shared reader is up to date.
+        let first: OutcomeLedger.Ending = try await shared.whileFollowing { () async throws -> OutcomeLedger.Ending in
+            #expect(await shared.outcome(of: "r-old") == .blocked)
+            return try await shared.end(Self.outcome(.delivered, "r-1"))
+        }
+        #expect(first == .recorded)
+        let working = OneShot<Void>()
+        let second = Task { () async -> String in
+            do {
+                return try await shared.whileFollowing { () async throws -> String in
+                    // The other stage's outcome, recorded through the same view.
+                    let again = try await shared.end(Self.outcome(.failed, "r-1"))
+                    #expect(again == .alreadyEnded(.delivered))
+                    working.resume(with: ())
+                    // Works on until the reader stops: then it is cancelled.
+                    while !Task.isCancelled { await Task.yield() }
+                    return "cancelled body returned"
+                }
+            } catch {
+                return "stopped with \(type(of: error))"
+            }
+        }
+        await working.value()
+        // `sluice run` stops the reader last; a stage still running then is stopped with the error.
+        reader.cancel()
+        try await reader.value
+        #expect(await second.value == "stopped with BusError")
+    }
 }

@@ -63,7 +63,7 @@ public actor IdempotencyTable {
         var response: HTTPResponseData?
         /// The response is final (not a "pending approval" notice).
         var final: Bool = false
-        var waiters: [UUID: CheckedContinuation<Void, Never>] = [:]
+        var waiters: [ObjectIdentifier: OneShot<Void>] = [:]
 
         var storedBytes: Int { response?.body.count ?? 0 }
     }
@@ -130,7 +130,7 @@ public actor IdempotencyTable {
         pruneIfDue(current)
         let key = Key(identity: identity, callerKey: callerKey)
         if var existing = entries[key], existing.createdAtMillis + millis(limits.ttl) <= current {
-            existing.waiters.values.forEach { $0.resume() }
+            existing.waiters.values.forEach { $0.resume(with: ()) }
             existing.waiters = [:]
             entries[key] = existing
             forget(key)
@@ -160,7 +160,7 @@ public actor IdempotencyTable {
     /// Gives up a claim whose request was never published (publishing failed): a retry may go through.
     public func release(requestID: String) {
         guard let key = byRequest[requestID], let entry = entries[key], entry.response == nil else { return }
-        entry.waiters.values.forEach { $0.resume() }
+        entry.waiters.values.forEach { $0.resume(with: ()) }
         forget(key)
     }
 
@@ -176,7 +176,7 @@ public actor IdempotencyTable {
         let waiters = entry.waiters
         entry.waiters = [:]
         entries[key] = entry
-        waiters.values.forEach { $0.resume() }
+        waiters.values.forEach { $0.resume(with: ()) }
         trimStoredBytes(keeping: key)
         return true
     }
@@ -192,27 +192,26 @@ public actor IdempotencyTable {
     }
 
     private func waitForOutcome(_ key: Key, timeout: Duration) async {
-        let token = UUID()
-        let timer = Task {
-            do { try await Task.sleep(for: timeout) } catch { return }
-            self.wake(key, token)
-        }
-        defer { timer.cancel() }
+        guard var entry = entries[key], entry.response == nil else { return }
+        // The timer and a cancellation wake the waiter directly; a NIO timer, unlike
+        // `Task.sleep`, frees its memory when cancelled.
+        let waiter = OneShot<Void>()
+        entry.waiters[ObjectIdentifier(waiter)] = waiter
+        entries[key] = entry
+        let timer = Deadlines.schedule(after: timeout) { waiter.resume(with: ()) }
         await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                guard var entry = entries[key], entry.response == nil else { continuation.resume(); return }
-                entry.waiters[token] = continuation
-                entries[key] = entry
-            }
+            await waiter.value()
         } onCancel: {
-            Task { await self.wake(key, token) }
+            waiter.resume(with: ())
         }
+        timer.cancel()
+        forget(key, ObjectIdentifier(waiter))
     }
 
-    private func wake(_ key: Key, _ token: UUID) {
-        guard var entry = entries[key], let continuation = entry.waiters.removeValue(forKey: token) else { return }
+    /// Drops a waiter that woke by its timer or by cancellation.
+    private func forget(_ key: Key, _ token: ObjectIdentifier) {
+        guard var entry = entries[key], entry.waiters.removeValue(forKey: token) != nil else { return }
         entries[key] = entry
-        continuation.resume()
     }
 
     private func forget(_ key: Key) {

@@ -12,7 +12,7 @@ import Pipeline
 public actor ReplyRegistry {
     private enum Slot {
         case registered
-        case waiting(CheckedContinuation<Reply?, Never>)
+        case waiting(OneShot<Reply?>)
         case arrived(Reply)
     }
 
@@ -34,16 +34,16 @@ public actor ReplyRegistry {
     public func abandonAll() {
         draining = true
         for (id, slot) in slots {
-            if case .waiting(let continuation) = slot {
+            if case .waiting(let waiter) = slot {
                 slots[id] = nil
-                continuation.resume(returning: nil)
+                waiter.resume(with: nil)
             }
         }
     }
 
     public func remove(_ requestID: String) {
-        if case .waiting(let continuation) = slots.removeValue(forKey: requestID) {
-            continuation.resume(returning: nil)
+        if case .waiting(let waiter) = slots.removeValue(forKey: requestID) {
+            waiter.resume(with: nil)
         }
     }
 
@@ -59,9 +59,14 @@ public actor ReplyRegistry {
         case .registered:
             slots[reply.requestID] = .arrived(reply)
             return true
-        case .waiting(let continuation):
+        case .waiting(let waiter):
+            // `false`: the wait timed out or was cancelled a moment ago and has not yet
+            // cleaned up; the reply is late, like one for a removed request.
+            guard waiter.resume(with: reply) else {
+                slots[reply.requestID] = nil
+                return false
+            }
             slots[reply.requestID] = reply.isPendingApproval ? .registered : nil
-            continuation.resume(returning: reply)
             return true
         case .arrived(let earlier):
             guard earlier.isPendingApproval, !reply.isPendingApproval else { return false }
@@ -86,18 +91,22 @@ public actor ReplyRegistry {
                 return nil
             }
         }
-        let timer = Task {
-            do { try await Task.sleep(for: timeout) } catch { return }
-            self.remove(requestID)
-        }
-        defer { timer.cancel() }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Reply?, Never>) in
-                slots[requestID] = .waiting(continuation)
-            }
+        // The timer and a cancellation hand the waiter `nil` directly (no task, no actor hop);
+        // a NIO timer, unlike `Task.sleep`, frees its memory when cancelled.
+        let waiter = OneShot<Reply?>()
+        slots[requestID] = .waiting(waiter)
+        let timer = Deadlines.schedule(after: timeout) { waiter.resume(with: nil) }
+        let reply = await withTaskCancellationHandler {
+            await waiter.value()
         } onCancel: {
-            Task { await self.remove(requestID) }
+            waiter.resume(with: nil)
         }
+        timer.cancel()
+        // Timed out or cancelled: the slot still names this waiter; forget it.
+        if case .waiting(let current) = slots[requestID], current === waiter {
+            slots[requestID] = nil
+        }
+        return reply
     }
 
     /// Requests currently registered.

@@ -96,6 +96,9 @@ public actor OutcomeLedger {
     private var caughtUp = false
     private var readerError: (any Error)?
     private var caughtUpWaiters: [CheckedContinuation<Void, any Error>] = []
+    /// `sharedReader`: the reader is ``follow()``, run by the owner beside the stages.
+    private let sharedReader: Bool
+    private var readerEndWaiters: [OneShot<(any Error)?>] = []
     private var appliedSincePrune = 0
 
     /// - Parameters:
@@ -103,11 +106,14 @@ public actor OutcomeLedger {
     ///   - exactWindow: how long an outcome is kept exactly before only its fingerprint is.
     ///   - decidesFirstRecords: `true` for the Recorder, which asks ``isFirst(_:)`` of every
     ///     record: outcomes stay exact until it has.
+    ///   - sharedReader: `true` for one view shared by several stages of a process: the owner
+    ///     runs ``follow()`` beside them, and ``whileFollowing(_:)`` does not read itself.
     public init(
         context: StageContext, retention: Duration = .seconds(86_400), exactWindow: Duration = .seconds(60),
-        decidesFirstRecords: Bool = false,
+        decidesFirstRecords: Bool = false, sharedReader: Bool = false,
         initialBackoff: Duration = .milliseconds(100), maxBackoff: Duration = .seconds(5)
     ) {
+        self.sharedReader = sharedReader
         self.context = context
         self.retentionMillis = max(1, retention.totalMilliseconds)
         self.exactWindowMillis = max(1, exactWindow.totalMilliseconds)
@@ -120,17 +126,18 @@ public actor OutcomeLedger {
 
     /// Reads `outcomes` up to date, then runs `body` while it keeps reading; stops reading when
     /// `body` returns. Throws what `body` throws, or the reader's error (then `body` is cancelled).
+    ///
+    /// A ledger made with `sharedReader` does not read here: ``follow()`` reads for every stage
+    /// of the process, and this waits until it has read up to date, then runs `body`, which is
+    /// cancelled (and the reader's error thrown) if ``follow()`` ends first.
     public nonisolated func whileFollowing<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        let follower = TopicFollower(context: context, topic: context.topics.outcomes, markerKind: Self.markerKind)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
+        try await withThrowingTaskGroup(of: T?.self) { group in
             group.addTask {
-                do {
-                    try await follower.follow(apply: { await self.apply($0) }, onCaughtUp: { await self.markCaughtUp() })
-                } catch {
-                    await self.readerEnded(error)
-                    throw error
+                if self.sharedReader {
+                    try await self.waitReaderEnded()
+                } else {
+                    try await self.follow()
                 }
-                await self.readerEnded(BusError(.closed, "the outcomes reader ended"))
                 return nil
             }
             try await self.waitCaughtUp()
@@ -143,6 +150,36 @@ public actor OutcomeLedger {
             }
             throw BusError(.closed, "the outcomes ledger stopped before its stage")
         }
+    }
+
+    /// Reads `outcomes` until cancelled or the bus fails, applying every record; the stages'
+    /// ``whileFollowing(_:)`` wait for it to read up to date. Run it once per ledger: by
+    /// ``whileFollowing(_:)`` itself, or — for a ledger made with `sharedReader`, one view
+    /// for all the stages of a process — beside the stages, stopping after them. When it ends,
+    /// every query waiting on the reader fails and every ``whileFollowing(_:)`` body is cancelled.
+    public nonisolated func follow() async throws {
+        let follower = TopicFollower(context: context, topic: context.topics.outcomes, markerKind: Self.markerKind)
+        do {
+            try await follower.follow(apply: { await self.apply($0) }, onCaughtUp: { await self.markCaughtUp() })
+        } catch {
+            await readerEnded(error)
+            throw error
+        }
+        await readerEnded(BusError(.closed, "the outcomes reader ended"))
+    }
+
+    /// Returns when the task is cancelled; throws the reader's error when ``follow()`` ends.
+    private func waitReaderEnded() async throws {
+        if let readerError { throw readerError }
+        let waiter = OneShot<(any Error)?>()
+        readerEndWaiters.append(waiter)
+        let error = await withTaskCancellationHandler {
+            await waiter.value()
+        } onCancel: {
+            waiter.resume(with: nil)
+        }
+        readerEndWaiters.removeAll { $0 === waiter }
+        if let error { throw error }
     }
 
     private func markCaughtUp() {
@@ -158,6 +195,8 @@ public actor OutcomeLedger {
         caughtUpWaiters.removeAll()
         for waiter in readWaiters { waiter.continuation.resume(throwing: error) }
         readWaiters.removeAll()
+        for waiter in readerEndWaiters { waiter.resume(with: error) }
+        readerEndWaiters.removeAll()
     }
 
     private func waitCaughtUp() async throws {
@@ -171,6 +210,11 @@ public actor OutcomeLedger {
         readThrough[message.partition] = max(readThrough[message.partition] ?? -1, message.offset)
         defer { resumeReadWaiters(partition: message.partition) }
         guard let idString = message.keyString, !message.value.isEmpty else { return }
+        // Every outcome record read counts toward the next prune, this view's own included: a
+        // process whose stages end every request (`sluice run`, or a Forwarder that delivers
+        // everything) only ever reads its own outcomes back.
+        appliedSincePrune += 1
+        if appliedSincePrune >= 10_000 { prune(now: currentMillis()) }
         let id = LedgerKey(idString)
         if var known = entries[id] {
             if known.offset < 0 {
@@ -203,8 +247,6 @@ public actor OutcomeLedger {
             }
         }
         entries[id] = Entry(kind: kind, partition: message.partition, offset: message.offset, atMillis: atMillis)
-        appliedSincePrune += 1
-        if appliedSincePrune >= 10_000 { prune(now: currentMillis()) }
     }
 
     private func resumeReadWaiters(partition: Int) {
