@@ -5,7 +5,7 @@ enum Placeholders {
     /// Lowercase substrings that mark a value as a placeholder or example.
     static let markers: [[UInt8]] = [
         "example", "xxxxx", "***", "your_", "your-", "yourapi", "your api", "<your", "placeholder",
-        "redacted", "changeme", "change_me", "replace_me", "replaceme", "insert_", "insert-", "dummy",
+        "redacted", "changeme", "change_me", "change-me", "replace_me", "replace-me", "replaceme", "insert_", "insert-", "dummy",
         "[masked", "masked]", "sample", "todo", "fixme", "notreal", "not_real", "not-a-real", "fake_",
         "1234567890abcdef", "abcdefghij", "0123456789abc", "qwertyuiop", "...", "•••", "____", "----",
     ].map { Array($0.utf8) }

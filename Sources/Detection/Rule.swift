@@ -66,6 +66,18 @@ enum SpecialKind: Sendable, Hashable {
     case generic(GenericKind)
     case email, paymentCard, iban, ssn, phone
     case azureSAS
+    /// Docker `config.json`: `auth` (base64 `user:password`) and `identitytoken` values.
+    case dockerAuth, dockerToken
+    /// Bundler credentials for a gem server (`BUNDLE_GEMS__CONTRIBSYS__COM=user:pass`).
+    case bundlerCredential
+    /// Every value of a Kubernetes `Secret`'s `data` / `stringData` (several matches per hit).
+    case kubernetesSecret
+    /// A credential noun in running text followed by the value (`ProseMatcher`).
+    case prose
+    /// `curl -u user:password` (`CurlUserMatcher`).
+    case curlUser
+    /// Found by the structural base64 trigger, not by keyword (`AtlassianDataCenterPAT`).
+    case atlassianDataCenterPAT
 }
 
 /// Which family of key names a generic assignment rule covers.

@@ -144,7 +144,13 @@ extension DetectionEngine {
                             case .generic: m = nil // handled above
                             case .email: m = PIIMatcher.email(rule, p: p, at: ks)
                             case .azureSAS: m = SASMatcher.run(rule, p: p, ks: ks, ke: ke)
-                            case .paymentCard, .iban, .ssn, .phone: m = nil
+                            case .dockerAuth: m = DockerConfigMatcher.auth(rule, p: p, ks: ks, ke: ke)
+                            case .dockerToken: m = DockerConfigMatcher.token(rule, p: p, ks: ks, ke: ke)
+                            case .bundlerCredential: m = BundlerCredentialMatcher.run(rule, p: p, ks: ks, ke: ke)
+                            case .prose: m = ProseMatcher.run(rule, p: p, ks: ks, ke: ke)
+                            case .curlUser: m = CurlUserMatcher.run(rule, p: p, ks: ks, ke: ke)
+                            case .kubernetesSecret: KubernetesSecretMatcher.run(rule, p: p, ks: ks, ke: ke) { add(ri, $0) }
+                            case .paymentCard, .iban, .ssn, .phone, .atlassianDataCenterPAT: m = nil
                             }
                             if let m { add(ri, m) }
                         }
@@ -201,7 +207,6 @@ extension DetectionEngine {
                     switch ctx.hint { case .query, .form: plus = true; default: plus = false }
                     if let d = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus) { out += nested(d, depth: depth, state: &state) }
                 case .base64:
-                    guard depth < options.maxDecodeDepth else { continue }
                     // The run start, 64 bytes per step in C (the same class as `ByteSet.base64any`).
                     let s = StructuralScanner.base64RunStart(p, anchor)
                     var e = anchor
@@ -209,6 +214,13 @@ extension DetectionEngine {
                     let coreEnd = e
                     var pad = 0
                     while e < p.count && pad < 2 && p[e] == UInt8(ascii: "=") { e += 1; pad += 1 }
+                    // A prefix-less Atlassian Data Center PAT is a base64 run of its own exact shape.
+                    if pad == 0, coreEnd - s == AtlassianDataCenterPAT.length, let ri = atlassianDCRule, ctx.enables(.credential),
+                       AtlassianDataCenterPAT.matches(p, s, coreEnd) {
+                        add(ri, Match(start: s, end: coreEnd, secret: Scan.bytes(p, s, coreEnd), confidence: rules[ri].confidence))
+                        continue
+                    }
+                    guard depth < options.maxDecodeDepth else { continue }
                     guard coreEnd - s >= options.minBase64Length else { continue }
                     // Hex digests, UUIDs and long numbers are not base64 worth decoding: base64 of
                     // text always contains letters outside [A-Fa-f] (and decoding them is costly).

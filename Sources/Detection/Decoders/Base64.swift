@@ -93,6 +93,17 @@ enum Base64 {
         return out
     }
 
+    /// `base64(user:password)` as in HTTP Basic credentials and Docker `auths` entries: the
+    /// decoded text when `s` (8+ symbols) decodes to printable text holding a `:` followed by a
+    /// non-empty password that is not a placeholder; nil otherwise. The one check both the
+    /// `Authorization: Basic` and the Docker config matchers use.
+    static func userPassword<C: Collection>(_ s: C) -> [UInt8]? where C.Element == UInt8 {
+        guard s.count >= 8, let d = decode(s), looksLikeText(d), let c = d.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        let pw = d[(c + 1)...]
+        guard !pw.isEmpty, !Placeholders.isPlaceholder(pw) else { return nil }
+        return d
+    }
+
     /// True when at least 90% of the bytes are printable ASCII / whitespace / UTF-8 continuation
     /// and there are no NULs: the decoded data is text worth scanning.
     static func looksLikeText<C: Collection>(_ d: C) -> Bool where C.Element == UInt8 {

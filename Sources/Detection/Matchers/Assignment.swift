@@ -193,11 +193,30 @@ enum GenericMatcher {
         return Match(start: a.valueStart, end: a.valueEnd, secret: v, confidence: conf)
     }
 
+    /// True when the value is something other than a secret once seen as the application sees
+    /// it, or belongs to another rule: a percent-encoded placeholder or reference
+    /// (`%24%7B%7B%20secrets.NPM_TOKEN%20%7D%7D` is `${{ secrets.NPM_TOKEN }}`), a base64 blob
+    /// whose text is a placeholder or a provider's documented example key, or a URI (`://`:
+    /// its password, if any, is the URI rules').
+    static func explainedElsewhere(_ v: [UInt8]) -> Bool {
+        if Placeholders.contains(v, schemeSeparator) || NonSecrets.isPublicOrDigest(v) { return true }
+        if v.contains(UInt8(ascii: "%")),
+           let d = v.withUnsafeBufferPointer({ PercentDecoder.decode($0, region: 0..<v.count, plusIsSpace: true)?.bytes }) {
+            if Placeholders.isPlaceholder(d) || Placeholders.contains(d, schemeSeparator) { return true }
+        }
+        if v.count >= 12, v.count % 4 == 0, v.allSatisfy({ ByteSet.base64.contains($0) || $0 == UInt8(ascii: "=") }),
+           let d = Base64.decode(v), Base64.looksLikeText(d), Placeholders.isPlaceholder(d) {
+            return true
+        }
+        return false
+    }
+    static let schemeSeparator: [UInt8] = Array("://".utf8)
+
     static func valueLooksSecret(_ v: [UInt8], kind: GenericKind, quoted: Bool, next: UInt8) -> Bool {
         let n = v.count
         let minLen = kind == .password ? 6 : 10
         guard n >= minLen, n <= (kind == .password ? 256 : 4096) else { return false }
-        if Placeholders.isPlaceholder(v) { return false }
+        if Placeholders.isPlaceholder(v) || explainedElsewhere(v) { return false }
         var digits = 0, letters = 0, spaces = 0, upper = 0, lower = 0
         for b in v {
             if isDigit(b) { digits += 1 } else if (b | 0x20) >= 97 && (b | 0x20) <= 122 { letters += 1; if b < 97 { upper += 1 } else { lower += 1 } }
@@ -214,6 +233,8 @@ enum GenericMatcher {
         if !quoted {
             // Code: `password = getPassword()`, `token = config.token`, `key = os.environ[...]`.
             if next == UInt8(ascii: "(") || next == UInt8(ascii: "[") { return false }
+            // A template cut at its brace: `postgres://app:${DB_PASSWORD}` read up to `{`.
+            if next == UInt8(ascii: "{") && v.last == UInt8(ascii: "$") { return false }
             if v.contains(UInt8(ascii: ".")) && letters == n - v.filter({ $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") }).count { return false }
             if digits == 0 && v.allSatisfy({ isAlnum($0) || $0 == UInt8(ascii: "_") }) && (upper == 0 || lower == 0 || v.contains(UInt8(ascii: "_"))) { return false }
         }

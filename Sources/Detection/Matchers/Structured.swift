@@ -143,9 +143,7 @@ enum AuthHeaderMatcher {
         if Placeholders.isPlaceholder(v) { return nil }
         switch scheme {
         case "basic":
-            guard v.count >= 8, let d = Base64.decode(v), Base64.looksLikeText(d), let c = d.firstIndex(of: UInt8(ascii: ":")) else { return nil }
-            let pw = Array(d[(c + 1)...])
-            guard pw.count >= 1, !Placeholders.isPlaceholder(pw) else { return nil }
+            guard let d = Base64.userPassword(v) else { return nil }
             return Match(start: vs, end: ve, secret: d, confidence: rule.confidence)
         case "ssws":
             guard v.count == 42, v.starts(with: "00".utf8), Entropy.shannon(v) >= 3.5 else { return nil }

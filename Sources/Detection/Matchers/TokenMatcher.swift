@@ -31,7 +31,9 @@ enum TokenMatcher {
             // A token of the provider's shape is a finding whether or not its checksum holds: the
             // checksum raises confidence, it never clears a shape match (a mistyped, truncated or
             // deliberately altered token is still sent somewhere it should not go).
-            if !(token.count == 40 && Checksums.githubChecksumValid(body: token[4..<40])) {
+            // Only the 40-byte formats have a documented checksum layout (longer `ghr_` refresh
+            // tokens are reported on their shape alone).
+            if token.count == 40 && !Checksums.githubChecksumValid(body: token[4..<40]) {
                 return Match(start: start, end: end, secret: token, confidence: Self.failedChecksumConfidence, checksumFailed: true)
             }
         case .jwt:

@@ -47,6 +47,15 @@ extension BuiltinRules {
             try RB.tok("posthog-personal-key", "PostHog personal API key", .high, "phx_[A-Za-z0-9]{43}"),
             try RB.ctx("ngrok-authtoken", "ngrok authtoken", .high, keywords: ["ngrok"], value: "[0-9A-Za-z]{20,30}_[0-9A-Za-z]{20,30}", entropy: 3.8),
             try RB.tok("jwt-signing-key-shopify-storefront", "Shopify storefront private token", .high, "shpsa_[a-fA-F0-9]{32}"),
+            // Salesforce: an access token / session id is the 15- or 18-character org id (`00D…`), `!`,
+            // and the session part; refresh tokens start `5Aep86` (Salesforce OAuth documentation).
+            try RB.tok("salesforce-access-token", "Salesforce OAuth access token / session id", .critical,
+                       "00D[A-Za-z0-9]{12,15}![A-Za-z0-9._]{60,300}", entropy: 3.5, right: ByteSet("A-Za-z0-9._")),
+            try RB.tok("salesforce-refresh-token", "Salesforce OAuth refresh token", .critical,
+                       "5Aep86[A-Za-z0-9._]{50,160}={0,2}", entropy: 3.5, right: ByteSet("A-Za-z0-9._=")),
+            // Duo: integration key `DI` + 18 (an identifier), secret key 40 alphanumerics (Duo API docs).
+            try RB.ctx("duo-secret-key", "Duo integration secret key", .critical, keywords: ["skey", "duo_secret", "duo-secret", "duosecret"],
+                       value: "[A-Za-z0-9]{40}", entropy: 3.5, confidence: 0.9, priority: 66),
             try RB.ctx("jenkins-api-token", "Jenkins API token", .high, keywords: ["jenkins"], value: "11[a-f0-9]{32}", entropy: 3.2),
         ]
     }

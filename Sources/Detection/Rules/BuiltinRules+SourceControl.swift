@@ -11,7 +11,7 @@ extension BuiltinRules {
                        validator: .githubChecksum, confidence: 0.99, priority: 90),
             try RB.tok("github-app-token", "GitHub App installation (server-to-server) token", .critical, "ghs_[A-Za-z0-9]{36}",
                        validator: .githubChecksum, confidence: 0.99, priority: 90),
-            try RB.tok("github-refresh-token", "GitHub App refresh token", .critical, "ghr_[A-Za-z0-9]{36}",
+            try RB.tok("github-refresh-token", "GitHub App refresh token", .critical, "ghr_[A-Za-z0-9]{36,76}",
                        validator: .githubChecksum, confidence: 0.99, priority: 90),
             try RB.tok("github-fine-grained-pat", "GitHub fine-grained personal access token", .critical,
                        "github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}", entropy: 3.5, confidence: 0.97, priority: 90),

@@ -37,15 +37,33 @@ extension BuiltinRules {
         for (id, title, schemes) in uris {
             r.append(RB.special(id, title, .critical, keywords: ["://"], .uriPassword(schemes: schemes), confidence: 0.9, priority: 70))
         }
+        r.append(RB.special("curl-user-password", "curl -u user:password", .critical, keywords: ["-u ", "--user"], .curlUser,
+                            confidence: 0.9, priority: 70))
         r.append(RB.special("authorization-bearer", "Authorization: Bearer token", .high, keywords: ["bearer"], .authHeader(scheme: "bearer"), confidence: 0.85, priority: 55))
         r.append(RB.special("authorization-basic", "Authorization: Basic credentials", .high, keywords: ["basic"], .authHeader(scheme: "basic"), confidence: 0.9, priority: 55))
         r.append(RB.special("authorization-token", "Authorization: token credentials", .high, keywords: ["authorization"], .authHeader(scheme: "token"), confidence: 0.85, priority: 55))
         r.append(RB.special("okta-ssws-token", "Okta SSWS API token", .critical, keywords: ["ssws"], .authHeader(scheme: "ssws"), confidence: 0.9, priority: 56))
+        // Structured configuration (parsers, not patterns over the body): Docker `auths`, Bundler
+        // gem-server credentials (Sidekiq Pro/Enterprise), Kubernetes `Secret` manifests.
+        r.append(RB.special("docker-config-auth", "Docker config.json registry credentials (auth: base64 user:password)", .critical,
+                            keywords: ["auth"], .dockerAuth, confidence: 0.9, priority: 72))
+        r.append(RB.special("docker-config-identity-token", "Docker config.json registry identity token", .critical,
+                            keywords: ["identitytoken", "registrytoken"], .dockerToken, confidence: 0.88, priority: 72))
+        r.append(RB.special("sidekiq-license-credentials", "Sidekiq Pro / Enterprise gem server credentials", .high,
+                            keywords: ["contribsys"], .bundlerCredential, confidence: 0.9, priority: 74))
+        r.append(RB.special("kubernetes-secret-value", "Kubernetes Secret data / stringData value", .high,
+                            keywords: ["secret"], .kubernetesSecret, confidence: 0.8, priority: 40))
+        // Atlassian Data Center PATs have no prefix: checked on base64 runs of their exact shape.
+        r.append(RB.special("atlassian-datacenter-pat", "Atlassian Data Center / Server personal access token (Jira, Confluence, Bitbucket)",
+                            .critical, keywords: [], .atlassianDataCenterPAT, confidence: 0.9, priority: 76))
         let genericKeywords = ["pass", "pwd", "secret", "token", "key", "credential", "auth"]
         r.append(RB.special("generic-password", "Password assignment", .high, keywords: genericKeywords, .generic(.password), confidence: 0.7, priority: 30))
         r.append(RB.special("generic-secret", "Secret assignment", .high, keywords: genericKeywords, .generic(.secret), confidence: 0.7, priority: 30))
         r.append(RB.special("generic-token", "Token assignment", .high, keywords: genericKeywords, .generic(.token), confidence: 0.65, priority: 30))
         r.append(RB.special("generic-api-key", "API key assignment", .high, keywords: genericKeywords, .generic(.apiKey), confidence: 0.7, priority: 30))
+        // Lowest priority: any specific rule that explains the same span wins.
+        r.append(RB.special("prose-secret", "Secret handed over in prose (\"the token is …\")", .high,
+                            keywords: ["pass", "secret", "token", "key", "credential"], .prose, confidence: 0.6, priority: 25))
         return r
     }
 
