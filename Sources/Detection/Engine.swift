@@ -46,6 +46,8 @@ public final class DetectionEngine: Sendable {
     let cardRule: Int?, ssnRule: Int?, phoneRule: Int?, ibanRule: Int?
     /// The rule checked on base64 runs of a fixed length instead of by keyword.
     let atlassianDCRule: Int?
+    /// Per rule, a check on the keyword hit's bytes that runs before the rule is read (`RuleGate`).
+    let gates: [RuleGate]
     /// Confidences of the card, SSN and phone rules (nil when disabled): all the numeric
     /// PII matchers need, so no `Rule` is copied per numeric region.
     let numericRules: (card: Double?, ssn: Double?, phone: Double?)
@@ -98,6 +100,7 @@ public final class DetectionEngine: Sendable {
         func idx(_ id: String) -> Int? { all.firstIndex { $0.id == id } }
         cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
         atlassianDCRule = idx("atlassian-datacenter-pat")
+        gates = all.map(RuleGate.init)
         numericRules = (card: cardRule.map { all[$0].confidence }, ssn: ssnRule.map { all[$0].confidence }, phone: phoneRule.map { all[$0].confidence })
         fallback = FallbackPrefilter(keywords: kws, minBase64: options.minBase64Length)
         let credential = kr.map { $0.contains { all[Int($0)].ruleClass == .credential } }

@@ -80,6 +80,24 @@ enum SpecialKind: Sendable, Hashable {
     case atlassianDataCenterPAT
 }
 
+/// A necessary condition on a keyword hit, checked before a rule is read (reading a `Rule`
+/// copies it, and the rules below share the busiest keywords: most of their hits fail on a byte).
+enum RuleGate: UInt8, Sendable {
+    case none, prose, exactKey, kindSecret
+    /// The keyword is the token's first bytes and must not follow an alphanumeric (`00D` inside hex).
+    case alnumBoundary
+
+    init(_ rule: Rule) {
+        switch rule.matcher {
+        case .special(.prose): self = .prose
+        case .special(.dockerAuth), .special(.dockerToken): self = .exactKey
+        case .special(.kubernetesSecret): self = .kindSecret
+        case .token(_, lead: .fixed(0)) where rule.id == "salesforce-access-token": self = .alnumBoundary
+        default: self = .none
+        }
+    }
+}
+
 /// Which family of key names a generic assignment rule covers.
 enum GenericKind: Sendable, Hashable {
     case password, secret, token, apiKey

@@ -116,6 +116,15 @@ extension DetectionEngine {
                     var generic: (Assignment, GenericKind)?? = nil
                     for r32 in keywordRules[Int(ev.kind)] {
                         let ri = Int(r32)
+                        // Rules that share the busiest keywords (`token`, `key`, `secret`, `auth`) reject
+                        // most hits on a byte or two: checked before the rule is read at all.
+                        switch gates[ri] {
+                        case .prose: guard ProseMatcher.plausible(p, ks: ks, ke: ke) else { continue }
+                        case .exactKey: guard DockerConfigMatcher.keyIsExactly(p, ks: ks, ke: ke) else { continue }
+                        case .kindSecret: guard p[ks] == UInt8(ascii: "S") else { continue }
+                        case .alnumBoundary: guard Scan.leftOK(p, ks, .alnum) else { continue }
+                        case .none: break
+                        }
                         guard ctx.enables(rules[ri].ruleClass) else { continue }
                         // Generic rules share one key classification; most hits (`max_tokens`,
                         // `keyboard`) fail it, and then no rule needs to be looked at.

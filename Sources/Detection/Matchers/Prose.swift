@@ -13,16 +13,46 @@
 enum ProseMatcher {
     static let window = 240
     static let maxWords = 24
-    static let nouns: Set<[UInt8]> = Set([
-        "token", "tokens", "key", "keys", "secret", "secrets", "password", "passwords", "passphrase",
-        "credential", "credentials", "passwd",
-    ].map { Array($0.utf8) })
+    /// Whether `p[s..<e]` is one of the credential nouns (any case; no allocation).
+    static func isNoun(_ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
+        func eq(_ lit: StaticString) -> Bool {
+            guard lit.utf8CodeUnitCount == e - s else { return false }
+            return lit.withUTF8Buffer { b in
+                for i in 0..<b.count where lowerASCII(p[s + i]) != b[i] { return false }
+                return true
+            }
+        }
+        switch e - s {
+        case 3: return eq("key")
+        case 4: return eq("keys")
+        case 5: return eq("token")
+        case 6: return eq("tokens") || eq("secret") || eq("passwd")
+        case 7: return eq("secrets")
+        case 8: return eq("password")
+        case 9: return eq("passwords")
+        case 10: return eq("passphrase") || eq("credential")
+        case 11: return eq("credentials")
+        default: return false
+        }
+    }
     static let letters = ByteSet("A-Za-z")
     static let wordBytes = ByteSet("A-Za-z_")
     /// Bytes that delimit a word in prose (quotes and backticks included: values are often fenced).
     static let wordStop = ByteSet(" \t\r\n\"'`")
     /// Punctuation allowed between the noun and the value.
     static let link = ByteSet(",.:;!?()#*-")
+
+    /// The cheap part of `run`'s word test, without statics: the word through the hit ends at a
+    /// blank or `:` `,` `.` (not `"`, `_`, `=`: a key name), within 16 bytes.
+    @inline(__always)
+    static func plausible(_ p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Bool {
+        var we = ke
+        let n = p.count
+        while we < n && we - ke < 16 && ((p[we] | 0x20) >= 97 && (p[we] | 0x20) <= 122) { we += 1 }
+        guard we < n else { return false }
+        let c = p[we]
+        return c == 32 || c == 10 || c == 58 || c == 44 || c == 46
+    }
 
     static func run(_ rule: Rule, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
         let n = p.count
@@ -33,9 +63,15 @@ enum ProseMatcher {
         // Running text: a blank (or `(`) before, a blank or link punctuation after.
         guard ws > 0, p[ws - 1] == 32 || p[ws - 1] == 10 || p[ws - 1] == UInt8(ascii: "("), we < n else { return nil }
         guard p[we] == 32 || p[we] == 10 || p[we] == UInt8(ascii: ":") || p[we] == UInt8(ascii: ",") || p[we] == UInt8(ascii: ".") else { return nil }
+        // `  token: …` / `- key: …` at the start of a line is a YAML key, not a sentence.
+        if p[we] == UInt8(ascii: ":") {
+            var b = ws
+            while b > 0 && (p[b - 1] == 32 || p[b - 1] == UInt8(ascii: "-")) { b -= 1 }
+            if b == 0 || p[b - 1] == 10 || Scan.isEscapeLetter(p, b - 1) { return nil }
+        }
         var ns = we
         while ns > ws && letters.contains(p[ns - 1]) { ns -= 1 }
-        guard we - ns <= 11, nouns.contains(p[ns..<we].map(lowerASCII)) else { return nil }
+        guard isNoun(p, ns, we) else { return nil }
         // `kind: Secret`, `type: token`: a value in data, not a noun in a sentence.
         var b = ws - 1
         while b > 0 && p[b] == 32 { b -= 1 }
