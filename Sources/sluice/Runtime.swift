@@ -114,6 +114,15 @@ struct Runtime: Sendable {
                 decidesFirstRecords: stages.contains(.recorder), sharedReader: true)
             : nil
         do {
+            // One engine for the Inspector and the Forwarder of this process (it is Sendable and
+            // scans concurrently): the rules and their Hyperscan database are compiled once.
+            var engine: DetectionEngine?
+            func sharedEngine() throws -> DetectionEngine {
+                if let engine { return engine }
+                let made = try makeEngine()
+                engine = made
+                return made
+            }
             if let sharedLedger {
                 services.append(StageService(name: "outcome-ledger", logger: logger) { try await sharedLedger.follow() })
             }
@@ -133,25 +142,19 @@ struct Runtime: Sendable {
                     })
                 case .inspector:
                     let inspector = try InspectorService(
-                        config: config, context: ctx, engine: try makeEngine(),
+                        config: config, context: ctx, engine: try sharedEngine(),
                         options: InspectorOptions(group: codec.topics.consumerGroup("inspector")), ledger: sharedLedger)
                     // Inspector, Forwarder and Recorder drain on graceful shutdown themselves
                     // (`StageConsumer`): in-flight messages finish and are committed.
                     services.append(StageService(name: "inspector", logger: ctx.logger, drainsOnShutdown: true) { try await inspector.run() })
                 case .forwarder:
                     let forwarder = try ForwarderService(
-                        config: config, context: ctx, engine: try makeEngine(), httpClient: httpClient,
+                        config: config, context: ctx, engine: try sharedEngine(), httpClient: httpClient,
                         options: ForwarderOptions(group: codec.topics.consumerGroup("forwarder")), ledger: sharedLedger)
                     services.append(StageService(name: "forwarder", logger: ctx.logger, drainsOnShutdown: true) { try await forwarder.run() })
                 case .recorder:
                     let recorder = try RecorderService(config: config, context: ctx, ledger: sharedLedger)
-                    // Above the request path's priority: under sustained saturation the audit
-                    // trail keeps up with the data path instead of falling minutes behind.
-                    services.append(StageService(name: "recorder", logger: ctx.logger, drainsOnShutdown: true) {
-                        try await withThrowingDiscardingTaskGroup { group in
-                            group.addTask(priority: .high) { try await recorder.run() }
-                        }
-                    })
+                    services.append(StageService(name: "recorder", logger: ctx.logger, drainsOnShutdown: true) { try await recorder.run() })
                 }
             }
             // Services shut down one at a time in reverse order (the Ingress first, while the
