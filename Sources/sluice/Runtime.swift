@@ -116,13 +116,7 @@ struct Runtime: Sendable {
         do {
             // One engine for the Inspector and the Forwarder of this process (it is Sendable and
             // scans concurrently): the rules and their Hyperscan database are compiled once.
-            var engine: DetectionEngine?
-            func sharedEngine() throws -> DetectionEngine {
-                if let engine { return engine }
-                let made = try makeEngine()
-                engine = made
-                return made
-            }
+            let engine = try stages.contains(where: { $0 == .inspector || $0 == .forwarder }) ? makeEngine() : nil
             if let sharedLedger {
                 services.append(StageService(name: "outcome-ledger", logger: logger) { try await sharedLedger.follow() })
             }
@@ -142,14 +136,14 @@ struct Runtime: Sendable {
                     })
                 case .inspector:
                     let inspector = try InspectorService(
-                        config: config, context: ctx, engine: try sharedEngine(),
+                        config: config, context: ctx, engine: try engine ?? makeEngine(),
                         options: InspectorOptions(group: codec.topics.consumerGroup("inspector")), ledger: sharedLedger)
                     // Inspector, Forwarder and Recorder drain on graceful shutdown themselves
                     // (`StageConsumer`): in-flight messages finish and are committed.
                     services.append(StageService(name: "inspector", logger: ctx.logger, drainsOnShutdown: true) { try await inspector.run() })
                 case .forwarder:
                     let forwarder = try ForwarderService(
-                        config: config, context: ctx, engine: try sharedEngine(), httpClient: httpClient,
+                        config: config, context: ctx, engine: try engine ?? makeEngine(), httpClient: httpClient,
                         options: ForwarderOptions(group: codec.topics.consumerGroup("forwarder")), ledger: sharedLedger)
                     services.append(StageService(name: "forwarder", logger: ctx.logger, drainsOnShutdown: true) { try await forwarder.run() })
                 case .recorder:

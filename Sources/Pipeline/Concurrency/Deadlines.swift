@@ -40,15 +40,14 @@ public enum Deadlines {
 
     /// Runs `action` on an event loop at `deadline` unless cancelled first.
     public static func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Timer {
-        let left = deadline - .now
-        let nanos = left <= .zero ? 0 : left.totalNanoseconds
-        let scheduled = loops.any().scheduleTask(in: .nanoseconds(nanos)) { action() }
-        return Timer(scheduled: scheduled)
+        schedule(after: deadline - .now, action)
     }
 
-    /// Runs `action` on an event loop after `duration` unless cancelled first.
+    /// Runs `action` on an event loop after `duration` (at once if it is not positive) unless
+    /// cancelled first.
     public static func schedule(after duration: Duration, _ action: @escaping @Sendable () -> Void) -> Timer {
-        schedule(at: .now + duration, action)
+        let nanos = duration <= .zero ? 0 : duration.totalNanoseconds
+        return Timer(scheduled: loops.any().scheduleTask(in: .nanoseconds(nanos)) { action() })
     }
 
     /// A pending action of ``Deadlines/schedule(at:_:)``.
