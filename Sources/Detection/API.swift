@@ -69,6 +69,37 @@ extension DetectionEngine {
     }
 
     func scanIdentity(_ bytes: [UInt8], context: ScanContext) throws(DetectionError) -> [Finding] {
+        let cands = try candidates(bytes, context: context, explain: false)
+        if allow.isEmpty { return resolve(cands) }
+        let (kept, allowed) = split(cands)
+        if let observe = allowObserver {
+            for c in allowed { observe(AllowedFinding(finding: finding(c), entry: c.allowedBy ?? -1)) }
+        }
+        return kept.map(finding)
+    }
+
+    /// Scans and resolves: the candidates reported, and those the allow-list silenced.
+    func scanResolved(_ bytes: [UInt8], context: ScanContext, explain: Bool) throws(DetectionError)
+        -> (kept: [Candidate], allowed: [Candidate]) {
+        split(try candidates(bytes, context: context, explain: explain))
+    }
+
+    /// Resolves the candidates the allow-list silenced apart from the others (each set among
+    /// itself): silenced candidates are set aside before resolution, so they never hide another
+    /// rule's finding.
+    func split(_ cands: [Candidate]) -> (kept: [Candidate], allowed: [Candidate]) {
+        if allow.isEmpty { return (resolveCandidates(cands), []) }
+        var rest = cands
+        var allowed: [Candidate] = []
+        rest.removeAll { c in
+            if c.allowedBy != nil { allowed.append(c); return true }
+            return false
+        }
+        return (resolveCandidates(rest), resolveCandidates(allowed))
+    }
+
+    /// Every candidate of `bytes`, unresolved, in the coordinates of `bytes`.
+    func candidates(_ bytes: [UInt8], context: ScanContext, explain: Bool) throws(DetectionError) -> [Candidate] {
         guard context.credentials || context.pii else { return [] }
         var buf = bytes
         var shift = 0
@@ -78,7 +109,7 @@ extension DetectionEngine {
             shift = prefix.count
         }
         let budget = buf.count * max(1, options.expansionFactor) + (1 << 20)
-        var state = ScanState(ctx: context, budget: budget)
+        var state = ScanState(ctx: context, budget: budget, explain: explain)
         var cands = scanLevel(buf, depth: 0, state: &state)
         if state.limitExceeded {
             throw DetectionError.decodeLimitExceeded(decoder: "nested decoding", limit: budget)
@@ -91,6 +122,58 @@ extension DetectionEngine {
                 return d.end > d.start ? d : nil
             }
         }
-        return resolve(cands)
+        return cands
     }
+
+    /// Scans like ``scan(_:context:)`` and says, per finding, why it was reported: the rule, the
+    /// decoded view, the checks it passed, the rules it outranked. Also lists the findings the
+    /// allow-list silenced (`allowedBy` set). The reported findings are exactly `scan`'s.
+    public func explain(_ bytes: [UInt8], context: ScanContext = .default) -> [Explanation] {
+        do {
+            var inner = context
+            var body = bytes
+            if !context.contentCodings.isEmpty {
+                body = try decodeContent(bytes, codings: context.contentCodings)
+                inner.contentCodings = []
+            }
+            let (kept, allowed) = try scanResolved(body, context: inner, explain: true)
+            let layers = context.contentCodings.reversed().map(\.rawValue)
+            return (kept + allowed).map { c in
+                var e = explanation(c)
+                if !context.contentCodings.isEmpty {
+                    e.finding.start = 0
+                    e.finding.end = bytes.count
+                    e.finding.decodedVia.insert(contentsOf: layers, at: 0)
+                    e.view = e.finding.decodedVia.joined(separator: " > ")
+                }
+                return e
+            }
+        } catch {
+            // As `scan`: one finding over the whole input, so that policy fails closed.
+            return scan(bytes, context: context).map { f in
+                Explanation(finding: f, title: "The input could not be decoded within limits", method: "\(error)",
+                            keyword: nil, view: "raw bytes", length: bytes.count, entropy: 0, minEntropy: 0, checksum: nil,
+                            checks: [], outranked: [], allowedBy: nil)
+            }
+        }
+    }
+
+    func explanation(_ c: Candidate) -> Explanation {
+        let r = rules[c.rule]
+        let f = finding(c)
+        let ev = c.evidence
+        return Explanation(
+            finding: f, title: r.title, method: r.method, keyword: ev?.keyword.map { String(decoding: $0, as: UTF8.self) },
+            view: f.decodedVia.isEmpty ? "raw bytes" : f.decodedVia.joined(separator: " > "),
+            length: ev?.length ?? 0, entropy: ev?.entropy ?? 0, minEntropy: r.minEntropy,
+            checksum: r.checksum(failed: c.checksumFailed), checks: r.checks,
+            outranked: (ev?.outranked ?? []).map { rules[$0].id }, allowedBy: c.allowedBy,
+            allowReason: c.allowedBy.flatMap { allow.entries[$0].reason })
+    }
+}
+
+/// A finding the allow-list silenced, and the entry (`detection.allow[entry]`) that did.
+public struct AllowedFinding: Sendable, Hashable {
+    public var finding: Finding
+    public var entry: Int
 }

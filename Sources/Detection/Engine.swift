@@ -59,13 +59,23 @@ public final class DetectionEngine: Sendable {
     /// that reasoning holds for this engine: no rule runs without an event (no whole-input
     /// custom rule) and no keyword contains a byte those escapes decode to.
     let escapesInert: Bool
+    /// `detection.allow`: findings it matches are not reported (see ``AllowSpec``).
+    let allow: AllowList
+    /// Told of every finding the allow-list silenced (the data path counts them; never silent).
+    let allowObserver: (@Sendable (AllowedFinding) -> Void)?
 
     /// Creates an engine.
     /// - Parameters:
     ///   - fingerprintKey: HMAC key for finding fingerprints (bytes; any length).
     ///   - customRules: extra rules from configuration; each is validated like a built-in.
-    /// - Throws: `DetectionError.invalidRule` naming the first bad rule.
-    public init(fingerprintKey: [UInt8], customRules: [RuleSpec] = [], options: EngineOptions = EngineOptions()) throws(DetectionError) {
+    ///   - allow: allow-list entries (`detection.allow`); each must name a loaded rule (or `"*"`)
+    ///     and at least one condition.
+    ///   - allowObserver: called (synchronously, from the scanning task) for every finding the
+    ///     allow-list silences, e.g. to count it.
+    /// - Throws: `DetectionError.invalidRule` naming the first bad rule, `.invalidAllow` the first bad entry.
+    public init(fingerprintKey: [UInt8], customRules: [RuleSpec] = [], allow: [AllowSpec] = [],
+                options: EngineOptions = EngineOptions(),
+                allowObserver: (@Sendable (AllowedFinding) -> Void)? = nil) throws(DetectionError) {
         var all = try BuiltinRules.all()
         var ids = Set(all.map(\.id))
         for spec in customRules {
@@ -74,6 +84,8 @@ public final class DetectionEngine: Sendable {
             ids.insert(r.id)
             all.append(r)
         }
+        self.allow = try AllowList(allow, ruleIDs: ids)
+        self.allowObserver = allowObserver
         all.removeAll { options.disabledRules.contains($0.id) }
         rules = all
         self.options = options
@@ -106,6 +118,13 @@ public final class DetectionEngine: Sendable {
         let credential = kr.map { $0.contains { all[Int($0)].ruleClass == .credential } }
         hyperscan = options.useHyperscan ? HyperscanPrefilter(keywords: kws, credential: credential, minBase64: options.minBase64Length) : nil
     }
+
+    /// True when `detection.allow` has entries.
+    public var hasAllowList: Bool { !allow.isEmpty }
+
+    /// True when an allow-list entry has a `path` condition (callers need only give
+    /// `ScanContext.paths` then).
+    public var allowsByPath: Bool { allow.entries.contains { $0.path != nil } }
 
     /// True when the first pass runs on Hyperscan.
     public var usesHyperscan: Bool { hyperscan != nil }

@@ -13,6 +13,8 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
     case libraryUnavailable(String)
     /// A path given to the scanner cannot be read.
     case unreadablePath(path: String, reason: String)
+    /// An allow-list entry (`detection.allow[index]`) is invalid.
+    case invalidAllow(index: Int, reason: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
         case .corruptEncoding(let d, let reason): return "cannot decode \(d) body: \(reason)"
         case .libraryUnavailable(let l): return "\(l) is not available on this system"
         case .unreadablePath(let p, let reason): return "\(p): \(reason)"
+        case .invalidAllow(let i, let reason): return "invalid allow-list entry \(i): \(reason)"
         }
     }
 }

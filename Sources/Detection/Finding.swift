@@ -101,13 +101,19 @@ public struct ScanContext: Sendable, Hashable {
     /// The content codings applied to the bytes, in the order they were applied (as listed in
     /// `Content-Encoding`; see `ContentCodings.parse`). Empty for identity.
     public var contentCodings: [ContentCoding]
+    /// Where the bytes come from, every reading of it (a file path; in the gateway
+    /// `/<connection>/<path>` as given, without matrix parameters, percent-decoded): an
+    /// allow-list entry's `path` glob applies only when it matches all of them, and never when
+    /// this is empty.
+    public var paths: [String]
 
     public init(credentials: Bool = true, pii: Bool = true, hint: ContentHint = .text,
-                contentCodings: [ContentCoding] = []) {
+                contentCodings: [ContentCoding] = [], paths: [String] = []) {
         self.credentials = credentials
         self.pii = pii
         self.hint = hint
         self.contentCodings = contentCodings
+        self.paths = paths
     }
 
     /// Credentials and PII, plain text, no content coding.

@@ -10,6 +10,10 @@ struct Candidate {
     var via: [String]
     /// The provider's checksum failed: reported one severity step lower.
     var checksumFailed = false
+    /// The allow-list entry that silences it (nil: reported).
+    var allowedBy: Int? = nil
+    /// Why it matched, kept only when explaining (`ScanState.explain`).
+    var evidence: Evidence? = nil
 }
 
 /// Mutable per-call state (never shared between calls; passed `inout`, so no allocation).
@@ -17,9 +21,22 @@ struct ScanState {
     let ctx: ScanContext
     var budget: Int
     var limitExceeded = false
-    init(ctx: ScanContext, budget: Int) {
-        self.ctx = ctx
+    /// Keep `Evidence` on every candidate (for `explain`; off on the data path).
+    let explain: Bool
+    /// `ScanContext.paths`, kept here and cleared in `ctx`: `ctx` is copied per decoded level, and
+    /// an array in it would cost a retain and a release on each copy.
+    let paths: [String]
+    init(ctx: ScanContext, budget: Int, explain: Bool = false) {
+        paths = ctx.paths
+        if ctx.paths.isEmpty {
+            self.ctx = ctx
+        } else {
+            var c = ctx
+            c.paths = []
+            self.ctx = c
+        }
         self.budget = budget
+        self.explain = explain
     }
 }
 
@@ -84,6 +101,7 @@ extension DetectionEngine {
         if events.isEmpty && wholeInputRules.isEmpty { return out }
         events.sort()
         let K = UInt32(keywords.count)
+        let noKeyword = UInt32.max
         let ctx = state.ctx
         var seen = SeenSet()
         var regions = RegionDedup()
@@ -93,16 +111,28 @@ extension DetectionEngine {
         var percentRun = 0..<0
         /// End offsets of the events that are not backslash triggers (built on first use).
         var otherEvents: [Int]? = nil
+        let explain = state.explain
+        let paths = state.paths
         buf.withUnsafeBufferPointer { p in
-            func add(_ ri: Int, _ m: Match) {
+            /// `event`: the kind of the event that anchored the match (a keyword index below `K`;
+            /// `noKeyword` for structural triggers), for `Evidence` only.
+            func add(_ ri: Int, _ m: Match, _ event: UInt32) {
                 let key = SeenKey(rule: ri, start: m.start, end: m.end)
                 guard seen.insert(key) else { return }
-                out.append(Candidate(rule: ri, start: m.start, end: m.end, fingerprint: hmac.fingerprint(m.secret),
-                                     confidence: m.confidence, via: [], checksumFailed: m.checksumFailed))
+                let fingerprint = hmac.fingerprint(m.secret)
+                var c = Candidate(rule: ri, start: m.start, end: m.end, fingerprint: fingerprint,
+                                  confidence: m.confidence, via: [], checksumFailed: m.checksumFailed)
+                if !allow.isEmpty {
+                    c.allowedBy = allow.match(rule: rules[ri].id, fingerprint: fingerprint, secret: m.secret, paths: paths)
+                }
+                if explain {
+                    c.evidence = Evidence(keyword: event < K ? keywords[Int(event)] : nil, length: m.secret.count, entropy: Entropy.shannon(m.secret))
+                }
+                out.append(c)
             }
             for ri in wholeInputRules where ctx.enables(rules[ri].ruleClass) {
                 if case .regex(let box) = rules[ri].matcher {
-                    CustomMatcher.run(rules[ri], box, p: p, window: 0..<p.count) { add(ri, $0) }
+                    CustomMatcher.run(rules[ri], box, p: p, window: 0..<p.count) { add(ri, $0, noKeyword) }
                 }
             }
             var lastEvent = Event(kind: UInt32.max, pos: -1)
@@ -131,19 +161,19 @@ extension DetectionEngine {
                         if case .special(.generic(let g)) = rules[ri].matcher {
                             if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
                             guard let c = generic ?? nil, c.1 == g else { continue }
-                            if let m = GenericMatcher.run(rules[ri], kind: g, p: p, classified: c) { add(ri, m) }
+                            if let m = GenericMatcher.run(rules[ri], kind: g, p: p, classified: c) { add(ri, m, ev.kind) }
                             continue
                         }
                         let rule = rules[ri]
                         switch rule.matcher {
                         case .token(let pat, let lead):
-                            if let m = TokenMatcher.run(rule, pat, lead: lead, p: p, ks: ks, ke: ke) { add(ri, m) }
+                            if let m = TokenMatcher.run(rule, pat, lead: lead, p: p, ks: ks, ke: ke) { add(ri, m, ev.kind) }
                         case .assignment(let pat):
-                            if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke) { add(ri, m) }
+                            if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke) { add(ri, m, ev.kind) }
                         case .regex(let box):
                             let w = max(0, ks - CustomMatcher.before)..<min(p.count, ke + CustomMatcher.after)
                             guard regions.insertCustom(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)) else { continue }
-                            CustomMatcher.run(rule, box, p: p, window: w) { add(ri, $0) }
+                            CustomMatcher.run(rule, box, p: p, window: w) { add(ri, $0, ev.kind) }
                         case .special(let kind):
                             var m: Match? = nil
                             switch kind {
@@ -158,10 +188,10 @@ extension DetectionEngine {
                             case .bundlerCredential: m = BundlerCredentialMatcher.run(rule, p: p, ks: ks, ke: ke)
                             case .prose: m = ProseMatcher.run(rule, p: p, ks: ks, ke: ke)
                             case .curlUser: m = CurlUserMatcher.run(rule, p: p, ks: ks, ke: ke)
-                            case .kubernetesSecret: KubernetesSecretMatcher.run(rule, p: p, ks: ks, ke: ke) { add(ri, $0) }
+                            case .kubernetesSecret: KubernetesSecretMatcher.run(rule, p: p, ks: ks, ke: ke) { add(ri, $0, ev.kind) }
                             case .paymentCard, .iban, .ssn, .phone, .atlassianDataCenterPAT: m = nil
                             }
-                            if let m { add(ri, m) }
+                            if let m { add(ri, m, ev.kind) }
                         }
                     }
                     continue
@@ -175,16 +205,16 @@ extension DetectionEngine {
                     guard regions.insert(3, r.lowerBound, r.upperBound) else { continue }
                     PIIMatcher.numeric(numericRules, p: p, region: r) { which, m in
                         switch which {
-                        case 0: if let ri = cardRule { add(ri, m) }
-                        case 1: if let ri = ssnRule { add(ri, m) }
-                        default: if let ri = phoneRule { add(ri, m) }
+                        case 0: if let ri = cardRule { add(ri, m, noKeyword) }
+                        case 1: if let ri = ssnRule { add(ri, m, noKeyword) }
+                        default: if let ri = phoneRule { add(ri, m, noKeyword) }
                         }
                     }
                 case .iban:
                     guard ctx.pii, let ri = ibanRule else { continue }
                     let r = PIIMatcher.ibanRegion(p, anchor: anchor)
                     guard regions.insert(4, r.lowerBound, r.upperBound) else { continue }
-                    PIIMatcher.iban(rules[ri], p: p, region: r) { add(ri, $0) }
+                    PIIMatcher.iban(rules[ri], p: p, region: r) { add(ri, $0, noKeyword) }
                 case .backslash:
                     guard depth < options.maxDecodeDepth else { continue }
                     // Every backslash of one JSON string has the same region: the string is
@@ -226,7 +256,7 @@ extension DetectionEngine {
                     // A prefix-less Atlassian Data Center PAT is a base64 run of its own exact shape.
                     if pad == 0, coreEnd - s == AtlassianDataCenterPAT.length, let ri = atlassianDCRule, ctx.enables(.credential),
                        AtlassianDataCenterPAT.matches(p, s, coreEnd) {
-                        add(ri, Match(start: s, end: coreEnd, secret: Scan.bytes(p, s, coreEnd), confidence: rules[ri].confidence))
+                        add(ri, Match(start: s, end: coreEnd, secret: Scan.bytes(p, s, coreEnd), confidence: rules[ri].confidence), noKeyword)
                         continue
                     }
                     guard depth < options.maxDecodeDepth else { continue }
@@ -323,6 +353,19 @@ extension DetectionEngine {
     /// then fewer decoders, then position and rule id (fully deterministic). Several findings
     /// with the identical span are kept when they are distinct secrets inside one encoded blob.
     func resolve(_ cands: [Candidate]) -> [Finding] {
+        if cands.isEmpty { return [] }
+        return resolveCandidates(cands).map(finding)
+    }
+
+    /// The finding a resolved candidate is reported as.
+    func finding(_ c: Candidate) -> Finding {
+        let r = rules[c.rule]
+        return Finding(rule: r.id, ruleClass: r.ruleClass, severity: c.checksumFailed ? r.severity.lowered : r.severity, start: c.start, end: c.end,
+                       confidence: c.confidence, fingerprint: c.fingerprint, decodedVia: c.via)
+    }
+
+    /// As ``resolve(_:)``, returning the kept candidates (with, when explaining, the rules each outranked).
+    func resolveCandidates(_ cands: [Candidate]) -> [Candidate] {
         let sorted = cands.sorted { a, b in
             let ra = rules[a.rule], rb = rules[b.rule]
             if ra.priority != rb.priority { return ra.priority > rb.priority }
@@ -336,21 +379,20 @@ extension DetectionEngine {
         }
         var kept: [Candidate] = []
         outer: for c in sorted {
-            for k in kept where c.start < k.end && k.start < c.end {
+            for (ki, k) in kept.enumerated() where c.start < k.end && k.start < c.end {
                 if k.start == c.start && k.end == c.end && !c.via.isEmpty && k.fingerprint != c.fingerprint
                     && !kept.contains(where: { $0.start == c.start && $0.end == c.end && $0.fingerprint == c.fingerprint }) {
                     continue
+                }
+                if kept[ki].evidence != nil, c.rule != k.rule, !kept[ki].evidence!.outranked.contains(c.rule) {
+                    kept[ki].evidence!.outranked.append(c.rule)
                 }
                 continue outer
             }
             kept.append(c)
         }
         kept.sort { a, b in a.start != b.start ? a.start < b.start : (a.end != b.end ? a.end < b.end : rules[a.rule].id < rules[b.rule].id) }
-        return kept.map { c in
-            let r = rules[c.rule]
-            return Finding(rule: r.id, ruleClass: r.ruleClass, severity: c.checksumFailed ? r.severity.lowered : r.severity, start: c.start, end: c.end,
-                           confidence: c.confidence, fingerprint: c.fingerprint, decodedVia: c.via)
-        }
+        return kept
     }
 }
 

@@ -155,7 +155,7 @@ public struct InspectorService: Sendable {
             return []
         }
 
-        let result = inspector.inspect(request.request, policy: connection.policy)
+        let result = inspector.inspect(request.request, policy: connection.policy, connection: connection.name)
         let verdict = PolicyEvaluator.verdict(
             for: PolicyInput(inspected: result, original: request.request, groups: meta.identity.groups),
             policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)

@@ -1,3 +1,4 @@
+import Detection
 import Foundation
 import Pipeline
 
@@ -89,24 +90,8 @@ public struct HoldRules: Sendable {
         groups = hold.groups
     }
 
-    /// An anchored regular expression for a path glob.
-    static func regex(forGlob glob: String) -> String {
-        var out = "^"
-        var chars = Array(glob)[...]
-        while let c = chars.popFirst() {
-            if c == "*" {
-                if chars.first == "*" {
-                    chars.removeFirst()
-                    out += ".*"
-                } else {
-                    out += "[^/]*"
-                }
-            } else {
-                out += NSRegularExpression.escapedPattern(for: String(c))
-            }
-        }
-        return out + "$"
-    }
+    /// An anchored regular expression for a path glob (`PathGlob`, shared with `detection.allow`).
+    static func regex(forGlob glob: String) -> String { PathGlob.regex(glob) }
 
     /// The readings of a path that the globs are matched against: as given, with each
     /// segment's `;matrix` parameters stripped, and both percent-decoded. Distinct, `path` first.

@@ -44,8 +44,11 @@ public struct RequestInspector: Sendable {
         self.maxBodyBytes = maxBodyBytes
     }
 
-    public func inspect(_ request: HTTPRequestData, policy: PolicyConfig) -> Result {
+    /// `connection`: the connection's name; with it, `detection.allow` entries with a `path`
+    /// glob can apply: every reading of `/<connection><path>` (`HoldRules.pathViews`) must match.
+    public func inspect(_ request: HTTPRequestData, policy: PolicyConfig, connection: String? = nil) -> Result {
         let pii = policy.classes.contains("pii")
+        let paths = engine.allowsByPath ? connection.map { HoldRules.pathViews("/" + $0 + request.path) } ?? [] : []
         var out = request
         var findings: [FindingSummary] = []
         var decodedBody = request.body
@@ -65,7 +68,7 @@ public struct RequestInspector: Sendable {
             }
             if !decodedBody.isEmpty {
                 let bytes = Array(decodedBody)
-                let context = ScanContext(credentials: true, pii: pii, hint: hint)
+                let context = ScanContext(credentials: true, pii: pii, hint: hint, paths: paths)
                 let masked: [UInt8], found: [Finding]
                 do {
                     (masked, found) = try engine.scanAndMask(bytes, context: context)
@@ -90,10 +93,10 @@ public struct RequestInspector: Sendable {
         }
 
         // Query and path: masked with percent-encoded tokens.
-        let (query, queryFindings) = maskURLPart(request.query, hint: .query, pii: pii, location: "query")
+        let (query, queryFindings) = maskURLPart(request.query, hint: .query, pii: pii, paths: paths, location: "query")
         out.query = query
         findings += queryFindings
-        let (path, pathFindings) = maskURLPart(request.path, hint: .text, pii: pii, location: "path")
+        let (path, pathFindings) = maskURLPart(request.path, hint: .text, pii: pii, paths: paths, location: "path")
         out.path = path
         findings += pathFindings
 
@@ -101,7 +104,7 @@ public struct RequestInspector: Sendable {
         for i in out.headers.indices {
             let field = out.headers[i]
             let bytes = Array(field.value.utf8)
-            let found = engine.scan(bytes, context: ScanContext(credentials: true, pii: pii, hint: .header(name: field.name)))
+            let found = engine.scan(bytes, context: ScanContext(credentials: true, pii: pii, hint: .header(name: field.name), paths: paths))
             if !found.isEmpty {
                 out.headers[i].value = String(decoding: engine.mask(bytes, findings: found), as: UTF8.self)
                 findings += found.map { summary($0, location: "header:\(field.name.lowercased())") }
@@ -125,10 +128,10 @@ public struct RequestInspector: Sendable {
         }
     }
 
-    private func maskURLPart(_ text: String, hint: ContentHint, pii: Bool, location: String) -> (String, [FindingSummary]) {
+    private func maskURLPart(_ text: String, hint: ContentHint, pii: Bool, paths: [String], location: String) -> (String, [FindingSummary]) {
         guard !text.isEmpty else { return (text, []) }
         let bytes = Array(text.utf8)
-        let found = engine.scan(bytes, context: ScanContext(credentials: true, pii: pii, hint: hint))
+        let found = engine.scan(bytes, context: ScanContext(credentials: true, pii: pii, hint: hint, paths: paths))
         guard !found.isEmpty else { return (text, []) }
         // Splice percent-encoded mask tokens in place of each (merged) finding span.
         var spans = found.map { ($0.start, $0.end, $0) }.sorted { $0.0 < $1.0 }

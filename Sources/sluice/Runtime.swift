@@ -92,9 +92,24 @@ struct Runtime: Sendable {
                 id: r.id, pattern: r.pattern, keywords: r.keywords, minEntropy: r.minEntropy ?? 0,
                 ruleClass: RuleClass(rawValue: r.ruleClass) ?? .credential, severity: Severity(rawValue: r.severity) ?? .high)
         }
+        let allow = config.detection.allow.map { a in
+            AllowSpec(rule: a.rule, fingerprint: a.fingerprint, pattern: a.pattern, path: a.path, reason: a.reason)
+        }
+        let logger = self.logger
         do {
-            return try DetectionEngine(fingerprintKey: fingerprintKey, customRules: rules)
+            return try DetectionEngine(fingerprintKey: fingerprintKey, customRules: rules, allow: allow) { allowed in
+                // Never silent: every silenced finding is counted, by rule and entry.
+                Counter(label: "sluice_detection_allowed_total", dimensions: [
+                    ("rule", allowed.finding.rule), ("entry", "\(allowed.entry)"),
+                ]).increment()
+                logger.debug("finding silenced by the allow-list", metadata: [
+                    "rule": "\(allowed.finding.rule)", "fingerprint": "\(allowed.finding.fingerprint)", "entry": "detection.allow[\(allowed.entry)]",
+                ])
+            }
         } catch {
+            if case .invalidAllow(let index, let reason) = error {
+                throw ConfigError(path: "detection.allow[\(index)]", message: reason)
+            }
             throw ConfigError(path: "detection.rules", message: "\(error)")
         }
     }

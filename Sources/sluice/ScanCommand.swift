@@ -41,7 +41,16 @@ struct ScanCommand: AsyncParsableCommand {
         so fingerprints then only correlate between scans that use the same key (e.g. within one \
         machine's scans) and must not be treated as confidential.
 
-        Exit status: 0 no findings, 1 findings, 2 error (bad arguments, invalid rules file, or an \
+        --allow FILE silences known false positives without disabling a rule: entries of rule (an id, \
+        or "*") with a fingerprint (as printed), a pattern the whole value must match, and/or a path \
+        glob the file's path must match. Silenced findings do not count for the exit status; they are \
+        listed in json ("allowed"), jsonl ("allowedBy") and SARIF (suppressions), and in text a line on \
+        standard error says how many. --explain prints, per finding, why it was reported: the rule, how \
+        it matched and on which keyword, the decoded view (e.g. json-escape > base64), the value's \
+        length and entropy, the checksum and other checks it passed, the rules it outranked; and the \
+        silenced findings with the entry that silenced them.
+
+        Exit status: 0 no findings, 1 findings, 2 error (bad arguments, invalid rules or allow-list file, or an \
         input that could not be read; reported after scanning everything readable).
         """
     )
@@ -54,6 +63,12 @@ struct ScanCommand: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Do not report personal data (email, cards, IBAN, SSN, phone).")
     var noPii = false
+
+    @Option(name: .long, help: "Allow-list file (YAML or JSON): a list of entries or {allow: [...]}, each with rule (an id or \"*\") and at least one of fingerprint, pattern (whole value), path (glob); the same entries as detection.allow in the gateway's config.")
+    var allow: String?
+
+    @Flag(name: .long, help: "Say per finding why it was reported: rule, matcher, keyword, decoded view, length, entropy, checksum, checks passed, rules outranked; and list the findings the allow-list silenced.")
+    var explain = false
 
     @Argument(help: "Files or directories to scan; '-' reads standard input.")
     var paths: [String] = []
@@ -80,24 +95,76 @@ struct ScanCommand: AsyncParsableCommand {
             }
             specs = try Self.parseRules(data, source: rules)
         }
+        var allowSpecs: [AllowSpec] = []
+        if let allow {
+            guard let data = FileManager.default.contents(atPath: allow) else {
+                throw ValidationError("cannot read allow-list file \(allow)")
+            }
+            allowSpecs = try Self.parseAllow(data, source: allow)
+        }
         let key = ProcessInfo.processInfo.environment["SLUICE_FP_KEY"] ?? Self.defaultFingerprintKey
-        let engine = try DetectionEngine(fingerprintKey: Array(key.utf8), customRules: specs)
-        let scanner = StreamingScan(engine: engine, context: ScanContext(credentials: true, pii: !noPii, hint: .text))
+        let engine: DetectionEngine
+        do { engine = try DetectionEngine(fingerprintKey: Array(key.utf8), customRules: specs, allow: allowSpecs) } catch {
+            if case .invalidAllow(let index, let reason) = error {
+                throw ValidationError("invalid allow-list \(allow ?? ""): entry \(index): \(reason)")
+            }
+            throw error
+        }
+        var scanner = StreamingScan(engine: engine, context: ScanContext(credentials: true, pii: !noPii, hint: .text))
+        scanner.explain = explain
 
         var (inputs, skipped) = ScanInputs.collect(paths)
         var found: [FileFinding] = []
+        var allowed: [FileFinding] = []
         for input in inputs {
             let outcome = scanner.scan(input)
             found += outcome.findings
+            allowed += outcome.allowed
             if let skip = outcome.skipped { skipped.append(skip) }
         }
         skipped.sort { $0.order < $1.order }
 
-        let report = try SkipReport.render(found: found, skipped: skipped, format: format, rules: engine.ruleInfos)
+        let report = try SkipReport.render(
+            found: found, allowed: allowed, skipped: skipped, format: format, rules: engine.ruleInfos, explain: explain)
         FileHandle.standardOutput.write(Data(report.stdout.utf8))
-        if !report.stderr.isEmpty { FileHandle.standardError.write(Data(report.stderr.utf8)) }
+        var notes = report.stderr
+        if format == .text && !explain && !allowed.isEmpty {
+            // Never silent: say that the allow-list hid something, and how to see it.
+            notes += "sluice scan: \(allowed.count) finding\(allowed.count == 1 ? "" : "s") silenced by the allow-list (--explain lists them)\n"
+        }
+        if !notes.isEmpty { FileHandle.standardError.write(Data(notes.utf8)) }
         if skipped.contains(where: \.unreadable) { return 2 }
         return found.isEmpty ? 0 : 1
+    }
+
+    /// Parses a YAML or JSON allow-list file: a list of entries, or `{allow: [...]}` (a whole
+    /// sluice config's `detection.allow` is not read: pass the entries).
+    static func parseAllow(_ data: Data, source: String) throws -> [AllowSpec] {
+        struct Wrapper: Decodable { let allow: [AllowSpec] }
+        let text = String(decoding: data, as: UTF8.self)
+        let decoder = YAMLDecoder()
+        do {
+            // The top level decides which shape's error to report.
+            if (try? Yams.load(yaml: text)) is [Any] { return try decoder.decode([AllowSpec].self, from: text) }
+            return try decoder.decode(Wrapper.self, from: text).allow
+        } catch {
+            throw ValidationError("invalid allow-list file \(source): \(Self.describe(error))")
+        }
+    }
+
+    /// A decoding error in one line: where, and what (its debug description).
+    static func describe(_ error: any Error) -> String {
+        guard let e = error as? DecodingError else { return "\(error)" }
+        let (path, what): ([any CodingKey], String)
+        switch e {
+        case .dataCorrupted(let c): (path, what) = (c.codingPath, c.debugDescription)
+        case .keyNotFound(let key, let c): (path, what) = (c.codingPath + [key], "missing")
+        case .typeMismatch(_, let c): (path, what) = (c.codingPath, c.debugDescription)
+        case .valueNotFound(_, let c): (path, what) = (c.codingPath, c.debugDescription)
+        @unknown default: return "\(error)"
+        }
+        let at = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+        return (at.isEmpty ? "" : "at \(at.hasPrefix(".") ? String(at.dropFirst()) : at): ") + what
     }
 
     /// Parses a YAML or JSON rules file (YAML is a superset of JSON).
@@ -237,10 +304,23 @@ struct StreamingScan {
     let context: ScanContext
     var chunkSize = StreamingScan.defaultChunkSize
     var overlap = StreamingScan.defaultOverlap
+    /// Attach an `Explanation` to every finding (`--explain`). Silenced findings always carry one.
+    var explain = false
 
     struct Outcome {
         var findings: [FileFinding] = []
+        /// Findings the allow-list silenced (each with its explanation).
+        var allowed: [FileFinding] = []
         var skipped: SkippedInput?
+    }
+
+    /// What an allow-list `path` glob is matched against for `input`: its path as given, without a
+    /// leading `./` (nothing for standard input).
+    static func allowPaths(_ input: ScanInput) -> [String] {
+        guard input.path != "-" else { return [] }
+        var p = Substring(input.path)
+        while p.hasPrefix("./") { p = p.dropFirst(2) }
+        return [String(p)]
     }
 
     func scan(_ input: ScanInput) -> Outcome {
@@ -301,8 +381,16 @@ struct StreamingScan {
             let bufferEnd = bufferStart + buffer.count
             let ownedEnd = eof ? bufferEnd : ownedStart + chunkSize
 
+            var inputContext = context
+            inputContext.paths = Self.allowPaths(input)
+            // Explanations whenever one may be needed: silenced findings are listed with theirs.
+            let scanned: [(Finding, Explanation?)] = explain || engine.hasAllowList
+                ? engine.explain(buffer, context: inputContext).map { ($0.finding, $0) }
+                : engine.scan(buffer, context: inputContext).map { ($0, nil) }
             var window: [Finding] = []
-            for var f in engine.scan(buffer, context: context) {
+            var windowExplanations: [Explanation?] = []
+            for (found, explanation) in scanned {
+                var f = found
                 // A decoder limit hit in this window is reported over the whole window: keep it, in the
                 // part this window owns, so that it is neither dropped nor repeated.
                 if f.start == 0, f.end == buffer.count, f.decodedVia.isEmpty,
@@ -318,8 +406,10 @@ struct StreamingScan {
                 if reported.contains(where: { $0.rule == absolute.rule && $0.fingerprint == absolute.fingerprint
                     && $0.start < absolute.end && absolute.start < $0.end }) { continue }
                 window.append(f)
+                windowExplanations.append(explanation)
             }
-            for located in ScanReport.locate(buffer, path: input.path, findings: window) {
+            var thisWindow: [Finding] = []
+            for (i, located) in ScanReport.locate(buffer, path: input.path, findings: window).enumerated() {
                 var r = located
                 r.finding.start += bufferStart
                 r.finding.end += bufferStart
@@ -327,9 +417,14 @@ struct StreamingScan {
                 if r.endLine == 1 { r.endColumn += bufferStart - lineStartBeforeBuffer }
                 r.line += linesBeforeBuffer
                 r.endLine += linesBeforeBuffer
-                outcome.findings.append(r)
+                if var e = windowExplanations[i] {
+                    e.finding = r.finding
+                    r.explanation = e
+                }
+                thisWindow.append(r.finding)
+                if r.allowedBy != nil { outcome.allowed.append(r) } else { outcome.findings.append(r) }
             }
-            reported = outcome.findings.suffix(window.count).map(\.finding)
+            reported = thisWindow
             if eof { return outcome }
 
             // Slide: keep `overlap` bytes before the next chunk.
@@ -356,9 +451,9 @@ enum SkipReport {
         var description: String
     }
 
-    static func render(found: [FileFinding], skipped: [SkippedInput], format: ReportFormat, rules: [RuleInfo])
-        throws -> (stdout: String, stderr: String) {
-        let findings = ScanReport.render(found, format: format, rules: rules)
+    static func render(found: [FileFinding], allowed: [FileFinding] = [], skipped: [SkippedInput], format: ReportFormat,
+                       rules: [RuleInfo], explain: Bool = false) throws -> (stdout: String, stderr: String) {
+        let findings = ScanReport.render(found, allowed: allowed, format: format, rules: rules, explain: explain)
         switch format {
         case .text:
             let lines = skipped.map { s in

@@ -41,4 +41,14 @@ struct StartupTests {
         #expect(out.contains("sealing.keys[0].secret"))
         #expect(out.contains("SLUICE_T_SEAL"))
     }
+
+    @Test func aBadAllowListEntryIsNamed() async throws {
+        let env = ["SLUICE_T_SEAL": Data((0..<32).map { UInt8($0) }).base64EncodedString(), "SLUICE_T_FP": "fingerprint-key-of-32-bytes-long"]
+        let yaml = Self.base.replacingOccurrences(of: "DATA", with: NSTemporaryDirectory() + UUID().uuidString)
+            .replacingOccurrences(of: ", allow_groups: [x]", with: "")
+            + "detection:\n  allow:\n    - { rule: generic-token, fingerprint: \"0123456789ab\" }\n    - { rule: no-such-rule, path: \"/a/**\" }\n"
+        let (status, out) = try await run(yaml, env: env)
+        #expect(status != 0)
+        #expect(out.contains("detection.allow[1]") && out.contains("unknown rule 'no-such-rule'"), "\(out)")
+    }
 }

@@ -14,6 +14,11 @@ public struct FileFinding: Sendable, Hashable {
     public var column: Int
     public var endLine: Int
     public var endColumn: Int
+    /// Why it was reported or silenced (`sluice scan --explain`, and every silenced finding).
+    public var explanation: Explanation? = nil
+
+    /// The allow-list entry that silenced it; nil when it is reported.
+    public var allowedBy: Int? { explanation?.allowedBy }
 }
 
 /// File walking, scanning and report rendering for `sluice scan`. Pure apart from reading files.
@@ -111,37 +116,87 @@ public enum ScanReport {
     // MARK: rendering
 
     /// Renders findings. Never includes secret bytes: only positions, rule ids and fingerprints.
-    public static func render(_ results: [FileFinding], format: ReportFormat, rules: [RuleInfo] = []) -> String {
+    ///
+    /// `allowed`: findings the allow-list silenced (each with its `explanation`). They are listed
+    /// apart and never counted as findings: text prints them only with `explain` (else standard
+    /// error says how many, see the CLI); json has `allowed`, jsonl lines with `allowedBy`, SARIF
+    /// results with an external `suppressions` entry. With `explain`, every finding carries its
+    /// explanation (text: indented lines; json/jsonl/SARIF: an `explanation` object / property).
+    public static func render(_ results: [FileFinding], allowed: [FileFinding] = [], format: ReportFormat,
+                              rules: [RuleInfo] = [], explain: Bool = false) -> String {
         switch format {
         case .text:
-            if results.isEmpty { return "no findings\n" }
             var s = ""
             for r in results {
-                let f = r.finding
-                let via = f.decodedVia.isEmpty ? "" : " via \(f.decodedVia.joined(separator: ">"))"
-                s += "\(r.path):\(r.line):\(r.column): \(f.severity.rawValue) \(f.rule) [\(f.ruleClass.rawValue)] bytes \(f.start)-\(f.end) fp=\(f.fingerprint)\(via)\n"
+                s += textLine(r, tag: r.finding.severity.rawValue)
+                if explain, let e = r.explanation {
+                    s += textExplanation(e)
+                    // An entry silences one rule: another rule finding the same value is still reported.
+                    if let other = allowed.first(where: { $0.finding.fingerprint == r.finding.fingerprint && $0.finding.rule != r.finding.rule }) {
+                        s += "    note:      the same value is silenced for \(other.finding.rule) by detection.allow[\(other.allowedBy ?? -1)];"
+                            + " an entry with rule \"*\" silences it for every rule\n"
+                    }
+                }
             }
-            s += "\(results.count) finding\(results.count == 1 ? "" : "s")\n"
+            if explain {
+                for r in allowed {
+                    let why = r.explanation?.allowReason.map { " (\($0))" } ?? ""
+                    s += textLine(r, tag: "allowed by detection.allow[\(r.allowedBy ?? -1)]\(why):")
+                    if let e = r.explanation { s += textExplanation(e) }
+                }
+            }
+            s += results.isEmpty ? "no findings\n" : "\(results.count) finding\(results.count == 1 ? "" : "s")\n"
             return s
         case .jsonl:
-            return results.map { jsonObject($0) + "\n" }.joined()
+            return (results + allowed).map { jsonObject($0, explain: explain) + "\n" }.joined()
         case .json:
-            return "{\"findings\":[" + results.map(jsonObject).joined(separator: ",") + "],\"count\":\(results.count)}\n"
+            return "{\"findings\":[" + results.map { jsonObject($0, explain: explain) }.joined(separator: ",") + "],\"count\":\(results.count)"
+                + ",\"allowed\":[" + allowed.map { jsonObject($0, explain: explain) }.joined(separator: ",") + "]}\n"
         case .sarif:
-            return sarif(results, rules: rules)
+            return sarif(results, allowed: allowed, rules: rules, explain: explain)
         }
     }
 
-    static func jsonObject(_ r: FileFinding) -> String {
+    static func textLine(_ r: FileFinding, tag: String) -> String {
         let f = r.finding
-        return "{\"path\":\(q(r.path)),\"start\":\(f.start),\"end\":\(f.end),\"line\":\(r.line),\"column\":\(r.column),"
-            + "\"rule\":\(q(f.rule)),\"class\":\(q(f.ruleClass.rawValue)),\"severity\":\(q(f.severity.rawValue)),"
-            + "\"confidence\":\(Double(Int(f.confidence * 100)) / 100),\"fingerprint\":\(q(f.fingerprint)),"
-            + "\"decodedVia\":[\(f.decodedVia.map(q).joined(separator: ","))]}"
+        let via = f.decodedVia.isEmpty ? "" : " via \(f.decodedVia.joined(separator: ">"))"
+        return "\(r.path):\(r.line):\(r.column): \(tag) \(f.rule) [\(f.ruleClass.rawValue)] bytes \(f.start)-\(f.end) fp=\(f.fingerprint)\(via)\n"
     }
 
-    static func sarif(_ results: [FileFinding], rules: [RuleInfo]) -> String {
-        let used = Set(results.map(\.finding.rule))
+    /// The indented lines `--explain` prints under a finding.
+    static func textExplanation(_ e: Explanation) -> String {
+        var s = "    rule:      \(e.finding.rule): \(e.title)\n"
+        s += "    matched:   \(e.method)" + (e.keyword.map { " (keyword \"\($0)\")" } ?? "") + "\n"
+        s += "    view:      \(e.view)\n"
+        let floor = e.minEntropy > 0 ? String(format: " (rule minimum %.1f)", e.minEntropy) : " (no entropy gate)"
+        s += "    value:     \(e.length) bytes, entropy " + String(format: "%.2f", e.entropy) + " bits/byte\(floor)\n"
+        if let c = e.checksum { s += "    checksum:  \(c)\n" }
+        for c in e.checks { s += "    passed:    \(c)\n" }
+        s += "    kept:      confidence " + String(format: "%.2f", e.finding.confidence)
+            + (e.outranked.isEmpty ? "" : "; outranked \(e.outranked.joined(separator: ", "))") + "\n"
+        return s
+    }
+
+    static func jsonObject(_ r: FileFinding, explain: Bool = false) -> String {
+        let f = r.finding
+        var s = "{\"path\":\(q(r.path)),\"start\":\(f.start),\"end\":\(f.end),\"line\":\(r.line),\"column\":\(r.column),"
+            + "\"rule\":\(q(f.rule)),\"class\":\(q(f.ruleClass.rawValue)),\"severity\":\(q(f.severity.rawValue)),"
+            + "\"confidence\":\(Double(Int(f.confidence * 100)) / 100),\"fingerprint\":\(q(f.fingerprint)),"
+            + "\"decodedVia\":[\(f.decodedVia.map(q).joined(separator: ","))]"
+        if let a = r.allowedBy { s += ",\"allowedBy\":\(a)" }
+        if explain, let e = r.explanation { s += ",\"explanation\":" + explanationJSON(e) }
+        return s + "}"
+    }
+
+    static func explanationJSON(_ e: Explanation) -> String {
+        "{\"title\":\(q(e.title)),\"method\":\(q(e.method)),\"keyword\":\(e.keyword.map(q) ?? "null"),\"view\":\(q(e.view)),"
+            + "\"length\":\(e.length),\"entropy\":\(Double(Int(e.entropy * 100)) / 100),\"minEntropy\":\(e.minEntropy),"
+            + "\"checksum\":\(e.checksum.map(q) ?? "null"),\"checks\":[\(e.checks.map(q).joined(separator: ","))],"
+            + "\"outranked\":[\(e.outranked.map(q).joined(separator: ","))]}"
+    }
+
+    static func sarif(_ results: [FileFinding], allowed: [FileFinding] = [], rules: [RuleInfo], explain: Bool = false) -> String {
+        let used = Set((results + allowed).map(\.finding.rule))
         var ruleList = rules.filter { used.contains($0.id) }
         for id in used.sorted() where !ruleList.contains(where: { $0.id == id }) {
             ruleList.append(RuleInfo(id: id, title: id, ruleClass: .credential, severity: .high, keywords: []))
@@ -150,15 +205,20 @@ public enum ScanReport {
             "{\"id\":\(q(r.id)),\"name\":\(q(r.id)),\"shortDescription\":{\"text\":\(q(r.title))},"
                 + "\"defaultConfiguration\":{\"level\":\(q(level(r.severity)))},\"properties\":{\"class\":\(q(r.ruleClass.rawValue))}}"
         }.joined(separator: ",")
-        let resultsJSON = results.map { r -> String in
+        let resultsJSON = (results + allowed).map { r -> String in
             let f = r.finding
             let uri = r.path == "-" ? "stdin" : r.path
-            return "{\"ruleId\":\(q(f.rule)),\"level\":\(q(level(f.severity))),"
+            var s = "{\"ruleId\":\(q(f.rule)),\"level\":\(q(level(f.severity))),"
                 + "\"message\":{\"text\":\(q("\(f.ruleClass.rawValue) detected by rule \(f.rule) (fingerprint \(f.fingerprint))"))},"
                 + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":\(q(uri))},"
                 + "\"region\":{\"startLine\":\(r.line),\"startColumn\":\(r.column),\"endLine\":\(r.endLine),\"endColumn\":\(r.endColumn),"
                 + "\"byteOffset\":\(f.start),\"byteLength\":\(f.end - f.start)}}}],"
-                + "\"partialFingerprints\":{\"sluiceFingerprint/v1\":\(q(f.fingerprint))}}"
+                + "\"partialFingerprints\":{\"sluiceFingerprint/v1\":\(q(f.fingerprint))}"
+            if let a = r.allowedBy {
+                s += ",\"suppressions\":[{\"kind\":\"external\",\"justification\":\(q("silenced by detection.allow[\(a)]"))}]"
+            }
+            if explain, let e = r.explanation { s += ",\"properties\":{\"explanation\":" + explanationJSON(e) + "}" }
+            return s + "}"
         }.joined(separator: ",")
         return "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"version\":\"2.1.0\",\"runs\":[{\"tool\":{\"driver\":{"
             + "\"name\":\"sluice\",\"informationUri\":\"https://github.com/sluice/sluice\",\"rules\":[\(rulesJSON)]}},"

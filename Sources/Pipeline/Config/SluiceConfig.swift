@@ -620,7 +620,7 @@ public struct RecorderConfig: Decodable, Sendable {
     }
 }
 
-/// Custom detection rules (`detection.rules`), passed to the Detection engine.
+/// Custom detection rules (`detection.rules`) and the allow-list (`detection.allow`), passed to the Detection engine.
 public struct DetectionConfig: Decodable, Sendable {
     public struct Rule: Decodable, Sendable {
         public var id: String
@@ -646,15 +646,41 @@ public struct DetectionConfig: Decodable, Sendable {
         }
     }
 
-    public var rules: [Rule]
-    enum CodingKeys: String, CodingKey, CaseIterable { case rules }
+    /// `detection.allow[i]`: silences findings of `rule` (or `"*"`) that meet every condition
+    /// given (`fingerprint`, `pattern`, `path`); checked against the loaded rules when the engine
+    /// is made (see `Detection.AllowSpec`).
+    public struct Allow: Decodable, Sendable {
+        public var rule: String
+        public var fingerprint: String?
+        public var pattern: String?
+        public var path: String?
+        public var reason: String?
+        enum CodingKeys: String, CodingKey, CaseIterable { case rule, fingerprint, pattern, path, reason }
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            rule = try c.decode(String.self, forKey: .rule)
+            fingerprint = try c.decodeIfPresent(String.self, forKey: .fingerprint)
+            pattern = try c.decodeIfPresent(String.self, forKey: .pattern)
+            path = try c.decodeIfPresent(String.self, forKey: .path)
+            reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        }
+    }
 
-    public init() { rules = [] }
+    public var rules: [Rule]
+    public var allow: [Allow]
+    enum CodingKeys: String, CodingKey, CaseIterable { case rules, allow }
+
+    public init() {
+        rules = []
+        allow = []
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         rules = try c.decodeIfPresent([Rule].self, forKey: .rules) ?? []
+        allow = try c.decodeIfPresent([Allow].self, forKey: .allow) ?? []
     }
 }
 
