@@ -124,6 +124,7 @@ let package = Package(
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Codings", "CodingsEncoders"]),
         // Recall and precision on a labelled corpus written independently of the rules.
         .testTarget(name: "DetectionQualityTests", dependencies: ["Detection"]),
+        .testTarget(name: "DetectionHoldoutTests", dependencies: ["Detection"]),
         // Test-only encoders (zlib, libbrotlienc, libzstd) to build streams and bombs at test time.
         .target(
             name: "CodingsEncoders",
