@@ -88,6 +88,7 @@ extension Rule {
         switch validator {
         case .githubChecksum: name = "GitHub CRC32 (base62) checksum"
         case .jwt: name = "JWT header decodes to a JSON object with alg"
+        case .notFirebaseWebConfig: return nil
         case .none:
             switch matcher {
             case .special(.paymentCard): name = "Luhn check digit and card brand"
@@ -111,6 +112,7 @@ extension Rule {
             out.append("the value is not a reference, an identifier, a hash or a value another rule explains")
         }
         if placeholderCheck { out.append("not a placeholder or a documented example value") }
+        if validator == .notFirebaseWebConfig { out.append("not the apiKey of a Firebase web-app config (public by design)") }
         if rightBlock.contains(UInt8(ascii: "a")) || leftBlock.contains(UInt8(ascii: "a")) {
             out.append("bounded: no letter or digit runs on into it")
         }

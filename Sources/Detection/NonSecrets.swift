@@ -39,7 +39,7 @@ enum NonSecrets {
     /// DER prefixes of public keys in base64 (SubjectPublicKeyInfo for RSA 2048/4096, EC P-256, Ed25519).
     static let publicKeyPrefixes: [[UInt8]] = ["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A", "MIICIjANBgkqhkiG9w0BAQEFAAOCAg8A",
                                                "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE", "MCowBQYDK2VwAyEA"].map { Array($0.utf8) }
-    static let valuePrefixes: [[UInt8]] = ["pk_live_", "pk_test_", "sha256:", "sha512:", "sha1:", "sha512-", "sha384-", "sha256-", "sha1-",
+    static let valuePrefixes: [[UInt8]] = ["pk_live_", "pk_test_", "pk.eyJ", "sha256:", "sha512:", "sha1:", "sha512-", "sha384-", "sha256-", "sha1-",
                                            "h1:", "ssh-rsa ", "ssh-ed25519 ", "ecdsa-sha2-", "data:image/", "data:application/"].map { Array($0.utf8) }
 
     /// Unambiguous non-secrets: publishable keys, digests with their algorithm, public-key material.

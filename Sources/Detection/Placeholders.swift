@@ -28,6 +28,10 @@ enum Placeholders {
         "sk_test_BQokikJOvBiI2HlWgH4olfQ2", "pk_test_6pRNASCoBOKtIshFeQd4XMUh",
         // AWS's documentation key pair (already caught by the "example" marker where checked).
         "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        // The JWT of jwt.io's debugger and countless tutorials ("John Doe", HS256, "your-256-bit-secret").
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        // The storage emulator's (Azurite) well-known account key for `devstoreaccount1`, published by Microsoft.
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
     ].map { Array($0.utf8) })
     private static let documentedExampleLengths = Set(documentedExamples.map(\.count))
 
@@ -44,9 +48,13 @@ enum Placeholders {
         if stopWords.contains(v) { return true }
         // References and templates: ${X}, $X, {{ x }}, <x>, %(x)s, env:X, file:/x, vault:...
         if isTemplate(v) { return true }
-        for prefix in ["env:", "file:", "vault:", "secret:", "ref:", "arn:", "secretsmanager:", "op://", "process.env", "os.environ", "secrets."] {
+        for prefix in ["env:", "file:", "vault:", "secret:", "ref:", "arn:", "secretsmanager:", "op://", "process.env", "os.environ", "secrets.",
+                       "%env("] {
             if v.starts(with: prefix.utf8) { return true }
         }
+        // A secret manager's resource name (`projects/123/secrets/db-pass/versions/latest`): where
+        // the secret is, not the secret.
+        if v.starts(with: "projects/".utf8) && contains(v, Array("/secrets/".utf8)) { return true }
         for m in markers where contains(v, m) { return true }
         // Runs like "aaaaaaaa" / "00000000" / "x-x-x-x".
         if maxRun(v) >= 6 { return true }

@@ -56,6 +56,9 @@ enum Validator: Sendable, Hashable {
     case githubChecksum
     /// JWT: header segment must base64url-decode to a JSON object with "alg".
     case jwt
+    /// Google API keys: not inside a Firebase web-app config (`authDomain`, `messagingSenderId`,
+    /// `*.firebaseapp.com` nearby), which every browser loading the app receives by design.
+    case notFirebaseWebConfig
 }
 
 /// A built-in special matcher: logic that does not fit a token pattern.

@@ -53,6 +53,11 @@ import Testing
             ("prose-secret", "indented", "The build failed because the Django SECRET_KEY was wrong. The correct one is\n\n    \(prose1)\n\nplease update it.", prose1),
             ("prose-secret", "JSON content", "{\"role\": \"assistant\", \"content\": \"Here is the token you asked for: \(prose1)\\nLet me know.\"}", prose1),
             ("github-refresh-token", "prose, 80 characters", "Here is the GitHub App refresh token you asked for: \(ghr)", ghr),
+            // Kubernetes block scalars: the value on the lines below the key.
+            ("kubernetes-secret-value", "stringData block scalar", "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  DB_PASS: |-\n    \(k8sTok)\n  other: x\n", k8sTok),
+            ("kubernetes-secret-value", "data block scalar folded over lines", "apiVersion: v1\nkind: Secret\ndata:\n  api-token: |\n    \(String(b64(k8sTok + k8sTok).prefix(24)))\n    \(String(b64(k8sTok + k8sTok).dropFirst(24)))\n", String(b64(k8sTok + k8sTok).prefix(24))),
+            ("kubernetes-secret-value", "YAML List, the Secret's item", "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  data:\n    LOG_LEVEL: info\n- apiVersion: v1\n  data:\n    token: \(b64(k8sTok))\n  kind: Secret\n", b64(k8sTok)),
+            ("prose-secret", "value on the next line after a copula", "The build failed because the key was wrong. The correct one is\n\n    \(prose1)\n", prose1),
         ]
     }
 
@@ -100,6 +105,20 @@ import Testing
             "api_key: " + b64("sk_test_4eC39HqLyjWDarjtT1zdp7dc"),
             "password: replace-me",
             "DB_PASSWORD=postgres://app:${POSTGRES_PASSWORD}@db:5432/app",
+            // Kubernetes List: a ConfigMap item next to a Secret item is not the Secret's data.
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  data:\n    HANDLER: validateApiKeyHeaderAgainstTenant\(f.s(a, 8))\n- apiVersion: v1\n  kind: Secret\n  data:\n    token: \(b64("${{ secrets.TOKEN }}"))\n",
+            // Prose: a value on the next line that is not introduced (a log line, a new paragraph).
+            "2026-11-29T10:01:22.0Z GITHUB_TOKEN Permissions: contents read, packages write\n2026-11-29T10:01:22.3Z Secret source: Actions",
+            "GitLab tokens start with `glpat-`.\nThe request id is returned as `X-Request-Id: \(f.uuid())`.",
+            // Public by design or documented: a Firebase web config, jwt.io's example, Azurite's key, Mapbox public tokens.
+            "const firebaseConfig = {\n  apiKey: \"AIza\(f.s(Fakes.b64url, 35))\",\n  authDomain: \"shop-1a2b3.firebaseapp.com\",\n  projectId: \"shop-1a2b3\",\n  messagingSenderId: \"123456789012\",\n};",
+            "token: eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+            "AZURE_STORAGE_CONNECTION_STRING=DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;",
+            "MAPBOX_ACCESS_TOKEN=pk.\(b64("{\"u\":\"acme\",\"a\":\"clx\(f.s(Fakes.lower, 20))\"}").replacingOccurrences(of: "=", with: "")).\(f.s(Fakes.b64url, 22))",
+            // References to a secret manager, not secrets.
+            "secret_arn: arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/db-\(f.s(a, 6))",
+            "api_key: \"%env(API_KEY)%\"",
+            "DB_PASSWORD_SECRET=projects/599215867537/secrets/db-pass/versions/latest",
         ]
     }
 

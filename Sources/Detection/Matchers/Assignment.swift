@@ -180,6 +180,8 @@ enum GenericMatcher {
     static func classify(p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> (Assignment, GenericKind)? {
         guard let (keyStart, keyEnd) = Assignment.keyBounds(p, ks: ks, ke: ke),
               let k = family(p, keyStart: keyStart, keyEnd: keyEnd) else { return nil }
+        // `arn:aws:secretsmanager:…:secret:prod/db-AbC123`: a field of a colon-separated name, not a key.
+        if keyStart > 0 && p[keyStart - 1] == UInt8(ascii: ":") { return nil }
         guard let a = Assignment.parse(p, ks: ks, ke: ke), a.valueEnd > a.valueStart else { return nil }
         return (a, k)
     }
@@ -188,6 +190,8 @@ enum GenericMatcher {
         guard let (a, k) = classified, k == kind else { return nil }
         let v = Scan.bytes(p, a.valueStart, a.valueEnd)
         guard valueLooksSecret(v, kind: kind, quoted: a.quoted, next: a.next) else { return nil }
+        // A Firebase web config's `apiKey` is public by design (as the Google API key rule says).
+        if v.starts(with: FirebaseWebConfig.keyPrefix), FirebaseWebConfig.surrounds(p, a.valueStart, a.valueEnd) { return nil }
         let h = Entropy.shannon(v)
         let conf = min(0.9, rule.confidence + (h > 4 ? 0.1 : 0))
         return Match(start: a.valueStart, end: a.valueEnd, secret: v, confidence: conf)

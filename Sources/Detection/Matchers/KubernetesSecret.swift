@@ -27,6 +27,8 @@ enum KubernetesSecretMatcher {
         if let s = lastSeparator(p, from: lo, to: ks) { lo = s }
         var hi = min(n, ke + after)
         if let e = Scan.find(p, Array("\n---".utf8), from: ke, to: hi) { hi = e }
+        // In a `kind: List` (`items:` of `- apiVersion: …` entries), only the Secret's own item.
+        if let item = listItem(p, kindAt: ks, lo: lo, hi: hi) { (lo, hi) = (item.lowerBound, item.upperBound) }
         var i = lo
         while i < hi {
             // A key `data` or `stringData`: non-identifier before, then quotes, `:`.
@@ -68,6 +70,62 @@ enum KubernetesSecretMatcher {
         while i > 0 && k < 4 && (p[i - 1] == 34 || p[i - 1] == 39 || p[i - 1] == 32 || p[i - 1] == 92) { i -= 1; k += 1 }
         guard i >= 4, Scan.hasPrefix(p, i - 4, kindKey) else { return false }
         return i == 4 || !ByteSet.ident.contains(p[i - 5]) || Scan.isEscapeLetter(p, i - 5)
+    }
+
+    /// The start of the line holding `i` (after a newline byte or a JSON `\n` escape), not before `lo`.
+    static func lineStart(_ p: UnsafeBufferPointer<UInt8>, _ i: Int, lo: Int) -> Int {
+        var ls = i
+        while ls > lo && p[ls - 1] != 10 && !(ls - 2 >= lo && p[ls - 1] == UInt8(ascii: "n") && p[ls - 2] == 92 && !Scan.isEscapeLetter(p, ls - 2)) { ls -= 1 }
+        return ls
+    }
+
+    /// The column where a line's content starts, counting a leading `- ` (a sequence entry) as
+    /// indentation, and whether the line starts a sequence entry; nil for a blank line.
+    static func contentColumn(_ p: UnsafeBufferPointer<UInt8>, line ls: Int, hi: Int) -> (column: Int, dash: Bool)? {
+        var i = ls
+        var dash = false
+        while i < hi && (p[i] == 32 || (p[i] == UInt8(ascii: "-") && i + 1 < hi && p[i + 1] == 32)) {
+            if p[i] == UInt8(ascii: "-") { dash = true }
+            i += 1
+        }
+        guard i < hi, newline(p, i, hi) == 0, p[i] != 13 else { return nil }
+        return (i - ls, dash)
+    }
+
+    /// When the `kind` key at `kindAt` belongs to an entry of a YAML sequence (a `kind: List`'s
+    /// `items`), that entry's byte range: from its `- ` line to the next line indented less than
+    /// the entry's content. Nil for a top-level manifest (the document bounds it).
+    static func listItem(_ p: UnsafeBufferPointer<UInt8>, kindAt ks: Int, lo: Int, hi: Int) -> Range<Int>? {
+        var ls = lineStart(p, ks, lo: lo)
+        guard let kindLine = contentColumn(p, line: ls, hi: hi), kindLine.column > 0 else { return nil }
+        let column = kindLine.column
+        // Back to the entry's `- ` line: lines at the same column belong to it.
+        var start = ls
+        var found = kindLine.dash
+        while !found && ls > lo {
+            var prev = ls - 1
+            if prev > lo && p[prev] == UInt8(ascii: "n") && p[prev - 1] == 92 { prev -= 1 }
+            ls = lineStart(p, prev, lo: lo)
+            guard let c = contentColumn(p, line: ls, hi: hi) else { continue }
+            if c.column < column { return nil }
+            if c.column == column {
+                start = ls
+                found = c.dash
+            }
+        }
+        guard found else { return nil }
+        // Forward to the first line indented less than the entry's content, or the next entry.
+        var i = ks
+        while i < hi {
+            while i < hi && newline(p, i, hi) == 0 { i += 1 }
+            guard i < hi else { break }
+            let next = i + newline(p, i, hi)
+            if let c = contentColumn(p, line: next, hi: hi), c.column < column || (c.column == column && c.dash) {
+                return start..<i
+            }
+            i = next
+        }
+        return start..<hi
     }
 
     static func lastSeparator(_ p: UnsafeBufferPointer<UInt8>, from: Int, to: Int) -> Int? {
@@ -113,11 +171,64 @@ enum KubernetesSecretMatcher {
                 i = lineEnd; continue
             }
             if indent <= keyIndent { return lineStart }
+            if let scalar = blockScalar(p, entry: i, lineEnd: lineEnd, indent: indent, to: to) {
+                // `key: |` (or `|-`, `>`...): the value is on the lines below, indented deeper.
+                if scalar.lines.count == 1 || !plain {
+                    entry(rule, p, from: i, to: lineEnd, plain: plain, value: scalar.lines, emit)
+                }
+                // Several plain lines (a config file held in the Secret) are scanned as text.
+                if scalar.next >= to || newline(p, scalar.next, to) == 0 { return scalar.next }
+                i = scalar.next
+                continue
+            }
             entry(rule, p, from: i, to: lineEnd, plain: plain, emit)
             if lineEnd >= to || newline(p, lineEnd, to) == 0 { return lineEnd } // the enclosing JSON string ended
             i = lineEnd
         }
         return i
+    }
+
+    /// When the entry at `p[from..<lineEnd]` is `key: |` or `key: >` (with an optional chomping
+    /// or indentation indicator and comment), the content lines below it (those indented deeper
+    /// than `indent`: each line's content span, blanks skipped) and where they end (at a line
+    /// break, or `to`); nil when the entry is not a block scalar or has no content.
+    static func blockScalar(_ p: UnsafeBufferPointer<UInt8>, entry from: Int, lineEnd: Int, indent: Int, to: Int)
+        -> (lines: [Range<Int>], next: Int)? {
+        var i = from
+        while i < lineEnd && p[i] != UInt8(ascii: ":") { i += 1 }
+        guard i < lineEnd else { return nil }
+        i += 1
+        while i < lineEnd && (p[i] == 32 || p[i] == 9) { i += 1 }
+        guard i < lineEnd, p[i] == UInt8(ascii: "|") || p[i] == UInt8(ascii: ">") else { return nil }
+        i += 1
+        while i < lineEnd && (p[i] == UInt8(ascii: "-") || p[i] == UInt8(ascii: "+") || ByteSet.digits.contains(p[i])) { i += 1 }
+        while i < lineEnd && (p[i] == 32 || p[i] == 9 || p[i] == 13) { i += 1 }
+        guard i == lineEnd || p[i] == UInt8(ascii: "#") else { return nil }
+        var lines: [Range<Int>] = []
+        var next = lineEnd
+        var j = lineEnd
+        while j < to {
+            let nl = newline(p, j, to)
+            guard nl > 0 else { break }
+            var k = j + nl
+            var deeper = 0
+            while k < to && p[k] == 32 { k += 1; deeper += 1 }
+            var e = k
+            while e < to && newline(p, e, to) == 0 && !(p[e] == 34 && p[e - 1] != 92) { e += 1 }
+            var ce = e
+            while ce > k && (p[ce - 1] == 32 || p[ce - 1] == 13) { ce -= 1 }
+            if ce == k {  // a blank line belongs to the scalar only if more content follows
+                j = e
+                if e >= to || newline(p, e, to) == 0 { break }
+                continue
+            }
+            guard deeper > indent else { break }
+            lines.append(k..<ce)
+            next = e
+            j = e
+            if e >= to || newline(p, e, to) == 0 { break }
+        }
+        return lines.isEmpty ? nil : (lines, next)
     }
 
     /// `{ "k": "v", ... }` (JSON or YAML flow). Returns the position after the closing brace.
@@ -142,8 +253,10 @@ enum KubernetesSecretMatcher {
         return i
     }
 
-    /// One `key: value` entry in `p[from..<to]`.
-    static func entry(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, from: Int, to: Int, plain: Bool, _ emit: (Match) -> Void) {
+    /// One `key: value` entry in `p[from..<to]`; `value`: the content lines of a block scalar
+    /// (`key: |`), which then are the value (joined without their line breaks and indentation).
+    static func entry(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, from: Int, to: Int, plain: Bool,
+                      value lines: [Range<Int>] = [], _ emit: (Match) -> Void) {
         var i = from
         while i < to && (ByteSet.space.contains(p[i]) || p[i] == 34 || p[i] == 39) { i += 1 }
         let ks = i
@@ -156,7 +269,12 @@ enum KubernetesSecretMatcher {
         while i < to && (p[i] == 32 || p[i] == 9) { i += 1 }
         var vs = i, ve = to
         while ve > vs && ByteSet.space.contains(p[ve - 1]) { ve -= 1 }
-        if ve > vs + 1 && p[vs] == 92 && p[vs + 1] == 34 {
+        var joined: [UInt8]? = nil
+        if let first = lines.first, let last = lines.last {
+            vs = first.lowerBound
+            ve = last.upperBound
+            joined = lines.count == 1 ? nil : lines.flatMap { p[$0] }
+        } else if ve > vs + 1 && p[vs] == 92 && p[vs + 1] == 34 {
             // `\"value\"` inside a JSON string.
             vs += 2
             var e = vs
@@ -179,13 +297,15 @@ enum KubernetesSecretMatcher {
         let key = p[ks..<ke].map(lowerASCII)
         if NonSecrets.isIdentifierKey(p[ks..<ke]) { return }
         let secretKey = secretKeyWords.contains { Placeholders.contains(key, $0) } && !Placeholders.contains(key, Array("author".utf8))
-        let raw = UnsafeBufferPointer(rebasing: p[vs..<ve])
-        if raw.first == UInt8(ascii: "|") || raw.first == UInt8(ascii: ">") { return } // block scalar: content scanned as text
+        if joined == nil && (p[vs] == UInt8(ascii: "|") || p[vs] == UInt8(ascii: ">")) { return } // a block scalar without content
+        let raw = joined ?? Array(p[vs..<ve])
         let secret: [UInt8]
         if plain {
-            secret = Array(raw)
+            secret = raw
         } else {
-            guard raw.allSatisfy({ ByteSet.base64.contains($0) || $0 == UInt8(ascii: "=") }), let d = Base64.decode(raw), d.count >= 4 else { return }
+            // `data` values are base64, folded over several lines in a block scalar.
+            guard raw.allSatisfy({ ByteSet.base64.contains($0) || $0 == UInt8(ascii: "=") }),
+                  let d = Base64.decode(raw), d.count >= 4 else { return }
             secret = d
         }
         // A value may itself be base64 text (`SETTINGS_B64`, base64 twice): judge it by what it says.

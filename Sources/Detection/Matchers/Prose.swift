@@ -81,9 +81,21 @@ enum ProseMatcher {
         var i = we
         let limit = min(n, we + window)
         var words = 0
+        /// The last non-blank byte passed, and whether the last word was a copula (`is`, `are`,
+        /// `was`, `below`...): a line break continues the sentence only after one of them or a
+        /// colon ("the following API key:\n\n```\n…", "the correct one is\n\n    …"); otherwise
+        /// the next line is another record (a log line, a paragraph).
+        var last: UInt8 = p[we]
+        var copula = false
         while i < limit {
+            let lineBreak = p[i] == 10 || (p[i] == 92 && i + 1 < n && p[i + 1] == UInt8(ascii: "n"))
+            if lineBreak && !copula && last != UInt8(ascii: ":") && last != UInt8(ascii: "`") { return nil }
             // Skip blanks, quotes, backticks and link punctuation; a JSON-escaped newline counts as a blank.
-            if wordStop.contains(p[i]) || link.contains(p[i]) { i += 1; continue }
+            if wordStop.contains(p[i]) || link.contains(p[i]) {
+                if p[i] != 32 && p[i] != 9 && p[i] != 10 && p[i] != 13 { last = p[i] }
+                i += 1
+                continue
+            }
             if p[i] == 92, i + 1 < n, p[i + 1] == UInt8(ascii: "n") || p[i + 1] == UInt8(ascii: "t") { i += 2; continue }
             var e = i
             while e < limit && !wordStop.contains(p[e]) && p[e] != 92 { e += 1 }
@@ -94,6 +106,8 @@ enum ProseMatcher {
             if isOrdinaryWord(p, i, ve) {
                 words += 1
                 guard words <= maxWords else { return nil }
+                last = p[e - 1]
+                copula = ve == e && isCopula(p, i, ve)
                 i = e
                 continue
             }
@@ -102,6 +116,20 @@ enum ProseMatcher {
             return Match(start: i, end: ve, secret: v, confidence: rule.confidence)
         }
         return nil
+    }
+
+    /// `is`, `are`, `was`, `were`, `be`, `below`, `follows`, `here` (any case): words after which a
+    /// value may start on the next line.
+    static func isCopula(_ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
+        let w = p[s..<e].map(lowerASCII)
+        switch w.count {
+        case 2: return w == Array("is".utf8) || w == Array("be".utf8)
+        case 3: return w == Array("are".utf8) || w == Array("was".utf8)
+        case 4: return w == Array("were".utf8) || w == Array("here".utf8)
+        case 5: return w == Array("below".utf8)
+        case 7: return w == Array("follows".utf8)
+        default: return false
+        }
     }
 
     /// A word of running text: letters with at most an apostrophe or inner hyphen, or a short number.

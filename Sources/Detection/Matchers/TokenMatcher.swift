@@ -38,6 +38,8 @@ enum TokenMatcher {
             }
         case .jwt:
             guard JWTCheck.valid(token) else { return nil }
+        case .notFirebaseWebConfig:
+            if FirebaseWebConfig.surrounds(p, start, end) { return nil }
         }
         return Match(start: start, end: end, secret: token, confidence: rule.confidence)
     }
@@ -53,5 +55,22 @@ enum JWTCheck {
         // The jwt.io documentation example (sub 1234567890, John Doe).
         if Placeholders.contains(payload, Array("John Doe".utf8)) && Placeholders.contains(payload, Array("1234567890".utf8)) { return false }
         return true
+    }
+}
+
+/// A Firebase web-app config (`const firebaseConfig = { apiKey: …, authDomain: …, … }`): its
+/// `apiKey` is public by design (shipped to every browser; access is governed by security rules).
+enum FirebaseWebConfig {
+    static let markers: [[UInt8]] = ["authdomain", "messagingsenderid", ".firebaseapp.com"].map { Array($0.utf8) }
+    static let reach = 400
+    /// Google API keys start with it.
+    static let keyPrefix: [UInt8] = Array("AIza".utf8)
+
+    /// True when two of the config's other fields are within `reach` bytes of `p[start..<end]`.
+    static func surrounds(_ p: UnsafeBufferPointer<UInt8>, _ start: Int, _ end: Int) -> Bool {
+        let lo = max(0, start - reach), hi = min(p.count, end + reach)
+        var found = 0
+        for m in markers where Scan.findCI(p, m, from: lo, to: hi) != nil { found += 1 }
+        return found >= 2
     }
 }

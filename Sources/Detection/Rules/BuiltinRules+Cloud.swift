@@ -16,7 +16,7 @@ extension BuiltinRules {
             try RB.tok("aws-sts-session-token-v2", "AWS STS session token", .critical, "IQoJb3JpZ2luX2Vj[A-Za-z0-9/+=]{80,2048}", right: ByteSet("A-Za-z0-9/+=")),
             try RB.tok("aws-mws-key", "Amazon MWS auth token", .high, "amzn\\.mws\\.\(RB.uuid)"),
             // Google Cloud
-            try RB.tok("gcp-api-key", "Google (GCP) API key", .high, "AIza\(b64url){35}", entropy: 3.2),
+            try RB.tok("gcp-api-key", "Google (GCP) API key", .high, "AIza\(b64url){35}", entropy: 3.2, validator: .notFirebaseWebConfig),
             try RB.tok("gcp-oauth-client-secret", "Google OAuth client secret", .critical, "GOCSPX-\(b64url){28}"),
             try RB.tok("gcp-oauth-access-token", "Google OAuth access token", .high, "ya29\\.\(b64url){20,2048}", entropy: 3.2),
             try RB.tok("gcp-oauth-refresh-token", "Google OAuth refresh token", .high, "1//0\(b64url){40,512}", entropy: 3.2),
