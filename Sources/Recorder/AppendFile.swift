@@ -11,9 +11,9 @@ import Darwin
 /// Appends whole lines to a file opened with `O_APPEND`.
 ///
 /// Guarantees:
-/// - Each `append` is one `write(2)` call of a whole line at the end of the file, so writers
-///   in this process or another (all using `O_APPEND`) never interleave inside a line on a
-///   local file system.
+/// - Each `append` is one `write(2)` call of whole lines (one line, or a batch of them) at the
+///   end of the file, so writers in this process or another (all using `O_APPEND`) never
+///   interleave inside a line on a local file system.
 /// - If a write fails part-way, a newline is appended to close the torn fragment, so the
 ///   next line starts on its own line and readers can skip the fragment.
 /// - The file is created with mode 0600 (audit metadata is not for every local user), a
@@ -43,7 +43,7 @@ final class AppendFile: Sendable {
 
     deinit { close(fd) }
 
-    /// Appends `line` (which must end with a newline) in one write.
+    /// Appends `line` (one or more lines, ending with a newline) in one write.
     func append(_ line: [UInt8]) throws {
         var written = 0
         while written < line.count {
@@ -70,7 +70,7 @@ final class AppendFile: Sendable {
         _ = write(fd, &newline, 1)
     }
 
-    /// Appends one line to the file at `path`, opening and closing it around the write
+    /// Appends `line` (one or more whole lines) to the file at `path`, opening and closing it around the write
     /// (and, with `creatingDirectory`, creating its missing parent directory).
     static func append(_ line: [UInt8], toFileAt path: String, creatingDirectory: Bool = false) throws {
         try AppendFile(path: path, creatingDirectory: creatingDirectory).append(line)

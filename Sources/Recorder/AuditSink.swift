@@ -3,10 +3,10 @@ import Pipeline
 /// A destination for audit events besides the session recordings: a SIEM feed or a file.
 ///
 /// Guarantees every sink must give:
-/// - `write` returns only once the event is handed to the destination (for a file, written
-///   to the file); a thrown error means the event may not have arrived, and the Recorder
-///   will call `write` again with the same event (at-least-once, so a destination may see
-///   an event twice and can de-duplicate by `eventID`).
+/// - `write` returns only once the event (every event of the batch, in order) is handed to the
+///   destination (for a file, written to the file); a thrown error means some may not have
+///   arrived, and the Recorder will call `write` again with the same event (the same batch)
+///   (at-least-once, so a destination may see an event twice and can de-duplicate by `eventID`).
 /// - A sink sends the event's own fields and nothing else: no payload, header value or
 ///   secret can reach a sink that was not already in the `AuditEvent` (which holds none).
 ///
@@ -21,10 +21,19 @@ public protocol AuditSink: Sendable {
     /// Delivers one event whose line (`AuditEventLine`, with its newline) the Recorder has
     /// already encoded for all its outputs. By default the same as ``write(_:)``.
     func write(_ event: AuditEvent, line: [UInt8]) async throws
+
+    /// Delivers a batch of events in order, `lines[i]` being the line of `events[i]`. One call
+    /// is one attempt for the whole batch. By default ``write(_:line:)`` per event; a sink that
+    /// can send many events at once (one file write, one HTTP request) implements it so.
+    func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws
 }
 
 extension AuditSink {
     public func write(_ event: AuditEvent, line: [UInt8]) async throws { try await write(event) }
+
+    public func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws {
+        for (event, line) in zip(events, lines) { try await write(event, line: line) }
+    }
 }
 
 /// Why a sink or the recordings store could not take an event, or could not start.

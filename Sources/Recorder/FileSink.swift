@@ -5,7 +5,8 @@ import Pipeline
 /// for a SIEM agent to tail.
 ///
 /// Guarantees: the line is exactly the event's JSON encoding; lines are appended whole
-/// (`AppendFile`); the file is opened once at start, so a bad path fails start-up.
+/// (`AppendFile`), a batch's lines in order as one write; the file is opened once at start, so
+/// a bad path fails start-up.
 /// - No line twice after a crash: the event ids of the file's last `resumeWindowBytes` are read
 ///   at open, and an event already among them (written, then redelivered because the Recorder
 ///   died before committing it) is not appended again.
@@ -31,8 +32,17 @@ public struct FileSink: AuditSink {
     }
 
     public func write(_ event: AuditEvent, line: [UInt8]) async throws {
-        if writtenBeforeStart.contains(event.eventID) { return }
-        try file.append(line)
+        try await write(batch: [event], lines: [line])
+    }
+
+    public func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(lines.reduce(0) { $0 + $1.count })
+        for (event, line) in zip(events, lines) where !writtenBeforeStart.contains(event.eventID) {
+            bytes += line
+        }
+        guard !bytes.isEmpty else { return }
+        try file.append(bytes)
     }
 
     /// The `event_id`s of the whole lines in the last `bytes` of the file (none when it cannot be read).

@@ -6,11 +6,18 @@ import Pipeline
 /// `<prefix>recorder`, appends every event to its session's recording (`SessionRecordings`)
 /// and to each configured sink.
 ///
+/// It works in batches (`StageConsumer.run(maxBatch:_:)`): every message already delivered, up
+/// to `maxBatch`, never waiting for more (a lone event is recorded at once). Per batch: one
+/// append per recording file (the file's lines of the batch, whole, in order), one
+/// `AuditSink.write(batch:lines:)` per sink, one commit per partition.
+///
 /// Guarantees:
-/// - At-least-once: a message is committed only after its event is in the recording and
-///   in every sink. A failed write is retried (with backoff, only for the targets that
-///   failed) until it succeeds or `run` is cancelled; then the message stays uncommitted
-///   and is redelivered. Replay de-duplicates by `eventID`.
+/// - Events reach every recording file and every sink in partition order.
+/// - At-least-once: a batch is committed only after each of its events is in the recording
+///   and in every sink. A failed write is retried (with backoff, only for the recording files
+///   and sinks that failed, each with its whole part of the batch) until it succeeds or `run`
+///   is cancelled; then the batch stays uncommitted and is redelivered. Replay de-duplicates
+///   by `eventID`.
 /// - Exactly one outcome per request (invariant 8): of the records on `outcomes`, only each
 ///   request's first (`OutcomeLedger.isFirst`) is written, as its `delivered|blocked|denied|
 ///   expired|failed` event; a second record (two stages raced to end one request) is counted
@@ -37,6 +44,11 @@ public struct RecorderService: Sendable {
     /// How old the last recorded event was when it reached every sink (now − its time): how far
     /// the audit trail behind the data path is (under sustained saturation the Recorder lags).
     private let auditDelay = Gauge(label: "sluice_audit_delay_seconds")
+    /// Messages per batch handled (how far behind the Recorder is: 1 when idle, up to `maxBatch`).
+    private let batchSize = Metrics.Recorder(label: "sluice_recorder_batch_size")
+
+    /// The most messages handled as one batch.
+    static let maxBatch = 512
 
     /// `ledger`: the process's shared outcome ledger (`sluice run`: one view for all its stages,
     /// read by `OutcomeLedger.follow()`; it must be made with `decidesFirstRecords`); `nil`
@@ -73,67 +85,79 @@ public struct RecorderService: Sendable {
     }
 
     private func consume() async throws {
-        context.logger.info("recorder started", metadata: ["group": "\(group)", "sinks": "\(sinks.map(\.label))"])
-        // One at a time: events reach the sinks in partition order.
+        context.logger.info("recorder started", metadata: ["group": "\(group)", "sinks": "\(sinks.map(\.label))", "max_batch": "\(Self.maxBatch)"])
+        // One batch at a time: events reach the sinks in partition order.
         let consumer = StageConsumer(
             bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes],
             concurrency: 1, logger: context.logger)
-        try await consumer.run { message in await self.handle(message) }
+        try await consumer.run(maxBatch: Self.maxBatch) { batch in await self.handle(batch: batch) }
         context.logger.info("recorder stopped")
     }
 
-    /// Records one message. Returns `false` (do not commit) only when cancelled before every write succeeded.
-    func handle(_ message: BusMessage) async -> Bool {
-        if message.topic == context.topics.outcomes {
-            if TopicFollower.isMarker(message) { return true }
-            do {
-                guard try await ledger.isFirst(message) else {
-                    context.logger.warning("second outcome for a request not recorded", metadata: [
-                        "request_id": "\(message.keyString ?? "")", "partition": "\(message.partition)", "offset": "\(message.offset)",
-                    ])
-                    Counter(label: "sluice_recorder_duplicate_outcomes_total").increment()
-                    return true
+    /// Records a batch of messages, in order. Returns `false` (commit none of them) only when
+    /// stopped before every write succeeded.
+    func handle(batch messages: [BusMessage]) async -> Bool {
+        batchSize.record(messages.count)
+        var events: [AuditEvent] = []
+        events.reserveCapacity(messages.count)
+        for message in messages {
+            if message.topic == context.topics.outcomes {
+                if TopicFollower.isMarker(message) { continue }
+                do {
+                    guard try await ledger.isFirst(message) else {
+                        context.logger.warning("second outcome for a request not recorded", metadata: [
+                            "request_id": "\(message.keyString ?? "")", "partition": "\(message.partition)", "offset": "\(message.offset)",
+                        ])
+                        Counter(label: "sluice_recorder_duplicate_outcomes_total").increment()
+                        continue
+                    }
+                } catch {
+                    // The ledger reader stopped (shutdown or bus failure): do not commit.
+                    return false
                 }
-            } catch {
-                // The ledger reader stopped (shutdown or bus failure): do not commit.
-                return false
+            }
+            do { events.append(try context.codec.decodeAudit(message)) } catch {
+                await context.deadletter(message, reason: "\(error)")
             }
         }
-        let event: AuditEvent
-        do { event = try context.codec.decodeAudit(message) } catch {
-            await context.deadletter(message, reason: "\(error)")
-            return true
-        }
-        return await record(event)
+        return await record(events)
     }
 
-    /// Writes `event` to the recording and every sink, retrying only what failed.
-    func record(_ event: AuditEvent) async -> Bool {
-        var recorded = false
+    /// Writes `events` (in order) to their recordings and every sink, retrying only what failed.
+    func record(_ events: [AuditEvent]) async -> Bool {
+        guard let last = events.last else { return true }
+        // Encoded once for the recording and every sink.
+        let lines = events.map(AuditEventLine.encode)
+        let appends = recordings.appends(of: events, lines: lines)
+        var pendingFiles = Array(appends.indices)
         var pendingSinks = Array(sinks.indices)
         var attempt = 0
-        // Encoded once for the recording and every sink.
-        let line = AuditEventLine.encode(event)
         while true {
-            if !recorded {
+            pendingFiles = pendingFiles.filter { i in
                 do {
-                    try recordings.append(event, line: line)
-                    recorded = true
+                    try recordings.append(appends[i])
+                    return false
                 } catch {
-                    context.logger.error("recording write failed", metadata: ["session_id": "\(event.sessionID)", "event_id": "\(event.eventID)", "attempt": "\(attempt)", "error": "\(error)"])
+                    context.logger.error("recording write failed", metadata: [
+                        "file": "\(appends[i].path)", "events": "\(appends[i].events)", "attempt": "\(attempt)", "error": "\(error)",
+                    ])
+                    return true
                 }
             }
             var stillPending: [Int] = []
             for i in pendingSinks {
-                do { try await sinks[i].write(event, line: line) } catch {
+                do { try await sinks[i].write(batch: events, lines: lines) } catch {
                     stillPending.append(i)
-                    context.logger.error("sink write failed", metadata: ["sink": "\(sinks[i].label)", "event_id": "\(event.eventID)", "attempt": "\(attempt)", "error": "\(error)"])
+                    context.logger.error("sink write failed", metadata: [
+                        "sink": "\(sinks[i].label)", "events": "\(events.count)", "first_event_id": "\(events[0].eventID)",
+                        "attempt": "\(attempt)", "error": "\(error)",
+                    ])
                 }
             }
             pendingSinks = stillPending
-            if recorded && pendingSinks.isEmpty {
-                recordedEvents.increment()
-                auditDelay.record(Double(max(0, currentMillis() - event.timeMillis)) / 1000)
+            if pendingFiles.isEmpty && pendingSinks.isEmpty {
+                recordedEvents.increment(by: Int64(events.count))
+                auditDelay.record(Double(max(0, currentMillis() - last.timeMillis)) / 1000)
                 return true
             }
             do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }

@@ -11,7 +11,8 @@ import Pipeline
 /// ```
 ///
 /// Guarantees:
-/// - Append-only: a recording is never rewritten; lines are appended whole (`AppendFile`).
+/// - Append-only: a recording is never rewritten; lines are appended whole (`AppendFile`). A
+///   batch's lines for one file are one append (`appends(of:lines:)`), in the batch's order.
 /// - At-least-once: an event redelivered by the bus is appended again, to the same file
 ///   (the day is the event's own `timeMillis`, not the clock); readers (`SessionReplay`)
 ///   de-duplicate by `eventID`.
@@ -50,7 +51,38 @@ public struct SessionRecordings: Sendable {
 
     /// Appends `event`, already encoded as `line` (`AuditEventLine`).
     func append(_ event: AuditEvent, line: [UInt8]) throws {
-        try AppendFile.append(line, toFileAt: path(for: event), creatingDirectory: true)
+        for append in appends(of: [event], lines: [line]) { try self.append(append) }
+    }
+
+    /// The lines of a batch for one recording file, in batch order.
+    struct FileAppend: Sendable {
+        var path: String
+        var bytes: [UInt8] = []
+        var events = 0
+    }
+
+    /// `lines[i]` (the encoded `events[i]`) grouped by recording file, each file's lines in
+    /// batch order; files in the order of their first event.
+    func appends(of events: [AuditEvent], lines: [[UInt8]]) -> [FileAppend] {
+        var files: [FileAppend] = []
+        var index: [String: Int] = [:]
+        for (event, line) in zip(events, lines) {
+            let path = path(for: event)
+            let i: Int
+            if let known = index[path] { i = known } else {
+                i = files.count
+                index[path] = i
+                files.append(FileAppend(path: path))
+            }
+            files[i].bytes += line
+            files[i].events += 1
+        }
+        return files
+    }
+
+    /// Appends a file's lines of a batch in one write, creating the day directory if needed.
+    func append(_ append: FileAppend) throws {
+        try AppendFile.append(append.bytes, toFileAt: append.path, creatingDirectory: true)
     }
 
     /// The file `event` is appended to.
