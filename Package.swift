@@ -113,6 +113,12 @@ let package = Package(
         ),
         .executableTarget(name: "BusBench", dependencies: ["Pipeline", "KafkaBus"], path: "Benchmarks/BusBench"),
         .executableTarget(name: "DetectionBench", dependencies: ["Detection"], path: "Benchmarks/DetectionBench"),
+        // Recorder drain rate: a pre-filled audit topic on the embedded bus, timed to the last event.
+        .executableTarget(
+            name: "RecorderBench",
+            dependencies: ["Pipeline", "Recorder", .product(name: "Logging", package: "swift-log")],
+            path: "Benchmarks/RecorderBench"
+        ),
         .executableTarget(
             name: "GatewayBench",
             dependencies: ["GatewayHarness", .product(name: "NIOHTTP1", package: "swift-nio")],

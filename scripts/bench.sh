@@ -8,6 +8,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "== bus: publish -> consume, 1 KiB messages"
 "$bin/BusBench" --embedded "$tmp/bus" ${SLUICE_KAFKA_BROKERS:+--kafka "$SLUICE_KAFKA_BROKERS"}
+echo "== recorder: drain rate of a pre-filled audit topic (embedded bus)"
+"$bin/RecorderBench" --dir "$tmp/recorder"
 echo "== detection: single thread"
 "$bin/DetectionBench"
 echo "== gateway: caller -> ingress -> inspector -> forwarder -> upstream -> caller"

@@ -20,6 +20,25 @@ public struct OffsetTracker: Sendable {
         var inFlight: Set<Int64> = []
         var finished: [Int64: BusMessage] = [:]
         var committed: Int64 = -1
+
+        mutating func begin(_ offset: Int64) -> Bool {
+            guard offset > committed, !inFlight.contains(offset), finished[offset] == nil else { return false }
+            inFlight.insert(offset)
+            return true
+        }
+
+        /// The message to commit up to; nil when `message` was not in flight or the commit point did not move.
+        mutating func finish(_ message: BusMessage) -> BusMessage? {
+            guard inFlight.remove(message.offset) != nil else { return nil }
+            finished[message.offset] = message
+            let limit = inFlight.min() ?? Int64.max
+            let ready = finished.keys.filter { $0 < limit }
+            guard let highest = ready.max(), highest > committed else { return nil }
+            let target = finished[highest]
+            for offset in ready { finished[offset] = nil }
+            committed = highest
+            return target
+        }
     }
 
     private struct Key: Hashable, Sendable {
@@ -30,31 +49,15 @@ public struct OffsetTracker: Sendable {
     private var partitions: [Key: PartitionState] = [:]
 
     /// Registers `message` as in flight; `false` when it is already tracked or committed.
+    /// The partition's state is updated in place (a copy per call would make a batch of n
+    /// messages cost n² copies).
     public mutating func begin(_ message: BusMessage) -> Bool {
-        let key = Key(topic: message.topic, partition: message.partition)
-        var state = partitions[key, default: PartitionState()]
-        guard message.offset > state.committed, !state.inFlight.contains(message.offset),
-              state.finished[message.offset] == nil else { return false }
-        state.inFlight.insert(message.offset)
-        partitions[key] = state
-        return true
+        partitions[Key(topic: message.topic, partition: message.partition), default: PartitionState()].begin(message.offset)
     }
 
     /// Marks `message` finished; returns the message up to which the partition may now be committed.
     public mutating func finish(_ message: BusMessage) -> BusMessage? {
-        let key = Key(topic: message.topic, partition: message.partition)
-        guard var state = partitions[key], state.inFlight.remove(message.offset) != nil else { return nil }
-        state.finished[message.offset] = message
-        let limit = state.inFlight.min() ?? Int64.max
-        let ready = state.finished.keys.filter { $0 < limit }
-        var target: BusMessage?
-        if let highest = ready.max(), highest > state.committed {
-            target = state.finished[highest]
-            for offset in ready { state.finished[offset] = nil }
-            state.committed = highest
-        }
-        partitions[key] = state
-        return target
+        partitions[Key(topic: message.topic, partition: message.partition)]?.finish(message)
     }
 
     /// Whether `message` is in flight here (begun, not finished, not forgotten by ``forget(topic:partition:)``).
