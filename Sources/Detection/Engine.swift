@@ -85,6 +85,7 @@ public final class DetectionEngine: Sendable {
             all.append(r)
         }
         self.allow = try AllowList(allow, ruleIDs: ids)
+        allowsByPath = self.allow.entries.contains { $0.path != nil }
         self.allowObserver = allowObserver
         all.removeAll { options.disabledRules.contains($0.id) }
         rules = all
@@ -124,7 +125,8 @@ public final class DetectionEngine: Sendable {
 
     /// True when an allow-list entry has a `path` condition (callers need only give
     /// `ScanContext.paths` then).
-    public var allowsByPath: Bool { allow.entries.contains { $0.path != nil } }
+    /// (Decided once: the Inspector asks per request.)
+    public let allowsByPath: Bool
 
     /// True when the first pass runs on Hyperscan.
     public var usesHyperscan: Bool { hyperscan != nil }

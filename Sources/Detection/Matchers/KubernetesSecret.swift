@@ -151,8 +151,7 @@ enum KubernetesSecretMatcher {
     /// Returns where parsing stopped.
     static func block(_ rule: Rule, _ p: UnsafeBufferPointer<UInt8>, keyLine: Int, from: Int, to: Int, plain: Bool,
                       _ emit: (Match) -> Void) -> Int {
-        var ls = keyLine
-        while ls > 0 && p[ls - 1] != 10 && !(ls >= 2 && p[ls - 1] == UInt8(ascii: "n") && p[ls - 2] == 92) { ls -= 1 }
+        let ls = lineStart(p, keyLine, lo: 0)
         var keyIndent = 0
         while ls + keyIndent < keyLine && (p[ls + keyIndent] == 32 || p[ls + keyIndent] == UInt8(ascii: "-")) { keyIndent += 1 }
         var i = from
