@@ -119,6 +119,20 @@ let package = Package(
             dependencies: ["Pipeline", "Recorder", .product(name: "Logging", package: "swift-log")],
             path: "Benchmarks/RecorderBench"
         ),
+        // The HTTP stack alone (Hummingbird server + AsyncHTTPClient), and a proxy on SwiftNIO alone,
+        // each optionally with inline detection: the ceilings of the proxy table's `sluice run` row.
+        .executableTarget(
+            name: "ProxyFloor",
+            dependencies: [
+                "Detection",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Benchmarks/ProxyFloor"
+        ),
         .executableTarget(
             name: "GatewayBench",
             dependencies: ["GatewayHarness", .product(name: "NIOHTTP1", package: "swift-nio")],

@@ -3,17 +3,21 @@
 # in one run against the same nginx upstream through each path:
 #   direct      wrk -> upstream
 #   nginx       wrk -> nginx proxy_pass (keep-alive to the upstream) -> upstream
+#   floor       wrk -> ProxyFloor: Hummingbird + AsyncHTTPClient with nothing of Sluice's, then a proxy on
+#               SwiftNIO alone (every call on one event loop); each without and with inline detection
+#               (Benchmarks/ProxyFloor): the ceiling of the sluice run row with each stack
 #   sluice run  wrk -> sluice run (embedded bus; credential + pii, mask, response scanning) -> upstream
 #   kafka       wrk -> sluice ingress -> inspector -> forwarder (one process each, recorder too) -> upstream
 #               (only when $SLUICE_KAFKA_BROKERS is set; make bench starts a Tansu broker)
 # Then the idle latency of one call at a time (wrk, one connection), and the RSS of sluice run.
-# Usage: bench-proxy.sh SLUICE_BINARY
+# Usage: bench-proxy.sh SLUICE_BINARY   (the floor rows use ProxyFloor beside it, when built)
 # Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (16), BENCH_THREADS (1), BENCH_INSPECTORS ("1 2"),
 #   BENCH_SOAK_SECONDS (0: off; else RSS of sluice run is sampled under load for that long),
 #   BENCH_KAFKA_BUS (extra bus settings for Kafka mode, e.g. 'librdkafka: { fetch.wait.max.ms: "2" }').
 # Fails (exit 1) when a path answers anything but 2xx: a fast error is not a figure.
 set -euo pipefail
 sluice="$1"
+floor_bin="$(dirname "$sluice")/ProxyFloor"
 seconds="${BENCH_SECONDS:-10}"
 conns="${BENCH_CONNECTIONS:-16}"
 threads="${BENCH_THREADS:-1}"
@@ -150,6 +154,32 @@ ratio() { python3 -c 'import sys; print("%.1f %%" % (100*float(sys.argv[1])/floa
 row "direct to the upstream" "$d_rps" "$d_p50" "$d_p99" "$(ratio "$d_rps")"
 row "nginx proxy_pass" "$n_rps" "$n_p50" "$n_p99" "100.0 %"
 read -r di_rps di_p50 di_p99 < <(run_wrk direct-idle "http://127.0.0.1:$up_port/fn/bench/q" 1 3)
+
+# The floor: the HTTP stack alone (Hummingbird + AsyncHTTPClient), and a proxy on SwiftNIO alone
+# that keeps every call on one event loop; each without and with the detection engine inline.
+# No bus, audit or auth: the ceiling of the sluice run row with today's stack, and with a
+# hand-written event-loop path.
+if [ -x "$floor_bin" ]; then
+  for mode in "" "--scan" "--event-loop" "--event-loop --scan"; do
+    f_port="$(port)"
+    # shellcheck disable=SC2086 # mode is a list of flags
+    "$floor_bin" --listen "$f_port" --upstream "http://127.0.0.1:$up_port" $mode >"$tmp/floor.log" 2>&1 &
+    f_pid=$!; pids+=($f_pid)
+    wait_http "http://127.0.0.1:$f_port/"
+    run_wrk warmup "http://127.0.0.1:$f_port/fn/bench/q" "$conns" 2 >/dev/null
+    read -r f_rps f_p50 f_p99 < <(run_wrk "floor $mode" "http://127.0.0.1:$f_port/fn/bench/q" "$conns" "$seconds")
+    case "$mode" in
+      "") label="floor: Hummingbird + AHC" ;;
+      "--scan") label="floor: Hummingbird + AHC + detect" ;;
+      "--event-loop") label="floor: NIO event loop" ;;
+      *) label="floor: NIO event loop + detect" ;;
+    esac
+    row "$label" "$f_rps" "$f_p50" "$f_p99" "$(ratio "$f_rps")"
+    stop_pid "$f_pid"
+  done
+else
+  echo "bench: $floor_bin not built; the floor rows are left out" >&2
+fi
 
 # sluice run
 s_port="$(port)"; s_admin="$(port)"
