@@ -65,7 +65,7 @@ let package = Package(
         .target(
             name: "Ingress",
             dependencies: [
-                "Pipeline", "Codings",
+                "Pipeline", "Codings", "Detection",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // The header-read timeout is a channel handler over Hummingbird's HTTP parts.
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -163,7 +163,7 @@ let package = Package(
             name: "IngressTests",
             dependencies: [
                 "GatewayHarness",
-                "Ingress", "Pipeline",
+                "Ingress", "Pipeline", "Detection",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

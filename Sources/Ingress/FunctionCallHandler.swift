@@ -28,7 +28,8 @@ import Pipeline
 ///   body or header value) and the reply is awaited until the deadline plus the grace,
 ///   else 504.
 /// - Every refusal after authentication is audited once as `request_rejected` (status and error
-///   code only); a 401 is not audited (no identity), only logged and counted.
+///   code only); a refused credential (401, or 503 when it cannot be checked) is audited as
+///   `request_rejected` without an identity, rate-bounded and never silently (``AuthFailureAudit``).
 /// - Never throws: every outcome is a JSON error or the reply, with `X-Sluice-Request-Id`.
 struct FunctionCallHandler: Sendable {
     let connections: [String: ConnectionConfig]
@@ -45,6 +46,8 @@ struct FunctionCallHandler: Sendable {
     let options: IngressOptions
     /// Callers' `Idempotency-Key`s (see `Idempotency/IdempotencyGate.swift`).
     let idempotency: IdempotencyTable
+    /// Audits refused credentials (shared with the approvals API).
+    let authAudit: AuthFailureAudit
 
     func handle(_ request: Request, target: FunctionTarget, requestID: String) async -> Response {
         let started = ContinuousClock.now
@@ -64,22 +67,31 @@ struct FunctionCallHandler: Sendable {
 
         // 1. Who is calling.
         let identity: CallerIdentity
+        let credential = bearerCredential(fromAuthorization: request.headers[.authorization])
+        // The connection named in the URL, when it exists (for the audit of a refused credential).
+        let namedConnection = (try? FunctionTarget.connectionName(target.connection)).flatMap { connections[$0] != nil ? $0 : nil }
         do {
-            guard let credential = bearerCredential(fromAuthorization: request.headers[.authorization]) else {
-                throw AuthenticationError.missing
-            }
+            guard let credential else { throw AuthenticationError.missing }
             identity = try await authenticator.authenticate(bearer: credential)
-        } catch let error as AuthenticationError {
-            if case .unavailable = error {
-                logger.warning("authentication unavailable", metadata: ["error": "\(error)"])
+        } catch {
+            let authError = error as? AuthenticationError ?? .invalid(reason: "authenticator failed")
+            if case .unavailable = authError {
+                logger.warning("authentication unavailable", metadata: ["error": "\(authError)"])
+                await authAudit.record(
+                    authError, credential: credential, status: 503, code: ErrorCode.unavailable.rawValue, requestID: requestID,
+                    method: request.method.rawValue, connection: namedConnection, api: "fn", context: context)
                 return Responses.error(
                     .unavailable, requestID: requestID, message: "The identity provider cannot be reached to check the token; retry later.",
                     closeConnection: mayHaveBody)
             }
-            logger.info("authentication failed", metadata: ["error": "\(error)"])
-            return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"], closeConnection: mayHaveBody)
-        } catch {
-            logger.error("authenticator failed", metadata: ["error": "\(error)"])
+            if error is AuthenticationError {
+                logger.info("authentication failed", metadata: ["error": "\(authError)"])
+            } else {
+                logger.error("authenticator failed", metadata: ["error": "\(error)"])
+            }
+            await authAudit.record(
+                authError, credential: credential, status: 401, code: ErrorCode.unauthorized.rawValue, requestID: requestID,
+                method: request.method.rawValue, connection: namedConnection, api: "fn", context: context)
             return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"], closeConnection: mayHaveBody)
         }
         logger[metadataKey: "identity"] = "\(identity.id)"

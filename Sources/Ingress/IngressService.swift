@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Detection
 import Foundation
 import Hummingbird
 import Logging
@@ -52,8 +53,14 @@ public final class IngressService: Sendable {
     ///     `max_held_per_identity`), `identities` and `connections`.
     ///   - registry: the process's Prometheus registry, rendered at `/metrics` on `admin_listen`.
     ///   - httpClient: used to fetch the OIDC JWKS; `HTTPClient.shared` when `nil`.
+    ///   - engine: masks approvers' reasons (`sluice` passes the process's engine, with the
+    ///     configured rules and allow-list); `nil` makes one with the built-in rules, keyed by
+    ///     `options.idempotencySecret` (tests and embedders).
     /// - Throws: `ConfigError` or ``IngressError`` naming the unusable setting.
-    public init(config: SluiceConfig, context: StageContext, registry: PrometheusCollectorRegistry, options: IngressOptions, httpClient: HTTPClient? = nil) throws {
+    public init(
+        config: SluiceConfig, context: StageContext, registry: PrometheusCollectorRegistry, options: IngressOptions,
+        httpClient: HTTPClient? = nil, engine: DetectionEngine? = nil
+    ) throws {
         guard !options.instanceID.isEmpty else { throw IngressError(.configuration, "instanceID must not be empty") }
         self.listen = try ListenAddress(parsing: config.listen, key: "listen")
         self.adminListen = try ListenAddress(parsing: config.adminListen, key: "admin_listen")
@@ -81,9 +88,19 @@ public final class IngressService: Sendable {
         let authenticator = CompositeAuthenticator(apiKeys: apiKeys, oidc: oidc)
         let connections = Dictionary(config.connections.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.holdsView = HoldsView(retention: config.holdsRetention.duration)
+        let authAudit = AuthFailureAudit()
+        let reasonEngine: DetectionEngine
+        if let engine { reasonEngine = engine } else {
+            do {
+                reasonEngine = try DetectionEngine(
+                    fingerprintKey: options.idempotencySecret.isEmpty ? Array(options.instanceID.utf8) : options.idempotencySecret)
+            } catch {
+                throw IngressError(.configuration, "the detection engine for approvers' reasons failed: \(error)")
+            }
+        }
         self.approvals = ApprovalsRoutes(
             view: holdsView, connections: connections, authenticator: authenticator, context: context,
-            decisionEcho: options.decisionEcho)
+            decisionEcho: options.decisionEcho, authAudit: authAudit, reasons: ReasonMasker(engine: reasonEngine))
         // Callers' Idempotency-Keys (Idempotency/): shared by the handler and the replies reader.
         let idempotency = IdempotencyTable(
             limits: .init(ttl: config.idempotencyTTL.duration, maxEntries: options.idempotencyMaxEntries), secret: options.idempotencySecret)
@@ -100,7 +117,8 @@ public final class IngressService: Sendable {
             holds: holdsView,
             metrics: metrics,
             options: options,
-            idempotency: idempotency)
+            idempotency: idempotency,
+            authAudit: authAudit)
         self.repliesReader = RepliesReader(
             context: context, instanceID: options.instanceID, registry: replyRegistry, metrics: metrics, idempotency: idempotency)
     }

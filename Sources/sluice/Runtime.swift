@@ -131,7 +131,8 @@ struct Runtime: Sendable {
         do {
             // One engine for the Inspector and the Forwarder of this process (it is Sendable and
             // scans concurrently): the rules and their Hyperscan database are compiled once.
-            let engine = try stages.contains(where: { $0 == .inspector || $0 == .forwarder }) ? makeEngine() : nil
+            // The Ingress uses it to mask approvers' reasons.
+            let engine = try stages.contains(where: { $0 == .inspector || $0 == .forwarder || $0 == .ingress }) ? makeEngine() : nil
             if let sharedLedger {
                 services.append(StageService(name: "outcome-ledger", logger: logger) { try await sharedLedger.follow() })
             }
@@ -144,7 +145,7 @@ struct Runtime: Sendable {
                     ingressOptions.idempotencySecret = fingerprintKey
                     let ingress = try IngressService(
                         config: config, context: ctx, registry: registry,
-                        options: ingressOptions, httpClient: httpClient)
+                        options: ingressOptions, httpClient: httpClient, engine: engine)
                     // The Ingress drains on graceful shutdown itself (calls in flight are answered).
                     services.append(StageService(name: "ingress", logger: ctx.logger, drainsOnShutdown: true) {
                         try await ingress.run()

@@ -1,3 +1,4 @@
+import Detection
 import Foundation
 import Pipeline
 import Testing
@@ -26,8 +27,51 @@ struct IngressRejectionTests {
             #expect(jwtShaped.status == 401)  // OIDC not configured
 
             #expect(try await h.messages(on: h.topics.requests).isEmpty)
-            #expect(try await h.messages(on: h.topics.audit).isEmpty)
+            // Each refused credential is audited without an identity, and without the credential.
+            let audit = try await h.waitForMessages(on: h.topics.audit, count: 4)
+            let events = try audit.map { try h.context.codec.decodeAudit($0) }
+            #expect(events.count == 4)
+            #expect(events.allSatisfy { $0.kind == .requestRejected && $0.status == 401 && $0.identity == nil })
+            #expect(events.allSatisfy { $0.sessionID == $0.requestID && $0.connection == "billing" && $0.details?["api"] == "fn" })
+            // The audit topic has several partitions: match the events to the calls by request id.
+            let byID = Dictionary(events.map { ($0.requestID, $0) }, uniquingKeysWith: { a, _ in a })
+            let expected: [(IngressHarness.Answer, String, String, String)] = [
+                (none, "POST", "none", "no bearer credential"), (wrong, "POST", "api_key", "unknown API key"),
+                (basic, "GET", "none", "no bearer credential"), (jwtShaped, "GET", "jwt", "JWT presented but OIDC is not configured"),
+            ]
+            for (answer, method, kind, reason) in expected {
+                let event = try #require(byID[answer.header("X-Sluice-Request-Id") ?? ""])
+                #expect(event.method == method)
+                #expect(event.details?["credential"] == kind)
+                #expect(event.details?["reason"] == reason)
+            }
+            for message in audit {
+                let raw = String(decoding: message.value, as: UTF8.self)
+                #expect(!raw.contains("sk-not-a-key") && !raw.contains("eyJhbGciOiJFUzI1NiJ9") && !raw.contains(TestKeys.alice))
+            }
         }
+    }
+
+    @Test("a flood of refused credentials is audited up to the bound each second, the rest counted into the next event")
+    func authFailureAuditBound() {
+        let audit = AuthFailureAudit(perSecond: 3)
+        // Second 10: three admitted, two left out.
+        let first = (0..<5).map { i in audit.admit(now: 10_000 + Int64(i)) }
+        #expect(first == [0, 0, 0, nil, nil])
+        // Second 11: the first admitted one carries the two left out, then counting starts again.
+        #expect(audit.admit(now: 11_000) == 2)
+        #expect(audit.admit(now: 11_500) == 0)
+        #expect(audit.admit(now: 11_900) == 0)
+        #expect(audit.admit(now: 11_999) == nil)
+        #expect(audit.admit(now: 12_000) == 1)
+    }
+
+    @Test("a credential's kind is read from its shape only", arguments: [
+        (String?.none, "none"), ("", "none"), ("sk-live-123", "api_key"),
+        ("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "jwt"),
+    ])
+    func credentialKind(credential: String?, kind: String) {
+        #expect(AuthFailureAudit.kind(of: credential) == kind)
     }
 
     @Test("404 for an unknown connection, 403 when the identity's groups are not allowed")
@@ -127,6 +171,28 @@ struct IngressRejectionTests {
             for leak in ["secret-path-token", "hunter2", "made-up-conn", "bob", TestKeys.bob, TestKeys.alice] {
                 #expect(!metrics.text.contains(leak), "metrics contain \(leak)")
             }
+        }
+    }
+}
+
+@Suite("Approvers' reasons are masked")
+struct ReasonMaskerTests {
+
+    @Test("secrets and PII in a reason are masked; clean text and an empty reason pass unchanged", arguments: [
+        ("ok, the key AKIAZ3MSJ5Q7TRXXL2PB is rotated", ["aws-access-key-id"]),
+        ("token ghp_9aYt7bV2kLm3Qx8RzWc4Pn6Jd1Hs5Fg0EuTi was in the log", ["github-pat-classic"]),
+        ("looks fine, ship it", []),
+        ("", []),
+    ])
+    func masks(text: String, rules: [String]) throws {
+        let masker = ReasonMasker(engine: try DetectionEngine(fingerprintKey: Array("reason-test".utf8)))
+        let masked = try masker.mask(text).get()
+        #expect(masked.rules == rules)
+        if rules.isEmpty {
+            #expect(masked.text == text)
+        } else {
+            #expect(masked.text.contains("[MASKED:\(rules[0]):"))
+            #expect(!masked.text.contains("AKIAZ3MSJ5Q7TRXXL2PB") && !masked.text.contains("ghp_9aYt7bV2kLm3Qx8RzWc4Pn6Jd1Hs5Fg0EuTi"))
         }
     }
 }

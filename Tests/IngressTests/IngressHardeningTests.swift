@@ -71,17 +71,26 @@ struct IngressHardeningTests {
             let anonymous = try await Self.exchange(h, Self.raw("GET", "/fn/billing/admin%2Fusers", key: "nope"))
             #expect(anonymous.status == 401)
             #expect(try await h.messages(on: h.topics.requests).isEmpty)
-            // Each refusal of an authenticated caller is audited once, as request_rejected, without the path.
-            let audit = try await h.waitForMessages(on: h.topics.audit, count: Self.refusedTargets.count)
-            #expect(audit.count == Self.refusedTargets.count)
+            // Each refusal of an authenticated caller is audited once, as request_rejected, without the
+            // path; the anonymous one too (401, no identity), also without the path.
+            let audit = try await h.waitForMessages(on: h.topics.audit, count: Self.refusedTargets.count + 1)
+            #expect(audit.count == Self.refusedTargets.count + 1)
+            var refusedCredentials = 0
             for message in audit {
                 let event = try h.codec.decodeAudit(message)
                 #expect(event.kind == .requestRejected)
-                #expect(event.status == 400 && event.details?["error"] == "bad_path")
-                #expect(event.path == nil && event.identity == "apikey:alice")
+                if event.status == 401 {
+                    refusedCredentials += 1
+                    #expect(event.identity == nil && event.details?["reason"] == "unknown API key" && event.connection == "billing")
+                } else {
+                    #expect(event.status == 400 && event.details?["error"] == "bad_path")
+                    #expect(event.identity == "apikey:alice")
+                }
+                #expect(event.path == nil)
                 let text = String(decoding: message.value, as: UTF8.self)
                 #expect(!text.contains("admin") && !text.contains("%2"), "an audit event carries the path: \(text)")
             }
+            #expect(refusedCredentials == 1)
         }
     }
 

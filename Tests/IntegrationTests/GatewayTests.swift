@@ -103,6 +103,15 @@ struct GatewayTests {
         let stored = try await gw.storedTopicBytes(["requests"])
         #expect(stored["requests"]?.isEmpty ?? true, "a rejected request was published")
         #expect(await gw.upstream.requests.isEmpty)
+        // The refused credentials reach the audit sink, without an identity and without the credential.
+        for (r, kind) in [(noKey, "none"), (wrongKey, "api_key")] {
+            let id = try #require(r.header("X-Sluice-Request-Id"))
+            let event = try await gw.waitAudit("request_rejected", requestID: id)
+            #expect(event["status"] as? Int == 401)
+            #expect(event["identity"] == nil)
+            #expect((event["details"] as? [String: String])?["credential"] == kind)
+        }
+        #expect(!gw.auditEvents().map { "\($0)" }.joined().contains("not-a-key"))
         await gw.stop()
     }
 

@@ -19,6 +19,11 @@ import Pipeline
 ///   already approved by this person (under any identity), 200 with the new state. Every 403
 ///   is audited as `approval_refused` (code, approver identity and person; never the reason text).
 ///
+/// A reviewer's reason is masked (``ReasonMasker``: secrets and PII, like a body) before it is
+/// published to `approvals`, so the holds listing and the audit trail only ever hold the masked
+/// text; a reason that cannot be scanned is refused (422 `reason_unscannable`). A refused
+/// credential is audited (``AuthFailureAudit``).
+///
 /// Never logs a reason text, a body or a credential; logs carry ids only.
 struct ApprovalsRoutes: Sendable {
     let view: HoldsView
@@ -27,6 +32,10 @@ struct ApprovalsRoutes: Sendable {
     let context: StageContext
     /// How long a decision waits to be reflected in the changelog before the API answers anyway.
     let decisionEcho: Duration
+    /// Audits refused credentials (shared with `/fn/...`).
+    let authAudit: AuthFailureAudit
+    /// Masks secrets and PII in a reviewer's reason before it is published, listed or audited.
+    let reasons: ReasonMasker
 
     func add(to router: Router<BasicRequestContext>) {
         router.get("/v1/requests/:id") { request, ctx in await self.poll(request, id: ctx.parameters.get("id") ?? "") }
@@ -138,9 +147,25 @@ struct ApprovalsRoutes: Sendable {
                 409, "already_approved", message: "You already approved this request (possibly under another identity).",
                 requestID: id, extra: ["status": record.status.rawValue])
         }
-        let reason: String
-        do { reason = try await Self.reason(from: request) } catch {
+        let typed: String
+        do { typed = try await Self.reason(from: request) } catch {
             return Self.error(400, "bad_request", message: "The body must be JSON {\"reason\": \"...\"} with at most 1000 characters.", requestID: id)
+        }
+        // A reviewer may paste a secret into the reason: it is masked like a body before it goes
+        // anywhere (the approvals topic, the holds listing, the audit trail).
+        let reason: String
+        switch reasons.mask(typed) {
+        case .success(let masked):
+            reason = masked.text
+            if !masked.rules.isEmpty {
+                context.logger.warning("secret masked in an approver's reason", metadata: [
+                    "request_id": "\(id)", "approver": "\(identity.id)", "rules": "\(masked.rules.joined(separator: ","))",
+                ])
+            }
+        case .failure(let error):
+            context.logger.error("approver's reason could not be scanned", metadata: ["request_id": "\(id)", "error": "\(error)"])
+            return Self.error(
+                422, "reason_unscannable", message: "The reason could not be checked for secrets; shorten it or leave it out.", requestID: id)
         }
         let decision = ApprovalDecision(requestID: id, vote: vote, approver: identity, reason: reason)
         do { try await context.bus.publish(try context.codec.decision(decision)) } catch {
@@ -185,16 +210,25 @@ struct ApprovalsRoutes: Sendable {
     }
 
     private func authenticate(_ request: Request) async -> Result<CallerIdentity, ResponseError> {
+        let credential = bearerCredential(fromAuthorization: request.headers[.authorization])
         do {
-            guard let credential = bearerCredential(fromAuthorization: request.headers[.authorization]) else {
-                throw AuthenticationError.missing
-            }
+            guard let credential else { throw AuthenticationError.missing }
             return .success(try await authenticator.authenticate(bearer: credential))
-        } catch AuthenticationError.unavailable(let reason) {
-            context.logger.warning("authentication unavailable", metadata: ["error": "\(reason)"])
-            return .failure(ResponseError(Responses.error(.unavailable, requestID: "")))
         } catch {
-            var r = Responses.error(.unauthorized, requestID: "")
+            let authError = error as? AuthenticationError ?? .invalid(reason: "authenticator failed")
+            // The refusal's own id: the audit event and the answer carry the same.
+            let refusalID = UUID().uuidString.lowercased()
+            if case .unavailable(let reason) = authError {
+                context.logger.warning("authentication unavailable", metadata: ["error": "\(reason)"])
+                await authAudit.record(
+                    authError, credential: credential, status: 503, code: ErrorCode.unavailable.rawValue, requestID: refusalID,
+                    method: request.method.rawValue, connection: nil, api: "approvals", context: context)
+                return .failure(ResponseError(Responses.error(.unavailable, requestID: refusalID)))
+            }
+            await authAudit.record(
+                authError, credential: credential, status: 401, code: ErrorCode.unauthorized.rawValue, requestID: refusalID,
+                method: request.method.rawValue, connection: nil, api: "approvals", context: context)
+            var r = Responses.error(.unauthorized, requestID: refusalID)
             r.headers[.wwwAuthenticate] = "Bearer"
             return .failure(ResponseError(r))
         }
