@@ -95,6 +95,10 @@ let package = Package(
             name: "Recorder",
             dependencies: [
                 "Pipeline",
+                // The HEC and webhook sinks.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -186,7 +190,7 @@ let package = Package(
         .testTarget(
             name: "RecorderTests",
             dependencies: [
-                "Recorder", "Pipeline", "BusContract", .product(name: "Logging", package: "swift-log"),
+                "Recorder", "Pipeline", "BusContract", "GatewayHarness", .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),

@@ -1,0 +1,161 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Pipeline
+
+/// An audit sink that POSTs batches of events over HTTP(S): Splunk's HTTP Event Collector
+/// (`kind: hec`) or a webhook (`kind: webhook`).
+///
+/// Guarantees:
+/// - One request carries many events, in order; a batch larger than `maxRequestBytes` is sent as
+///   several requests, in order. `write(batch:lines:)` returns only after every request of the
+///   batch was answered 2xx; anything else (a connection error, a timeout, a non-2xx answer)
+///   throws, naming the sink and the status, and the Recorder sends the whole batch again
+///   (at-least-once: a receiver may see an event twice and de-duplicates by `event_id`).
+/// - Each event is the Recorder's line, byte for byte (the event's own fields, and the chain
+///   fields when the audit chain is on), inside the receiver's envelope: nothing else of the
+///   request is sent.
+/// - Header values come from configuration (secret references for credentials) and are never
+///   logged; errors carry at most 200 bytes of the receiver's answer.
+public struct HTTPBatchSink: AuditSink {
+    public enum Format: Sendable, Equatable {
+        /// Splunk HEC: one `{"time":…,"host":…,"source":…,"sourcetype":…,"index":…,"event":<line>}`
+        /// object per event, newline-separated, POSTed to `…/services/collector/event`.
+        case hec(index: String?, sourcetype: String, source: String, host: String)
+        /// A JSON array of the event lines.
+        case jsonArray
+    }
+
+    public let label: String
+    let url: String
+    let headers: HTTPHeaders
+    let format: Format
+    let client: HTTPClient
+    let timeout: Duration
+    let maxRequestBytes: Int
+
+    /// - Parameters:
+    ///   - url: where to POST (for HEC the collector's base URL or its `/services/collector/event` URL).
+    ///   - headers: sent with every request (`Authorization: Splunk <token>` for HEC).
+    ///   - client: `HTTPClient.shared` unless a custom TLS trust is configured.
+    public init(
+        label: String, url: String, headers: [(String, String)], format: Format, client: HTTPClient = .shared,
+        timeout: Duration = .seconds(10), maxRequestBytes: Int = 1 << 20
+    ) {
+        self.label = label
+        self.url = Self.endpoint(url, format: format)
+        var h = HTTPHeaders()
+        h.add(name: "Content-Type", value: "application/json")
+        for (name, value) in headers { h.replaceOrAdd(name: name, value: value) }
+        self.headers = h
+        self.format = format
+        self.client = client
+        self.timeout = timeout
+        self.maxRequestBytes = maxRequestBytes
+    }
+
+    /// HEC's event endpoint below a base URL given without a path.
+    static func endpoint(_ url: String, format: Format) -> String {
+        guard case .hec = format else { return url }
+        var u = url
+        while u.hasSuffix("/") { u.removeLast() }
+        if u.hasSuffix("/services/collector/event") || u.hasSuffix("/services/collector") { return u }
+        return u + "/services/collector/event"
+    }
+
+    public func write(_ event: AuditEvent) async throws {
+        try await write(batch: [event], lines: [AuditEventLine.encode(event)])
+    }
+
+    public func write(_ event: AuditEvent, line: [UInt8]) async throws {
+        try await write(batch: [event], lines: [line])
+    }
+
+    public func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws {
+        for body in bodies(events: events, lines: lines) {
+            try await post(body)
+        }
+    }
+
+    /// The request bodies of a batch, in order, each at most `maxRequestBytes` (a single event
+    /// larger than that goes alone).
+    func bodies(events: [AuditEvent], lines: [[UInt8]]) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        var current: [UInt8] = []
+        var count = 0
+        func close() {
+            guard count > 0 else { return }
+            if case .jsonArray = format { current.append(UInt8(ascii: "]")) }
+            out.append(current)
+            current = []
+            count = 0
+        }
+        for (event, rawLine) in zip(events, lines) {
+            let line = rawLine.last == UInt8(ascii: "\n") ? rawLine.dropLast() : rawLine[...]
+            let item = envelope(event, line: line)
+            if count > 0, current.count + item.count + 2 > maxRequestBytes { close() }
+            switch format {
+            case .jsonArray: current.append(count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
+            case .hec: if count > 0 { current.append(UInt8(ascii: "\n")) }
+            }
+            current.append(contentsOf: item)
+            count += 1
+        }
+        close()
+        return out
+    }
+
+    /// One event inside the receiver's envelope.
+    func envelope(_ event: AuditEvent, line: ArraySlice<UInt8>) -> [UInt8] {
+        switch format {
+        case .jsonArray:
+            return Array(line)
+        case .hec(let index, let sourcetype, let source, let host):
+            let seconds = Double(event.timeMillis) / 1000
+            var head = "{\"time\":\(String(format: "%.3f", seconds)),\"host\":\(Self.jsonString(host)),"
+            head += "\"source\":\(Self.jsonString(source)),\"sourcetype\":\(Self.jsonString(sourcetype)),"
+            if let index { head += "\"index\":\(Self.jsonString(index)),\"" } else { head += "\"" }
+            head += "event\":"
+            var out = Array(head.utf8)
+            out.append(contentsOf: line)
+            out.append(UInt8(ascii: "}"))
+            return out
+        }
+    }
+
+    private func post(_ body: [UInt8]) async throws {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers = headers
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .milliseconds(timeout.totalMilliseconds))
+        } catch {
+            throw RecorderError("\(label): \(error)")
+        }
+        let answer = try? await response.body.collect(upTo: 4096)
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let text = answer.map { String(decoding: $0.readableBytesView.prefix(200), as: UTF8.self) } ?? ""
+            throw RecorderError("\(label): HTTP \(response.status.code) \(text)")
+        }
+    }
+
+    /// A JSON string literal (quotes, backslashes and control characters escaped).
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
