@@ -41,16 +41,20 @@ struct InspectorServiceTests {
             task = Task { try await service.run() }
         }
 
+        /// A request's deadline unless a test sets one: far enough that an Inspector starting on
+        /// saturated cores (a parallel test run) is never late; the deadline tests set their own.
+        static let generousDeadline: Int64 = 120_000
+
         func send(connection: String, method: String = "POST", path: String = "/x", query: String = "",
                   headers: [HTTPField] = [HTTPField("Content-Type", "application/json")], body: String,
-                  deadline: Int64 = currentMillis() + 10_000) async throws -> RequestMetadata {
+                  deadline: Int64 = currentMillis() + generousDeadline) async throws -> RequestMetadata {
             try await send(connection: connection, method: method, path: path, query: query, headers: headers,
                            body: Array(body.utf8), deadline: deadline)
         }
 
         func send(connection: String, method: String = "POST", path: String = "/x", query: String = "",
                   headers: [HTTPField], body: [UInt8],
-                  deadline: Int64 = currentMillis() + 10_000) async throws -> RequestMetadata {
+                  deadline: Int64 = currentMillis() + generousDeadline) async throws -> RequestMetadata {
             let id = UUID().uuidString.lowercased()
             let meta = RequestMetadata(
                 requestID: id, sessionID: "s-\(id)", identity: CallerIdentity(id: "ci-bot", groups: ["ci"], method: "api_key"),
