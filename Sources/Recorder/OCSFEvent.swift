@@ -70,8 +70,8 @@ public enum OCSFEvent {
         }
     }
 
-    /// The OCSF object of `event`.
-    public static func object(_ event: AuditEvent, productVersion: String) -> [String: Any] {
+    /// The OCSF object of `event`; `chain`: the audit chain's values of its Sluice line, if any.
+    static func object(_ event: AuditEvent, productVersion: String, chain: ChainFields? = nil) -> [String: Any] {
         let activity = activityID(method: event.method)
         let severity = severityID(event)
         let status = statusID(event)
@@ -120,15 +120,16 @@ public enum OCSFEvent {
         if let rules = event.rules { sluice["rules"] = rules }
         if let reasons = event.reasons { sluice["reasons"] = reasons }
         if let details = event.details, !details.isEmpty { sluice["details"] = details }
+        if let chain { sluice["chain"] = ["chain_id": chain.chainID, "seq": chain.seq, "chain": chain.chain] as [String: Any] }
         object["unmapped"] = ["sluice": sluice]
         return object
     }
 
     /// The OCSF event as one JSON line, with its newline.
-    public static func line(_ event: AuditEvent, productVersion: String) -> [UInt8] {
+    static func line(_ event: AuditEvent, productVersion: String, chain: ChainFields? = nil) -> [UInt8] {
         // Only strings, integers, arrays and dictionaries of them: serialisation cannot fail.
         var bytes = (try? JSONSerialization.data(
-            withJSONObject: object(event, productVersion: productVersion), options: [.sortedKeys, .withoutEscapingSlashes]))
+            withJSONObject: object(event, productVersion: productVersion, chain: chain), options: [.sortedKeys, .withoutEscapingSlashes]))
             .map { [UInt8]($0) } ?? Array("{}".utf8)
         bytes.append(UInt8(ascii: "\n"))
         return bytes

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KafkaBus
+import Pipeline
 
 /// The `sluice` program: wiring and configuration loading only; the stages live in their modules.
 @main
@@ -38,10 +39,6 @@ struct SluiceCommand: AsyncParsableCommand {
             exit(withError: error)
         }
     }
-}
-
-enum SluiceVersion {
-    static let current = "0.1.0"
 }
 
 struct VersionCommand: ParsableCommand {

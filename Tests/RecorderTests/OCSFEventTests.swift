@@ -65,3 +65,39 @@ struct OCSFEventTests {
         #expect(o["activity_id"] as? Int == 2)
     }
 }
+
+@Suite("OCSF sink")
+struct OCSFSinkTests {
+    /// Keeps what it was handed.
+    actor Capture: AuditSink {
+        nonisolated var label: String { "capture" }
+        var batches: [[[UInt8]]] = []
+        func write(_ event: AuditEvent) async throws { batches.append([AuditEventLine.encode(event)]) }
+        func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws { batches.append(lines) }
+    }
+
+    @Test("the wrapped sink gets one OCSF line per event, in order, in one batch")
+    func wraps() async throws {
+        let capture = Capture()
+        let sink = OCSFSink(inner: capture, productVersion: SluiceVersion.current)
+        let events = (0..<3).map { i in event(.delivered, request: "r-\(i)", time: Int64(i), id: "e-\(i)", status: 200) }
+        try await sink.write(batch: events, lines: events.map(AuditEventLine.encode))
+        let batches = await capture.batches
+        #expect(batches.count == 1)
+        let uids = try batches[0].map { line in
+            try #require(((try JSONSerialization.jsonObject(with: Data(line.dropLast())) as? [String: Any])?["metadata"] as? [String: Any])?["uid"] as? String)
+        }
+        #expect(uids == ["e-0", "e-1", "e-2"])
+        #expect(sink.label == "capture (ocsf)")
+    }
+
+    @Test("the chain members are read from the end of a Sluice line", arguments: [
+        (#"{"kind":"x","chain_id":"sluice.audit/3","seq":42,"chain":"00ff"}"# + "\n", ChainFields(chainID: "sluice.audit/3", seq: 42, chain: "00ff")),
+        (#"{"kind":"x"}"#, nil),
+        (#"{"kind":"x","chain_id":"a","seq":x,"chain":"00"}"#, nil),
+        (#"{"kind":"x","chain_id":"a","seq":1,"chain":"zz"}"#, nil),
+    ] as [(String, ChainFields?)])
+    func chainFields(line: String, expected: ChainFields?) {
+        #expect(ChainFields.parse(Array(line.utf8)) == expected)
+    }
+}
