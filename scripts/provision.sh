@@ -21,6 +21,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev libbrotli-dev liblz4-dev libsasl2-dev dpkg-dev build-essential)
 # The test suites compress bodies with the reference command-line encoders.
 [ "$what" = build ] || want_pkgs+=(python3-venv gzip brotli zstd)
+# The syslog sink's tests send to a private rsyslogd (imtcp, imudp, gtls) with openssl-made certificates.
+[ "$what" = build ] || want_pkgs+=(rsyslog rsyslog-gnutls openssl)
 # make bench compares the gateway with nginx's proxy_pass under wrk.
 [ "$what" != bench ] || want_pkgs+=(nginx wrk curl)
 missing=()

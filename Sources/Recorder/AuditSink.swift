@@ -10,7 +10,7 @@ import Pipeline
 /// - A sink sends the event's own fields and nothing else: no payload, header value or
 ///   secret can reach a sink that was not already in the `AuditEvent` (which holds none).
 ///
-/// Syslog, Splunk HEC and webhook sinks are planned; they implement this protocol.
+/// Splunk HEC and webhook sinks are planned; they implement this protocol.
 public protocol AuditSink: Sendable {
     /// A short label for logs and errors, e.g. `file:/var/log/sluice/audit.jsonl`.
     var label: String { get }
@@ -26,9 +26,15 @@ public protocol AuditSink: Sendable {
     /// is one attempt for the whole batch. By default ``write(_:line:)`` per event; a sink that
     /// can send many events at once (one file write, one HTTP request) implements it so.
     func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws
+
+    /// Releases what the sink holds open (a connection), when the Recorder stops. By default
+    /// nothing.
+    func close() async
 }
 
 extension AuditSink {
+    public func close() async {}
+
     public func write(_ event: AuditEvent, line: [UInt8]) async throws { try await write(event) }
 
     public func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws {

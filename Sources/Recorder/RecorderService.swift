@@ -66,7 +66,7 @@ public struct RecorderService: Sendable {
         self.context = context
         self.recordings = SessionRecordings(dataDir: config.dataDir)
         try recordings.prepare()
-        self.sinks = try SinkFactory.makeSinks(config.recorder.sinks) + extraSinks
+        self.sinks = try SinkFactory.makeSinks(config.recorder.sinks, logger: context.logger) + extraSinks
         self.retry = retry
         self.ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
         self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
@@ -77,11 +77,22 @@ public struct RecorderService: Sendable {
     /// the bus fails.
     public func run() async throws {
         // The recordings janitor runs beside the consume loop and is cancelled when it ends.
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await self.janitor.run() }
-            try await ledger.whileFollowing { try await self.consume() }
-            group.cancelAll()
+        do {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await self.janitor.run() }
+                try await ledger.whileFollowing { try await self.consume() }
+                group.cancelAll()
+            }
+        } catch {
+            await closeSinks()
+            throw error
         }
+        await closeSinks()
+    }
+
+    /// Closes the sinks' connections (syslog) once nothing more is written.
+    private func closeSinks() async {
+        for sink in sinks { await sink.close() }
     }
 
     private func consume() async throws {

@@ -1,10 +1,12 @@
+import Logging
 import Pipeline
 
 /// Builds the configured sinks (`recorder.sinks`), in order.
 enum SinkFactory {
-    /// One sink per configured entry. A kind this build cannot send to yet (syslog, HEC,
-    /// webhook) is a start-up error naming the entry, rather than a silently dropped feed.
-    static func makeSinks(_ configs: [RecorderConfig.Sink]) throws -> [any AuditSink] {
+    /// One sink per configured entry. A kind this build cannot send to yet (HEC, webhook) is a
+    /// start-up error naming the entry, rather than a silently dropped feed. A syslog sink's TLS
+    /// files are read here (a bad one fails start-up); it connects at its first write.
+    static func makeSinks(_ configs: [RecorderConfig.Sink], logger: Logger = Logger(label: "sluice.recorder")) throws -> [any AuditSink] {
         try configs.enumerated().map { index, config in
             let path = "recorder.sinks[\(index)]"
             switch config.kind {
@@ -15,10 +17,12 @@ enum SinkFactory {
                 do { return try FileSink(path: file) } catch {
                     throw ConfigError(path: path + ".path", message: "\(error)")
                 }
-            case .syslog, .hec, .webhook:
+            case .syslog:
+                return try SyslogSink(options: SyslogSink.Options(config: config, path: path), configPath: path, logger: logger)
+            case .hec, .webhook:
                 throw ConfigError(
                     path: path + ".kind",
-                    message: "sink kind \"\(config.kind.rawValue)\" is not supported by this build yet (supported: file)")
+                    message: "sink kind \"\(config.kind.rawValue)\" is not supported by this build yet (supported: file, syslog)")
             }
         }
     }

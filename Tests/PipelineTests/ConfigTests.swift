@@ -92,11 +92,43 @@ struct ConfigTests {
         Bad(name: "zero max_held_per_identity", patch: { Self.top($0, "\"max_held_per_identity\": 0") }, path: "max_held_per_identity"),
         Bad(name: "unknown envelope format", patch: { Self.top($0, "\"bus\": {\"envelopes\": \"protobuf\"}") }, path: "bus.envelopes"),
         Bad(name: "admin_listen on the caller port", patch: { Self.top($0, "\"listen\": \"127.0.0.1:8080\", \"admin_listen\": \"127.0.0.1:8080\"") }, path: "admin_listen"),
+        Bad(name: "syslog without address", patch: { Self.sink($0, "\"kind\": \"syslog\", \"transport\": \"tcp\"") }, path: "recorder.sinks[0].address"),
+        Bad(name: "syslog address without port", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example\", \"transport\": \"tcp\"") }, path: "recorder.sinks[0].address"),
+        Bad(name: "syslog port out of range", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:70000\", \"transport\": \"tcp\"") }, path: "recorder.sinks[0].address"),
+        Bad(name: "syslog without transport", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\"") }, path: "recorder.sinks[0].transport"),
+        Bad(name: "syslog unknown transport", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"relp\"") }, path: "recorder.sinks[0].transport"),
+        Bad(name: "syslog ca_file without tls", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"tcp\", \"ca_file\": \"/ca.pem\"") }, path: "recorder.sinks[0].ca_file"),
+        Bad(name: "syslog cert_file without key_file", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:6514\", \"transport\": \"tls\", \"cert_file\": \"/c.pem\"") }, path: "recorder.sinks[0].key_file"),
+        Bad(name: "syslog unknown facility", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"udp\", \"facility\": \"local9\"") }, path: "recorder.sinks[0].facility"),
+        Bad(name: "syslog facility number out of range", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"udp\", \"facility\": 24") }, path: "recorder.sinks[0].facility"),
+        Bad(name: "syslog app_name with a space", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"udp\", \"app_name\": \"my app\"") }, path: "recorder.sinks[0].app_name"),
+        Bad(name: "syslog with a file sink's path", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"udp\", \"path\": \"/x\"") }, path: "recorder.sinks[0].path"),
+        Bad(name: "file sink with a syslog field", patch: { Self.sink($0, "\"kind\": \"file\", \"path\": \"/x\", \"transport\": \"tcp\"") }, path: "recorder.sinks[0].transport"),
     ]
+
+    /// `json` with one `recorder.sinks` entry made of `members`.
+    static func sink(_ json: String, _ members: String) -> String {
+        top(json, "\"recorder\": {\"sinks\": [{\(members)}]}")
+    }
 
     /// `json` with `members` added at the top level.
     static func top(_ json: String, _ members: String) -> String {
         json.replacingOccurrences(of: "{\"sealing\"", with: "{\(members), \"sealing\"")
+    }
+
+    @Test func syslogSinkFieldsAndDefaults() throws {
+        let tls = try decode(Self.sink(Self.minimal, """
+            "kind": "syslog", "address": "siem.example:6514", "transport": "tls", "ca_file": "/etc/sluice/siem-ca.pem",
+            "cert_file": "/c.pem", "key_file": "/k.pem", "server_name": "siem.internal", "app_name": "gw-1", "facility": "AUTH"
+            """)).recorder.sinks[0]
+        #expect(tls.host == "siem.example" && tls.port == 6514 && tls.transport == .tls)
+        #expect(tls.caFile == "/etc/sluice/siem-ca.pem" && tls.certFile == "/c.pem" && tls.keyFile == "/k.pem")
+        #expect(tls.serverName == "siem.internal" && tls.appName == "gw-1" && tls.facility == 4)
+        let udp = try decode(Self.sink(Self.minimal, "\"kind\": \"syslog\", \"address\": \"[::1]:514\", \"transport\": \"udp\", \"facility\": 23")).recorder.sinks[0]
+        #expect(udp.host == "::1" && udp.port == 514 && udp.transport == .udp)
+        #expect(udp.appName == "sluice" && udp.facility == 23)
+        let tcp = try decode(Self.sink(Self.minimal, "\"kind\": \"syslog\", \"address\": \"10.0.0.5:514\", \"transport\": \"tcp\"")).recorder.sinks[0]
+        #expect(tcp.facility == 16)  // local0
     }
 
     @Test(arguments: bad)

@@ -87,13 +87,13 @@ struct RecorderServiceTests {
     @Test func unsupportedSinkKindFailsStartUpNamingTheSink() throws {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
-        let config = try env.config(sinks: "[{\"kind\":\"file\",\"path\":\"\(env.sinkPath)\"},{\"kind\":\"syslog\",\"url\":\"udp://127.0.0.1:514\"}]")
+        let config = try env.config(sinks: "[{\"kind\":\"file\",\"path\":\"\(env.sinkPath)\"},{\"kind\":\"hec\",\"url\":\"https://siem.example/services/collector\"}]")
         do {
             _ = try RecorderService(config: config, context: env.context)
             Issue.record("expected a start-up error")
         } catch let error as ConfigError {
             #expect(error.path == "recorder.sinks[1].kind")
-            #expect(error.message.contains("syslog"))
+            #expect(error.message.contains("hec"))
         }
     }
 

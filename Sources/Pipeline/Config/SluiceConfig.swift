@@ -580,23 +580,140 @@ public struct PolicyConfig: Decodable, Sendable {
 }
 
 public struct RecorderConfig: Decodable, Sendable {
+    /// One `recorder.sinks` entry. Each kind takes only its own fields (another kind's field is
+    /// an error naming it):
+    /// - `file`: `path` (required).
+    /// - `syslog`: `address` (`host:port`, `[v6]:port`; required), `transport` (`tcp`, `tls` or
+    ///   `udp`; required, no default, so a feed is never sent in the clear by accident),
+    ///   `app_name` (default `sluice`), `facility` (a name such as `local0`, or 0…23; default
+    ///   `local0`); with `tls` only: `ca_file` (PEM; absent: the system's trust roots),
+    ///   `cert_file` and `key_file` (a client certificate, both or neither), `server_name`
+    ///   (the name the server's certificate must carry; default the address's host).
+    /// - `hec`, `webhook`: `url`, `token` (not supported by this build yet).
     public struct Sink: Decodable, Sendable {
         public enum Kind: String, Decodable, Sendable { case file, syslog, hec, webhook }
+        public enum Transport: String, Decodable, Sendable, CaseIterable { case tcp, tls, udp }
         public var kind: Kind
         public var path: String?
         public var url: String?
         public var token: ConfigSecret?
-        enum CodingKeys: String, CodingKey, CaseIterable { case kind, path, url, token }
+        /// syslog: where to send, split from `address`.
+        public var host: String?
+        public var port: Int?
+        public var transport: Transport?
+        public var caFile: String?
+        public var certFile: String?
+        public var keyFile: String?
+        public var serverName: String?
+        /// syslog: APP-NAME (1…48 printable ASCII characters, no space).
+        public var appName: String
+        /// syslog: 0…23.
+        public var facility: Int
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case kind, path, url, token, address, transport
+            case caFile = "ca_file"
+            case certFile = "cert_file"
+            case keyFile = "key_file"
+            case serverName = "server_name"
+            case appName = "app_name"
+            case facility
+        }
+
+        /// Syslog facility names (RFC 5424 table 1, with the usual names), by number.
+        public static let facilityNames: [String: Int] = [
+            "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7, "uucp": 8,
+            "cron": 9, "authpriv": 10, "ftp": 11, "ntp": 12, "audit": 13, "alert": 14, "clock": 15,
+            "local0": 16, "local1": 17, "local2": 18, "local3": 19, "local4": 20, "local5": 21, "local6": 22, "local7": 23,
+        ]
+
+        /// The fields each kind takes besides `kind`.
+        static func fields(of kind: Kind) -> Set<CodingKeys> {
+            switch kind {
+            case .file: [.path]
+            case .syslog: [.address, .transport, .caFile, .certFile, .keyFile, .serverName, .appName, .facility]
+            case .hec, .webhook: [.url, .token]
+            }
+        }
+
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            let here = decoder.codingPath.configPath
             kind = try c.decode(Kind.self, forKey: .kind)
+            let allowed = Self.fields(of: kind)
+            for key in CodingKeys.allCases where key != .kind && !allowed.contains(key) && c.contains(key) {
+                throw ConfigError(
+                    path: here + "." + key.rawValue,
+                    message: "not a field of a \(kind.rawValue) sink (its fields: \(allowed.map(\.rawValue).sorted().joined(separator: ", ")))")
+            }
             path = try c.decodeIfPresent(String.self, forKey: .path)
             url = try c.decodeIfPresent(String.self, forKey: .url)
             token = try c.decodeIfPresent(ConfigSecret.self, forKey: .token)
+            transport = try c.decodeIfPresent(Transport.self, forKey: .transport)
+            caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+            certFile = try c.decodeIfPresent(String.self, forKey: .certFile)
+            keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+            serverName = try c.decodeIfPresent(String.self, forKey: .serverName)
+            appName = try c.decodeIfPresent(String.self, forKey: .appName) ?? "sluice"
+            facility = 16
             if kind == .file && path == nil {
-                throw ConfigError(path: decoder.codingPath.configPath + ".path", message: "required for a file sink")
+                throw ConfigError(path: here + ".path", message: "required for a file sink")
             }
+            guard kind == .syslog else { return }
+            guard let address = try c.decodeIfPresent(String.self, forKey: .address) else {
+                throw ConfigError(path: here + ".address", message: "required for a syslog sink (host:port)")
+            }
+            guard let hostPort = Self.hostPort(address) else {
+                throw ConfigError(path: here + ".address", message: "\"\(address)\" is not host:port (a port 1-65535; an IPv6 host in brackets)")
+            }
+            host = hostPort.0
+            port = hostPort.1
+            guard let transport else {
+                throw ConfigError(path: here + ".transport", message: "required for a syslog sink (tcp, tls or udp)")
+            }
+            if transport != .tls {
+                for key in [CodingKeys.caFile, .certFile, .keyFile, .serverName] where c.contains(key) {
+                    throw ConfigError(path: here + "." + key.rawValue, message: "only for transport tls")
+                }
+            }
+            if (certFile == nil) != (keyFile == nil) {
+                throw ConfigError(path: here + (certFile == nil ? ".cert_file" : ".key_file"), message: "cert_file and key_file go together")
+            }
+            for (key, value) in [(CodingKeys.caFile, caFile), (.certFile, certFile), (.keyFile, keyFile), (.serverName, serverName)] where value?.isEmpty == true {
+                throw ConfigError(path: here + "." + key.rawValue, message: "must not be empty")
+            }
+            guard (1...48).contains(appName.utf8.count), appName.utf8.allSatisfy({ (33...126).contains($0) }) else {
+                throw ConfigError(path: here + ".app_name", message: "must be 1-48 printable ASCII characters without spaces")
+            }
+            if c.contains(.facility) {
+                let name = (try? c.decode(String.self, forKey: .facility)) ?? (try? c.decode(Int.self, forKey: .facility)).map { "\($0)" } ?? ""
+                if let number = Self.facilityNames[name.lowercased()] ?? Int(name), (0...23).contains(number) {
+                    facility = number
+                } else {
+                    throw ConfigError(
+                        path: here + ".facility",
+                        message: "\"\(name)\" is not a syslog facility (0-23 or a name: \(Self.facilityNames.sorted { $0.value < $1.value }.map(\.key).joined(separator: ", ")))")
+                }
+            }
+        }
+
+        /// `host:port` or `[v6]:port` split, or `nil` when not of that form.
+        static func hostPort(_ address: String) -> (String, Int)? {
+            let host: Substring, portText: Substring
+            if address.hasPrefix("[") {
+                guard let close = address.firstIndex(of: "]"), address[address.index(after: close)...].hasPrefix(":") else { return nil }
+                host = address[address.index(after: address.startIndex)..<close]
+                portText = address[address.index(close, offsetBy: 2)...]
+            } else {
+                guard let colon = address.lastIndex(of: ":") else { return nil }
+                host = address[..<colon]
+                portText = address[address.index(after: colon)...]
+                if host.contains(":") { return nil }  // a bare IPv6 address needs brackets
+            }
+            guard !host.isEmpty, !host.contains(where: \.isWhitespace), portText.allSatisfy(\.isASCII),
+                let port = Int(portText), (1...65535).contains(port)
+            else { return nil }
+            return (String(host), port)
         }
     }
 
