@@ -96,12 +96,13 @@ let package = Package(
             name: "Recorder",
             dependencies: [
                 "Pipeline",
-                // The HEC and webhook sinks.
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
+                // The audit chain's HMAC and key derivation.
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                // The HEC and webhook sinks.
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 // The syslog sink: TCP/TLS/UDP transports (RFC 5425, RFC 6587 framing).
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -197,7 +198,7 @@ let package = Package(
             name: "RecorderTests",
             dependencies: [
                 "Recorder", "Pipeline", "BusContract", "GatewayHarness", .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(

@@ -85,10 +85,13 @@ func run(_ options: Options, index: Int) async throws -> RunResult {
     logger.logLevel = .warning
     let context = StageContext(bus: bus, codec: MessageCodec(sealer: sealer, topics: Topics()), logger: logger)
     let sinkPath = root.appendingPathComponent("audit.jsonl").path
+    // The sink's lines are hash-chained (docs/audit-chain.md): a chain key is required.
+    let chainKeyPath = root.appendingPathComponent("chain.key").path
+    try Data("bench-chain-key-0123456789".utf8).write(to: URL(fileURLWithPath: chainKeyPath))
     let json = """
     {"data_dir": "\(root.appendingPathComponent("data").path)",
      "sealing": {"keys": [{"id": "bench", "secret": "env:UNUSED"}], "fingerprint_key": "env:UNUSED"},
-     "recorder": {"sinks": [{"kind": "file", "path": "\(sinkPath)"}]}}
+     "recorder": {"sinks": [{"kind": "file", "path": "\(sinkPath)"}], "chain_key": "file:\(chainKeyPath)"}}
     """
     let config = try JSONDecoder().decode(SluiceConfig.self, from: Data(json.utf8))
 

@@ -25,6 +25,12 @@ public protocol AuditSink: Sendable {
     /// Delivers a batch of events in order, `lines[i]` being the line of `events[i]`. One call
     /// is one attempt for the whole batch. By default ``write(_:line:)`` per event; a sink that
     /// can send many events at once (one file write, one HTTP request) implements it so.
+    ///
+    /// From the Recorder, `lines[i]` is the event's chained line (`AuditChain`), and may hold
+    /// more than one `\n`-terminated line: a `chain_start` line before it when a chain segment
+    /// begins there, a `checkpoint` line after it when one is due. A sink sends every line, in
+    /// order and unchanged (`sluice audit verify` checks the bytes); one that sends a record per
+    /// line splits `lines[i]` at `\n`.
     func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws
 
     /// Releases what the sink holds open (a connection), when the Recorder stops. By default

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import Pipeline
@@ -26,7 +27,11 @@ import Pipeline
 /// - Recordings are filed per session per day (`SessionRecordings`); the `RecordingsJanitor`
 ///   runs beside the consume loop and deletes days older than `recorder.retention`.
 /// - A message that is not an audit event goes to `deadletter` and is committed.
-/// - Nothing but the event's own fields is written anywhere (`AuditEventLine`).
+/// - Nothing but the event's own fields is written anywhere (`AuditEventLine`); sinks get each
+///   event's line with the hash-chain members appended (`AuditChain`, per source partition),
+///   plus `chain_start` and `checkpoint` lines (`AuditChainer`). The chain position is saved
+///   under `<data_dir>/recorder/chains/` before a batch goes to the sinks, so a redelivered batch
+///   gives byte-identical lines. Recordings keep the unchained lines.
 /// - Start-up fails (from `init`) on a sink kind this build does not support, naming
 ///   `recorder.sinks[i]`, and on a recordings directory or sink file that cannot be opened.
 public struct RecorderService: Sendable {
@@ -39,6 +44,11 @@ public struct RecorderService: Sendable {
     private let retry: Backoff
     private let ledger: OutcomeLedger
     private let janitor: RecordingsJanitor
+    /// Chains the sink lines; `nil` when there is no sink.
+    private let chainer: AuditChainer?
+    /// New chain segments (no saved position before a batch: first start, state lost, or a
+    /// partition that another instance handled).
+    private let chainSegments = Counter(label: "sluice_audit_chain_segments_total")
     /// Events written to the recording and every sink.
     private let recordedEvents = Counter(label: "sluice_recorder_events_total")
     /// How old the last recorded event was when it reached every sink (now − its time): how far
@@ -61,7 +71,7 @@ public struct RecorderService: Sendable {
     /// and embedders).
     init(
         config: SluiceConfig, context: StageContext, extraSinks: [any AuditSink], retry: Backoff = Backoff(),
-        ledger: OutcomeLedger? = nil
+        ledger: OutcomeLedger? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
         self.context = context
         self.recordings = SessionRecordings(dataDir: config.dataDir)
@@ -70,6 +80,18 @@ public struct RecorderService: Sendable {
         self.retry = retry
         self.ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
         self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
+        if sinks.isEmpty {
+            chainer = nil
+        } else {
+            // A configured key that cannot be read fails start-up (naming recorder.chain_key).
+            let (key, source) = try AuditChain.key(config: config, environment: environment)
+            let store = ChainStateStore(dataDir: config.dataDir)
+            try store.prepare()
+            chainer = AuditChainer(
+                key: key, checkpointEvery: Int64(config.recorder.checkpointEvery),
+                checkpointIntervalMillis: config.recorder.checkpointInterval.milliseconds, store: store)
+            context.logger.info("audit chain key", metadata: ["source": "\(source)", "state": "\(store.directory)"])
+        }
     }
 
     /// Consumes `audit` and `outcomes` until the task is cancelled (or the bus closes the
@@ -111,7 +133,12 @@ public struct RecorderService: Sendable {
         batchSize.record(messages.count)
         var events: [AuditEvent] = []
         events.reserveCapacity(messages.count)
+        var chains: [String] = []
+        var offsets: [Int64] = []
+        var spans: [String: ChainSpan] = [:]
         for message in messages {
+            let chainID = AuditChain.chainID(topic: message.topic, partition: message.partition)
+            spans[chainID, default: ChainSpan(first: message.offset, last: message.offset)].include(message.offset)
             if message.topic == context.topics.outcomes {
                 if TopicFollower.isMarker(message) { continue }
                 do {
@@ -127,23 +154,49 @@ public struct RecorderService: Sendable {
                     return false
                 }
             }
-            do { events.append(try context.codec.decodeAudit(message)) } catch {
+            do {
+                events.append(try context.codec.decodeAudit(message))
+                chains.append(chainID)
+                offsets.append(message.offset)
+            } catch {
                 await context.deadletter(message, reason: "\(error)")
             }
         }
-        return await record(events)
+        return await record(events, chains: chains, offsets: offsets, spans: spans)
     }
 
     /// Writes `events` (in order) to their recordings and every sink, retrying only what failed.
-    func record(_ events: [AuditEvent]) async -> Bool {
+    /// `chains[i]`/`offsets[i]`: the source partition's chain id and offset of `events[i]`;
+    /// `spans`: every partition of the batch (see `AuditChainer`).
+    func record(_ events: [AuditEvent], chains: [String], offsets: [Int64], spans: [String: ChainSpan]) async -> Bool {
+        // A batch without events changes no chain (the saved position before it still holds).
         guard let last = events.last else { return true }
         // Encoded once for the recording and every sink.
         let lines = events.map(AuditEventLine.encode)
         let appends = recordings.appends(of: events, lines: lines)
         var pendingFiles = Array(appends.indices)
         var pendingSinks = Array(sinks.indices)
+        // The sinks' lines and the chain positions to save before the sinks get them.
+        var chained: ChainedBatch?
+        var pendingState = chainer != nil
         var attempt = 0
         while true {
+            if pendingState, let chainer {
+                do {
+                    let batch = try chained ?? chainer.chain(events: events, lines: lines, chains: chains, offsets: offsets, spans: spans)
+                    chained = batch
+                    for (id, positions) in batch.positions.sorted(by: { $0.key < $1.key }) { try chainer.store.save(id, positions) }
+                    pendingState = false
+                    for (id, after) in batch.segmentStarts.sorted(by: { $0.key < $1.key }) {
+                        chainSegments.increment()
+                        context.logger.warning("audit chain segment started: no saved chain position before this batch", metadata: [
+                            "chain_id": "\(id)", "after_offset": "\(after)",
+                        ])
+                    }
+                } catch {
+                    context.logger.error("audit chain state write failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                }
+            }
             pendingFiles = pendingFiles.filter { i in
                 do {
                     try recordings.append(appends[i])
@@ -157,7 +210,12 @@ public struct RecorderService: Sendable {
             }
             var stillPending: [Int] = []
             for i in pendingSinks {
-                do { try await sinks[i].write(batch: events, lines: lines) } catch {
+                // Sinks wait for the chain positions to be saved (a redelivery must find them).
+                guard !pendingState else {
+                    stillPending.append(i)
+                    continue
+                }
+                do { try await sinks[i].write(batch: events, lines: chained?.lines ?? lines) } catch {
                     stillPending.append(i)
                     context.logger.error("sink write failed", metadata: [
                         "sink": "\(sinks[i].label)", "events": "\(events.count)", "first_event_id": "\(events[0].eventID)",

@@ -32,8 +32,9 @@ struct FileSinkResumeTests {
         let a = AuditEventLine.encode(event(.requestReceived, time: 0, id: "evt-a"))
         let b = AuditEventLine.encode(event(.requestReceived, time: 1, id: "evt-b"))
         FileManager.default.createFile(atPath: path, contents: Data(a + b))
-        #expect(FileSink.eventIDs(inTailOf: path, bytes: 1 << 20) == ["evt-a", "evt-b"])
-        #expect(FileSink.eventIDs(inTailOf: path, bytes: b.count + 5) == ["evt-b"])
-        #expect(FileSink.eventIDs(inTailOf: dir.appendingPathComponent("missing").path, bytes: 100).isEmpty)
+        let lineA = Array(a.dropLast()), lineB = Array(b.dropLast())
+        #expect(FileSink.lines(inTailOf: path, bytes: 1 << 20) == [lineA, lineB])
+        #expect(FileSink.lines(inTailOf: path, bytes: b.count + 5) == [lineB])
+        #expect(FileSink.lines(inTailOf: dir.appendingPathComponent("missing").path, bytes: 100).isEmpty)
     }
 }

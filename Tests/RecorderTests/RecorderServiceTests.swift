@@ -21,14 +21,14 @@ struct RecorderServiceTests {
         for e in events { try await env.publish(e) }
         let task = Task { try await service.run() }
         let recordings = SessionRecordings(dataDir: env.dataDir)
-        #expect(await eventually { lines(of: env.sinkPath).count == 4 && lines(of: recordings.path(for: events[0])).count == 3 })
+        #expect(await eventually { eventLines(of: env.sinkPath).count == 4 && lines(of: recordings.path(for: events[0])).count == 3 })
         task.cancel()
         try await task.value
 
         let s1 = try SessionReplay.load(dataDir: env.dataDir, sessionID: "s-1")
         #expect(s1 == Array(events.prefix(3)))
         #expect(try SessionReplay.load(dataDir: env.dataDir, sessionID: "s-2") == [events[3]])
-        let sunk = lines(of: env.sinkPath).map { try? JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
+        let sunk = eventLines(of: env.sinkPath).map { try? JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
         #expect(Set(sunk.compactMap { $0 }) == Set(events))
     }
 
@@ -37,18 +37,18 @@ struct RecorderServiceTests {
         defer { Task { await env.cleanUp() } }
         try await env.publish(event(.requestReceived, time: t + 1))
         let first = Task { try await RecorderService(config: env.config(), context: env.context).run() }
-        #expect(await eventually { lines(of: env.sinkPath).count == 1 })
+        #expect(await eventually { eventLines(of: env.sinkPath).count == 1 })
         // Commit happens right after the writes; give it a moment, then restart.
         try await Task.sleep(for: .milliseconds(100))
         first.cancel()
         try await first.value
         try await env.publish(event(.inspected, time: t + 2))
         let second = Task { try await RecorderService(config: env.config(), context: env.context).run() }
-        #expect(await eventually { lines(of: env.sinkPath).count == 2 })
+        #expect(await eventually { eventLines(of: env.sinkPath).count == 2 })
         try await Task.sleep(for: .milliseconds(100))
         second.cancel()
         try await second.value
-        #expect(lines(of: env.sinkPath).count == 2)
+        #expect(eventLines(of: env.sinkPath).count == 2)
     }
 
     @Test func redeliveredEventIsNotDuplicatedInReplay() async throws {
@@ -73,7 +73,7 @@ struct RecorderServiceTests {
         try await env.bus.publish(OutgoingMessage(topic: env.context.topics.audit, key: "s-9", value: Array("not json".utf8)))
         try await env.publish(event(.requestReceived, time: t + 1))
         let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
-        #expect(await eventually { lines(of: env.sinkPath).count == 1 })
+        #expect(await eventually { eventLines(of: env.sinkPath).count == 1 })
         let dead = try await env.bus.read(topic: env.context.topics.deadletter, from: .beginning)
         var iterator = dead.makeAsyncIterator()
         let message = try await iterator.next()
@@ -122,16 +122,20 @@ struct RecorderServiceTests {
         let e = event(.inspected, stage: "inspector", time: t + 3, findings: [finding], decision: .mask)
         try await env.publish(e)
         let task = Task { try await RecorderService(config: env.config(), context: env.context).run() }
-        #expect(await eventually { lines(of: env.sinkPath).count == 1 })
+        #expect(await eventually { eventLines(of: env.sinkPath).count == 1 })
         task.cancel()
         try await task.value
-        let line = try #require(lines(of: env.sinkPath).first)
+        let line = try #require(eventLines(of: env.sinkPath).first)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         let published = try #require(try JSONSerialization.jsonObject(with: Data(try env.context.codec.audit(e).value)) as? [String: Any])
-        #expect(Set(object.keys) == Set(published.keys))
+        // The event's fields and the four members of the hash chain, nothing else.
+        #expect(Set(object.keys) == Set(published.keys).union(["chain_id", "prev", "seq", "chain"]))
         #expect(try JSONDecoder().decode(AuditEvent.self, from: Data(line.utf8)) == e)
+        // The recording holds the event's line unchained; the sink's line is that line with the
+        // chain members appended.
         let recorded = try #require(lines(of: SessionRecordings(dataDir: env.dataDir).path(for: e)).first)
-        #expect(recorded == line)
+        #expect(line.hasPrefix(String(recorded.dropLast()) + #","chain_id":"#))
+        #expect(try JSONDecoder().decode(AuditEvent.self, from: Data(recorded.utf8)) == e)
     }
 }
 

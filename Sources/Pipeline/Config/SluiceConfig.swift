@@ -721,11 +721,31 @@ public struct RecorderConfig: Decodable, Sendable {
     /// Session recordings (one file per session per day) older than this are deleted
     /// (`retention`, default 30 d).
     public var retention: ConfigDuration
-    enum CodingKeys: String, CodingKey, CaseIterable { case sinks, retention }
+    /// The key of the audit hash chain (`chain_key`, an `env:`/`file:` reference); `nil`: derived
+    /// from `sealing.fingerprint_key` (docs/audit-chain.md).
+    public var chainKey: ConfigSecret?
+    /// A checkpoint line goes to every sink after this many events of a chain (`checkpoint_every`,
+    /// default 1000) ...
+    public var checkpointEvery: Int
+    /// ... or once the chain's events span this much event time since its last checkpoint
+    /// (`checkpoint_interval`, default 60 s).
+    public var checkpointInterval: ConfigDuration
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case sinks, retention
+        case chainKey = "chain_key"
+        case checkpointEvery = "checkpoint_every"
+        case checkpointInterval = "checkpoint_interval"
+    }
 
-    public init(sinks: [Sink] = [], retention: ConfigDuration = ConfigDuration(.seconds(30 * 86_400))) {
+    public init(
+        sinks: [Sink] = [], retention: ConfigDuration = ConfigDuration(.seconds(30 * 86_400)), chainKey: ConfigSecret? = nil,
+        checkpointEvery: Int = 1000, checkpointInterval: ConfigDuration = ConfigDuration(.seconds(60))
+    ) {
         self.sinks = sinks
         self.retention = retention
+        self.chainKey = chainKey
+        self.checkpointEvery = checkpointEvery
+        self.checkpointInterval = checkpointInterval
     }
 
     public init(from decoder: any Decoder) throws {
@@ -733,7 +753,12 @@ public struct RecorderConfig: Decodable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         sinks = try c.decodeIfPresent([Sink].self, forKey: .sinks) ?? []
         retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(30 * 86_400))
+        chainKey = try c.decodeIfPresent(ConfigSecret.self, forKey: .chainKey)
+        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
+        checkpointInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .checkpointInterval) ?? ConfigDuration(.seconds(60))
         guard retention.milliseconds > 0 else { throw ConfigError(path: "recorder.retention", message: "must be positive") }
+        guard checkpointEvery > 0 else { throw ConfigError(path: "recorder.checkpoint_every", message: "must be positive") }
+        guard checkpointInterval.milliseconds > 0 else { throw ConfigError(path: "recorder.checkpoint_interval", message: "must be positive") }
     }
 }
 
