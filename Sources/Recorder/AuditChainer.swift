@@ -175,11 +175,12 @@ final class ChainStateStore: Sendable {
         let path = path(of: chainID)
         let temporary = path + ".tmp"
         let data = try JSONEncoder().encode(positions)
-        guard FileManager.default.createFile(atPath: temporary, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw RecorderError("cannot write \(temporary)")
-        }
+        // A fresh temporary file (0600, one write(2)): not FileManager.createFile, which adds a
+        // hidden temporary file of its own.
+        guard unlink(temporary) == 0 || errno == ENOENT else { throw RecorderError("cannot remove \(temporary): \(errnoText())") }
+        try AppendFile.append(Array(data), toFileAt: temporary)
         guard rename(temporary, path) == 0 else {
-            throw RecorderError("cannot rename \(temporary) to \(path): errno \(errno)")
+            throw RecorderError("cannot rename \(temporary) to \(path): \(errnoText())")
         }
         cache.withLock { $0[chainID] = positions }
     }

@@ -335,7 +335,12 @@ extension Gateway {
         for line in text.split(separator: "\n") {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                   let kind = object["kind"] as? String, let id = object["request_id"] as? String
-            else { unparsable += 1; continue }
+            else {
+                // The hash chain's own lines (docs/audit-chain.md) are not events.
+                if line.hasPrefix(#"{"after_offset":"#) || line.hasPrefix(#"{"count":"#) { continue }
+                unparsable += 1
+                continue
+            }
             records.append(AuditRecord(kind: kind, requestID: id, eventID: object["event_id"] as? String ?? "", path: object["path"] as? String))
         }
         return (records, unparsable)

@@ -52,7 +52,12 @@ struct ExposureTests {
             for case let relative as String in e { paths.append(root + "/" + relative) }
         }
         for path in paths {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            // A file replaced while we looked (the Recorder's chain state is written to a
+            // temporary file, then renamed) is gone, not exposed.
+            let attributes: [FileAttributeKey: Any]
+            do { attributes = try FileManager.default.attributesOfItem(atPath: path) } catch where !FileManager.default.fileExists(atPath: path) {
+                continue
+            }
             let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? -1
             let isDirectory = (attributes[.type] as? FileAttributeType) == .typeDirectory
             #expect(mode & 0o077 == 0, "\(path) is \(String(mode, radix: 8))")
