@@ -159,6 +159,29 @@ struct SyslogSinkTests {
         #expect(ContinuousClock.now - started < .seconds(5))
     }
 
+    /// A server that takes the connection but never reads stalls the writes once the socket
+    /// buffers are full: the batch write fails after the write timeout instead of hanging.
+    @Test func stalledWriteTimesOut() async throws {
+        let listener = try RsyslogServer.listenerThatNeverReads()
+        defer { close(listener.fd) }
+        var options = SyslogSink.Options(host: "127.0.0.1", port: listener.port, transport: .tcp)
+        options.writeTimeout = .milliseconds(500)
+        let probe = MetricsProbe()
+        let sink = try SyslogSink(options: options, metricsFactory: probe)
+        var big = event(.inspected, time: t + 1, id: "e-big")
+        big.path = "/" + String(repeating: "x", count: 60_000)
+        let events = Array(repeating: big, count: 400)  // 24 MB, more than loopback buffers hold
+        let started = ContinuousClock.now
+        do {
+            try await write(sink, events)
+            Issue.record("a write nobody reads completed")
+        } catch let error as RecorderError {
+            #expect(error.message.contains("timed out"), "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(probe.value("sluice_sink_failures_total", [("sink", sink.label)]) == 1)
+    }
+
     /// A UDP message over the datagram limit is cut (on a UTF-8 boundary) and counted.
     @Test func oversizeUDPMessageIsTruncatedVisibly() async throws {
         let server = try RsyslogServer()

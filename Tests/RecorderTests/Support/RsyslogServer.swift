@@ -190,9 +190,27 @@ final class RsyslogServer {
 
     /// A loopback port nobody listens on right now.
     static func freePort(udp: Bool) throws -> Int {
+        let (fd, port) = try boundSocket(udp: udp)
+        close(fd)
+        return port
+    }
+
+    /// A TCP socket listening on loopback that never accepts or reads: the kernel completes
+    /// connections and takes bytes until its buffers are full, then writes stall. Close the
+    /// descriptor when done.
+    static func listenerThatNeverReads() throws -> (fd: Int32, port: Int) {
+        let (fd, port) = try boundSocket(udp: false)
+        guard listen(fd, 8) == 0 else {
+            close(fd)
+            throw SetupError(description: "listen: errno \(errno)")
+        }
+        return (fd, port)
+    }
+
+    /// A socket bound to 127.0.0.1 on a port the kernel chose.
+    private static func boundSocket(udp: Bool) throws -> (Int32, Int) {
         let fd = socket(AF_INET, udp ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SetupError(description: "socket: errno \(errno)") }
-        defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -203,8 +221,11 @@ final class RsyslogServer {
                 bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
             }
         }
-        guard bound else { throw SetupError(description: "bind: errno \(errno)") }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard bound else {
+            close(fd)
+            throw SetupError(description: "bind: errno \(errno)")
+        }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     /// Whether a socket is bound (UDP) or listening (TCP) on 127.0.0.1:`port`, from /proc/net.
