@@ -70,6 +70,28 @@ public enum AuditChain {
         ArraySlice(#"{"count":\#(count),"kind":"checkpoint","time_ms":\#(timeMillis)"#.utf8)
     }
 
+    /// One record of a sink line: `lines[i]` the Recorder hands a sink is event `i`'s chained
+    /// line, preceded by a `chain_start` line and followed by a `checkpoint` line when the chain
+    /// has one there. A sink that sends one record per line (syslog, HEC, a webhook's array)
+    /// sends each of these, in order.
+    struct Record: Equatable {
+        enum Kind: String { case event, chainStart = "chain_start", checkpoint }
+        var kind: Kind
+        /// The record's JSON object, without its newline.
+        var bytes: ArraySlice<UInt8>
+    }
+
+    /// The records of a sink line, in order (an unchained line is one `event` record).
+    static func records(of line: [UInt8]) -> [Record] {
+        let checkpoint = Array(#"{"count":"#.utf8)
+        let start = Array(#"{"after_offset":"#.utf8)
+        return line.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true).map { part in
+            if part.starts(with: start) { return Record(kind: .chainStart, bytes: part) }
+            if part.starts(with: checkpoint) { return Record(kind: .checkpoint, bytes: part) }
+            return Record(kind: .event, bytes: part)
+        }
+    }
+
     /// `{"after_offset":N,"kind":"chain_start","time_ms":T`
     static func chainStartBody(afterOffset: Int64, timeMillis: Int64) -> ArraySlice<UInt8> {
         ArraySlice(#"{"after_offset":\#(afterOffset),"kind":"chain_start","time_ms":\#(timeMillis)"#.utf8)

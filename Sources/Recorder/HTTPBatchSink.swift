@@ -91,16 +91,19 @@ public struct HTTPBatchSink: AuditSink {
             current = []
             count = 0
         }
-        for (event, rawLine) in zip(events, lines) {
-            let line = rawLine.last == UInt8(ascii: "\n") ? rawLine.dropLast() : rawLine[...]
-            let item = envelope(event, line: line)
-            if count > 0, current.count + item.count + 2 > maxRequestBytes { close() }
-            switch format {
-            case .jsonArray: current.append(count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
-            case .hec: if count > 0 { current.append(UInt8(ascii: "\n")) }
+        // A line may hold the chain's own records around the event's (AuditChain.records): each
+        // is an item of its own, in order.
+        for (event, line) in zip(events, lines) {
+            for record in AuditChain.records(of: line) {
+                let item = envelope(event, line: record.bytes)
+                if count > 0, current.count + item.count + 2 > maxRequestBytes { close() }
+                switch format {
+                case .jsonArray: current.append(count == 0 ? UInt8(ascii: "[") : UInt8(ascii: ","))
+                case .hec: if count > 0 { current.append(UInt8(ascii: "\n")) }
+                }
+                current.append(contentsOf: item)
+                count += 1
             }
-            current.append(contentsOf: item)
-            count += 1
         }
         close()
         return out

@@ -120,7 +120,7 @@ public enum OCSFEvent {
         if let rules = event.rules { sluice["rules"] = rules }
         if let reasons = event.reasons { sluice["reasons"] = reasons }
         if let details = event.details, !details.isEmpty { sluice["details"] = details }
-        if let chain { sluice["chain"] = ["chain_id": chain.chainID, "seq": chain.seq, "chain": chain.chain] as [String: Any] }
+        if let chain { sluice["chain"] = ["chain_id": chain.chainID, "prev": chain.prev, "seq": chain.seq, "chain": chain.chain] as [String: Any] }
         object["unmapped"] = ["sluice": sluice]
         return object
     }

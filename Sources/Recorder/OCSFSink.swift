@@ -1,3 +1,4 @@
+import Foundation
 import Pipeline
 
 /// A sink that receives OCSF instead of Sluice's own events (`schema: ocsf`): it encodes each
@@ -6,9 +7,10 @@ import Pipeline
 ///
 /// Guarantees: the same delivery guarantees as the wrapped sink (it is one attempt per batch);
 /// only the event's own fields are sent (``OCSFEvent``). When the audit chain is on, the chain
-/// values of each event's Sluice line (`chain_id`, `seq`, `chain`) are carried under
-/// `unmapped.sluice` for correlation; the chain is verified on a `schema: sluice` copy, whose
-/// bytes it covers.
+/// values of each event's Sluice line (`chain_id`, `prev`, `seq`, `chain`) are carried under
+/// `unmapped.sluice.chain` for correlation, and the chain's own records (`chain_start`,
+/// `checkpoint`) are not sent (OCSF has no class for them): the chain is verified on a
+/// `schema: sluice` copy, whose bytes it covers.
 struct OCSFSink: AuditSink {
     let inner: any AuditSink
     let productVersion: String
@@ -31,29 +33,21 @@ struct OCSFSink: AuditSink {
     }
 }
 
-/// The audit chain's members at the end of a Sluice line (`…,"chain_id":"…","seq":N,"chain":"…"}`),
-/// when present.
+/// The audit chain's members of a Sluice line (`chain_id`, `prev`, `seq`, `chain`), when present.
 struct ChainFields: Equatable, Sendable {
     var chainID: String
+    var prev: String
     var seq: Int64
     var chain: String
 
-    /// Reads the three members from the end of `line`; `nil` when the line has no chain.
+    /// Reads the members from the event record of `line` (``AuditChain/records(of:)``); `nil` when
+    /// the line is not chained.
     static func parse(_ line: [UInt8]) -> ChainFields? {
-        var text = String(decoding: line, as: UTF8.self)
-        while text.hasSuffix("\n") { text.removeLast() }
-        guard text.hasSuffix("\"}"), let idRange = text.range(of: ",\"chain_id\":\"", options: .backwards) else { return nil }
-        let tail = text[idRange.upperBound...]
-        guard let idEnd = tail.firstIndex(of: "\"") else { return nil }
-        let id = String(tail[..<idEnd])
-        let afterID = tail[tail.index(after: idEnd)...]
-        guard afterID.hasPrefix(",\"seq\":") else { return nil }
-        let seqText = afterID.dropFirst(",\"seq\":".count).prefix { $0.isNumber || $0 == "-" }
-        guard let seq = Int64(seqText) else { return nil }
-        let afterSeq = afterID.dropFirst(",\"seq\":".count + seqText.count)
-        guard afterSeq.hasPrefix(",\"chain\":\"") else { return nil }
-        let chain = afterSeq.dropFirst(",\"chain\":\"".count).dropLast(2)
-        guard !chain.isEmpty, chain.allSatisfy(\.isHexDigit) else { return nil }
-        return ChainFields(chainID: id, seq: seq, chain: String(chain))
+        guard let record = AuditChain.records(of: line).first(where: { $0.kind == .event }),
+              let object = try? JSONSerialization.jsonObject(with: Data(record.bytes)) as? [String: Any],
+              let chainID = object["chain_id"] as? String, let prev = object["prev"] as? String,
+              let seq = (object["seq"] as? NSNumber)?.int64Value, let chain = object["chain"] as? String
+        else { return nil }
+        return ChainFields(chainID: chainID, prev: prev, seq: seq, chain: chain)
     }
 }

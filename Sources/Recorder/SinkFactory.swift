@@ -1,29 +1,55 @@
+import Foundation
 import Logging
 import Pipeline
 
 /// Builds the configured sinks (`recorder.sinks`), in order.
 enum SinkFactory {
-    /// One sink per configured entry. A kind this build cannot send to yet (HEC, webhook) is a
-    /// start-up error naming the entry, rather than a silently dropped feed. A syslog sink's TLS
-    /// files are read here (a bad one fails start-up); it connects at its first write.
-    static func makeSinks(_ configs: [RecorderConfig.Sink], logger: Logger = Logger(label: "sluice.recorder")) throws -> [any AuditSink] {
+    /// One sink per configured entry (wrapped in an ``OCSFSink`` for `schema: ocsf`). A syslog
+    /// sink's TLS files are read here (a bad one fails start-up); it connects at its first write.
+    /// Secret references (a HEC token, webhook header values) are resolved here: one that cannot
+    /// be read fails start-up naming its path, never printing a value.
+    static func makeSinks(
+        _ configs: [RecorderConfig.Sink], logger: Logger = Logger(label: "sluice.recorder"),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> [any AuditSink] {
         try configs.enumerated().map { index, config in
             let path = "recorder.sinks[\(index)]"
+            let sink: any AuditSink
             switch config.kind {
             case .file:
                 guard let file = config.path, !file.isEmpty else {
                     throw ConfigError(path: path + ".path", message: "required for a file sink")
                 }
-                do { return try FileSink(path: file) } catch {
+                do { sink = try FileSink(path: file) } catch {
                     throw ConfigError(path: path + ".path", message: "\(error)")
                 }
             case .syslog:
-                return try SyslogSink(options: SyslogSink.Options(config: config, path: path), configPath: path, logger: logger)
-            case .hec, .webhook:
-                throw ConfigError(
-                    path: path + ".kind",
-                    message: "sink kind \"\(config.kind.rawValue)\" is not supported by this build yet (supported: file, syslog)")
+                sink = try SyslogSink(options: SyslogSink.Options(config: config, path: path), configPath: path, logger: logger)
+            case .hec:
+                guard let url = config.url, let token = config.token else {
+                    throw ConfigError(path: path + ".url", message: "url and token are required for a hec sink")
+                }
+                let secret = try token.resolve(path: path + ".token", environment: environment)
+                sink = HTTPBatchSink(
+                    label: "hec:\(url)", url: url, headers: [("Authorization", "Splunk \(secret)")],
+                    format: .hec(index: config.index, sourcetype: config.sourcetype, source: config.source, host: Self.hostName()))
+            case .webhook:
+                guard let url = config.url else { throw ConfigError(path: path + ".url", message: "required for a webhook sink") }
+                let headers = try config.headers.sorted { $0.key < $1.key }.map { name, value in
+                    (name, try value.resolve(path: path + ".headers." + name, environment: environment))
+                }
+                sink = HTTPBatchSink(label: "webhook:\(url)", url: url, headers: headers, format: .jsonArray)
+            }
+            switch config.schema {
+            case .sluice: return sink
+            case .ocsf: return OCSFSink(inner: sink, productVersion: SluiceVersion.current)
             }
         }
+    }
+
+    /// This machine's name, for HEC's `host`.
+    static func hostName() -> String {
+        let name = ProcessInfo.processInfo.hostName
+        return name.isEmpty ? "sluice" : name
     }
 }

@@ -78,7 +78,8 @@ public struct SyslogMessage: Sendable {
 
     /// The message for `event`, whose JSON line is `line` (with or without its trailing newline,
     /// which is not sent). No framing: the transport adds it.
-    public func format(_ event: AuditEvent, line: [UInt8]) -> [UInt8] {
+    /// `msgID`: the MSGID instead of the event's kind (the audit chain's own records).
+    public func format(_ event: AuditEvent, line: [UInt8], msgID: String? = nil) -> [UInt8] {
         let json = line.last == UInt8(ascii: "\n") ? line.dropLast() : line[...]
         var out: [UInt8] = []
         out.reserveCapacity(json.count + 200)
@@ -86,7 +87,7 @@ public struct SyslogMessage: Sendable {
         out += Self.timestamp(millis: event.timeMillis)
         out.append(UInt8(ascii: " "))
         out += header
-        out += Self.headerField(event.kind.rawValue, max: Self.maxMsgID)
+        out += Self.headerField(msgID ?? event.kind.rawValue, max: Self.maxMsgID)
         out.append(UInt8(ascii: " "))
         out += Self.structuredData(event)
         out.append(UInt8(ascii: " "))

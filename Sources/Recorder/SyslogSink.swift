@@ -152,12 +152,18 @@ public actor SyslogSink: AuditSink {
 
     public func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws {
         guard !events.isEmpty else { return }
-        let messages = zip(events, lines).map { formatter.format($0, line: $1) }
+        // A line may hold the chain's own records around the event's (AuditChain.records): each is a
+        // message of its own, MSGID `chain_start` or `checkpoint`.
+        let messages = zip(events, lines).flatMap { event, line in
+            AuditChain.records(of: line).map { record in
+                (event, formatter.format(event, line: Array(record.bytes), msgID: record.kind == .event ? nil : record.kind.rawValue))
+            }
+        }
         var used: (any Channel)?
         do {
             let channel = try await connection()
             used = channel
-            try await send(messages, of: events, on: channel)
+            try await send(messages, on: channel)
         } catch {
             failedWrites.increment()
             if let used { drop(used) }
@@ -240,19 +246,20 @@ public actor SyslogSink: AuditSink {
     }
 
     /// Writes every message, flushes once, waits until every write completed or `writeTimeout`.
-    private func send(_ messages: [[UInt8]], of events: [AuditEvent], on channel: any Channel) async throws {
+    /// Sends `messages` (each with the event it belongs to, for logs) in one flush.
+    private func send(_ messages: [(event: AuditEvent, bytes: [UInt8])], on channel: any Channel) async throws {
         var writes: [EventLoopFuture<Void>] = []
         switch options.transport {
         case .tcp, .tls:
             // RFC 6587 octet counting: "LEN SP MSG" per message, all in one buffer.
-            var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.count + 8 })
-            for message in messages {
+            var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.bytes.count + 8 })
+            for (_, message) in messages {
                 buffer.writeString("\(message.count) ")
                 buffer.writeBytes(message)
             }
             writes.append(channel.write(buffer))
         case .udp:
-            for (message, event) in zip(messages, events) {
+            for (event, message) in messages {
                 var datagram = message[...]
                 if message.count > options.maxDatagramBytes {
                     datagram = Self.truncated(message, to: options.maxDatagramBytes)

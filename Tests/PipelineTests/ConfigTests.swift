@@ -104,6 +104,14 @@ struct ConfigTests {
         Bad(name: "syslog app_name with a space", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"udp\", \"app_name\": \"my app\"") }, path: "recorder.sinks[0].app_name"),
         Bad(name: "syslog with a file sink's path", patch: { Self.sink($0, "\"kind\": \"syslog\", \"address\": \"siem.example:514\", \"transport\": \"udp\", \"path\": \"/x\"") }, path: "recorder.sinks[0].path"),
         Bad(name: "file sink with a syslog field", patch: { Self.sink($0, "\"kind\": \"file\", \"path\": \"/x\", \"transport\": \"tcp\"") }, path: "recorder.sinks[0].transport"),
+        Bad(name: "hec without url", patch: { Self.sink($0, #""kind": "hec", "token": "env:T""#) }, path: "recorder.sinks[0].url"),
+        Bad(name: "hec without token", patch: { Self.sink($0, #""kind": "hec", "url": "https://splunk.example:8088""#) }, path: "recorder.sinks[0].token"),
+        Bad(name: "hec token in clear", patch: { Self.sink($0, #""kind": "hec", "url": "https://splunk.example:8088", "token": "abc""#) }, path: "recorder.sinks[0].token"),
+        Bad(name: "hec over http to another host", patch: { Self.sink($0, #""kind": "hec", "url": "http://splunk.example:8088", "token": "env:T""#) }, path: "recorder.sinks[0].url"),
+        Bad(name: "webhook url with user information", patch: { Self.sink($0, #""kind": "webhook", "url": "https://u:p@collector.example/in""#) }, path: "recorder.sinks[0].url"),
+        Bad(name: "webhook header value in clear", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "headers": {"X-Key": "abc"}"#) }, path: "recorder.sinks[0].headers.X-Key"),
+        Bad(name: "webhook with a hec field", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "index": "main""#) }, path: "recorder.sinks[0].index"),
+        Bad(name: "unknown schema", patch: { Self.sink($0, #""kind": "file", "path": "/x", "schema": "ecs""#) }, path: "recorder.sinks[0].schema"),
     ]
 
     /// `json` with one `recorder.sinks` entry made of `members`.

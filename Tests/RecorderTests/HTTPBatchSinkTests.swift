@@ -51,6 +51,21 @@ struct HTTPBatchSinkTests {
         }
     }
 
+    @Test("the chain's own records in a line (segment start, checkpoint) become items of their own, in order")
+    func chainRecords() throws {
+        let e = event(.delivered, time: t, id: "evt-c", status: 200)
+        let eventLine = String(decoding: AuditEventLine.encode(e).dropLast(), as: UTF8.self)
+        let line = #"{"after_offset":4,"kind":"chain_start","time_ms":1}"# + "\n" + eventLine + "\n" + #"{"count":1,"kind":"checkpoint","time_ms":1}"# + "\n"
+        let webhook = HTTPBatchSink(label: "webhook:test", url: "http://127.0.0.1:1/in", headers: [], format: .jsonArray)
+        let array = try #require(try JSONSerialization.jsonObject(with: Data(webhook.bodies(events: [e], lines: [Array(line.utf8)])[0])) as? [[String: Any]])
+        #expect(array.map { $0["kind"] as? String } == ["chain_start", "delivered", "checkpoint"])
+        let hec = HTTPBatchSink(label: "hec:test", url: "http://127.0.0.1:1", headers: [], format: .hec(index: nil, sourcetype: "s", source: "s", host: "h"))
+        let objects = String(decoding: hec.bodies(events: [e], lines: [Array(line.utf8)])[0], as: UTF8.self).split(separator: "\n")
+        #expect(objects.count == 3)
+        #expect(objects.map { o in ((try? JSONSerialization.jsonObject(with: Data(o.utf8)) as? [String: Any])?["event"] as? [String: Any])?["kind"] as? String }
+            == ["chain_start", "delivered", "checkpoint"])
+    }
+
     @Test("a batch over max_request_bytes goes as several requests, in order; an event larger than that alone")
     func splitting() throws {
         let (events, lines) = batch(10)

@@ -91,13 +91,26 @@ struct OCSFSinkTests {
         #expect(sink.label == "capture (ocsf)")
     }
 
-    @Test("the chain members are read from the end of a Sluice line", arguments: [
-        (#"{"kind":"x","chain_id":"sluice.audit/3","seq":42,"chain":"00ff"}"# + "\n", ChainFields(chainID: "sluice.audit/3", seq: 42, chain: "00ff")),
+    @Test("the chain members are read from the event record of a Sluice line; chain records are skipped", arguments: [
+        (#"{"after_offset":4,"kind":"chain_start","time_ms":1,"chain_id":"a/0","prev":"00","seq":4,"chain":"11"}"# + "\n"
+            + #"{"event_id":"e","kind":"x","chain_id":"sluice.audit/3","prev":"11","seq":42,"chain":"00ff"}"# + "\n"
+            + #"{"count":1,"kind":"checkpoint","time_ms":1,"chain_id":"a/0","prev":"00ff","seq":42,"chain":"22"}"# + "\n",
+         ChainFields(chainID: "sluice.audit/3", prev: "11", seq: 42, chain: "00ff")),
         (#"{"kind":"x"}"#, nil),
-        (#"{"kind":"x","chain_id":"a","seq":x,"chain":"00"}"#, nil),
-        (#"{"kind":"x","chain_id":"a","seq":1,"chain":"zz"}"#, nil),
+        (#"{"event_id":"e","chain_id":"a","prev":"0","seq":"x","chain":"00"}"#, nil),
     ] as [(String, ChainFields?)])
     func chainFields(line: String, expected: ChainFields?) {
         #expect(ChainFields.parse(Array(line.utf8)) == expected)
+    }
+
+    @Test("a sink line splits into the chain's records and the event's, in order")
+    func records() {
+        let line = #"{"after_offset":4,"kind":"chain_start"}"# + "\n" + #"{"event_id":"e"}"# + "\n" + #"{"count":1,"kind":"checkpoint"}"# + "\n"
+        let records = AuditChain.records(of: Array(line.utf8))
+        #expect(records.map(\.kind) == [.chainStart, .event, .checkpoint])
+        #expect(records.map { String(decoding: $0.bytes, as: UTF8.self) } == [
+            #"{"after_offset":4,"kind":"chain_start"}"#, #"{"event_id":"e"}"#, #"{"count":1,"kind":"checkpoint"}"#,
+        ])
+        #expect(AuditChain.records(of: Array((#"{"event_id":"e"}"# + "\n").utf8)).map(\.kind) == [.event])
     }
 }

@@ -84,16 +84,33 @@ struct RecorderServiceTests {
         try await task.value
     }
 
-    @Test func unsupportedSinkKindFailsStartUpNamingTheSink() throws {
+    @Test func hecAndWebhookSinksAreBuiltWithTheirSecretsResolved() throws {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
-        let config = try env.config(sinks: "[{\"kind\":\"file\",\"path\":\"\(env.sinkPath)\"},{\"kind\":\"hec\",\"url\":\"https://siem.example/services/collector\"}]")
+        let sinks = try SinkFactory.makeSinks(
+            try env.config(sinks: """
+                [{"kind":"hec","url":"https://splunk.example:8088","token":"env:T_HEC","index":"security"},
+                 {"kind":"webhook","url":"http://127.0.0.1:9/in","headers":{"X-Key":"env:T_HOOK"},"schema":"ocsf"}]
+                """).recorder.sinks,
+            environment: ["T_HEC": "hec-secret", "T_HOOK": "hook-secret"])
+        let hec = try #require(sinks[0] as? HTTPBatchSink)
+        #expect(hec.url == "https://splunk.example:8088/services/collector/event")
+        #expect(hec.headers["Authorization"] == ["Splunk hec-secret"])
+        #expect(hec.label == "hec:https://splunk.example:8088" && !hec.label.contains("secret"))
+        let ocsf = try #require(sinks[1] as? OCSFSink)
+        let hook = try #require(ocsf.inner as? HTTPBatchSink)
+        #expect(hook.headers["X-Key"] == ["hook-secret"] && hook.format == .jsonArray)
+    }
+
+    @Test func anUnreadableSinkSecretFailsStartUpNamingItsPath() throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let config = try env.config(sinks: #"[{"kind":"file","path":"\#(env.sinkPath)"},{"kind":"hec","url":"https://siem.example","token":"env:SLUICE_TEST_UNSET_TOKEN"}]"#)
         do {
-            _ = try RecorderService(config: config, context: env.context)
+            _ = try SinkFactory.makeSinks(config.recorder.sinks, environment: [:])
             Issue.record("expected a start-up error")
         } catch let error as ConfigError {
-            #expect(error.path == "recorder.sinks[1].kind")
-            #expect(error.message.contains("hec"))
+            #expect(error.path == "recorder.sinks[1].token")
         }
     }
 

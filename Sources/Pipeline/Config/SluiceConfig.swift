@@ -589,9 +589,15 @@ public struct RecorderConfig: Decodable, Sendable {
     ///   `local0`); with `tls` only: `ca_file` (PEM; absent: the system's trust roots),
     ///   `cert_file` and `key_file` (a client certificate, both or neither), `server_name`
     ///   (the name the server's certificate must carry; default the address's host).
-    /// - `hec`, `webhook`: `url`, `token` (not supported by this build yet).
+    /// - `hec`: `url` (the collector, `https`; required), `token` (a secret reference; required),
+    ///   `index`, `sourcetype` (default `sluice:audit`), `source` (default `sluice`).
+    /// - `webhook`: `url` (`https`; required), `headers` (name → secret reference).
+    /// - every kind: `schema` (`sluice`, the default, or `ocsf`).
+    /// An `http://` URL is refused unless its host is a loopback address.
     public struct Sink: Decodable, Sendable {
         public enum Kind: String, Decodable, Sendable { case file, syslog, hec, webhook }
+        /// What the sink receives: Sluice's own events (hash-chained) or OCSF API Activity.
+        public enum Schema: String, Decodable, Sendable, CaseIterable { case sluice, ocsf }
         public enum Transport: String, Decodable, Sendable, CaseIterable { case tcp, tls, udp }
         public var kind: Kind
         public var path: String?
@@ -609,8 +615,16 @@ public struct RecorderConfig: Decodable, Sendable {
         public var appName: String
         /// syslog: 0…23.
         public var facility: Int
+        /// hec: the index (absent: the token's default index).
+        public var index: String?
+        /// hec: the sourcetype and source of every event.
+        public var sourcetype: String
+        public var source: String
+        /// webhook: extra request headers, values from secret references.
+        public var headers: [String: ConfigSecret]
+        public var schema: Schema
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case kind, path, url, token, address, transport
+            case kind, path, url, token, address, transport, index, sourcetype, source, headers, schema
             case caFile = "ca_file"
             case certFile = "cert_file"
             case keyFile = "key_file"
@@ -631,7 +645,8 @@ public struct RecorderConfig: Decodable, Sendable {
             switch kind {
             case .file: [.path]
             case .syslog: [.address, .transport, .caFile, .certFile, .keyFile, .serverName, .appName, .facility]
-            case .hec, .webhook: [.url, .token]
+            case .hec: [.url, .token, .index, .sourcetype, .source]
+            case .webhook: [.url, .headers]
             }
         }
 
@@ -641,7 +656,7 @@ public struct RecorderConfig: Decodable, Sendable {
             let here = decoder.codingPath.configPath
             kind = try c.decode(Kind.self, forKey: .kind)
             let allowed = Self.fields(of: kind)
-            for key in CodingKeys.allCases where key != .kind && !allowed.contains(key) && c.contains(key) {
+            for key in CodingKeys.allCases where key != .kind && key != .schema && !allowed.contains(key) && c.contains(key) {
                 throw ConfigError(
                     path: here + "." + key.rawValue,
                     message: "not a field of a \(kind.rawValue) sink (its fields: \(allowed.map(\.rawValue).sorted().joined(separator: ", ")))")
@@ -656,8 +671,33 @@ public struct RecorderConfig: Decodable, Sendable {
             serverName = try c.decodeIfPresent(String.self, forKey: .serverName)
             appName = try c.decodeIfPresent(String.self, forKey: .appName) ?? "sluice"
             facility = 16
+            index = try c.decodeIfPresent(String.self, forKey: .index)
+            sourcetype = try c.decodeIfPresent(String.self, forKey: .sourcetype) ?? "sluice:audit"
+            source = try c.decodeIfPresent(String.self, forKey: .source) ?? "sluice"
+            // Parsed here, not as [String: ConfigSecret], so an error names the header.
+            var headers: [String: ConfigSecret] = [:]
+            for (name, text) in try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:] {
+                do { headers[name] = ConfigSecret(try SecretReference(parsing: text)) } catch let e as SecretReferenceError {
+                    throw ConfigError(path: here + ".headers." + name, message: e.reason)
+                }
+            }
+            self.headers = headers
+            schema = try c.decodeIfPresent(Schema.self, forKey: .schema) ?? .sluice
             if kind == .file && path == nil {
                 throw ConfigError(path: here + ".path", message: "required for a file sink")
+            }
+            if kind == .hec || kind == .webhook {
+                guard let url else { throw ConfigError(path: here + ".url", message: "required for a \(kind.rawValue) sink") }
+                try Self.checkURL(url, path: here + ".url")
+                if kind == .hec, token == nil {
+                    throw ConfigError(path: here + ".token", message: "required for a hec sink (a secret reference, e.g. env:HEC_TOKEN)")
+                }
+                for name in headers.keys where name.isEmpty || !name.utf8.allSatisfy({ (33...126).contains($0) && $0 != UInt8(ascii: ":") }) {
+                    throw ConfigError(path: here + ".headers." + name, message: "not a header name")
+                }
+                for (key, value) in [(CodingKeys.index, index), (.sourcetype, sourcetype as String?), (.source, source as String?)] where value?.isEmpty == true {
+                    throw ConfigError(path: here + "." + key.rawValue, message: "must not be empty")
+                }
             }
             guard kind == .syslog else { return }
             guard let address = try c.decodeIfPresent(String.self, forKey: .address) else {
@@ -695,6 +735,19 @@ public struct RecorderConfig: Decodable, Sendable {
                         message: "\"\(name)\" is not a syslog facility (0-23 or a name: \(Self.facilityNames.sorted { $0.value < $1.value }.map(\.key).joined(separator: ", ")))")
                 }
             }
+        }
+
+        /// An `https` URL, or `http` to a loopback host only (an audit feed and its token are never
+        /// sent in the clear over a network); no user information.
+        static func checkURL(_ text: String, path: String) throws {
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), let host = url.host, !host.isEmpty else {
+                throw ConfigError(path: path, message: "\"\(text)\" is not a URL")
+            }
+            let loopback = host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+            guard scheme == "https" || (scheme == "http" && loopback) else {
+                throw ConfigError(path: path, message: "must be an https URL (http only to a loopback host)")
+            }
+            guard url.user == nil, url.password == nil else { throw ConfigError(path: path, message: "must not contain user information") }
         }
 
         /// `host:port` or `[v6]:port` split, or `nil` when not of that form.
