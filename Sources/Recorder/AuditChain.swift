@@ -35,11 +35,21 @@ public enum AuditChain {
     static func link(
         body: ArraySlice<UInt8>, chainID: String, seq: Int64, prev: [UInt8], key: SymmetricKey
     ) -> (line: [UInt8], chain: [UInt8]) {
+        link(body: body, chainID: chainID, seq: seq, prev: prev, mac: HMAC<SHA256>(key: key))
+    }
+
+    /// As `link(body:chainID:seq:prev:key:)`, with `mac` a fresh HMAC of the key (copied per
+    /// line: the key is not hashed again for every line).
+    static func link(
+        body: ArraySlice<UInt8>, chainID: String, seq: Int64, prev: [UInt8], mac: HMAC<SHA256>
+    ) -> (line: [UInt8], chain: [UInt8]) {
         var out: [UInt8] = []
         out.reserveCapacity(body.count + chainID.utf8.count + 200)
         out += body
         appendTail(chainID: chainID, prev: prev, seq: seq, to: &out)
-        let chain = Array(HMAC<SHA256>.authenticationCode(for: out, using: key))
+        var h = mac
+        h.update(data: out)
+        let chain = Array(h.finalize())
         out += #","chain":""#.utf8
         appendHex(chain, to: &out)
         out += #""}"#.utf8
@@ -98,12 +108,13 @@ public enum AuditChain {
     }
 
     static func appendHex(_ bytes: [UInt8], to out: inout [UInt8]) {
-        let digits = Array("0123456789abcdef".utf8)
         for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
+            out.append(hexDigit(b >> 4))
+            out.append(hexDigit(b & 0x0f))
         }
     }
+
+    @inline(__always) static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? v + UInt8(ascii: "0") : v - 10 + UInt8(ascii: "a") }
 
     static func hex(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []

@@ -14,7 +14,7 @@ import Darwin
 #endif
 
 /// Where a chain stands once every message of its partition up to `offset` is handled.
-struct ChainPosition: Codable, Equatable, Sendable {
+struct ChainPosition: Equatable, Sendable {
     /// The highest offset of the partition handled (an event, or a message that was skipped).
     var offset: Int64
     /// The chain value of the last line (hex).
@@ -54,12 +54,20 @@ struct ChainedBatch: Sendable {
 /// function of those messages and the saved position before them, so a redelivered batch gives
 /// byte-identical lines, whatever the batch boundaries.
 struct AuditChainer: Sendable {
-    let key: SymmetricKey
     let checkpointEvery: Int64
     let checkpointIntervalMillis: Int64
     let store: ChainStateStore
+    /// A fresh HMAC of the chain key, copied for each line.
+    private let mac: HMAC<SHA256>
+
+    init(key: SymmetricKey, checkpointEvery: Int64, checkpointIntervalMillis: Int64, store: ChainStateStore) {
+        self.mac = HMAC<SHA256>(key: key)
+        self.checkpointEvery = checkpointEvery
+        self.checkpointIntervalMillis = checkpointIntervalMillis
+        self.store = store
+    }
     /// Positions kept per chain: how far back a redelivery can start and still continue the chain.
-    static let keptPositions = 64
+    static let keptPositions = 32
 
     /// `chains[i]` is the chain id of `events[i]` and `offsets[i]` its offset; `spans` holds every
     /// partition of the batch (events or not).
@@ -95,20 +103,20 @@ struct AuditChainer: Sendable {
             var bytes: [UInt8] = []
             if let after = c.pendingStart {
                 let start = AuditChain.link(
-                    body: AuditChain.chainStartBody(afterOffset: after, timeMillis: time), chainID: id, seq: after, prev: c.prev, key: key)
+                    body: AuditChain.chainStartBody(afterOffset: after, timeMillis: time), chainID: id, seq: after, prev: c.prev, mac: mac)
                 bytes += start.line
                 c.prev = start.chain
                 c.checkpointTime = time
                 c.pendingStart = nil
                 starts[id] = after
             }
-            let linked = AuditChain.link(body: AuditChain.eventBody(lines[i]), chainID: id, seq: offsets[i], prev: c.prev, key: key)
+            let linked = AuditChain.link(body: AuditChain.eventBody(lines[i]), chainID: id, seq: offsets[i], prev: c.prev, mac: mac)
             bytes += linked.line
             c.prev = linked.chain
             c.count += 1
             if c.count - c.checkpointCount >= checkpointEvery || time - c.checkpointTime >= checkpointIntervalMillis {
                 let checkpoint = AuditChain.link(
-                    body: AuditChain.checkpointBody(count: c.count, timeMillis: time), chainID: id, seq: offsets[i], prev: c.prev, key: key)
+                    body: AuditChain.checkpointBody(count: c.count, timeMillis: time), chainID: id, seq: offsets[i], prev: c.prev, mac: mac)
                 bytes += checkpoint.line
                 c.prev = checkpoint.chain
                 c.checkpointCount = c.count
@@ -130,7 +138,8 @@ struct AuditChainer: Sendable {
 }
 
 /// The saved positions of every chain, one file per chain under `<data_dir>/recorder/chains/`
-/// (`<topic>-<partition>`, a JSON array of `ChainPosition`, oldest first), each replaced whole
+/// (`<topic>-<partition>`, one `ChainPosition` a line, oldest first: `offset count
+/// checkpoint_count checkpoint_time chain`), each replaced whole
 /// (written to a temporary file, then renamed) before a batch's lines go to the sinks. Read once
 /// per chain, then kept in memory.
 final class ChainStateStore: Sendable {
@@ -162,9 +171,10 @@ final class ChainStateStore: Sendable {
         let path = path(of: chainID)
         var loaded: [ChainPosition] = []
         if let data = FileManager.default.contents(atPath: path) {
-            do { loaded = try JSONDecoder().decode([ChainPosition].self, from: data) } catch {
-                throw RecorderError("audit chain state \(path) is unreadable: \(error)")
+            guard let positions = Self.decode(Array(data)) else {
+                throw RecorderError("audit chain state \(path) is unreadable")
             }
+            loaded = positions
         }
         cache.withLock { $0[chainID] = loaded }
         return loaded
@@ -174,7 +184,7 @@ final class ChainStateStore: Sendable {
     func save(_ chainID: String, _ positions: [ChainPosition]) throws {
         let path = path(of: chainID)
         let temporary = path + ".tmp"
-        let data = try JSONEncoder().encode(positions)
+        let data = Self.encode(positions)
         // A fresh temporary file (0600, one write(2)): not FileManager.createFile, which adds a
         // hidden temporary file of its own.
         guard unlink(temporary) == 0 || errno == ENOENT else { throw RecorderError("cannot remove \(temporary): \(errnoText())") }
@@ -183,6 +193,30 @@ final class ChainStateStore: Sendable {
             throw RecorderError("cannot rename \(temporary) to \(path): \(errnoText())")
         }
         cache.withLock { $0[chainID] = positions }
+    }
+
+    /// `offset count checkpoint_count checkpoint_time chain\n` per position (written per batch:
+    /// by hand, JSONEncoder was most of the chain's cost).
+    static func encode(_ positions: [ChainPosition]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(positions.count * 120)
+        for p in positions {
+            out += "\(p.offset) \(p.count) \(p.checkpointCount) \(p.checkpointTime) \(p.chain)\n".utf8
+        }
+        return out
+    }
+
+    /// The positions of `encode`'s bytes, or `nil` when they are not that.
+    static func decode(_ bytes: [UInt8]) -> [ChainPosition]? {
+        var out: [ChainPosition] = []
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            let fields = line.split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
+            guard fields.count == 5, let offset = Int64(fields[0]), let count = Int64(fields[1]), let checkpointCount = Int64(fields[2]),
+                let checkpointTime = Int64(fields[3]), AuditChain.unhex(Array(fields[4].utf8)) != nil
+            else { return nil }
+            out.append(ChainPosition(offset: offset, chain: fields[4], count: count, checkpointCount: checkpointCount, checkpointTime: checkpointTime))
+        }
+        return out
     }
 
     /// Forgets the cached positions (the next read goes to the files), as after a restart.

@@ -200,6 +200,25 @@ struct AuditChainTests {
         #expect(afterLoss.events == 11)
     }
 
+    @Test("the saved positions: one line each, read back as written; a damaged file is an error, not a silent new segment")
+    func stateFile() throws {
+        let f = try ChainFixture()
+        defer { f.cleanUp() }
+        _ = try f.batch([3, 4, 5], every: 2)
+        let path = f.store.path(of: "sluice.audit/0")
+        #expect(path.hasSuffix("/recorder/chains/sluice.audit-0"))
+        let text = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        // offset 5, 3 events, checkpoint after the second (count 2, time 1004), then the chain.
+        #expect(text.hasPrefix("5 3 2 1004 "))
+        let saved = try f.store.positions("sluice.audit/0")
+        f.store.dropCache()
+        #expect(try f.store.positions("sluice.audit/0") == saved)
+        try Data("5 3 2 1004 not-hex\n".utf8).write(to: URL(fileURLWithPath: path))
+        f.store.dropCache()
+        #expect(throws: RecorderError.self) { try f.store.positions("sluice.audit/0") }
+        #expect(throws: RecorderError.self) { try f.batch([6]) }
+    }
+
     @Test("chains of several partitions interleave; each is checked on its own")
     func interleavedChains() throws {
         let f = try ChainFixture()
