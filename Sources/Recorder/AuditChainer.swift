@@ -138,13 +138,27 @@ struct AuditChainer: Sendable {
 }
 
 /// The saved positions of every chain, one file per chain under `<data_dir>/recorder/chains/`
-/// (`<topic>-<partition>`, one `ChainPosition` a line, oldest first: `offset count
-/// checkpoint_count checkpoint_time chain`), each replaced whole
-/// (written to a temporary file, then renamed) before a batch's lines go to the sinks. Read once
-/// per chain, then kept in memory.
+/// (`<topic>-<partition>`, one `ChainPosition` a line: `offset count checkpoint_count
+/// checkpoint_time chain`). Each batch end is appended (one `write(2)` on a descriptor kept
+/// open, before the batch's lines go to the sinks); every `rewriteEvery` appends the file is
+/// replaced by the kept positions (temporary file, then rename). Read once per chain, then kept
+/// in memory.
+///
+/// Reading folds the lines in order: a line drops the positions at or after its offset (a
+/// redelivered batch saved again), then is added. Positions are a function of the partition's
+/// messages, so a position left from an earlier attempt is still right. A last line without its
+/// newline (torn by a crash) is ignored; any other line that does not parse makes the file
+/// unreadable (an error, not a silent new segment).
 final class ChainStateStore: Sendable {
     let directory: String
-    private let cache = Mutex<[String: [ChainPosition]]>([:])
+    private struct Chain: Sendable {
+        var positions: [ChainPosition]
+        var file: AppendFile?
+        var appends: Int
+    }
+    private let cache = Mutex<[String: Chain]>([:])
+    /// Appends between two rewrites of a chain's file.
+    static let rewriteEvery = 256
 
     init(dataDir: String) {
         directory = URL(fileURLWithPath: dataDir).appendingPathComponent("recorder/chains").path
@@ -164,10 +178,9 @@ final class ChainStateStore: Sendable {
         URL(fileURLWithPath: directory).appendingPathComponent(chainID.replacingOccurrences(of: "/", with: "-")).path
     }
 
-    /// The saved positions of a chain, oldest first (none when never saved). A file that exists
-    /// but cannot be decoded is an error (not a silent new segment).
+    /// The saved positions of a chain, oldest first (none when never saved).
     func positions(_ chainID: String) throws -> [ChainPosition] {
-        if let cached = cache.withLock({ $0[chainID] }) { return cached }
+        if let cached = cache.withLock({ $0[chainID]?.positions }) { return cached }
         let path = path(of: chainID)
         var loaded: [ChainPosition] = []
         if let data = FileManager.default.contents(atPath: path) {
@@ -176,27 +189,35 @@ final class ChainStateStore: Sendable {
             }
             loaded = positions
         }
-        cache.withLock { $0[chainID] = loaded }
+        cache.withLock { $0[chainID] = Chain(positions: loaded, file: nil, appends: Self.rewriteEvery) }
         return loaded
     }
 
-    /// Replaces a chain's positions (temporary file + rename), then the cached copy.
+    /// Saves a chain's positions (the last is the new batch end): appended to the file, or every
+    /// `rewriteEvery` times the file replaced by them.
     func save(_ chainID: String, _ positions: [ChainPosition]) throws {
+        guard let end = positions.last else { return }
         let path = path(of: chainID)
-        let temporary = path + ".tmp"
-        let data = Self.encode(positions)
-        // A fresh temporary file (0600, one write(2)): not FileManager.createFile, which adds a
-        // hidden temporary file of its own.
-        guard unlink(temporary) == 0 || errno == ENOENT else { throw RecorderError("cannot remove \(temporary): \(errnoText())") }
-        try AppendFile.append(Array(data), toFileAt: temporary)
-        guard rename(temporary, path) == 0 else {
-            throw RecorderError("cannot rename \(temporary) to \(path): \(errnoText())")
+        var chain = cache.withLock { $0[chainID] } ?? Chain(positions: [], file: nil, appends: Self.rewriteEvery)
+        if chain.appends >= Self.rewriteEvery || chain.file == nil {
+            let temporary = path + ".tmp"
+            guard unlink(temporary) == 0 || errno == ENOENT else { throw RecorderError("cannot remove \(temporary): \(errnoText())") }
+            try AppendFile.append(Self.encode(positions), toFileAt: temporary)
+            guard rename(temporary, path) == 0 else {
+                throw RecorderError("cannot rename \(temporary) to \(path): \(errnoText())")
+            }
+            chain.file = try AppendFile(path: path)
+            chain.appends = 0
+        } else if let file = chain.file {
+            try file.append(Self.encode([end]))
+            chain.appends += 1
         }
-        cache.withLock { $0[chainID] = positions }
+        chain.positions = positions
+        let saved = chain
+        cache.withLock { $0[chainID] = saved }
     }
 
-    /// `offset count checkpoint_count checkpoint_time chain\n` per position (written per batch:
-    /// by hand, JSONEncoder was most of the chain's cost).
+    /// `offset count checkpoint_count checkpoint_time chain\n` per position.
     static func encode(_ positions: [ChainPosition]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(positions.count * 120)
@@ -206,17 +227,21 @@ final class ChainStateStore: Sendable {
         return out
     }
 
-    /// The positions of `encode`'s bytes, or `nil` when they are not that.
+    /// The positions of a state file's bytes (folded, see the type; the last `AuditChainer.keptPositions`),
+    /// or `nil` when a whole line is not a position.
     static func decode(_ bytes: [UInt8]) -> [ChainPosition]? {
         var out: [ChainPosition] = []
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+        if bytes.last != UInt8(ascii: "\n"), !lines.isEmpty { lines.removeLast() }  // torn by a crash
+        for line in lines {
             let fields = line.split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
             guard fields.count == 5, let offset = Int64(fields[0]), let count = Int64(fields[1]), let checkpointCount = Int64(fields[2]),
                 let checkpointTime = Int64(fields[3]), AuditChain.unhex(Array(fields[4].utf8)) != nil
             else { return nil }
+            out.removeAll { $0.offset >= offset }
             out.append(ChainPosition(offset: offset, chain: fields[4], count: count, checkpointCount: checkpointCount, checkpointTime: checkpointTime))
         }
-        return out
+        return Array(out.suffix(AuditChainer.keptPositions))
     }
 
     /// Forgets the cached positions (the next read goes to the files), as after a restart.

@@ -219,6 +219,34 @@ struct AuditChainTests {
         #expect(throws: RecorderError.self) { try f.batch([6]) }
     }
 
+    @Test("batch ends are appended to the state file; read back, a redelivery's line replaces the later ones and a torn last line is ignored")
+    func stateFileAppends() throws {
+        let f = try ChainFixture()
+        defer { f.cleanUp() }
+        let a = try f.batch([0, 1])
+        let b = try f.batch([2, 3])
+        let c = try f.batch([4, 5])
+        let again = try f.batch([2, 3])  // redelivered: the same lines, the same position at 3
+        #expect(again == b)
+        let path = f.store.path(of: "sluice.audit/0")
+        let text = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        #expect(text.split(separator: "\n").map { $0.split(separator: " ")[0] } == ["1", "3", "5", "3"])
+        let inMemory = try f.store.positions("sluice.audit/0")
+        f.store.dropCache()
+        let read = try f.store.positions("sluice.audit/0")
+        #expect(read.map(\.offset) == [1, 3])
+        #expect(read == inMemory)
+        // A crash mid-append: the torn line is ignored, the chain continues from offset 3.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("5 5 0 10".utf8))
+        try handle.close()
+        f.store.dropCache()
+        #expect(try f.store.positions("sluice.audit/0").map(\.offset) == [1, 3])
+        #expect(try f.batch([4, 5]) == c)
+        #expect(verify(a + b + c, key: f.key).verified)
+    }
+
     @Test("chains of several partitions interleave; each is checked on its own")
     func interleavedChains() throws {
         let f = try ChainFixture()
