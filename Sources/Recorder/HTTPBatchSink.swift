@@ -145,20 +145,11 @@ public struct HTTPBatchSink: AuditSink {
         }
     }
 
-    /// A JSON string literal (quotes, backslashes and control characters escaped).
+    /// A JSON string literal (``AuditEventJSON/string(_:into:)``: quotes, backslashes and control
+    /// characters escaped).
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out: [UInt8] = []
+        AuditEventJSON.string(s, into: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }

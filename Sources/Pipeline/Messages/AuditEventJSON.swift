@@ -92,7 +92,9 @@ public enum AuditEventJSON {
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
-    static func string(_ value: String, into out: inout [UInt8]) {
+    /// `value` as a JSON string literal (quotes, backslashes and control characters escaped, as
+    /// Foundation's encoder writes them), appended to `out`.
+    public static func string(_ value: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for byte in value.utf8 {
             switch byte {
