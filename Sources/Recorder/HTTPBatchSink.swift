@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Metrics
 import NIOCore
 import NIOHTTP1
 import Pipeline
@@ -18,6 +19,8 @@ import Pipeline
 ///   request is sent.
 /// - Header values come from configuration (secret references for credentials) and are never
 ///   logged; errors carry at most 200 bytes of the receiver's answer.
+/// - Counted per sink, as the syslog sink is: `sluice_sink_events_total{sink}` (events whose
+///   batch was answered 2xx) and `sluice_sink_failures_total{sink}` (batch writes that failed).
 public struct HTTPBatchSink: AuditSink {
     public enum Format: Sendable, Equatable {
         /// Splunk HEC: one `{"time":…,"host":…,"source":…,"sourcetype":…,"index":…,"event":<line>}`
@@ -34,6 +37,8 @@ public struct HTTPBatchSink: AuditSink {
     let client: HTTPClient
     let timeout: Duration
     let maxRequestBytes: Int
+    private let sentEvents: Counter
+    private let failedWrites: Counter
 
     /// - Parameters:
     ///   - url: where to POST (for HEC the collector's base URL or its `/services/collector/event` URL).
@@ -41,7 +46,7 @@ public struct HTTPBatchSink: AuditSink {
     ///   - client: `HTTPClient.shared` unless a custom TLS trust is configured.
     public init(
         label: String, url: String, headers: [(String, String)], format: Format, client: HTTPClient = .shared,
-        timeout: Duration = .seconds(10), maxRequestBytes: Int = 1 << 20
+        timeout: Duration = .seconds(10), maxRequestBytes: Int = 1 << 20, metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.label = label
         self.url = Self.endpoint(url, format: format)
@@ -53,6 +58,9 @@ public struct HTTPBatchSink: AuditSink {
         self.client = client
         self.timeout = timeout
         self.maxRequestBytes = maxRequestBytes
+        let factory = metricsFactory ?? MetricsSystem.factory
+        sentEvents = Counter(label: "sluice_sink_events_total", dimensions: [("sink", label)], factory: factory)
+        failedWrites = Counter(label: "sluice_sink_failures_total", dimensions: [("sink", label)], factory: factory)
     }
 
     /// HEC's event endpoint below a base URL given without a path.
@@ -73,9 +81,15 @@ public struct HTTPBatchSink: AuditSink {
     }
 
     public func write(batch events: [AuditEvent], lines: [[UInt8]]) async throws {
-        for body in bodies(events: events, lines: lines) {
-            try await post(body)
+        do {
+            for body in bodies(events: events, lines: lines) {
+                try await post(body)
+            }
+        } catch {
+            failedWrites.increment()
+            throw error
         }
+        sentEvents.increment(by: Int64(events.count))
     }
 
     /// The request bodies of a batch, in order, each at most `maxRequestBytes` (a single event

@@ -96,9 +96,10 @@ struct HTTPBatchSinkTests {
     func hecDelivery() async throws {
         let receiver = try await TestUpstream.start()
         defer { receiver.stop() }
+        let probe = MetricsProbe()
         let sink = HTTPBatchSink(
             label: "hec:\(receiver.url)", url: receiver.url, headers: [("Authorization", "Splunk tok-123")],
-            format: .hec(index: "security", sourcetype: "sluice:audit", source: "sluice", host: "gw"))
+            format: .hec(index: "security", sourcetype: "sluice:audit", source: "sluice", host: "gw"), metricsFactory: probe)
         let (events, lines) = batch(5)
         await receiver.setResponse(status: 503, body: "{\"text\":\"Server is busy\",\"code\":9}")
         await #expect(throws: RecorderError.self) { try await sink.write(batch: events, lines: lines) }
@@ -110,8 +111,12 @@ struct HTTPBatchSinkTests {
             #expect("\(error)".contains("Server is busy"))
             #expect(!"\(error)".contains("tok-123"))
         }
+        #expect(probe.value("sluice_sink_failures_total", [("sink", sink.label)]) == 2)
+        #expect(probe.value("sluice_sink_events_total", [("sink", sink.label)]) ?? 0 == 0)
         await receiver.setResponse(status: 200, body: "{\"text\":\"Success\",\"code\":0}")
         try await sink.write(batch: events, lines: lines)
+        #expect(probe.value("sluice_sink_events_total", [("sink", sink.label)]) == 5)
+        #expect(probe.value("sluice_sink_failures_total", [("sink", sink.label)]) == 2)
         let got = await receiver.requests
         #expect(got.count == 3)
         let last = try #require(got.last)
