@@ -160,8 +160,9 @@ final class ChainStateStore: Sendable {
     /// Appends between two rewrites of a chain's file.
     static let rewriteEvery = 256
 
-    init(dataDir: String) {
-        directory = URL(fileURLWithPath: dataDir).appendingPathComponent("recorder/chains").path
+    /// `lane`: the sink whose chains these are (`SinkIdentity`): `<data_dir>/recorder/chains/<lane>`.
+    init(dataDir: String, lane: String) {
+        directory = URL(fileURLWithPath: dataDir).appendingPathComponent("recorder/chains").appendingPathComponent(lane).path
     }
 
     /// Creates the directory (0700); throws when it cannot.

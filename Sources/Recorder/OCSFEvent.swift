@@ -27,12 +27,14 @@ public enum OCSFEvent {
     }
 
     /// OCSF `severity_id`: 1 Informational; 3 Medium for a call stopped by policy or a person
-    /// (blocked, denied, refused); 4 High when a high or critical finding was involved; 2 Low for
-    /// a failed delivery or an expired hold.
+    /// (blocked, denied, refused) and for a failing sink; 4 High when a high or critical finding
+    /// was involved, and for audit events a sink will never get (`sink_events_dropped`); 2 Low
+    /// for a failed delivery or an expired hold.
     public static func severityID(_ event: AuditEvent) -> Int {
         if event.findings?.contains(where: { $0.severity == "high" || $0.severity == "critical" }) == true { return 4 }
         switch event.kind {
-        case .blocked, .denied, .requestRejected, .approvalRefused: return 3
+        case .blocked, .denied, .requestRejected, .approvalRefused, .sinkFailed: return 3
+        case .sinkEventsDropped: return 4
         case .failed, .expired: return 2
         default: return 1
         }
@@ -41,8 +43,8 @@ public enum OCSFEvent {
     /// OCSF `status_id`: 1 Success, 2 Failure, 0 Unknown (no outcome yet: received, inspected, held).
     public static func statusID(_ event: AuditEvent) -> Int {
         switch event.kind {
-        case .delivered, .idempotentReplay, .responseMasked: return 1
-        case .blocked, .denied, .expired, .failed, .requestRejected, .approvalRefused: return 2
+        case .delivered, .idempotentReplay, .responseMasked, .sinkRecovered: return 1
+        case .blocked, .denied, .expired, .failed, .requestRejected, .approvalRefused, .sinkFailed, .sinkEventsDropped: return 2
         case .approvalDecided: return event.details?["result"] == "not_counted" ? 2 : 1
         default: return event.status.map { (200..<400).contains($0) ? 1 : 2 } ?? 0
         }

@@ -3,58 +3,61 @@ import Logging
 import Metrics
 import Pipeline
 
-/// The Recorder stage: consumes `audit` and `outcomes` in the consumer group
-/// `<prefix>recorder`, appends every event to its session's recording (`SessionRecordings`)
-/// and to each configured sink.
+/// The Recorder stage: consumes `audit` and `outcomes`, appends every event to its session's
+/// recording (`SessionRecordings`, consumer group `<prefix>recorder`) and sends it to each
+/// configured sink, each sink reading with a cursor of its own (`SinkLane`, consumer group
+/// `<prefix>recorder-sink-<id>`).
 ///
-/// It works in batches (`StageConsumer.run(maxBatch:_:)`): every message already delivered, up
-/// to `maxBatch`, never waiting for more (a lone event is recorded at once). Per batch: one
-/// append per recording file (the file's lines of the batch, whole, in order), one
-/// `AuditSink.write(batch:lines:)` per sink, one commit per partition.
+/// Each reader works in batches (`StageConsumer.run(maxBatch:_:)`): every message already
+/// delivered, up to `maxBatch`, never waiting for more (a lone event is recorded at once). Per
+/// batch: one append per recording file (the file's lines of the batch, whole, in order), or one
+/// `AuditSink.write(batch:lines:)`, then one commit per partition.
 ///
 /// Guarantees:
 /// - Events reach every recording file and every sink in partition order.
-/// - At-least-once: a batch is committed only after each of its events is in the recording
-///   and in every sink. A failed write is retried (with backoff, only for the recording files
-///   and sinks that failed, each with its whole part of the batch) until it succeeds or `run`
-///   is cancelled; then the batch stays uncommitted and is redelivered. Replay de-duplicates
-///   by `eventID`.
+/// - A slow or dead sink holds back only itself; the recordings and the other sinks go on.
+/// - At-least-once per output: a batch is committed for the recordings only once each of its
+///   events is in its recording, for a sink only once the sink took it (or gave up on it after
+///   `max_behind`, reported: see `SinkLane`). A failed write is retried (with backoff, only the
+///   recording files that failed, each with its whole part of the batch) until it succeeds or
+///   `run` is cancelled; then the batch stays uncommitted and is redelivered. Replay
+///   de-duplicates by `eventID`.
 /// - Exactly one outcome per request (invariant 8): of the records on `outcomes`, only each
 ///   request's first (`OutcomeLedger.isFirst`) is written, as its `delivered|blocked|denied|
 ///   expired|failed` event; a second record (two stages raced to end one request) is counted
-///   in `sluice_recorder_duplicate_outcomes_total` and committed unwritten. Every Recorder
-///   instance decides alike, before or after restarts and rebalances.
+///   in `sluice_recorder_duplicate_outcomes_total` and committed unwritten. Every reader of every
+///   Recorder instance decides alike, before or after restarts and rebalances.
 /// - Recordings are filed per session per day (`SessionRecordings`); the `RecordingsJanitor`
-///   runs beside the consume loop and deletes days older than `recorder.retention`.
-/// - A message that is not an audit event goes to `deadletter` and is committed.
+///   runs beside the consume loops and deletes days older than `recorder.retention`.
+/// - A message that is not an audit event goes to `deadletter` (once, from the recordings'
+///   reader) and is committed.
 /// - Nothing but the event's own fields is written anywhere (`AuditEventLine`); sinks get each
-///   event's line with the hash-chain members appended (`AuditChain`, per source partition),
-///   plus `chain_start` and `checkpoint` lines (`AuditChainer`). The chain position is saved
-///   under `<data_dir>/recorder/chains/` before a batch goes to the sinks, so a redelivered batch
-///   gives byte-identical lines. Recordings keep the unchained lines.
+///   event's line with the hash-chain members appended (`AuditChain`, per sink and source
+///   partition), plus `chain_start` and `checkpoint` lines (`AuditChainer`). The chain position
+///   is saved under `<data_dir>/recorder/chains/<sink id>/` before a batch goes to the sink, so
+///   a redelivered batch gives byte-identical lines. Recordings keep the unchained lines.
 /// - Start-up fails (from `init`) on a sink kind this build does not support, naming
-///   `recorder.sinks[i]`, and on a recordings directory or sink file that cannot be opened.
+///   `recorder.sinks[i]`, on two entries for the same sink, and on a recordings directory or
+///   sink file that cannot be opened.
 public struct RecorderService: Sendable {
-    /// The consumer group of every Recorder instance of a deployment.
+    /// The consumer group of the recordings' reader of every Recorder instance of a deployment.
     public var group: String { context.topics.consumerGroup("recorder") }
 
     private let context: StageContext
     private let recordings: SessionRecordings
-    private let sinks: [any AuditSink]
+    /// One per sink, in configuration order (then the extra sinks).
+    let lanes: [SinkLane]
     private let retry: Backoff
     private let ledger: OutcomeLedger
     private let janitor: RecordingsJanitor
-    /// Chains the sink lines; `nil` when there is no sink.
-    private let chainer: AuditChainer?
-    /// New chain segments (no saved position before a batch: first start, state lost, or a
-    /// partition that another instance handled).
-    private let chainSegments = Counter(label: "sluice_audit_chain_segments_total")
-    /// Events written to the recording and every sink.
+    /// Events written to the recordings.
     private let recordedEvents = Counter(label: "sluice_recorder_events_total")
-    /// How old the last recorded event was when it reached every sink (now − its time): how far
+    /// How old the last recorded event was when it was in its recording (now − its time): how far
     /// the audit trail behind the data path is (under sustained saturation the Recorder lags).
+    /// Per sink: `sluice_sink_delay_seconds{sink}`.
     private let auditDelay = Gauge(label: "sluice_audit_delay_seconds")
-    /// Messages per batch handled (how far behind the Recorder is: 1 when idle, up to `maxBatch`).
+    /// Messages per batch handled by the recordings' reader (how far behind the Recorder is: 1
+    /// when idle, up to `maxBatch`).
     private let batchSize = Metrics.Recorder(label: "sluice_recorder_batch_size")
 
     /// The most messages handled as one batch.
@@ -68,41 +71,65 @@ public struct RecorderService: Sendable {
     }
 
     /// As `init(config:context:)`, with sinks added after the configured ones (for tests
-    /// and embedders).
+    /// and embedders; ids `extra-<i>`, `max_behind` never unless `extraMaxBehind`).
     init(
         config: SluiceConfig, context: StageContext, extraSinks: [any AuditSink], retry: Backoff = Backoff(),
-        ledger: OutcomeLedger? = nil, environment: [String: String] = ProcessInfo.processInfo.environment
+        ledger: OutcomeLedger? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
+        extraMaxBehind: Duration? = nil, metricsFactory: (any MetricsFactory)? = nil
     ) throws {
         self.context = context
         self.recordings = SessionRecordings(dataDir: config.dataDir)
         try recordings.prepare()
-        self.sinks = try SinkFactory.makeSinks(config.recorder.sinks, logger: context.logger) + extraSinks
+        let ids = try SinkIdentity.ids(of: config.recorder.sinks)
+        let configured = try SinkFactory.makeSinks(config.recorder.sinks, logger: context.logger)
         self.retry = retry
-        self.ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
+        let ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
+        self.ledger = ledger
         self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
+        var sinks: [(id: String, sink: any AuditSink, maxBehind: Int64?)] = zip(ids, zip(configured, config.recorder.sinks)).map { id, pair in
+            let maxBehind: Int64? = switch pair.1.maxBehind {
+            case .busRetention: config.bus.retention.milliseconds
+            case .after(let limit): limit.milliseconds
+            case .never: nil
+            }
+            return (id, pair.0, maxBehind)
+        }
+        sinks += extraSinks.enumerated().map { ("extra-\($0.offset)", $0.element, extraMaxBehind?.totalMilliseconds) }
         if sinks.isEmpty {
-            chainer = nil
+            lanes = []
         } else {
             // A configured key that cannot be read fails start-up (naming recorder.chain_key).
             let (key, source) = try AuditChain.key(config: config, environment: environment)
-            let store = ChainStateStore(dataDir: config.dataDir)
-            try store.prepare()
-            chainer = AuditChainer(
-                key: key, checkpointEvery: Int64(config.recorder.checkpointEvery),
-                checkpointIntervalMillis: config.recorder.checkpointInterval.milliseconds, store: store)
-            context.logger.info("audit chain key", metadata: ["source": "\(source)", "state": "\(store.directory)"])
+            lanes = try sinks.map { id, sink, maxBehind in
+                let store = ChainStateStore(dataDir: config.dataDir, lane: id)
+                try store.prepare()
+                let chainer = AuditChainer(
+                    key: key, checkpointEvery: Int64(config.recorder.checkpointEvery),
+                    checkpointIntervalMillis: config.recorder.checkpointInterval.milliseconds, store: store)
+                return SinkLane(
+                    id: id, sink: sink, chainer: chainer, maxBehindMillis: maxBehind, retry: retry, context: context, ledger: ledger,
+                    metricsFactory: metricsFactory)
+            }
+            context.logger.info("audit chain key", metadata: ["source": "\(source)"])
         }
     }
 
-    /// Consumes `audit` and `outcomes` until the task is cancelled (or the bus closes the
-    /// subscription), then leaves the group and returns. Throws only when subscribing fails or
-    /// the bus fails.
+    /// Consumes `audit` and `outcomes` (the recordings' reader and one per sink) until the task
+    /// is cancelled (or the bus closes the subscriptions), then leaves the groups and returns.
+    /// Throws only when subscribing fails or the bus fails.
     public func run() async throws {
-        // The recordings janitor runs beside the consume loop and is cancelled when it ends.
+        // The recordings janitor runs beside the consume loops and is cancelled when they end.
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await self.janitor.run() }
-                try await ledger.whileFollowing { try await self.consume() }
+                try await ledger.whileFollowing {
+                    try await withThrowingDiscardingTaskGroup { readers in
+                        readers.addTask { try await self.consume() }
+                        for lane in lanes {
+                            readers.addTask { try await lane.run(maxBatch: Self.maxBatch) }
+                        }
+                    }
+                }
                 group.cancelAll()
             }
         } catch {
@@ -114,90 +141,56 @@ public struct RecorderService: Sendable {
 
     /// Closes the sinks' connections (syslog) once nothing more is written.
     private func closeSinks() async {
-        for sink in sinks { await sink.close() }
+        for lane in lanes { await lane.sink.close() }
     }
 
     private func consume() async throws {
-        context.logger.info("recorder started", metadata: ["group": "\(group)", "sinks": "\(sinks.map(\.label))", "max_batch": "\(Self.maxBatch)"])
-        // One batch at a time: events reach the sinks in partition order.
+        context.logger.info("recorder started", metadata: [
+            "group": "\(group)", "sinks": "\(lanes.map { "\($0.id)=\($0.sink.label)" })", "max_batch": "\(Self.maxBatch)",
+        ])
         let consumer = StageConsumer(
             bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes],
             concurrency: 1, logger: context.logger)
-        try await consumer.run(maxBatch: Self.maxBatch) { batch in await self.handle(batch: batch) }
+        try await consumer.run(maxBatch: Self.maxBatch) { batch in await self.record(batch: batch) }
         context.logger.info("recorder stopped")
     }
 
-    /// Records a batch of messages, in order. Returns `false` (commit none of them) only when
-    /// stopped before every write succeeded.
+    /// Records a batch in the recordings, then hands it to every sink (each retrying on its own),
+    /// as the readers of `run` do one after the other (tests and embedders). Returns `false`
+    /// when any of them was stopped first.
     func handle(batch messages: [BusMessage]) async -> Bool {
-        batchSize.record(messages.count)
-        var events: [AuditEvent] = []
-        events.reserveCapacity(messages.count)
-        var chains: [String] = []
-        var offsets: [Int64] = []
-        var spans: [String: ChainSpan] = [:]
-        for message in messages {
-            let chainID = AuditChain.chainID(topic: message.topic, partition: message.partition)
-            spans[chainID, default: ChainSpan(first: message.offset, last: message.offset)].include(message.offset)
-            if message.topic == context.topics.outcomes {
-                if TopicFollower.isMarker(message) { continue }
-                do {
-                    guard try await ledger.isFirst(message) else {
-                        context.logger.warning("second outcome for a request not recorded", metadata: [
-                            "request_id": "\(message.keyString ?? "")", "partition": "\(message.partition)", "offset": "\(message.offset)",
-                        ])
-                        Counter(label: "sluice_recorder_duplicate_outcomes_total").increment()
-                        continue
-                    }
-                } catch {
-                    // The ledger reader stopped (shutdown or bus failure): do not commit.
-                    return false
-                }
-            }
-            do {
-                events.append(try context.codec.decodeAudit(message))
-                chains.append(chainID)
-                offsets.append(message.offset)
-            } catch {
-                await context.deadletter(message, reason: "\(error)")
-            }
+        guard await record(batch: messages) else { return false }
+        for lane in lanes {
+            guard await lane.handle(batch: messages) else { return false }
         }
-        return await record(events, chains: chains, offsets: offsets, spans: spans)
+        return true
     }
 
-    /// Writes `events` (in order) to their recordings and every sink, retrying only what failed.
-    /// `chains[i]`/`offsets[i]`: the source partition's chain id and offset of `events[i]`;
-    /// `spans`: every partition of the batch (see `AuditChainer`).
-    func record(_ events: [AuditEvent], chains: [String], offsets: [Int64], spans: [String: ChainSpan]) async -> Bool {
-        // A batch without events changes no chain (the saved position before it still holds).
+    /// Records a batch of messages in the recordings, in order. Returns `false` (commit none of
+    /// them) only when stopped before every write succeeded.
+    func record(batch messages: [BusMessage]) async -> Bool {
+        batchSize.record(messages.count)
+        guard let batch = await RecorderBatch.prepare(messages, context: context, ledger: ledger) else { return false }
+        for message in batch.laterOutcomes {
+            context.logger.warning("second outcome for a request not recorded", metadata: [
+                "request_id": "\(message.keyString ?? "")", "partition": "\(message.partition)", "offset": "\(message.offset)",
+            ])
+            Counter(label: "sluice_recorder_duplicate_outcomes_total").increment()
+        }
+        for (message, reason) in batch.undecodable { await context.deadletter(message, reason: reason) }
+        return await record(batch.events)
+    }
+
+    /// Appends `events` (in order) to their recordings, retrying only the files that failed.
+    func record(_ events: [AuditEvent]) async -> Bool {
         guard let last = events.last else { return true }
-        // Encoded once for the recording and every sink.
+        // Encoded once for every recording file.
         let lines = events.map(AuditEventLine.encode)
         let appends = recordings.appends(of: events, lines: lines)
-        var pendingFiles = Array(appends.indices)
-        var pendingSinks = Array(sinks.indices)
-        // The sinks' lines and the chain positions to save before the sinks get them.
-        var chained: ChainedBatch?
-        var pendingState = chainer != nil
+        var pending = Array(appends.indices)
         var attempt = 0
         while true {
-            if pendingState, let chainer {
-                do {
-                    let batch = try chained ?? chainer.chain(events: events, lines: lines, chains: chains, offsets: offsets, spans: spans)
-                    chained = batch
-                    for (id, positions) in batch.positions.sorted(by: { $0.key < $1.key }) { try chainer.store.save(id, positions) }
-                    pendingState = false
-                    for (id, after) in batch.segmentStarts.sorted(by: { $0.key < $1.key }) {
-                        chainSegments.increment()
-                        context.logger.warning("audit chain segment started: no saved chain position before this batch", metadata: [
-                            "chain_id": "\(id)", "after_offset": "\(after)",
-                        ])
-                    }
-                } catch {
-                    context.logger.error("audit chain state write failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
-                }
-            }
-            pendingFiles = pendingFiles.filter { i in
+            pending = pending.filter { i in
                 do {
                     try recordings.append(appends[i])
                     return false
@@ -208,23 +201,7 @@ public struct RecorderService: Sendable {
                     return true
                 }
             }
-            var stillPending: [Int] = []
-            for i in pendingSinks {
-                // Sinks wait for the chain positions to be saved (a redelivery must find them).
-                guard !pendingState else {
-                    stillPending.append(i)
-                    continue
-                }
-                do { try await sinks[i].write(batch: events, lines: chained?.lines ?? lines) } catch {
-                    stillPending.append(i)
-                    context.logger.error("sink write failed", metadata: [
-                        "sink": "\(sinks[i].label)", "events": "\(events.count)", "first_event_id": "\(events[0].eventID)",
-                        "attempt": "\(attempt)", "error": "\(error)",
-                    ])
-                }
-            }
-            pendingSinks = stillPending
-            if pendingFiles.isEmpty && pendingSinks.isEmpty {
+            if pending.isEmpty {
                 recordedEvents.increment(by: Int64(events.count))
                 auditDelay.record(Double(max(0, currentMillis() - last.timeMillis)) / 1000)
                 return true

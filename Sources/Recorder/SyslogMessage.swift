@@ -63,15 +63,17 @@ public struct SyslogMessage: Sendable {
     ///   warning (4);
     /// - `request_rejected` (bad input refused at the edge) and `expired` (a hold nobody decided)
     ///   → notice (5);
+    /// - `sink_events_dropped` (audit a sink will never get) → error (3); `sink_failed` →
+    ///   warning (4);
     /// - everything else (received, inspected, delivered, approvals, masked responses,
-    ///   idempotent replays) → informational (6).
+    ///   idempotent replays, a sink recovered) → informational (6).
     public static func severity(of kind: AuditEvent.Kind) -> Severity {
         switch kind {
-        case .failed: .error
-        case .blocked, .denied, .approvalRefused: .warning
+        case .failed, .sinkEventsDropped: .error
+        case .blocked, .denied, .approvalRefused, .sinkFailed: .warning
         case .requestRejected, .expired: .notice
         case .requestReceived, .inspected, .delivered, .approvalRequested, .approvalDecided, .responseMasked,
-            .idempotentReplay:
+            .idempotentReplay, .sinkRecovered:
             .informational
         }
     }

@@ -19,8 +19,11 @@ import Pipeline
 /// - `write(batch:lines:)` sends the whole batch with one flush (TCP/TLS: one buffer of frames;
 ///   UDP: one datagram per event) and returns when every write completed: the kernel took
 ///   the bytes (for TLS, the encrypted bytes). That is not an acknowledgement by the server:
-///   bytes in the kernel's send buffer when the connection resets are lost without an error
-///   (only RELP would close that gap); see docs/siem.md.
+///   bytes in the kernel's send buffer when the connection resets, or read by a server that
+///   died before it stored them, are lost without an error (only RELP would close that gap).
+///   To narrow it (TCP/TLS), the messages sent on a connection in the `resendWindow` before its
+///   last send are sent again, first, on the next connection when one was lost (duplicates, the same lines:
+///   at-least-once), counted in `sluice_sink_resent_events_total{sink}`; see docs/siem.md.
 /// - TLS verifies the server's certificate against `ca_file` (or the system's roots) and the
 ///   host name (`server_name`, else the address's host; an IP address is checked against the
 ///   certificate's IP entries; swift-nio-ssl also accepts an IP entry equal to the connected
@@ -49,6 +52,11 @@ public actor SyslogSink: AuditSink {
         public var writeTimeout: Duration = .seconds(10)
         /// The largest UDP message (65,507: the most an IPv4 datagram can carry).
         public var maxDatagramBytes = 65_507
+        /// TCP/TLS: how long sent messages are kept to be sent again on the next connection if
+        /// this one is lost ...
+        public var resendWindow: Duration = .seconds(10)
+        /// ... and at most how many bytes of them.
+        public var resendWindowBytes = 8 << 20
 
         public init(host: String, port: Int, transport: RecorderConfig.Sink.Transport) {
             self.host = host
@@ -83,6 +91,11 @@ public actor SyslogSink: AuditSink {
     private let sentEvents: Counter
     private let failedWrites: Counter
     private let truncatedMessages: Counter
+    private let resentEvents: Counter
+    /// TCP/TLS: the frames sent recently (see `Options.resendWindow`), oldest first, with when
+    /// they were sent and how many events they hold; sent again first on a new connection.
+    private var recent: [(sentAt: ContinuousClock.Instant, frames: [UInt8], events: Int)] = []
+    private var recentBytes = 0
     /// The open connection, if any.
     private var channel: (any Channel)?
     /// A connection being opened (so that overlapping writes share it).
@@ -107,6 +120,7 @@ public actor SyslogSink: AuditSink {
         sentEvents = Counter(label: "sluice_sink_events_total", dimensions: dimensions, factory: factory)
         failedWrites = Counter(label: "sluice_sink_failures_total", dimensions: dimensions, factory: factory)
         truncatedMessages = Counter(label: "sluice_sink_truncated_total", dimensions: dimensions, factory: factory)
+        resentEvents = Counter(label: "sluice_sink_resent_events_total", dimensions: dimensions, factory: factory)
     }
 
     /// The client TLS context: full verification against `ca_file` (or the system's roots),
@@ -161,9 +175,33 @@ public actor SyslogSink: AuditSink {
         }
         var used: (any Channel)?
         do {
-            let channel = try await connection()
+            let (channel, isNew) = try await connection()
             used = channel
-            try await send(messages, on: channel)
+            switch options.transport {
+            case .tcp, .tls:
+                let frames = Self.frames(messages.map { $0.1 })
+                var resend: [UInt8] = []
+                var resending = 0
+                if isNew {
+                    trimRecent()
+                    for kept in recent {
+                        resend += kept.frames
+                        resending += kept.events
+                    }
+                }
+                try await send(stream: resend + frames, messageCount: messages.count, on: channel)
+                if resending > 0 {
+                    resentEvents.increment(by: Int64(resending))
+                    logger.notice("syslog sink sent its recent messages again on a new connection", metadata: [
+                        "sink": "\(label)", "events": "\(resending)",
+                    ])
+                }
+                recent.append((ContinuousClock.now, frames, events.count))
+                recentBytes += frames.count
+                trimRecent()
+            case .udp:
+                try await send(datagrams: messages, on: channel)
+            }
         } catch {
             failedWrites.increment()
             if let used { drop(used) }
@@ -172,9 +210,34 @@ public actor SyslogSink: AuditSink {
         sentEvents.increment(by: Int64(events.count))
     }
 
+    /// RFC 6587 octet counting: `LEN SP MSG` per message, one after the other.
+    static func frames(_ messages: [[UInt8]]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(messages.reduce(0) { $0 + $1.count + 8 })
+        for message in messages {
+            out += "\(message.count) ".utf8
+            out += message
+        }
+        return out
+    }
+
+    /// Forgets the kept frames sent more than the resend window before the last send (so after a
+    /// lost connection, however long the outage, the last window's messages are kept for the
+    /// next one) or beyond its byte budget.
+    private func trimRecent() {
+        guard let last = recent.last else { return }
+        let oldest = last.sentAt - options.resendWindow
+        while let first = recent.first, first.sentAt < oldest || recentBytes > options.resendWindowBytes {
+            recentBytes -= first.frames.count
+            recent.removeFirst()
+        }
+    }
+
     /// Closes the connection (at shutdown).
     public func close() async {
         connecting = nil
+        recent = []
+        recentBytes = 0
         guard let channel else { return }
         self.channel = nil
         try? await channel.close()
@@ -182,21 +245,21 @@ public actor SyslogSink: AuditSink {
 
     // MARK: - Connection
 
-    /// The open connection, or a new one.
-    private func connection() async throws -> any Channel {
+    /// The open connection, or a new one (`isNew`).
+    private func connection() async throws -> (channel: any Channel, isNew: Bool) {
         if let channel {
-            if channel.isActive { return channel }
+            if channel.isActive { return (channel, false) }
             // The server closed it (or it failed) since the last batch: open a new one.
             drop(channel)
         }
-        if let connecting { return try await connecting.get() }
+        if let connecting { return (try await connecting.get(), false) }
         let future = connect()
         connecting = future
         defer { connecting = nil }
         let channel = try await future.get()
         self.channel = channel
         logger.info("syslog sink connected", metadata: ["sink": "\(label)"])
-        return channel
+        return (channel, true)
     }
 
     /// Forgets `channel` (if it is the current one) and closes it.
@@ -245,32 +308,30 @@ public actor SyslogSink: AuditSink {
         }
     }
 
-    /// Writes every message, flushes once, waits until every write completed or `writeTimeout`.
-    /// Sends `messages` (each with the event it belongs to, for logs) in one flush.
-    private func send(_ messages: [(event: AuditEvent, bytes: [UInt8])], on channel: any Channel) async throws {
+    /// TCP/TLS: writes the framed `stream` in one flush, waits until written or `writeTimeout`.
+    private func send(stream: [UInt8], messageCount: Int, on channel: any Channel) async throws {
+        try await flush([channel.write(channel.allocator.buffer(bytes: stream))], messageCount: messageCount, on: channel)
+    }
+
+    /// UDP: one datagram per message (cut to `maxDatagramBytes`), one flush.
+    private func send(datagrams messages: [(event: AuditEvent, bytes: [UInt8])], on channel: any Channel) async throws {
         var writes: [EventLoopFuture<Void>] = []
-        switch options.transport {
-        case .tcp, .tls:
-            // RFC 6587 octet counting: "LEN SP MSG" per message, all in one buffer.
-            var buffer = channel.allocator.buffer(capacity: messages.reduce(0) { $0 + $1.bytes.count + 8 })
-            for (_, message) in messages {
-                buffer.writeString("\(message.count) ")
-                buffer.writeBytes(message)
+        for (event, message) in messages {
+            var datagram = message[...]
+            if message.count > options.maxDatagramBytes {
+                datagram = Self.truncated(message, to: options.maxDatagramBytes)
+                truncatedMessages.increment()
+                logger.warning("syslog message truncated to fit a UDP datagram", metadata: [
+                    "sink": "\(label)", "event_id": "\(event.eventID)", "bytes": "\(message.count)", "sent": "\(datagram.count)",
+                ])
             }
-            writes.append(channel.write(buffer))
-        case .udp:
-            for (event, message) in messages {
-                var datagram = message[...]
-                if message.count > options.maxDatagramBytes {
-                    datagram = Self.truncated(message, to: options.maxDatagramBytes)
-                    truncatedMessages.increment()
-                    logger.warning("syslog message truncated to fit a UDP datagram", metadata: [
-                        "sink": "\(label)", "event_id": "\(event.eventID)", "bytes": "\(message.count)", "sent": "\(datagram.count)",
-                    ])
-                }
-                writes.append(channel.write(channel.allocator.buffer(bytes: datagram)))
-            }
+            writes.append(channel.write(channel.allocator.buffer(bytes: datagram)))
         }
+        try await flush(writes, messageCount: messages.count, on: channel)
+    }
+
+    /// Flushes, then waits until every write completed or `writeTimeout`.
+    private func flush(_ writes: [EventLoopFuture<Void>], messageCount: Int, on channel: any Channel) async throws {
         channel.flush()
         let timeout = options.writeTimeout
         let started = ContinuousClock.now
@@ -282,7 +343,7 @@ public actor SyslogSink: AuditSink {
         do {
             try await EventLoopFuture.andAllSucceed(writes, on: channel.eventLoop).get()
         } catch {
-            if ContinuousClock.now - started >= timeout { throw SyslogTimeout(what: "writing \(messages.count) messages", after: timeout) }
+            if ContinuousClock.now - started >= timeout { throw SyslogTimeout(what: "writing \(messageCount) messages", after: timeout) }
             throw error
         }
     }

@@ -5,15 +5,21 @@ import Synchronization
 /// its group subscriptions: for tests of what a consumer commits, and when.
 public final class CommitRecordingBus: Bus {
     public let inner: any Bus
-    private let recorded = Mutex<[BusMessage]>([])
+    private let recorded = Mutex<[(group: String, message: BusMessage)]>([])
 
     public init(_ inner: any Bus) { self.inner = inner }
 
     /// Every commit that succeeded, in the order they returned.
-    public var commits: [BusMessage] { recorded.withLock { $0 } }
+    public var commits: [BusMessage] { recorded.withLock { $0.map(\.message) } }
+
+    /// The commits of one consumer group, in the order they returned.
+    public func commits(group: String) -> [BusMessage] { recorded.withLock { $0.filter { $0.group == group }.map(\.message) } }
 
     /// The highest offset committed per partition.
     public var committed: [BusPartition: Int64] { Self.highestOffsets(commits) }
+
+    /// The highest offset one consumer group committed per partition.
+    public func committed(group: String) -> [BusPartition: Int64] { Self.highestOffsets(commits(group: group)) }
 
     /// The highest offset of `messages` per partition.
     public static func highestOffsets(_ messages: [BusMessage]) -> [BusPartition: Int64] {
@@ -25,7 +31,7 @@ public final class CommitRecordingBus: Bus {
         return highest
     }
 
-    fileprivate func record(_ message: BusMessage) { recorded.withLock { $0.append(message) } }
+    fileprivate func record(_ message: BusMessage, group: String) { recorded.withLock { $0.append((group, message)) } }
 
     public func publish(_ message: OutgoingMessage) async throws { try await inner.publish(message) }
 
@@ -34,7 +40,7 @@ public final class CommitRecordingBus: Bus {
         let messages = IteratorBox(subscription.makeAsyncIterator())
         return BusSubscription(
             stream: AsyncThrowingStream { try await messages.next() },
-            control: RecordingControl(inner: subscription, bus: self))
+            control: RecordingControl(inner: subscription, bus: self, group: group))
     }
 
     public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
@@ -51,15 +57,16 @@ public final class CommitRecordingBus: Bus {
 private struct RecordingControl: BusSubscriptionControl {
     let inner: BusSubscription
     let bus: CommitRecordingBus
+    let group: String
 
     func commit(_ message: BusMessage) async throws {
         try await inner.commit(message)
-        bus.record(message)
+        bus.record(message, group: group)
     }
 
     func commit(_ message: BusMessage, publishing outputs: [OutgoingMessage]) async throws {
         try await inner.commit(message, publishing: outputs)
-        bus.record(message)
+        bus.record(message, group: group)
     }
 
     func assignment() async -> Set<BusPartition> { await inner.assignment() }

@@ -119,8 +119,10 @@ struct AuditChainRecorderTests {
         #expect(Set(report.segmentStarts.map(\.afterOffset)) == [9, 4])
         // checkpoint_every 2: a checkpoint after the second event of partition 0 only.
         #expect(lines(of: env.sinkPath).filter { $0.hasPrefix(#"{"count":2,"kind":"checkpoint""#) }.count == 1)
-        let chains = URL(fileURLWithPath: env.dataDir).appendingPathComponent("recorder/chains")
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: chains.path)) == ["sluice.audit-0", "sluice.audit-2"])
+        // The sink's own state directory: recorder/chains/<sink id>.
+        let chains = try #require(service.lanes.first).chainer.store.directory
+        #expect(chains.hasSuffix("/recorder/chains/" + SinkIdentity.id(of: try env.config().recorder.sinks[0])))
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: chains)) == ["sluice.audit-0", "sluice.audit-2"])
     }
 
     @Test("a configured chain key that cannot be read fails start-up naming recorder.chain_key")

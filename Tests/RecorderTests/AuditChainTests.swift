@@ -13,7 +13,7 @@ struct ChainFixture {
     init() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-chain-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        store = ChainStateStore(dataDir: dir.path)
+        store = ChainStateStore(dataDir: dir.path, lane: "file-test")
         try store.prepare()
     }
 
@@ -206,7 +206,7 @@ struct AuditChainTests {
         defer { f.cleanUp() }
         _ = try f.batch([3, 4, 5], every: 2)
         let path = f.store.path(of: "sluice.audit/0")
-        #expect(path.hasSuffix("/recorder/chains/sluice.audit-0"))
+        #expect(path.hasSuffix("/recorder/chains/file-test/sluice.audit-0"))
         let text = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
         // offset 5, 3 events, checkpoint after the second (count 2, time 1004), then the chain.
         #expect(text.hasPrefix("5 3 2 1004 "))

@@ -79,28 +79,40 @@ struct RecorderBatchTests {
 
         // A sink that refuses every batch: retried, never committed.
         let refusing = BatchSink(failures: .max)
+        let everything = try await Self.highestOffsets(env, topic: env.context.topics.audit, count: events.count)
         try await Self.running(try RecorderService(config: env.config(sinks: "[]"), context: context, extraSinks: [refusing], retry: Self.fastRetry)) {
             #expect(await eventually { await refusing.attempts.count >= 3 })
+            // (Past the events: the Recorder's sink_failed event follows them.)
+            #expect(await eventually {
+                let committed = bus.committed(group: env.context.topics.consumerGroup("recorder"))
+                return everything.allSatisfy { committed[$0.key] ?? -1 >= $0.value }
+            }, "a failing sink held back the recordings")
         }
         let refused = await refusing.attempts
         #expect(refused.allSatisfy { $0 == refused[0] }, "each retry is the same whole batch")
-        #expect(bus.commits.isEmpty, "committed while a sink failed: \(bus.commits.map(\.offset))")
-        // The recordings succeeded at the first attempt and were not written again.
+        // Nothing committed for the sink's cursor; the recordings' reader committed on its own.
+        let sinkGroup = env.context.topics.consumerGroup("recorder-sink-extra-0")
+        #expect(bus.commits(group: sinkGroup).isEmpty, "committed while a sink failed: \(bus.commits(group: sinkGroup).map(\.offset))")
+        // The recordings have every event once, whatever the sink did (the service stopped
+        // only after the recordings' reader had committed past them all).
         let recordings = SessionRecordings(dataDir: env.dataDir)
         let recordedLines = Set(events.map { recordings.path(for: $0) }).map { lines(of: $0).count }.reduce(0, +)
-        #expect(recordedLines == refused[0].count)
+        #expect(recordedLines == events.count)
 
         // A sink that refuses twice: the next Recorder gets every event again (the first batch
-        // included), retries the batch, then commits everything.
+        // included), retries the batch, then commits everything. Besides the events, the audit
+        // topic now holds the Recorder's own sink_failed (twice: one per Recorder) and
+        // sink_recovered events, which this sink takes too.
         let flaky = BatchSink(failures: 2)
         try await Self.running(try RecorderService(config: env.config(sinks: "[]"), context: context, extraSinks: [flaky], retry: Self.fastRetry)) {
-            #expect(await eventually { await flaky.recorded.count == events.count })
-            let last = try await Self.highestOffsets(env, topic: env.context.topics.audit, count: events.count)
-            #expect(await eventually { bus.committed.filter { $0.key.topic == env.context.topics.audit } == last }, "committed \(bus.committed), published up to \(last)")
+            #expect(await eventually { await flaky.recorded.map(\.kind).contains(.sinkRecovered) })
+            let last = try await Self.highestOffsets(env, topic: env.context.topics.audit, count: events.count + 3)
+            #expect(await eventually { bus.committed(group: sinkGroup).filter { $0.key.topic == env.context.topics.audit } == last }, "committed \(bus.committed(group: sinkGroup)), published up to \(last)")
         }
         let attempts = await flaky.attempts
         #expect(attempts.count >= 3 && attempts[0] == attempts[1] && attempts[1] == attempts[2])
-        #expect(await flaky.recorded.map(\.eventID).sorted() == events.map(\.eventID).sorted())
+        #expect(await flaky.recorded.filter { $0.stage != "recorder" }.map(\.eventID).sorted() == events.map(\.eventID).sorted())
+        #expect(await flaky.recorded.filter { $0.stage == "recorder" }.map(\.kind.rawValue).sorted() == ["sink_failed", "sink_failed", "sink_recovered"])
     }
 
     @Test func aBatchSpanningPartitionsCommitsEachPartition() async throws {
@@ -123,12 +135,14 @@ struct RecorderBatchTests {
         #expect(last.count == 3)
         try await Self.running(service) {
             #expect(await eventually { await sink.recorded.count == events.count })
-            #expect(await eventually { bus.committed.filter { $0.key.topic == env.context.topics.audit } == last }, "committed \(bus.committed), published up to \(last)")
+            for group in ["recorder", "recorder-sink-extra-0"].map(env.context.topics.consumerGroup) {
+                #expect(await eventually { bus.committed(group: group).filter { $0.key.topic == env.context.topics.audit } == last }, "\(group) committed \(bus.committed(group: group)), published up to \(last)")
+            }
         }
         let batches = await sink.batches
         #expect(batches.contains { Set($0.map { partitionOf($0.sessionID) }).count > 1 }, "no batch spanned partitions")
         // At most one commit per partition per batch, not one per event.
-        let auditCommits = bus.commits.filter { $0.topic == env.context.topics.audit }
+        let auditCommits = bus.commits(group: env.context.topics.consumerGroup("recorder-sink-extra-0")).filter { $0.topic == env.context.topics.audit }
         let spans = batches.map { Set($0.map { partitionOf($0.sessionID) }).count }.reduce(0, +)
         #expect(auditCommits.count <= spans, "\(auditCommits.count) commits for \(batches.count) batches")
     }

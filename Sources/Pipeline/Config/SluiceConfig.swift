@@ -623,14 +623,39 @@ public struct RecorderConfig: Decodable, Sendable {
         /// webhook: extra request headers, values from secret references.
         public var headers: [String: ConfigSecret]
         public var schema: Schema
+        /// Names the sink's cursor on `audit` (its consumer group `<prefix>recorder-sink-<name>`)
+        /// and its chain state; `nil`: derived from the kind and destination (`SinkIdentity`).
+        /// Setting it keeps the cursor when the destination changes.
+        public var name: String?
+        /// How far behind (event age) a sink that cannot take events may fall before the Recorder
+        /// gives up on the oldest ones for it (`sink_events_dropped`), which bounds the audit
+        /// backlog kept for it (`max_behind`: a duration, or `never`; default `bus.retention`).
+        public var maxBehind: MaxBehind
+        public enum MaxBehind: Sendable, Equatable {
+            /// `bus.retention` (what the bus keeps for a consumer group anyway).
+            case busRetention
+            case after(ConfigDuration)
+            /// Never give up: the backlog grows while the sink is down.
+            case never
+        }
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case kind, path, url, token, address, transport, index, sourcetype, source, headers, schema
+            case kind, path, url, token, address, transport, index, sourcetype, source, headers, schema, name
+            case maxBehind = "max_behind"
             case caFile = "ca_file"
             case certFile = "cert_file"
             case keyFile = "key_file"
             case serverName = "server_name"
             case appName = "app_name"
             case facility
+        }
+
+        /// A sink name: 1-48 of `a-z 0-9 _ -`, the first a letter or digit (it names a consumer group
+        /// and a directory).
+        static func isSinkName(_ name: String) -> Bool {
+            let bytes = Array(name.utf8)
+            func ok(_ b: UInt8) -> Bool { (97...122).contains(b) || (48...57).contains(b) }
+            guard let first = bytes.first, bytes.count <= 48, ok(first) else { return false }
+            return bytes.allSatisfy { ok($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
         }
 
         /// Syslog facility names (RFC 5424 table 1, with the usual names), by number.
@@ -656,7 +681,8 @@ public struct RecorderConfig: Decodable, Sendable {
             let here = decoder.codingPath.configPath
             kind = try c.decode(Kind.self, forKey: .kind)
             let allowed = Self.fields(of: kind)
-            for key in CodingKeys.allCases where key != .kind && key != .schema && !allowed.contains(key) && c.contains(key) {
+            let common: Set<CodingKeys> = [.kind, .schema, .name, .maxBehind]
+            for key in CodingKeys.allCases where !common.contains(key) && !allowed.contains(key) && c.contains(key) {
                 throw ConfigError(
                     path: here + "." + key.rawValue,
                     message: "not a field of a \(kind.rawValue) sink (its fields: \(allowed.map(\.rawValue).sorted().joined(separator: ", ")))")
@@ -683,6 +709,18 @@ public struct RecorderConfig: Decodable, Sendable {
             }
             self.headers = headers
             schema = try c.decodeIfPresent(Schema.self, forKey: .schema) ?? .sluice
+            name = try c.decodeIfPresent(String.self, forKey: .name)
+            if let name, !Self.isSinkName(name) {
+                throw ConfigError(path: here + ".name", message: "\"\(name)\" is not a sink name (1-48 of a-z 0-9 _ -, starting with a letter or digit)")
+            }
+            if (try? c.decode(String.self, forKey: .maxBehind)) == "never" {
+                maxBehind = .never
+            } else if let limit = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxBehind) {
+                guard limit.milliseconds > 0 else { throw ConfigError(path: here + ".max_behind", message: "must be positive, or never") }
+                maxBehind = .after(limit)
+            } else {
+                maxBehind = .busRetention
+            }
             if kind == .file && path == nil {
                 throw ConfigError(path: here + ".path", message: "required for a file sink")
             }

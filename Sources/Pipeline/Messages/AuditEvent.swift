@@ -22,6 +22,17 @@ public struct AuditEvent: Codable, Sendable, Hashable {
         /// A retry with the caller's `Idempotency-Key` answered with the first request's outcome
         /// (`details.first_request_id`); nothing was published or delivered for it.
         case idempotentReplay = "idempotent_replay"
+        /// A sink's write failed after it had been delivering (the start of an outage; one per
+        /// outage). `stage` is `recorder`; `details`: `sink` (its label), `error`. Sessionless:
+        /// `requestID` and `sessionID` are the event's own fresh id.
+        case sinkFailed = "sink_failed"
+        /// A sink took a batch again after failing; `details`: `sink`, `failed_for_ms`,
+        /// `failed_attempts`, `dropped_events` (during the outage).
+        case sinkRecovered = "sink_recovered"
+        /// Events a sink will never get: it was down for longer than its `max_behind`, so the
+        /// Recorder moved its cursor past them. `details`: `sink`, `events` (since the last such
+        /// event), `first_event_id`, `last_event_id`, `max_behind_ms`.
+        case sinkEventsDropped = "sink_events_dropped"
     }
 
     public var kind: Kind
