@@ -2,7 +2,8 @@ import Foundation
 import Pipeline
 
 /// The one encoding of an `AuditEvent` the Recorder writes anywhere: compact JSON with
-/// sorted keys (the same field names as on the `audit` topic), terminated by `\n`.
+/// sorted keys (the same field names as on the `audit` topic, and the schema version `"v"`),
+/// terminated by `\n`.
 ///
 /// Because every store and sink goes through this, what they hold is exactly the event's
 /// fields: nothing is added and nothing else is read.
@@ -16,7 +17,7 @@ enum AuditEventLine {
     static let decoder = JSONDecoder()
 
     /// The event as one JSON line (with the trailing newline): `AuditEventJSON`, byte for byte
-    /// what `encoder` writes.
+    /// what `encoder` writes for `AuditEventJSON.Versioned(event)`.
     static func encode(_ event: AuditEvent) -> [UInt8] {
         var bytes = AuditEventJSON.encode(event)
         bytes.append(UInt8(ascii: "\n"))

@@ -35,7 +35,14 @@ struct AuditEventJSONTests {
     @Test("the table", arguments: table.indices)
     func tableRow(i: Int) throws {
         let event = Self.table[i]
-        #expect(AuditEventJSON.encode(event) == Array(try Self.foundation.encode(event)))
+        #expect(AuditEventJSON.encode(event) == Array(try Self.foundation.encode(AuditEventJSON.Versioned(event))))
+    }
+
+    @Test("the schema version is the last key, \"v\":1, after time_ms")
+    func version() {
+        let event = AuditEvent(kind: .requestReceived, stage: "ingress", requestID: "r", sessionID: "s", timeMillis: 5, eventID: "e")
+        #expect(String(decoding: AuditEventJSON.encode(event), as: UTF8.self)
+            == #"{"event_id":"e","kind":"request_received","request_id":"r","session_id":"s","stage":"ingress","time_ms":5,"v":1}"#)
     }
 
     @Test("every awkward string in every string field")
@@ -47,7 +54,7 @@ struct AuditEventJSONTests {
                 findings: [FindingSummary(rule: s, ruleClass: s, severity: s, location: s, start: 1, end: 2, fingerprint: s)],
                 details: [s: s, s + "x": s], timeMillis: 7, eventID: s)
             let ours = AuditEventJSON.encode(event)
-            #expect(ours == Array(try Self.foundation.encode(event)), "\(s.debugDescription)")
+            #expect(ours == Array(try Self.foundation.encode(AuditEventJSON.Versioned(event))), "\(s.debugDescription)")
             #expect(try JSONDecoder().decode(AuditEvent.self, from: Data(ours)) == event)
         }
     }
@@ -85,7 +92,7 @@ struct AuditEventJSONTests {
                 details: maybe { Dictionary((0..<Int.random(in: 0...4, using: &rng)).map { _ in (text(), text()) }, uniquingKeysWith: { a, _ in a }) },
                 timeMillis: Int64.random(in: .min ... .max, using: &rng), eventID: text())
             let ours = AuditEventJSON.encode(event)
-            let theirs = Array(try Self.foundation.encode(event))
+            let theirs = Array(try Self.foundation.encode(AuditEventJSON.Versioned(event)))
             #expect(ours == theirs, "\(String(decoding: ours, as: UTF8.self)) != \(String(decoding: theirs, as: UTF8.self))")
             if ours != theirs { return }
         }
@@ -113,6 +120,18 @@ struct AuditEventJSONReaderTests {
         for event in events {
             #expect(AuditEventJSON.decodeCanonical(AuditEventJSON.encode(event)) == event)
         }
+    }
+
+    @Test("reads an event with and without v (lines written before v existed), as Foundation does")
+    func withAndWithoutVersion() throws {
+        let without = Array(#"{"event_id":"e","kind":"inspected","request_id":"r","session_id":"s","stage":"x","time_ms":1}"#.utf8)
+        let with = Array(#"{"event_id":"e","kind":"inspected","request_id":"r","session_id":"s","stage":"x","time_ms":1,"v":1}"#.utf8)
+        let expected = AuditEvent(kind: .inspected, stage: "x", requestID: "r", sessionID: "s", timeMillis: 1, eventID: "e")
+        #expect(AuditEventJSON.decodeCanonical(without) == expected)
+        #expect(AuditEventJSON.decodeCanonical(with) == expected)
+        #expect(Self.foundationDecode(without) == expected)
+        #expect(Self.foundationDecode(with) == expected)
+        #expect(AuditEventJSON.encode(expected) == with)
     }
 
     @Test("declines or agrees with Foundation on every mutation of a canonical event")
@@ -152,6 +171,9 @@ struct AuditEventJSONReaderTests {
         for input in inputs {
             #expect(AuditEventJSON.decodeCanonical(Array(input.utf8)) == nil, "\(input)")
         }
+        // Another schema version is not read on the fast path (Foundation ignores `v`).
+        let v2 = Array(#"{"event_id":"e","kind":"inspected","request_id":"r","session_id":"s","stage":"x","time_ms":1,"v":2}"#.utf8)
+        #expect(AuditEventJSON.decodeCanonical(v2) == nil)
         // And an unknown kind is refused by both.
         let unknown = Array(#"{"event_id":"e","kind":"nope","request_id":"r","session_id":"s","stage":"x","time_ms":1}"#.utf8)
         #expect(AuditEventJSON.decodeCanonical(unknown) == nil)

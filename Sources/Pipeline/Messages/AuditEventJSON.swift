@@ -1,14 +1,37 @@
-/// The canonical JSON of an `AuditEvent`, written by hand: compact, keys sorted, `/` not
-/// escaped — byte for byte what `JSONEncoder` with `[.sortedKeys, .withoutEscapingSlashes]`
-/// writes (`AuditEventJSONTests` compares the two on a table and on random events), about ten
-/// times faster. Audit events are encoded by every stage and by the Recorder for each of its
+/// The canonical JSON of an `AuditEvent` (`schema: sluice`), written by hand: compact, keys
+/// sorted, `/` not escaped, the schema version `"v":1` last — byte for byte what `JSONEncoder`
+/// with `[.sortedKeys, .withoutEscapingSlashes]` writes for ``Versioned`` (`AuditEventJSONTests`
+/// compares the two on a table and on random events), about ten times faster. Audit events are encoded by every stage and by the Recorder for each of its
 /// outputs; Foundation's encoder was a third of the Recorder's time (docs/performance.md).
 ///
 /// Guarantees: the output is valid JSON (strings escaped as Foundation does: `"` `\` and the
 /// control characters below U+0020, as `\b \f \n \r \t` or `\u00XX`; everything else, `/` and
 /// non-ASCII included, as UTF-8), absent optionals are left out, dictionary keys are sorted as
-/// Swift orders `String`s (Foundation's order).
+/// Swift orders `String`s (Foundation's order); every event carries `"v":` ``version``.
+/// Readers (``decodeCanonical(_:)``, `JSONDecoder`) accept lines with and without `v` (lines
+/// written before it was added have none).
 public enum AuditEventJSON {
+    /// The version of the event schema, `"v"` in every event. It changes only when a field is
+    /// removed, renamed or changes meaning; a new optional field or a new `kind` keeps it
+    /// (docs/siem.md).
+    public static let version: Int64 = 1
+
+    /// An event as `JSONEncoder` writes it with the schema version: the event's own fields and
+    /// `"v"`. The reference ``encode(_:)`` equals; the stages never encode through it.
+    public struct Versioned: Encodable, Sendable {
+        public var event: AuditEvent
+
+        public init(_ event: AuditEvent) { self.event = event }
+
+        private enum Key: String, CodingKey { case v }
+
+        public func encode(to encoder: any Encoder) throws {
+            try event.encode(to: encoder)
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(AuditEventJSON.version, forKey: .v)
+        }
+    }
+
     public static func encode(_ event: AuditEvent) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(384 + (event.findings?.count ?? 0) * 160)
@@ -22,7 +45,7 @@ public enum AuditEventJSON {
             out.append(UInt8(ascii: ":"))
         }
         // Keys in sorted order: connection, decision, details, duration_ms, event_id, findings,
-        // identity, kind, method, path, reasons, request_id, rules, session_id, stage, status, time_ms.
+        // identity, kind, method, path, reasons, request_id, rules, session_id, stage, status, time_ms, v.
         if let v = event.connection { key("connection"); string(v, into: &out) }
         if let v = event.decision { key("decision"); string(v.rawValue, into: &out) }
         if let v = event.details {
@@ -73,6 +96,7 @@ public enum AuditEventJSON {
         key("stage"); string(event.stage, into: &out)
         if let v = event.status { key("status"); integer(Int64(v), into: &out) }
         key("time_ms"); integer(event.timeMillis, into: &out)
+        key("v"); integer(version, into: &out)
         out.append(UInt8(ascii: "}"))
         return out
     }
@@ -118,7 +142,8 @@ public enum AuditEventJSON {
 
 extension AuditEventJSON {
     /// Reads JSON in exactly the canonical form ``encode(_:)`` writes (no whitespace, keys in
-    /// order, only the escapes it writes); `nil` for anything else, which the caller then gives
+    /// order, only the escapes it writes; `"v":1` last, or no `v` at all as before it was
+    /// added); `nil` for anything else (another `v` included), which the caller then gives
     /// to `JSONDecoder` (so every input is decoded as Foundation decodes it — this is only a
     /// fast path for what the stages publish, `AuditEventJSONTests` checks both agree).
     public static func decodeCanonical(_ bytes: [UInt8]) -> AuditEvent? {
@@ -148,7 +173,7 @@ private struct CanonicalReader {
         // The keys in canonical order; each may appear once, in this order.
         let order: [StaticString] = [
             "connection", "decision", "details", "duration_ms", "event_id", "findings", "identity", "kind", "method",
-            "path", "reasons", "request_id", "rules", "session_id", "stage", "status", "time_ms",
+            "path", "reasons", "request_id", "rules", "session_id", "stage", "status", "time_ms", "v",
         ]
         var next = 0
         while !(i < p.count && p[i] == UInt8(ascii: "}")) {
@@ -177,7 +202,8 @@ private struct CanonicalReader {
             case 13: guard let v = string() else { return nil }; sessionID = v
             case 14: guard let v = string() else { return nil }; stage = v
             case 15: guard let v = integer(), let s = Int(exactly: v) else { return nil }; status = s
-            default: guard let v = integer() else { return nil }; time = v
+            case 16: guard let v = integer() else { return nil }; time = v
+            default: guard integer() == AuditEventJSON.version else { return nil }
             }
         }
         i += 1
