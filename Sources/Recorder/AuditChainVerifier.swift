@@ -18,6 +18,11 @@ import Foundation
 /// - `checkpoint count …`: a checkpoint's count differs from the events seen;
 /// - `not JSON`, `not a chained line`.
 ///
+/// Rotated files given in order (oldest first, then the current file) are one stream: a file
+/// missing from between them fails as `missing line before` at the first line after the gap,
+/// and the failure's ``Failure/lastGood`` names the chain's last line before it (in the file
+/// before the gap).
+///
 /// It cannot see lines cut from the end of the input (compare the last checkpoint's time with
 /// the time of the check) or a whole segment removed from between two others.
 public enum AuditChainVerifier {
@@ -54,6 +59,10 @@ public enum AuditChainVerifier {
         public var location: Location
         public var chainID: String?
         public var reason: Reason
+        /// The chain's last verified line before the failing one (`nil`: none, or a parse
+        /// failure). With `missing line before`, the lines lost lie between the two; in another
+        /// source, a whole file is missing between them or that file's end was cut.
+        public var lastGood: Location? = nil
     }
 
     /// A segment start seen (a `chain_start` line, or with `partial` a chain's first line).
@@ -103,6 +112,7 @@ public enum AuditChainVerifier {
 
     private struct ChainState {
         var head: [UInt8]
+        var headLocation: Location
         var lastSeq: Int64
         var lastWasEvent: Bool
         var seen: Set<[UInt8]>
@@ -144,7 +154,7 @@ public enum AuditChainVerifier {
         var order: [String] = []
         func fail(_ r: Record, _ reason: Reason) -> Report {
             var out = report
-            out.failure = Failure(location: r.location, chainID: r.chainID, reason: reason)
+            out.failure = Failure(location: r.location, chainID: r.chainID, reason: reason, lastGood: chains[r.chainID]?.headLocation)
             out.chains = chains.count
             return out
         }
@@ -163,7 +173,7 @@ public enum AuditChainVerifier {
                 seen.insert(r.chain)
                 if chains[r.chainID] == nil { order.append(r.chainID) }
                 chains[r.chainID] = ChainState(
-                    head: r.chain, lastSeq: r.seq, lastWasEvent: false, seen: seen, segmentEvents: 0, countBase: 0,
+                    head: r.chain, headLocation: r.location, lastSeq: r.seq, lastWasEvent: false, seen: seen, segmentEvents: 0, countBase: 0,
                     lastCheckpointTime: r.timeMillis, eventsAfterCheckpoint: 0)
                 report.segmentStarts.append(SegmentStart(location: r.location, chainID: r.chainID, afterOffset: r.afterOffset ?? r.seq))
                 continue
@@ -173,7 +183,7 @@ public enum AuditChainVerifier {
                 // Entered mid-segment: trusted as the start, counts checked from here.
                 order.append(r.chainID)
                 var state = ChainState(
-                    head: r.chain, lastSeq: r.seq, lastWasEvent: r.kind == .event, seen: [r.chain], segmentEvents: 0, countBase: nil,
+                    head: r.chain, headLocation: r.location, lastSeq: r.seq, lastWasEvent: r.kind == .event, seen: [r.chain], segmentEvents: 0, countBase: nil,
                     lastCheckpointTime: nil, eventsAfterCheckpoint: 0)
                 if r.kind == .event {
                     state.segmentEvents = 1
@@ -220,6 +230,7 @@ public enum AuditChainVerifier {
                 break  // handled above
             }
             state.head = r.chain
+            state.headLocation = r.location
             state.lastSeq = r.seq
             state.seen.insert(r.chain)
             chains[r.chainID] = state

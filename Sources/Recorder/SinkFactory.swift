@@ -20,7 +20,9 @@ enum SinkFactory {
                 guard let file = config.path, !file.isEmpty else {
                     throw ConfigError(path: path + ".path", message: "required for a file sink")
                 }
-                do { sink = try FileSink(path: file) } catch {
+                let rotation = FileSink.Rotation(
+                    maxBytes: config.rotateBytes, interval: config.rotateInterval?.duration, keep: config.keep)
+                do { sink = try FileSink(path: file, rotation: rotation, logger: logger) } catch {
                     throw ConfigError(path: path + ".path", message: "\(error)")
                 }
             case .syslog:

@@ -14,7 +14,11 @@ struct AuditVerifyCommand: ParsableCommand {
         commandName: "verify",
         abstract: "Check the hash chain of audit sink files: no line edited, missing or moved.",
         discussion: """
-            Reads the files in the order given, as one stream (give rotated files oldest first). \
+            Reads the files in the order given, as one stream: give a file sink's rotated files \
+            oldest first, then the current file (`audit.jsonl.2* audit.jsonl`: rotated names sort \
+            in rotation order). A file missing from between them fails at the first line after the \
+            gap, naming the last good line before it. With `keep`, the oldest files are gone: use \
+            --partial. \
             Prints `verified N events (C chains, D duplicates, S segment starts)` and exits 0, or \
             the first bad line and why (edited, missing line before, reordered, bad chain, \
             checkpoint count, not JSON, not a chained line) and exits 1. The chain key is resolved \
@@ -66,10 +70,12 @@ struct AuditVerifyCommand: ParsableCommand {
                 },
             ]
             if let failure = report.failure {
-                object["failure"] = [
+                var o: [String: Any] = [
                     "file": paths[failure.location.source], "line": failure.location.line, "reason": failure.reason.description,
                     "chain_id": failure.chainID ?? "",
-                ] as [String: Any]
+                ]
+                if let good = failure.lastGood { o["last_good"] = ["file": paths[good.source], "line": good.line] as [String: Any] }
+                object["failure"] = o
             }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
@@ -81,6 +87,13 @@ struct AuditVerifyCommand: ParsableCommand {
             if let failure = report.failure {
                 let chain = failure.chainID.map { " (chain \($0))" } ?? ""
                 print("\(place(failure.location)): \(failure.reason)\(chain)")
+                if failure.reason == .missingLineBefore, let good = failure.lastGood {
+                    if good.source != failure.location.source {
+                        print("gap: the chain's last good line is \(paths[good.source]) line \(good.line); a file between \(paths[good.source]) and \(paths[failure.location.source]) is missing, or its end was cut")
+                    } else {
+                        print("gap: lines missing after line \(good.line)")
+                    }
+                }
                 print("checked \(report.linesChecked) lines")
             } else {
                 for t in report.tails {

@@ -112,6 +112,13 @@ struct ConfigTests {
         Bad(name: "webhook header value in clear", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "headers": {"X-Key": "abc"}"#) }, path: "recorder.sinks[0].headers.X-Key"),
         Bad(name: "webhook with a hec field", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "index": "main""#) }, path: "recorder.sinks[0].index"),
         Bad(name: "unknown schema", patch: { Self.sink($0, #""kind": "file", "path": "/x", "schema": "ecs""#) }, path: "recorder.sinks[0].schema"),
+        Bad(name: "file rotate_bytes zero", patch: { Self.sink($0, #""kind": "file", "path": "/x", "rotate_bytes": 0"#) }, path: "recorder.sinks[0].rotate_bytes"),
+        Bad(name: "file rotate_bytes not a number", patch: { Self.sink($0, #""kind": "file", "path": "/x", "rotate_bytes": "big""#) }, path: "recorder.sinks[0].rotate_bytes"),
+        Bad(name: "file rotate_interval not a duration", patch: { Self.sink($0, #""kind": "file", "path": "/x", "rotate_interval": "daily""#) }, path: "recorder.sinks[0].rotate_interval"),
+        Bad(name: "file rotate_interval zero", patch: { Self.sink($0, #""kind": "file", "path": "/x", "rotate_interval": "0s""#) }, path: "recorder.sinks[0].rotate_interval"),
+        Bad(name: "file keep zero", patch: { Self.sink($0, #""kind": "file", "path": "/x", "rotate_bytes": 100, "keep": 0"#) }, path: "recorder.sinks[0].keep"),
+        Bad(name: "file keep without rotation", patch: { Self.sink($0, #""kind": "file", "path": "/x", "keep": 3"#) }, path: "recorder.sinks[0].keep"),
+        Bad(name: "rotate_bytes on a webhook", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "rotate_bytes": 100"#) }, path: "recorder.sinks[0].rotate_bytes"),
     ]
 
     /// `json` with one `recorder.sinks` entry made of `members`.
@@ -137,6 +144,14 @@ struct ConfigTests {
         #expect(udp.appName == "sluice" && udp.facility == 23)
         let tcp = try decode(Self.sink(Self.minimal, "\"kind\": \"syslog\", \"address\": \"10.0.0.5:514\", \"transport\": \"tcp\"")).recorder.sinks[0]
         #expect(tcp.facility == 16)  // local0
+    }
+
+    @Test func fileSinkRotation() throws {
+        let rotated = try decode(Self.sink(Self.minimal, #""kind": "file", "path": "/x", "rotate_bytes": 1048576, "rotate_interval": "1d", "keep": 7"#))
+            .recorder.sinks[0]
+        #expect(rotated.rotateBytes == 1_048_576 && rotated.rotateInterval?.milliseconds == 86_400_000 && rotated.keep == 7)
+        let plain = try decode(Self.sink(Self.minimal, #""kind": "file", "path": "/x""#)).recorder.sinks[0]
+        #expect(plain.rotateBytes == nil && plain.rotateInterval == nil && plain.keep == nil)
     }
 
     @Test(arguments: bad)

@@ -261,7 +261,7 @@ struct AuditChainTests {
         // Swapping lines of two different chains changes nothing; within one chain it does.
         #expect(verify([b[0], a[0], a[1], b[1], b[2], a[2], a[3], b[3]], key: f.key).verified)
         let swapped = verify([a[0], b[0], a[2], b[1], b[2], a[1], a[3], b[3]], key: f.key)
-        #expect(swapped.failure == .init(location: .init(source: 0, line: 3), chainID: "sluice.audit/0", reason: .reordered))
+        #expect(swapped.failure == .init(location: .init(source: 0, line: 3), chainID: "sluice.audit/0", reason: .reordered, lastGood: .init(source: 0, line: 1)))
     }
 
     @Test("files are one stream in the order given; locations name the file")

@@ -582,7 +582,10 @@ public struct PolicyConfig: Decodable, Sendable {
 public struct RecorderConfig: Decodable, Sendable {
     /// One `recorder.sinks` entry. Each kind takes only its own fields (another kind's field is
     /// an error naming it):
-    /// - `file`: `path` (required).
+    /// - `file`: `path` (required); `rotate_bytes` (an integer > 0: the file is renamed to
+    ///   `<path>.<UTC yyyyMMddTHHmmssZ>` before a batch would take it past this size),
+    ///   `rotate_interval` (a duration > 0: renamed at the first batch this long after the file was
+    ///   started), `keep` (rotated files kept, ≥ 1; absent: all, nothing is ever deleted).
     /// - `syslog`: `address` (`host:port`, `[v6]:port`; required), `transport` (`tcp`, `tls` or
     ///   `udp`; required, no default, so a feed is never sent in the clear by accident),
     ///   `app_name` (default `sluice`), `facility` (a name such as `local0`, or 0…23; default
@@ -638,9 +641,15 @@ public struct RecorderConfig: Decodable, Sendable {
             /// Never give up: the backlog grows while the sink is down.
             case never
         }
+        /// file: rotation (all `nil`: never rotated).
+        public var rotateBytes: Int?
+        public var rotateInterval: ConfigDuration?
+        public var keep: Int?
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case kind, path, url, token, address, transport, index, sourcetype, source, headers, schema, name
+            case kind, path, url, token, address, transport, index, sourcetype, source, headers, schema, name, keep
             case maxBehind = "max_behind"
+            case rotateBytes = "rotate_bytes"
+            case rotateInterval = "rotate_interval"
             case caFile = "ca_file"
             case certFile = "cert_file"
             case keyFile = "key_file"
@@ -668,7 +677,7 @@ public struct RecorderConfig: Decodable, Sendable {
         /// The fields each kind takes besides `kind`.
         static func fields(of kind: Kind) -> Set<CodingKeys> {
             switch kind {
-            case .file: [.path]
+            case .file: [.path, .rotateBytes, .rotateInterval, .keep]
             case .syslog: [.address, .transport, .caFile, .certFile, .keyFile, .serverName, .appName, .facility]
             case .hec: [.url, .token, .index, .sourcetype, .source]
             case .webhook: [.url, .headers]
@@ -723,6 +732,19 @@ public struct RecorderConfig: Decodable, Sendable {
             }
             if kind == .file && path == nil {
                 throw ConfigError(path: here + ".path", message: "required for a file sink")
+            }
+            rotateBytes = try c.decodeIfPresent(Int.self, forKey: .rotateBytes)
+            rotateInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .rotateInterval)
+            keep = try c.decodeIfPresent(Int.self, forKey: .keep)
+            if let rotateBytes, rotateBytes < 1 { throw ConfigError(path: here + ".rotate_bytes", message: "must be at least 1 (bytes)") }
+            if let rotateInterval, rotateInterval.milliseconds < 1 {
+                throw ConfigError(path: here + ".rotate_interval", message: "must be more than 0 (e.g. 1h, 1d)")
+            }
+            if let keep {
+                guard keep >= 1 else { throw ConfigError(path: here + ".keep", message: "must be at least 1 (leave it out to keep every rotated file)") }
+                guard rotateBytes != nil || rotateInterval != nil else {
+                    throw ConfigError(path: here + ".keep", message: "needs rotate_bytes or rotate_interval")
+                }
             }
             if kind == .hec || kind == .webhook {
                 guard let url else { throw ConfigError(path: here + ".url", message: "required for a \(kind.rawValue) sink") }
