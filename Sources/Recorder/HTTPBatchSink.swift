@@ -3,6 +3,7 @@ import Foundation
 import Metrics
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 import Pipeline
 
 /// An audit sink that POSTs batches of events over HTTP(S): Splunk's HTTP Event Collector
@@ -18,7 +19,10 @@ import Pipeline
 ///   fields when the audit chain is on), inside the receiver's envelope: nothing else of the
 ///   request is sent.
 /// - Header values come from configuration (secret references for credentials) and are never
-///   logged; errors carry at most 200 bytes of the receiver's answer.
+///   logged; errors carry at most 200 bytes of the receiver's answer. The label (in logs, errors
+///   and metric labels) is ``label(kind:url:)``: no query string, no user information.
+/// - With `tlsConfiguration`, `https` requests trust what it trusts (a configured `ca_file`)
+///   instead of the system's roots.
 /// - Counted per sink, as the syslog sink is: `sluice_sink_events_total{sink}` (events whose
 ///   batch was answered 2xx) and `sluice_sink_failures_total{sink}` (batch writes that failed).
 public struct HTTPBatchSink: AuditSink {
@@ -37,16 +41,19 @@ public struct HTTPBatchSink: AuditSink {
     let client: HTTPClient
     let timeout: Duration
     let maxRequestBytes: Int
+    let tlsConfiguration: TLSConfiguration?
     private let sentEvents: Counter
     private let failedWrites: Counter
 
     /// - Parameters:
     ///   - url: where to POST (for HEC the collector's base URL or its `/services/collector/event` URL).
     ///   - headers: sent with every request (`Authorization: Splunk <token>` for HEC).
-    ///   - client: `HTTPClient.shared` unless a custom TLS trust is configured.
+    ///   - client: `HTTPClient.shared` by default.
+    ///   - tlsConfiguration: set on every request (a private CA's trust roots); `nil`: the client's.
     public init(
         label: String, url: String, headers: [(String, String)], format: Format, client: HTTPClient = .shared,
-        timeout: Duration = .seconds(10), maxRequestBytes: Int = 1 << 20, metricsFactory: (any MetricsFactory)? = nil
+        timeout: Duration = .seconds(10), maxRequestBytes: Int = 1 << 20, tlsConfiguration: TLSConfiguration? = nil,
+        metricsFactory: (any MetricsFactory)? = nil
     ) {
         self.label = label
         self.url = Self.endpoint(url, format: format)
@@ -58,9 +65,24 @@ public struct HTTPBatchSink: AuditSink {
         self.client = client
         self.timeout = timeout
         self.maxRequestBytes = maxRequestBytes
+        self.tlsConfiguration = tlsConfiguration
         let factory = metricsFactory ?? MetricsSystem.factory
         sentEvents = Counter(label: "sluice_sink_events_total", dimensions: [("sink", label)], factory: factory)
         failedWrites = Counter(label: "sluice_sink_failures_total", dimensions: [("sink", label)], factory: factory)
+    }
+
+    /// The sink's label, `<kind>:<scheme>://<host>[:<port>]<path>`: the URL without its query,
+    /// fragment and user information (a token in `?token=…` or `user:pass@` never reaches a log
+    /// line or a metric label). A text that is not a URL gives `<kind>:(unparsable url)`.
+    public static func label(kind: String, url: String) -> String {
+        guard let c = URLComponents(string: url), let scheme = c.scheme, let host = c.host, !host.isEmpty else {
+            return "\(kind):(unparsable url)"
+        }
+        var out = "\(kind):\(scheme.lowercased())://"
+        out += host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        if let port = c.port { out += ":\(port)" }
+        out += c.percentEncodedPath
+        return out
     }
 
     /// HEC's event endpoint below a base URL given without a path.
@@ -146,6 +168,7 @@ public struct HTTPBatchSink: AuditSink {
         request.method = .POST
         request.headers = headers
         request.body = .bytes(ByteBuffer(bytes: body))
+        if let tlsConfiguration { request.tlsConfiguration = tlsConfiguration }
         let response: HTTPClientResponse
         do {
             response = try await client.execute(request, timeout: .milliseconds(timeout.totalMilliseconds))

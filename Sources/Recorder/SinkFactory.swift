@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import Pipeline
 
 /// Builds the configured sinks (`recorder.sinks`), in order.
@@ -7,7 +8,9 @@ enum SinkFactory {
     /// One sink per configured entry (wrapped in an ``OCSFSink`` for `schema: ocsf`). A syslog
     /// sink's TLS files are read here (a bad one fails start-up); it connects at its first write.
     /// Secret references (a HEC token, webhook header values) are resolved here: one that cannot
-    /// be read fails start-up naming its path, never printing a value.
+    /// be read fails start-up naming its path, never printing a value. A hec or webhook sink's
+    /// `ca_file` is read here too (unreadable, not PEM or holding no certificate: start-up fails
+    /// naming `recorder.sinks[i].ca_file` and the file).
     static func makeSinks(
         _ configs: [RecorderConfig.Sink], logger: Logger = Logger(label: "sluice.recorder"),
         environment: [String: String] = ProcessInfo.processInfo.environment
@@ -33,20 +36,37 @@ enum SinkFactory {
                 }
                 let secret = try token.resolve(path: path + ".token", environment: environment)
                 sink = HTTPBatchSink(
-                    label: "hec:\(url)", url: url, headers: [("Authorization", "Splunk \(secret)")],
-                    format: .hec(index: config.index, sourcetype: config.sourcetype, source: config.source, host: Self.hostName()))
+                    label: HTTPBatchSink.label(kind: "hec", url: url), url: url, headers: [("Authorization", "Splunk \(secret)")],
+                    format: .hec(index: config.index, sourcetype: config.sourcetype, source: config.source, host: Self.hostName()),
+                    tlsConfiguration: try Self.tls(caFile: config.caFile, path: path + ".ca_file"))
             case .webhook:
                 guard let url = config.url else { throw ConfigError(path: path + ".url", message: "required for a webhook sink") }
                 let headers = try config.headers.sorted { $0.key < $1.key }.map { name, value in
                     (name, try value.resolve(path: path + ".headers." + name, environment: environment))
                 }
-                sink = HTTPBatchSink(label: "webhook:\(url)", url: url, headers: headers, format: .jsonArray)
+                sink = HTTPBatchSink(
+                    label: HTTPBatchSink.label(kind: "webhook", url: url), url: url, headers: headers, format: .jsonArray,
+                    tlsConfiguration: try Self.tls(caFile: config.caFile, path: path + ".ca_file"))
             }
             switch config.schema {
             case .sluice: return sink
             case .ocsf: return OCSFSink(inner: sink, productVersion: SluiceVersion.current)
             }
         }
+    }
+
+    /// A client TLS configuration trusting only the CA certificates in `caFile` (`nil`: none
+    /// configured, the system's trust roots). Errors name `path` and the file.
+    static func tls(caFile: String?, path: String) throws -> TLSConfiguration? {
+        guard let caFile else { return nil }
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+            throw ConfigError(path: path, message: "cannot read CA certificates (PEM) from \(caFile): \(error)")
+        }
+        guard !certificates.isEmpty else { throw ConfigError(path: path, message: "\(caFile) holds no PEM certificate") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(certificates)
+        return tls
     }
 
     /// This machine's name, for HEC's `host`.

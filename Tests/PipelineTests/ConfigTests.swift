@@ -119,6 +119,8 @@ struct ConfigTests {
         Bad(name: "file keep zero", patch: { Self.sink($0, #""kind": "file", "path": "/x", "rotate_bytes": 100, "keep": 0"#) }, path: "recorder.sinks[0].keep"),
         Bad(name: "file keep without rotation", patch: { Self.sink($0, #""kind": "file", "path": "/x", "keep": 3"#) }, path: "recorder.sinks[0].keep"),
         Bad(name: "rotate_bytes on a webhook", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "rotate_bytes": 100"#) }, path: "recorder.sinks[0].rotate_bytes"),
+        Bad(name: "hec empty ca_file", patch: { Self.sink($0, #""kind": "hec", "url": "https://splunk.example", "token": "env:T", "ca_file": """#) }, path: "recorder.sinks[0].ca_file"),
+        Bad(name: "ca_file on a file sink", patch: { Self.sink($0, #""kind": "file", "path": "/x", "ca_file": "/ca.pem""#) }, path: "recorder.sinks[0].ca_file"),
     ]
 
     /// `json` with one `recorder.sinks` entry made of `members`.
@@ -146,12 +148,15 @@ struct ConfigTests {
         #expect(tcp.facility == 16)  // local0
     }
 
-    @Test func fileSinkRotation() throws {
+    @Test func fileSinkRotationAndHTTPCAFile() throws {
         let rotated = try decode(Self.sink(Self.minimal, #""kind": "file", "path": "/x", "rotate_bytes": 1048576, "rotate_interval": "1d", "keep": 7"#))
             .recorder.sinks[0]
         #expect(rotated.rotateBytes == 1_048_576 && rotated.rotateInterval?.milliseconds == 86_400_000 && rotated.keep == 7)
         let plain = try decode(Self.sink(Self.minimal, #""kind": "file", "path": "/x""#)).recorder.sinks[0]
         #expect(plain.rotateBytes == nil && plain.rotateInterval == nil && plain.keep == nil)
+        let hec = try decode(Self.sink(Self.minimal, #""kind": "hec", "url": "https://splunk.example", "token": "env:T", "ca_file": "/ca.pem""#))
+            .recorder.sinks[0]
+        #expect(hec.caFile == "/ca.pem")
     }
 
     @Test(arguments: bad)

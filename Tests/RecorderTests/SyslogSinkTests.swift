@@ -1,5 +1,6 @@
 import BusContract
 import Foundation
+import GatewayHarness
 import Logging
 import Pipeline
 import Testing

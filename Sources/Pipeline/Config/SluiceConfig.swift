@@ -595,6 +595,7 @@ public struct RecorderConfig: Decodable, Sendable {
     /// - `hec`: `url` (the collector, `https`; required), `token` (a secret reference; required),
     ///   `index`, `sourcetype` (default `sluice:audit`), `source` (default `sluice`).
     /// - `webhook`: `url` (`https`; required), `headers` (name → secret reference).
+    /// - `hec` and `webhook`: `ca_file` (PEM CA certificates trusted instead of the system's roots).
     /// - every kind: `schema` (`sluice`, the default, or `ocsf`).
     /// An `http://` URL is refused unless its host is a loopback address.
     public struct Sink: Decodable, Sendable {
@@ -679,8 +680,8 @@ public struct RecorderConfig: Decodable, Sendable {
             switch kind {
             case .file: [.path, .rotateBytes, .rotateInterval, .keep]
             case .syslog: [.address, .transport, .caFile, .certFile, .keyFile, .serverName, .appName, .facility]
-            case .hec: [.url, .token, .index, .sourcetype, .source]
-            case .webhook: [.url, .headers]
+            case .hec: [.url, .token, .index, .sourcetype, .source, .caFile]
+            case .webhook: [.url, .headers, .caFile]
             }
         }
 
@@ -746,6 +747,7 @@ public struct RecorderConfig: Decodable, Sendable {
                     throw ConfigError(path: here + ".keep", message: "needs rotate_bytes or rotate_interval")
                 }
             }
+            if kind != .syslog, caFile?.isEmpty == true { throw ConfigError(path: here + ".ca_file", message: "must not be empty") }
             if kind == .hec || kind == .webhook {
                 guard let url else { throw ConfigError(path: here + ".url", message: "required for a \(kind.rawValue) sink") }
                 try Self.checkURL(url, path: here + ".url")

@@ -14,27 +14,27 @@ import Foundation
 ///
 /// Start-up fails with a clear error when `rsyslogd`, its gtls driver or `openssl` is missing
 /// (`scripts/provision.sh test` installs them); the tests then fail, they are not skipped.
-final class RsyslogServer {
-    enum Input: String, CaseIterable { case tcp, tls, mtls, udp }
+public final class RsyslogServer {
+    public enum Input: String, CaseIterable, Sendable { case tcp, tls, mtls, udp }
 
-    struct SetupError: Error, CustomStringConvertible {
-        let description: String
+    public struct SetupError: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    static let rsyslogd = "/usr/sbin/rsyslogd"
-    static let gtlsDriver = "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"
+    public static let rsyslogd = "/usr/sbin/rsyslogd"
+    public static let gtlsDriver = "/usr/lib/x86_64-linux-gnu/rsyslog/lmnsd_gtls.so"
 
-    let directory: URL
-    let ports: [Input: Int]
+    public let directory: URL
+    public let ports: [Input: Int]
     /// The CA that signed the server's (and the client's) certificate.
-    var caFile: String { path("ca.pem") }
+    public var caFile: String { path("ca.pem") }
     /// A CA that signed nothing the server presents.
-    var otherCAFile: String { path("other-ca.pem") }
-    var clientCertFile: String { path("client.pem") }
-    var clientKeyFile: String { path("client.key") }
+    public var otherCAFile: String { path("other-ca.pem") }
+    public var clientCertFile: String { path("client.pem") }
+    public var clientKeyFile: String { path("client.key") }
     private var process: Process?
 
-    init() throws {
+    public init() throws {
         guard FileManager.default.isExecutableFile(atPath: Self.rsyslogd) else {
             throw SetupError(description: "\(Self.rsyslogd) is missing: run scripts/provision.sh test (packages rsyslog rsyslog-gnutls openssl)")
         }
@@ -47,17 +47,17 @@ final class RsyslogServer {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         ports = [.tcp: try Self.freePort(udp: false), .tls: try Self.freePort(udp: false), .mtls: try Self.freePort(udp: false),
                  .udp: try Self.freePort(udp: true)]
-        try makeCertificates()
+        _ = try TestCA.make(in: directory)  // ca.pem, server.pem/.key, client.pem/.key, other-ca.pem
         try writeConfiguration()
         try start()
     }
 
-    func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+    public func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    func port(_ input: Input) -> Int { ports[input] ?? 0 }
+    public func port(_ input: Input) -> Int { ports[input] ?? 0 }
 
     /// Starts `rsyslogd -n` and returns once every input listens (at most 10 s).
-    func start() throws {
+    public func start() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Self.rsyslogd)
         p.arguments = ["-n", "-f", path("rsyslog.conf"), "-i", path("rsyslogd.pid")]
@@ -83,7 +83,7 @@ final class RsyslogServer {
     /// Stops the daemon (SIGKILL: it inherits the test process's blocked signals, SIGTERM among
     /// them, so it would never see a SIGTERM) and waits until it has exited. Its connections are
     /// closed by the kernel, as in a crash.
-    func stop() {
+    public func stop() {
         guard let p = process else { return }
         process = nil
         if p.isRunning { kill(p.processIdentifier, SIGKILL) }
@@ -93,23 +93,33 @@ final class RsyslogServer {
     deinit { stop() }
 
     /// Stops the daemon and removes its directory.
-    func shutdown() {
+    public func shutdown() {
         stop()
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// The messages `input` received so far, as received (without framing).
-    func received(_ input: Input) -> [String] {
-        lines(of: path("\(input.rawValue).raw"))
+    public func received(_ input: Input) -> [String] {
+        fileLines(path("\(input.rawValue).raw"))
     }
 
     /// rsyslog's parse of each message `input` received: PRI, VERSION, HOSTNAME, APP-NAME,
     /// PROCID, MSGID, STRUCTURED-DATA, MSG.
-    func parsed(_ input: Input) -> [[String]] {
-        lines(of: path("\(input.rawValue).fields")).map { $0.split(separator: "\t", maxSplits: 7, omittingEmptySubsequences: false).map(String.init) }
+    public func parsed(_ input: Input) -> [[String]] {
+        fileLines(path("\(input.rawValue).fields")).map { $0.split(separator: "\t", maxSplits: 7, omittingEmptySubsequences: false).map(String.init) }
     }
 
-    func daemonLog() -> String {
+    private func fileLines(_ path: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// The bytes `input` received so far, as written (one message per line).
+    public func receivedBytes(_ input: Input) -> Data {
+        FileManager.default.contents(atPath: path("\(input.rawValue).raw")) ?? Data()
+    }
+
+    public func daemonLog() -> String {
         String(decoding: FileManager.default.contents(atPath: path("rsyslogd.log")) ?? Data(), as: UTF8.self)
     }
 
@@ -149,47 +159,8 @@ final class RsyslogServer {
         _ = FileManager.default.createFile(atPath: path("rsyslogd.log"), contents: nil)
     }
 
-    /// A CA, a server certificate for `localhost`, a client certificate, and a
-    /// second CA that signed none of them.
-    private func makeCertificates() throws {
-        func key(_ name: String) -> [String] {
-            ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path(name)]
-        }
-        try openssl(["req", "-x509"] + key("ca.key") + ["-out", caFile, "-days", "2", "-subj", "/CN=sluice test CA"])
-        try openssl(["req", "-x509"] + key("other-ca.key") + ["-out", otherCAFile, "-days", "2", "-subj", "/CN=sluice other CA"])
-        try "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
-            .write(toFile: path("server.ext"), atomically: true, encoding: .utf8)
-        try "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".write(toFile: path("client.ext"), atomically: true, encoding: .utf8)
-        for (name, subject) in [("server", "/CN=localhost"), ("client", "/CN=sluice-recorder")] {
-            try openssl(["req"] + key("\(name).key") + ["-out", path("\(name).csr"), "-subj", subject])
-            try openssl([
-                "x509", "-req", "-in", path("\(name).csr"), "-CA", caFile, "-CAkey", path("ca.key"), "-CAcreateserial",
-                "-out", path("\(name).pem"), "-days", "2", "-extfile", path("\(name).ext"),
-            ])
-        }
-    }
-
-    private func openssl(_ arguments: [String]) throws {
-        let candidates = ["/usr/bin/openssl", "/usr/local/bin/openssl"]
-        guard let tool = candidates.first(where: FileManager.default.isExecutableFile(atPath:)) else {
-            throw SetupError(description: "openssl is missing: run scripts/provision.sh test")
-        }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = arguments
-        let errors = Pipe()
-        p.standardError = errors
-        p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        let message = errors.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else {
-            throw SetupError(description: "openssl \(arguments.joined(separator: " ")) failed: \(String(decoding: message, as: UTF8.self))")
-        }
-    }
-
     /// A loopback port nobody listens on right now.
-    static func freePort(udp: Bool) throws -> Int {
+    public static func freePort(udp: Bool) throws -> Int {
         let (fd, port) = try boundSocket(udp: udp)
         close(fd)
         return port
@@ -198,7 +169,7 @@ final class RsyslogServer {
     /// A TCP socket listening on loopback that never accepts or reads: the kernel completes
     /// connections and takes bytes until its buffers are full, then writes stall. Close the
     /// descriptor when done.
-    static func listenerThatNeverReads() throws -> (fd: Int32, port: Int) {
+    public static func listenerThatNeverReads() throws -> (fd: Int32, port: Int) {
         let (fd, port) = try boundSocket(udp: false)
         guard listen(fd, 8) == 0 else {
             close(fd)
@@ -229,7 +200,7 @@ final class RsyslogServer {
     }
 
     /// Whether a socket is bound (UDP) or listening (TCP) on 127.0.0.1:`port`, from /proc/net.
-    static func isListening(port: Int, udp: Bool) -> Bool {
+    public static func isListening(port: Int, udp: Bool) -> Bool {
         let table = String(decoding: FileManager.default.contents(atPath: udp ? "/proc/net/udp" : "/proc/net/tcp") ?? Data(), as: UTF8.self)
         let local = String(format: "0100007F:%04X", port)
         return table.split(separator: "\n").contains { row in
