@@ -71,11 +71,12 @@ public final class Gateway: @unchecked Sendable {
     ///   - brokers: Kafka mode's bootstrap servers; default `SLUICE_KAFKA_BROKERS`.
     ///   - busOptions: flow-map entries added to `bus` (e.g. `segment_bytes: 65536, retention: 1m`).
     ///   - recorderOptions: YAML lines added under `recorder` (e.g. `  retention: 1m`).
+    ///   - sinks: the YAML flow sequence of `recorder.sinks`; default one file sink at `<data_dir>/audit.jsonl`.
     public init(
         mode: GatewayMode, requestTimeout: String = "10s", extraConnections: String = "",
         holdWait: String = "1s", holdTimeout: String = "1h", notifyURL: String? = nil,
         extraAPIKeys: String = "", extraTopLevel: String = "", brokers: String? = nil,
-        busOptions: String = "", recorderOptions: String = ""
+        busOptions: String = "", recorderOptions: String = "", sinks: String? = nil
     ) async throws {
         self.mode = mode
         self.requestTimeout = requestTimeout
@@ -158,7 +159,7 @@ public final class Gateway: @unchecked Sendable {
                 allow_groups: [admins]
             \(extraConnections)
             recorder:
-              sinks: [ { kind: file, path: \(dataDir.path)/audit.jsonl } ]
+              sinks: \(sinks ?? "[ { kind: file, path: \(dataDir.path)/audit.jsonl } ]")
             \(recorderOptions)
             \(extraTopLevel)
 
