@@ -136,19 +136,79 @@ struct SIEMSinksTests {
         }
 
         // The file sink's chain verifies with the real command.
-        let verify = Process()
-        verify.executableURL = SluiceProcess.binary
-        verify.arguments = ["audit", "verify", "--config", gw.configPath.path, dir.appendingPathComponent("audit.jsonl").path]
-        verify.environment = gw.environment
-        let out = Pipe()
-        verify.standardOutput = out
-        verify.standardError = out
-        try verify.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        verify.waitUntilExit()
-        #expect(verify.terminationStatus == 0, "\(output)")
+        let (status, output) = try auditVerify(gw, [dir.appendingPathComponent("audit.jsonl").path])
+        #expect(status == 0, "\(output)")
         // Every event of the file sink (a redelivered event chained anew would count twice).
         let verified = output.split(separator: "\n").last { $0.hasPrefix("verified ") }.flatMap { Int($0.split(separator: " ")[1]) }
         #expect((verified ?? 0) >= seen.file.count, "\(output)")
+    }
+}
+
+/// Runs `sluice audit verify --config <gw's config> paths…` with gw's environment: exit status and output.
+func auditVerify(_ gw: Gateway, _ paths: [String]) throws -> (status: Int32, output: String) {
+    let p = Process()
+    p.executableURL = SluiceProcess.binary
+    p.arguments = ["audit", "verify", "--config", gw.configPath.path] + paths
+    p.environment = gw.environment
+    let out = Pipe()
+    p.standardOutput = out
+    p.standardError = out
+    try p.run()
+    let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    p.waitUntilExit()
+    return (p.terminationStatus, output)
+}
+
+/// `sluice run` with a rotating file sink, then `sluice audit verify` on what it left.
+@Suite("File sink rotation end to end", .serialized)
+struct FileSinkRotationEndToEndTests {
+    @Test("rotate_bytes: the rotated files then the current one verify as one chain; without a middle file verify fails naming the gap")
+    func rotatedSetVerifies() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-rot-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("audit.jsonl").path
+        let gw = try await Gateway(mode: .embedded, sinks: "[ { kind: file, path: \"\(path)\", rotate_bytes: 2048 } ]")
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        var ids: [String] = []
+        for i in 0..<12 {
+            // One session: every event on one partition, one chain (a removed file then breaks it at once).
+            let r = try await gw.call(
+                connection: "billing", path: "/r\(i)", headers: [("X-Sluice-Session", "rotation-session")], body: Data("{\"n\":\(i)}".utf8))
+            #expect(r.status == 200)
+            if let id = r.header("X-Sluice-Request-Id") { ids.append(id) }
+        }
+        func rotated() -> [String] {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            return names.filter { $0.hasPrefix("audit.jsonl.") }.sorted().map { dir.path + "/" + $0 }
+        }
+        func delivered() -> Set<String> {
+            let text = (rotated() + [path]).map { String(decoding: FileManager.default.contents(atPath: $0) ?? Data(), as: UTF8.self) }.joined()
+            return Set(text.split(separator: "\n").compactMap { line -> String? in
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["kind"] as? String == "delivered" else { return nil }
+                return o["request_id"] as? String
+            })
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, !Set(ids).isSubset(of: delivered()) { try await Task.sleep(for: .milliseconds(100)) }
+        await gw.stop()
+        #expect(ids.count == 12 && Set(ids).isSubset(of: delivered()))
+        let files = rotated()
+        #expect(files.count >= 3, "\(files)")
+        for file in files + [path] {
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? -1
+            #expect(size > 0, "\(file): \(size) bytes")
+        }
+        let whole = try auditVerify(gw, files + [path])
+        #expect(whole.status == 0, "\(whole.output)")
+        #expect(whole.output.contains("verified "), "\(whole.output)")
+
+        try FileManager.default.removeItem(atPath: files[1])
+        let gap = try auditVerify(gw, [files[0]] + files[2...] + [path])
+        #expect(gap.status == 1, "\(gap.output)")
+        #expect(gap.output.contains("\(files.count > 2 ? files[2] : path) line "), "\(gap.output)")
+        #expect(gap.output.contains(": missing line before (chain sluice.audit/0)"), "\(gap.output)")
+        #expect(gap.output.contains("gap: the chain's last good line is \(files[0]) line"), "\(gap.output)")
     }
 }
