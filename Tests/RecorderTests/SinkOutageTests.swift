@@ -1,5 +1,6 @@
 import BusContract
 import Foundation
+import GatewayHarness
 import Pipeline
 import Synchronization
 import Testing
