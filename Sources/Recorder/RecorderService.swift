@@ -50,6 +50,11 @@ public struct RecorderService: Sendable {
     private let retry: Backoff
     private let ledger: OutcomeLedger
     private let janitor: RecordingsJanitor
+    /// Whether recordings hold content (`recorder.content`), cut at `maxBodyBytes`.
+    private let content: Bool
+    private let maxBodyBytes: Int
+    /// Content messages (`inspected`, `replies`) that did not open or decode: skipped, counted.
+    private let unreadableContent = Counter(label: "sluice_recorder_content_unreadable_total")
     /// Events written to the recordings.
     private let recordedEvents = Counter(label: "sluice_recorder_events_total")
     /// How old the last recorded event was when it was in its recording (now − its time): how far
@@ -86,6 +91,8 @@ public struct RecorderService: Sendable {
         let ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
         self.ledger = ledger
         self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
+        self.content = config.recorder.content
+        self.maxBodyBytes = config.recorder.maxBodyBytes
         var sinks: [(id: String, sink: any AuditSink, maxBehind: Int64?)] = zip(ids, zip(configured, config.recorder.sinks)).map { id, pair in
             let maxBehind: Int64? = switch pair.1.maxBehind {
             case .busRetention: config.bus.retention.milliseconds
@@ -148,9 +155,10 @@ public struct RecorderService: Sendable {
         context.logger.info("recorder started", metadata: [
             "group": "\(group)", "sinks": "\(lanes.map { "\($0.id)=\($0.sink.label)" })", "max_batch": "\(Self.maxBatch)",
         ])
-        let consumer = StageConsumer(
-            bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes],
-            concurrency: 1, logger: context.logger)
+        var topics = [context.topics.audit, context.topics.outcomes]
+        // The masked request (as the Forwarder gets it) and the response (as the caller does).
+        if content { topics += [context.topics.inspected, context.topics.replies] }
+        let consumer = StageConsumer(bus: context.bus, group: group, topics: topics, concurrency: 1, logger: context.logger)
         try await consumer.run(maxBatch: Self.maxBatch) { batch in await self.record(batch: batch) }
         context.logger.info("recorder stopped")
     }
@@ -170,7 +178,9 @@ public struct RecorderService: Sendable {
     /// them) only when stopped before every write succeeded.
     func record(batch messages: [BusMessage]) async -> Bool {
         batchSize.record(messages.count)
-        guard let batch = await RecorderBatch.prepare(messages, context: context, ledger: ledger) else { return false }
+        let contentTopics = [context.topics.inspected, context.topics.replies]
+        let contentLines = self.contentLines(messages.filter { contentTopics.contains($0.topic) })
+        guard let batch = await RecorderBatch.prepare(messages.filter { !contentTopics.contains($0.topic) }, context: context, ledger: ledger) else { return false }
         for message in batch.laterOutcomes {
             context.logger.warning("second outcome for a request not recorded", metadata: [
                 "request_id": "\(message.keyString ?? "")", "partition": "\(message.partition)", "offset": "\(message.offset)",
@@ -178,15 +188,51 @@ public struct RecorderService: Sendable {
             Counter(label: "sluice_recorder_duplicate_outcomes_total").increment()
         }
         for (message, reason) in batch.undecodable { await context.deadletter(message, reason: reason) }
-        return await record(batch.events)
+        return await record(batch.events, content: contentLines)
     }
 
-    /// Appends `events` (in order) to their recordings, retrying only the files that failed.
-    func record(_ events: [AuditEvent]) async -> Bool {
-        guard let last = events.last else { return true }
+    /// The sealed recording lines of the content messages (`RecordingContent`), each with its
+    /// recording file. One that does not open or decode is logged and counted, not recorded (the
+    /// Forwarder or the Ingress, which read it too, dead-letter or report it).
+    func contentLines(_ messages: [BusMessage]) -> [(path: String, line: [UInt8])] {
+        messages.compactMap { message in
+            do {
+                let content: RecordingContent
+                if message.topic == context.topics.inspected {
+                    content = RecordingContent(
+                        inspected: try context.codec.open(InspectedRequest.self, from: message), timeMillis: message.timestampMillis,
+                        maxBodyBytes: maxBodyBytes)
+                } else {
+                    content = RecordingContent(
+                        reply: try context.codec.open(Reply.self, from: message), timeMillis: message.timestampMillis, maxBodyBytes: maxBodyBytes)
+                }
+                let path = (recordings.directory as NSString).appendingPathComponent(
+                    SessionRecordings.relativePath(sessionID: content.sessionID, requestID: content.requestID, timeMillis: content.timeMillis))
+                return (path, try content.line(sealer: context.codec.sealer))
+            } catch {
+                unreadableContent.increment()
+                context.logger.error("request content not recorded: the message does not open", metadata: [
+                    "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
+                ])
+                return nil
+            }
+        }
+    }
+
+    /// Appends `events` (in order) and the content lines to their recordings, retrying only the
+    /// files that failed.
+    func record(_ events: [AuditEvent], content: [(path: String, line: [UInt8])] = []) async -> Bool {
+        guard !events.isEmpty || !content.isEmpty else { return true }
         // Encoded once for every recording file.
         let lines = events.map(AuditEventLine.encode)
-        let appends = recordings.appends(of: events, lines: lines)
+        var appends = recordings.appends(of: events, lines: lines)
+        for (path, line) in content {
+            if let i = appends.firstIndex(where: { $0.path == path }) {
+                appends[i].bytes += line
+            } else {
+                appends.append(SessionRecordings.FileAppend(path: path, bytes: line))
+            }
+        }
         var pending = Array(appends.indices)
         var attempt = 0
         while true {
@@ -203,7 +249,7 @@ public struct RecorderService: Sendable {
             }
             if pending.isEmpty {
                 recordedEvents.increment(by: Int64(events.count))
-                auditDelay.record(Double(max(0, currentMillis() - last.timeMillis)) / 1000)
+                if let last = events.last { auditDelay.record(Double(max(0, currentMillis() - last.timeMillis)) / 1000) }
                 return true
             }
             do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }

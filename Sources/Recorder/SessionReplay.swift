@@ -44,6 +44,75 @@ public struct SessionReplay {
         return events
     }
 
+    /// The session's recorded content (`RecordingContent`): per request its masked request and
+    /// response, de-duplicated (first copy), in time order. Opening needs the sealing key ring.
+    ///
+    /// - Throws: `ReplayError.unreadable` when a recording cannot be read,
+    ///   `ReplayError.content` when a content line does not open (another key ring, an edited
+    ///   or moved line): never a silent gap.
+    public static func loadContent(dataDir: String, sessionID: String, sealer: PayloadSealer) throws -> [RecordingContent] {
+        let recordings = SessionRecordings(dataDir: dataDir)
+        let files: [String]
+        do { files = try recordings.files(forSession: sessionID) } catch {
+            throw ReplayError.unreadable(path: recordings.directory)
+        }
+        var contents: [RecordingContent] = []
+        var seen = Set<String>()
+        var failure: ReplayError?
+        let marker = Array(#""kind":"content""#.utf8)
+        for path in files {
+            do {
+                try LineReader.forEachLine(ofFileAt: path) { line in
+                    guard failure == nil, Self.contains(line, marker) else { return }
+                    do {
+                        guard let content = try RecordingContent.open(line: line, sealer: sealer), content.sessionID == sessionID,
+                            seen.insert(content.requestID + "/" + content.part.rawValue).inserted
+                        else { return }
+                        contents.append(content)
+                    } catch {
+                        failure = .content("\(path): \(error)")
+                    }
+                }
+            } catch {
+                throw ReplayError.unreadable(path: path)
+            }
+            if let failure { throw failure }
+        }
+        return contents.enumerated().sorted { ($0.element.timeMillis, $0.offset) < ($1.element.timeMillis, $1.offset) }.map(\.element)
+    }
+
+    static func contains(_ line: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
+        guard line.count >= needle.count else { return false }
+        for start in 0...(line.count - needle.count) where line[start] == needle[0] {
+            if (1..<needle.count).allSatisfy({ line[start + $0] == needle[$0] }) { return true }
+        }
+        return false
+    }
+
+    /// The recorded content as text, per request: the request line, headers and body, then the
+    /// response's status, headers and body. Bodies that are not UTF-8 text are shown as their size.
+    public static func render(content: [RecordingContent]) -> String {
+        var out = ""
+        for c in content {
+            switch c.part {
+            case .request:
+                let query = (c.query ?? "").isEmpty ? "" : "?" + clean(c.query ?? "")
+                out += "request \(clean(c.requestID)) \(timestamp(c.timeMillis))  \(clean(c.method ?? "")) \(clean(c.path ?? ""))\(query)"
+                out += (c.connection.map { "  connection=\(clean($0))" } ?? "") + "\n"
+            case .response:
+                out += "response \(clean(c.requestID)) \(timestamp(c.timeMillis))  status=\(c.status.map(String.init) ?? "-")\n"
+            }
+            for h in c.headers { out += "    \(clean(h.name)): \(clean(h.value))\n" }
+            if let text = String(data: c.body, encoding: .utf8) {
+                if !text.isEmpty { out += text.split(separator: "\n", omittingEmptySubsequences: false).map { "    | " + clean(String($0)) + "\n" }.joined() }
+            } else {
+                out += "    (\(c.body.count) bytes, not UTF-8 text)\n"
+            }
+            if c.truncated { out += "    (body cut at \(c.body.count) of \(c.bodyBytes) bytes)\n" }
+        }
+        return out
+    }
+
     /// The events of `sessionID` in a recording's bytes: de-duplicated, in time order.
     static func parse(_ bytes: [UInt8], sessionID: String) -> [AuditEvent] {
         var collector = Collector(sessionID: sessionID)
@@ -177,12 +246,15 @@ public enum ReplayError: Error, CustomStringConvertible, Sendable, Equatable {
     case sessionNotFound(sessionID: String, path: String)
     case unreadable(path: String)
     case encoding(String)
+    /// A recorded request or response that does not open with the configured sealing keys.
+    case content(String)
 
     public var description: String {
         switch self {
         case .sessionNotFound(let id, let path): "no recording for session \"\(SessionReplay.clean(id))\" (looked for \(path))"
         case .unreadable(let path): "cannot read recording \(path)"
         case .encoding(let reason): "cannot encode events as JSON: \(reason)"
+        case .content(let reason): "cannot open recorded content: \(reason)"
         }
     }
 }

@@ -25,9 +25,19 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: "The session id (the X-Sluice-Session header, or the request id of a call sent without one).")
     var sessionID: String
 
+    @Flag(help: "Leave out the recorded requests and responses (shown by default with --config, which holds the sealing keys).")
+    var noContent = false
+
     func run() throws {
         let dir: String
-        if let dataDir { dir = dataDir } else if let config { dir = try ConfigLoader.load(path: config).dataDir } else {
+        var sealer: PayloadSealer?
+        if let config {
+            let loaded = try ConfigLoader.load(path: config)
+            dir = dataDir ?? loaded.dataDir
+            if !noContent { sealer = try loaded.sealing.makeSealer() }
+        } else if let dataDir {
+            dir = dataDir
+        } else {
             throw ValidationError("give --config or --data-dir")
         }
         let events = try SessionReplay.load(dataDir: dir, sessionID: sessionID)
@@ -35,12 +45,19 @@ struct ReplayCommand: ParsableCommand {
             FileHandle.standardError.write(Data("no recording for session \(sessionID) in \(dir)\n".utf8))
             throw ExitCode(1)
         }
+        let content = try sealer.map { try SessionReplay.loadContent(dataDir: dir, sessionID: sessionID, sealer: $0) } ?? []
+        if sealer == nil && !noContent {
+            FileHandle.standardError.write(Data("recorded requests and responses are sealed: give --config to show them\n".utf8))
+        }
         if json {
+            // Events exactly as on the audit topic; then each content record as {"content": …}.
+            for e in events { print(String(decoding: AuditEventJSON.encode(e), as: UTF8.self)) }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            for e in events { print(String(decoding: try encoder.encode(e), as: UTF8.self)) }
+            for c in content { print(String(decoding: try encoder.encode(["content": c]), as: UTF8.self)) }
         } else {
             print(SessionReplay.render(events), terminator: "")
+            if !content.isEmpty { print(SessionReplay.render(content: content), terminator: "") }
         }
     }
 }

@@ -845,8 +845,15 @@ public struct RecorderConfig: Decodable, Sendable {
     /// ... or once the chain's events span this much event time since its last checkpoint
     /// (`checkpoint_interval`, default 60 s).
     public var checkpointInterval: ConfigDuration
+    /// Whether recordings hold each request's masked request and response (`content`, default
+    /// true), sealed, besides its events.
+    public var content: Bool
+    /// A recorded body is cut after this many bytes (`max_body_bytes`, default 64 KiB; marked
+    /// truncated).
+    public var maxBodyBytes: Int
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case sinks, retention
+        case sinks, retention, content
+        case maxBodyBytes = "max_body_bytes"
         case chainKey = "chain_key"
         case checkpointEvery = "checkpoint_every"
         case checkpointInterval = "checkpoint_interval"
@@ -854,8 +861,11 @@ public struct RecorderConfig: Decodable, Sendable {
 
     public init(
         sinks: [Sink] = [], retention: ConfigDuration = ConfigDuration(.seconds(30 * 86_400)), chainKey: ConfigSecret? = nil,
-        checkpointEvery: Int = 1000, checkpointInterval: ConfigDuration = ConfigDuration(.seconds(60))
+        checkpointEvery: Int = 1000, checkpointInterval: ConfigDuration = ConfigDuration(.seconds(60)), content: Bool = true,
+        maxBodyBytes: Int = 65_536
     ) {
+        self.content = content
+        self.maxBodyBytes = maxBodyBytes
         self.sinks = sinks
         self.retention = retention
         self.chainKey = chainKey
@@ -871,6 +881,9 @@ public struct RecorderConfig: Decodable, Sendable {
         chainKey = try c.decodeIfPresent(ConfigSecret.self, forKey: .chainKey)
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
         checkpointInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .checkpointInterval) ?? ConfigDuration(.seconds(60))
+        content = try c.decodeIfPresent(Bool.self, forKey: .content) ?? true
+        maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 65_536
+        guard maxBodyBytes >= 0 else { throw ConfigError(path: "recorder.max_body_bytes", message: "must not be negative") }
         guard retention.milliseconds > 0 else { throw ConfigError(path: "recorder.retention", message: "must be positive") }
         guard checkpointEvery > 0 else { throw ConfigError(path: "recorder.checkpoint_every", message: "must be positive") }
         guard checkpointInterval.milliseconds > 0 else { throw ConfigError(path: "recorder.checkpoint_interval", message: "must be positive") }

@@ -1,0 +1,144 @@
+import Foundation
+import Pipeline
+
+/// What a session recording holds of a request's content, besides its events: the request as
+/// the Inspector let it through (findings masked, the caller's `Authorization` never included:
+/// the Ingress drops it) and the response as the caller got it (findings masked), each body cut
+/// at `recorder.max_body_bytes` (`truncated`).
+///
+/// Guarantees:
+/// - Only masked content: it is built from `inspected` (the masked request the Forwarder sends
+///   upstream, before the Forwarder adds its own credential) and `replies` (what the caller
+///   receives); the raw `requests` topic is never read.
+/// - Sealed at rest: a recording line holds the content only as AES-GCM ciphertext under the
+///   sealing key ring's first key, bound to `<session>/<request>/<part>` (a line moved to another
+///   request or session does not open). Its clear members are the ids, the part and the time,
+///   which the events carry anyway.
+public struct RecordingContent: Codable, Sendable, Equatable {
+    public enum Part: String, Codable, Sendable { case request, response }
+
+    public var part: Part
+    public var requestID: String
+    public var sessionID: String
+    public var timeMillis: Int64
+    /// request: the method, the path below the connection, the raw query; the connection.
+    public var method: String?
+    public var path: String?
+    public var query: String?
+    public var connection: String?
+    /// response: the status the caller got.
+    public var status: Int?
+    public var headers: [HTTPField]
+    /// The body, at most `max_body_bytes` of it.
+    public var body: Data
+    /// The whole body's size.
+    public var bodyBytes: Int
+    public var truncated: Bool
+
+    /// The request of an `inspected` message, its body cut at `maxBodyBytes`.
+    public init(inspected: InspectedRequest, timeMillis: Int64, maxBodyBytes: Int) {
+        let request = inspected.request
+        self.init(
+            part: .request, requestID: inspected.metadata.requestID, sessionID: inspected.metadata.sessionID, timeMillis: timeMillis,
+            headers: request.headers, body: request.body, maxBodyBytes: maxBodyBytes)
+        method = request.method
+        path = request.path
+        query = request.query
+        connection = inspected.metadata.connection
+    }
+
+    /// The response of a `replies` message, its body cut at `maxBodyBytes`.
+    public init(reply: Reply, timeMillis: Int64, maxBodyBytes: Int) {
+        self.init(
+            part: .response, requestID: reply.requestID, sessionID: reply.sessionID, timeMillis: timeMillis,
+            headers: reply.response.headers, body: reply.response.body, maxBodyBytes: maxBodyBytes)
+        status = reply.response.status
+    }
+
+    private init(part: Part, requestID: String, sessionID: String, timeMillis: Int64, headers: [HTTPField], body: Data, maxBodyBytes: Int) {
+        self.part = part
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.timeMillis = timeMillis
+        self.headers = headers
+        self.body = body.count > maxBodyBytes ? body.prefix(maxBodyBytes) : body
+        self.bodyBytes = body.count
+        self.truncated = body.count > maxBodyBytes
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case part, method, path, query, connection, status, headers, body, truncated
+        case requestID = "request_id"
+        case sessionID = "session_id"
+        case timeMillis = "time_ms"
+        case bodyBytes = "body_bytes"
+    }
+
+    /// A recording line's members in the clear.
+    struct Line: Codable {
+        var kind: String
+        var part: Part
+        var requestID: String
+        var sessionID: String
+        var timeMillis: Int64
+        var keyID: String
+        /// Base64 of the sealed JSON of the content.
+        var sealed: String
+
+        enum CodingKeys: String, CodingKey {
+            case kind, part, sealed
+            case requestID = "request_id"
+            case sessionID = "session_id"
+            case timeMillis = "time_ms"
+            case keyID = "key_id"
+        }
+    }
+
+    /// The `kind` of a content line (no audit event has it).
+    static let lineKind = "content"
+
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// What the seal is bound to.
+    static func associatedData(sessionID: String, requestID: String, part: Part) -> String {
+        "recording/\(sessionID)/\(requestID)/\(part.rawValue)"
+    }
+
+    /// The recording line (with its newline): the ids in the clear, the content sealed.
+    func line(sealer: PayloadSealer) throws -> [UInt8] {
+        let plain = try Self.encoder.encode(self)
+        let (sealed, keyHeader) = try sealer.seal(Array(plain), associatedData: Self.associatedData(sessionID: sessionID, requestID: requestID, part: part))
+        let line = Line(
+            kind: Self.lineKind, part: part, requestID: requestID, sessionID: sessionID, timeMillis: timeMillis,
+            keyID: String(decoding: keyHeader.value, as: UTF8.self), sealed: Data(sealed).base64EncodedString())
+        var bytes = Array(try Self.encoder.encode(line))
+        bytes.append(UInt8(ascii: "\n"))
+        return bytes
+    }
+
+    /// The content of a recording line, or `nil` when the line is not a content line. Throws when
+    /// it is one that does not open (another key ring, a changed or moved line).
+    static func open<C: Collection>(line bytes: C, sealer: PayloadSealer) throws -> RecordingContent? where C.Element == UInt8 {
+        guard let line = try? JSONDecoder().decode(Line.self, from: Data(bytes)), line.kind == lineKind else { return nil }
+        guard let sealed = Data(base64Encoded: line.sealed) else {
+            throw RecorderError("recording content of request \(line.requestID) (\(line.part.rawValue)) is not base64")
+        }
+        let plain: [UInt8]
+        do {
+            plain = try sealer.open(
+                Array(sealed), keyID: line.keyID,
+                associatedData: associatedData(sessionID: line.sessionID, requestID: line.requestID, part: line.part))
+        } catch {
+            throw RecorderError("recording content of request \(line.requestID) (\(line.part.rawValue)) does not open with the configured sealing keys (key \(line.keyID)): \(error)")
+        }
+        let content = try JSONDecoder().decode(RecordingContent.self, from: Data(plain))
+        guard content.requestID == line.requestID, content.sessionID == line.sessionID, content.part == line.part else {
+            throw RecorderError("recording content of request \(line.requestID) does not match its line")
+        }
+        return content
+    }
+}
