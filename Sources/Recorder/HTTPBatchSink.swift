@@ -19,7 +19,10 @@ import Pipeline
 ///   fields when the audit chain is on), inside the receiver's envelope: nothing else of the
 ///   request is sent.
 /// - Header values come from configuration (secret references for credentials) and are never
-///   logged; errors carry at most 200 bytes of the receiver's answer. The label (in logs, errors
+///   logged; errors carry at most 200 bytes of the receiver's answer, with every configured
+///   header value (and each 8+ character word of one, e.g. the token of `Splunk <token>`)
+///   replaced by `[redacted]`: a receiver that echoes the request cannot put a credential into
+///   a log line or the `sink_failed` audit event. The label (in logs, errors
 ///   and metric labels) is ``label(kind:url:)``: no query string, no user information.
 /// - With `tlsConfiguration`, `https` requests trust what it trusts (a configured `ca_file`)
 ///   instead of the system's roots.
@@ -44,6 +47,8 @@ public struct HTTPBatchSink: AuditSink {
     let tlsConfiguration: TLSConfiguration?
     private let sentEvents: Counter
     private let failedWrites: Counter
+    /// What is cut from a receiver's answer before it goes into an error (see the guarantees).
+    let secrets: [String]
 
     /// - Parameters:
     ///   - url: where to POST (for HEC the collector's base URL or its `/services/collector/event` URL).
@@ -61,6 +66,7 @@ public struct HTTPBatchSink: AuditSink {
         h.add(name: "Content-Type", value: "application/json")
         for (name, value) in headers { h.replaceOrAdd(name: name, value: value) }
         self.headers = h
+        secrets = Self.secrets(in: headers.map(\.1))
         self.format = format
         self.client = client
         self.timeout = timeout
@@ -178,8 +184,19 @@ public struct HTTPBatchSink: AuditSink {
         let answer = try? await response.body.collect(upTo: 4096)
         guard (200..<300).contains(Int(response.status.code)) else {
             let text = answer.map { String(decoding: $0.readableBytesView.prefix(200), as: UTF8.self) } ?? ""
-            throw RecorderError("\(label): HTTP \(response.status.code) \(text)")
+            throw RecorderError("\(label): HTTP \(response.status.code) \(Self.redacted(text, secrets))")
         }
+    }
+
+    /// The configured header values and their words of 8 or more characters, longest first.
+    static func secrets(in values: [String]) -> [String] {
+        let words = values.flatMap { $0.split(separator: " ").map(String.init).filter { $0.count >= 8 } }
+        return Array(Set(values.filter { !$0.isEmpty } + words)).sorted { $0.count > $1.count }
+    }
+
+    /// `text` with every one of `secrets` replaced by `[redacted]`.
+    static func redacted(_ text: String, _ secrets: [String]) -> String {
+        secrets.reduce(text) { $0.replacingOccurrences(of: $1, with: "[redacted]") }
     }
 
     /// A JSON string literal (``AuditEventJSON/string(_:into:)``: quotes, backslashes and control

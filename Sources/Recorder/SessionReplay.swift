@@ -63,7 +63,7 @@ public struct SessionReplay {
         for path in files {
             do {
                 try LineReader.forEachLine(ofFileAt: path) { line in
-                    guard failure == nil, Self.contains(line, marker) else { return }
+                    guard failure == nil, LineReader.contains(line, marker) else { return }
                     do {
                         guard let content = try RecordingContent.open(line: line, sealer: sealer), content.sessionID == sessionID,
                             seen.insert(content.requestID + "/" + content.part.rawValue).inserted
@@ -79,14 +79,6 @@ public struct SessionReplay {
             if let failure { throw failure }
         }
         return contents.enumerated().sorted { ($0.element.timeMillis, $0.offset) < ($1.element.timeMillis, $1.offset) }.map(\.element)
-    }
-
-    static func contains(_ line: UnsafeRawBufferPointer, _ needle: [UInt8]) -> Bool {
-        guard line.count >= needle.count else { return false }
-        for start in 0...(line.count - needle.count) where line[start] == needle[0] {
-            if (1..<needle.count).allSatisfy({ line[start + $0] == needle[$0] }) { return true }
-        }
-        return false
     }
 
     /// The recorded content as text, per request: the request line, headers and body, then the

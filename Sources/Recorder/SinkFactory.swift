@@ -59,14 +59,20 @@ enum SinkFactory {
     /// configured, the system's trust roots). Errors name `path` and the file.
     static func tls(caFile: String?, path: String) throws -> TLSConfiguration? {
         guard let caFile else { return nil }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try caCertificates(caFile, path: path))
+        return tls
+    }
+
+    /// The PEM CA certificates of a sink's `ca_file` (syslog, hec, webhook); unreadable, not PEM
+    /// or holding none throws naming `path` (`recorder.sinks[i].ca_file`) and the file.
+    static func caCertificates(_ caFile: String, path: String) throws -> [NIOSSLCertificate] {
         let certificates: [NIOSSLCertificate]
         do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
-            throw ConfigError(path: path, message: "cannot read CA certificates (PEM) from \(caFile): \(error)")
+            throw ConfigError(path: path, message: "cannot read PEM certificates from \(caFile): \(error)")
         }
-        guard !certificates.isEmpty else { throw ConfigError(path: path, message: "\(caFile) holds no PEM certificate") }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .certificates(certificates)
-        return tls
+        guard !certificates.isEmpty else { throw ConfigError(path: path, message: "no PEM certificate in \(caFile)") }
+        return certificates
     }
 
     /// This machine's name, for HEC's `host`.

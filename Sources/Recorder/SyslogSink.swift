@@ -130,14 +130,7 @@ public actor SyslogSink: AuditSink {
         configuration.certificateVerification = .fullVerification
         configuration.minimumTLSVersion = .tlsv12
         if let caFile = options.caFile {
-            let roots: [NIOSSLCertificate]
-            do { roots = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
-                throw ConfigError(path: configPath + ".ca_file", message: "cannot read PEM certificates from \(caFile): \(error)")
-            }
-            guard !roots.isEmpty else {
-                throw ConfigError(path: configPath + ".ca_file", message: "no PEM certificate in \(caFile)")
-            }
-            configuration.trustRoots = .certificates(roots)
+            configuration.trustRoots = .certificates(try SinkFactory.caCertificates(caFile, path: configPath + ".ca_file"))
         }
         if let certFile = options.certFile, let keyFile = options.keyFile {
             do {

@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import GatewayHarness
 import NIOHTTP1
@@ -100,13 +101,11 @@ struct SIEMSinksTests {
         // Wait until the file sink has every request's last event and every other sink has every
         // event the file sink has.
         var seen = Seen()
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
+        _ = await eventually(timeout: .seconds(60)) {
             seen = Self.seen(dir: dir, rsyslog: rsyslog, receiver: receiver)
             let complete = outcomes.allSatisfy { seen.kinds[$0.0]?.contains($0.1) == true }
                 && (seen.kinds[heldID]?.contains("approval_decided") ?? false)
-            if complete, [seen.ocsf, seen.syslog, seen.hec, seen.webhook].allSatisfy({ seen.file.isSubset(of: $0) }) { break }
-            try await Task.sleep(for: .milliseconds(100))
+            return complete && [seen.ocsf, seen.syslog, seen.hec, seen.webhook].allSatisfy { seen.file.isSubset(of: $0) }
         }
         #expect(seen.file.count >= 10, "\(seen.file.count) events in the file sink")
         for (name, got) in [("ocsf file", seen.ocsf), ("syslog", seen.syslog), ("hec", seen.hec), ("webhook", seen.webhook)] {
@@ -190,8 +189,7 @@ struct FileSinkRotationEndToEndTests {
                 return o["request_id"] as? String
             })
         }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline, !Set(ids).isSubset(of: delivered()) { try await Task.sleep(for: .milliseconds(100)) }
+        _ = await eventually(timeout: .seconds(30)) { Set(ids).isSubset(of: delivered()) }
         await gw.stop()
         #expect(ids.count == 12 && Set(ids).isSubset(of: delivered()))
         let files = rotated()

@@ -92,6 +92,24 @@ struct HTTPBatchSinkTests {
         #expect(HTTPBatchSink.jsonString(raw) == literal)
     }
 
+    @Test("a receiver answering with the request's credential in its error text: the sink's error holds [redacted], never the token")
+    func echoedCredentialIsRedacted() async throws {
+        let receiver = try await TestUpstream.start()
+        defer { receiver.stop() }
+        let sink = HTTPBatchSink(
+            label: "hec:\(receiver.url)", url: receiver.url, headers: [("Authorization", "Splunk tok-echo-9f2c41")],
+            format: .hec(index: nil, sourcetype: "s", source: "s", host: "h"))
+        await receiver.setResponse(status: 401, body: "bad Authorization: Splunk tok-echo-9f2c41 (and tok-echo-9f2c41)")
+        let (events, lines) = batch(1)
+        do {
+            try await sink.write(batch: events, lines: lines)
+            Issue.record("a 401 was taken as delivered")
+        } catch {
+            #expect(!"\(error)".contains("tok-echo-9f2c41"), "\(error)")
+            #expect("\(error)".contains("HTTP 401") && "\(error)".contains("[redacted]"), "\(error)")
+        }
+    }
+
     @Test("HEC against a receiver: one POST to /services/collector/event with the Splunk token; a 503 throws and the retry delivers")
     func hecDelivery() async throws {
         let receiver = try await TestUpstream.start()
