@@ -44,12 +44,16 @@ public struct RecorderService: Sendable {
     public var group: String { context.topics.consumerGroup("recorder") }
 
     private let context: StageContext
-    private let recordings: SessionRecordings
+    /// Where recordings go: files under `data_dir` or a postgres table.
+    private let store: Store
+    enum Store: Sendable {
+        case files(SessionRecordings, RecordingsJanitor)
+        case postgres(PostgresRecordings, PostgresRecordingsJanitor)
+    }
     /// One per sink, in configuration order (then the extra sinks).
     let lanes: [SinkLane]
     private let retry: Backoff
     private let ledger: OutcomeLedger
-    private let janitor: RecordingsJanitor
     /// Whether recordings hold content (`recorder.content`), cut at `maxBodyBytes`.
     private let content: Bool
     private let maxBodyBytes: Int
@@ -57,6 +61,8 @@ public struct RecorderService: Sendable {
     private let unreadableContent = Counter(label: "sluice_recorder_content_unreadable_total")
     /// Events written to the recordings.
     private let recordedEvents = Counter(label: "sluice_recorder_events_total")
+    /// 1 while the recordings store takes writes, 0 after a failed attempt (until one succeeds).
+    private let storeUp: Gauge
     /// How old the last recorded event was when it was in its recording (now − its time): how far
     /// the audit trail behind the data path is (under sustained saturation the Recorder lags).
     /// Per sink: `sluice_sink_delay_seconds{sink}`.
@@ -83,14 +89,22 @@ public struct RecorderService: Sendable {
         extraMaxBehind: Duration? = nil, metricsFactory: (any MetricsFactory)? = nil
     ) throws {
         self.context = context
-        self.recordings = SessionRecordings(dataDir: config.dataDir)
-        try recordings.prepare()
+        storeUp = Gauge(label: "sluice_recordings_store_up", factory: metricsFactory ?? MetricsSystem.factory)
         let ids = try SinkIdentity.ids(of: config.recorder.sinks)
         let configured = try SinkFactory.makeSinks(config.recorder.sinks, logger: context.logger)
         self.retry = retry
         let ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration, decidesFirstRecords: true)
         self.ledger = ledger
-        self.janitor = RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger)
+        switch config.recorder.store.kind {
+        case .file:
+            let recordings = SessionRecordings(dataDir: config.dataDir)
+            try recordings.prepare()
+            store = .files(recordings, RecordingsJanitor(recordings: recordings, retention: config.recorder.retention.duration, logger: context.logger))
+        case .postgres:
+            // The URL and CA file are checked here; the database is reached in `run`.
+            let database = try PostgresRecordings(store: config.recorder.store, environment: environment, logger: context.logger)
+            store = .postgres(database, PostgresRecordingsJanitor(database: database, retention: config.recorder.retention.duration, logger: context.logger))
+        }
         self.content = config.recorder.content
         self.maxBodyBytes = config.recorder.maxBodyBytes
         var sinks: [(id: String, sink: any AuditSink, maxBehind: Int64?)] = zip(ids, zip(configured, config.recorder.sinks)).map { id, pair in
@@ -128,7 +142,12 @@ public struct RecorderService: Sendable {
         // The recordings janitor runs beside the consume loops and is cancelled when they end.
         do {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { await self.janitor.run() }
+                switch store {
+                case .files(_, let janitor):
+                    group.addTask { await janitor.run() }
+                case .postgres(let database, _):
+                    group.addTask { await database.run() }
+                }
                 try await ledger.whileFollowing {
                     try await withThrowingDiscardingTaskGroup { readers in
                         readers.addTask { try await self.consume() }
@@ -152,6 +171,21 @@ public struct RecorderService: Sendable {
     }
 
     private func consume() async throws {
+        if case .postgres(let database, let janitor) = store {
+            // Nothing is taken from the bus before the table is there (the sinks go on meanwhile);
+            // then retention runs beside the consume loop.
+            guard await prepare(database) else { return }
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { await janitor.run() }
+                try await consumeRecordings()
+                group.cancelAll()
+            }
+        } else {
+            try await consumeRecordings()
+        }
+    }
+
+    private func consumeRecordings() async throws {
         context.logger.info("recorder started", metadata: [
             "group": "\(group)", "sinks": "\(lanes.map { "\($0.id)=\($0.sink.label)" })", "max_batch": "\(Self.maxBatch)",
         ])
@@ -191,10 +225,10 @@ public struct RecorderService: Sendable {
         return await record(batch.events, content: contentLines)
     }
 
-    /// The sealed recording lines of the content messages (`RecordingContent`), each with its
-    /// recording file. One that does not open or decode is logged and counted, not recorded (the
-    /// Forwarder or the Ingress, which read it too, dead-letter or report it).
-    func contentLines(_ messages: [BusMessage]) -> [(path: String, line: [UInt8])] {
+    /// The sealed recording lines of the content messages (`RecordingContent`), each with the ids
+    /// it is filed under. One that does not open or decode is logged and counted, not recorded
+    /// (the Forwarder or the Ingress, which read it too, dead-letter or report it).
+    func contentLines(_ messages: [BusMessage]) -> [RecordingContent.Record] {
         messages.compactMap { message in
             do {
                 let content: RecordingContent
@@ -206,9 +240,9 @@ public struct RecorderService: Sendable {
                     content = RecordingContent(
                         reply: try context.codec.open(Reply.self, from: message), timeMillis: message.timestampMillis, maxBodyBytes: maxBodyBytes)
                 }
-                let path = (recordings.directory as NSString).appendingPathComponent(
-                    SessionRecordings.relativePath(sessionID: content.sessionID, requestID: content.requestID, timeMillis: content.timeMillis))
-                return (path, try content.line(sealer: context.codec.sealer))
+                return RecordingContent.Record(
+                    sessionID: content.sessionID, requestID: content.requestID, timeMillis: content.timeMillis, part: content.part,
+                    line: try content.line(sealer: context.codec.sealer))
             } catch {
                 unreadableContent.increment()
                 context.logger.error("request content not recorded: the message does not open", metadata: [
@@ -219,18 +253,39 @@ public struct RecorderService: Sendable {
         }
     }
 
-    /// Appends `events` (in order) and the content lines to their recordings, retrying only the
-    /// files that failed.
-    func record(_ events: [AuditEvent], content: [(path: String, line: [UInt8])] = []) async -> Bool {
+    /// Appends `events` (in order) and the content lines to their recordings, retrying until
+    /// stored (files: only the files that failed; postgres: the batch's one statement).
+    func record(_ events: [AuditEvent], content: [RecordingContent.Record] = []) async -> Bool {
         guard !events.isEmpty || !content.isEmpty else { return true }
         // Encoded once for every recording file.
         let lines = events.map(AuditEventLine.encode)
+        let stored: Bool
+        switch store {
+        case .files(let recordings, _):
+            stored = await append(lines: lines, of: events, content: content, to: recordings)
+        case .postgres(let database, _):
+            let rows = zip(events, lines).map { RecordingRow(event: $0, line: $1) } + content.map(RecordingRow.init(content:))
+            stored = await retrying(what: "recording write failed", metadata: ["table": "\(database.table)", "rows": "\(rows.count)"]) {
+                try await database.write(rows)
+            }
+        }
+        guard stored else { return false }
+        recordedEvents.increment(by: Int64(events.count))
+        if let last = events.last { auditDelay.record(Double(max(0, currentMillis() - last.timeMillis)) / 1000) }
+        return true
+    }
+
+    /// The file store's part of `record`: one append per recording file, retrying only the files
+    /// that failed.
+    private func append(lines: [[UInt8]], of events: [AuditEvent], content: [RecordingContent.Record], to recordings: SessionRecordings) async -> Bool {
         var appends = recordings.appends(of: events, lines: lines)
-        for (path, line) in content {
+        for record in content {
+            let path = (recordings.directory as NSString).appendingPathComponent(
+                SessionRecordings.relativePath(sessionID: record.sessionID, requestID: record.requestID, timeMillis: record.timeMillis))
             if let i = appends.firstIndex(where: { $0.path == path }) {
-                appends[i].bytes += line
+                appends[i].bytes += record.line
             } else {
-                appends.append(SessionRecordings.FileAppend(path: path, bytes: line))
+                appends.append(SessionRecordings.FileAppend(path: path, bytes: record.line))
             }
         }
         var pending = Array(appends.indices)
@@ -247,14 +302,47 @@ public struct RecorderService: Sendable {
                     return true
                 }
             }
-            if pending.isEmpty {
-                recordedEvents.increment(by: Int64(events.count))
-                if let last = events.last { auditDelay.record(Double(max(0, currentMillis() - last.timeMillis)) / 1000) }
+            if pending.isEmpty { return true }
+            do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }
+            attempt += 1
+        }
+    }
+
+    /// Creates the postgres table, retrying (logged, `sluice_recordings_store_up` 0) until it is
+    /// there. Returns `false` when cancelled first.
+    private func prepare(_ database: PostgresRecordings) async -> Bool {
+        await retrying(what: "recordings database not ready", metadata: ["table": "\(database.table)"]) { try await database.prepare() }
+    }
+
+    /// Runs `operation` until it succeeds, logging each failure and waiting `retry`'s backoff;
+    /// `sluice_recordings_store_up` says whether the last attempt succeeded. Returns `false` when
+    /// cancelled first.
+    private func retrying(what: String, metadata: Logger.Metadata, _ operation: () async throws -> Void) async -> Bool {
+        var attempt = 0
+        while true {
+            do {
+                try await operation()
+                storeUp.record(1)
                 return true
+            } catch {
+                if Task.isCancelled { return false }
+                storeUp.record(0)
+                context.logger.error("\(what)", metadata: metadata.merging(["attempt": "\(attempt)", "error": "\(error)"]) { $1 })
             }
             do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }
             attempt += 1
         }
+    }
+}
+
+extension RecordingContent {
+    /// A sealed content line (`line(sealer:)`) with the ids it is filed under.
+    struct Record: Sendable {
+        var sessionID: String
+        var requestID: String
+        var timeMillis: Int64
+        var part: Part
+        var line: [UInt8]
     }
 }
 

@@ -56,29 +56,79 @@ public struct SessionReplay {
         do { files = try recordings.files(forSession: sessionID) } catch {
             throw ReplayError.unreadable(path: recordings.directory)
         }
-        var contents: [RecordingContent] = []
-        var seen = Set<String>()
-        var failure: ReplayError?
-        let marker = Array(#""kind":"content""#.utf8)
+        var collector = ContentCollector(sessionID: sessionID, sealer: sealer)
         for path in files {
             do {
-                try LineReader.forEachLine(ofFileAt: path) { line in
-                    guard failure == nil, LineReader.contains(line, marker) else { return }
-                    do {
-                        guard let content = try RecordingContent.open(line: line, sealer: sealer), content.sessionID == sessionID,
-                            seen.insert(content.requestID + "/" + content.part.rawValue).inserted
-                        else { return }
-                        contents.append(content)
-                    } catch {
-                        failure = .content("\(path): \(error)")
-                    }
-                }
+                try LineReader.forEachLine(ofFileAt: path) { collector.add(line: $0, source: path) }
             } catch {
                 throw ReplayError.unreadable(path: path)
             }
-            if let failure { throw failure }
+            if let failure = collector.failure { throw failure }
         }
-        return contents.enumerated().sorted { ($0.element.timeMillis, $0.offset) < ($1.element.timeMillis, $1.offset) }.map(\.element)
+        return collector.ordered
+    }
+
+    /// A session from the postgres store (`recorder.store.kind: postgres`): its events (as `load`)
+    /// and, given the sealing key ring, its content (as `loadContent`).
+    ///
+    /// - Throws: `ReplayError.unreadable` when the database cannot be read,
+    ///   `ReplayError.sessionNotFound` when it holds no event of the session,
+    ///   `ReplayError.content` when a content row does not open.
+    public static func load(
+        database: PostgresRecordings, sessionID: String, sealer: PayloadSealer?
+    ) async throws -> (events: [AuditEvent], content: [RecordingContent]) {
+        let source = "postgres table \(database.table)"
+        let lines: [String]
+        do { lines = try await database.lines(sessionID: sessionID) } catch {
+            throw ReplayError.unreadable(path: "\(source) (\(error))")
+        }
+        var events = Collector(sessionID: sessionID)
+        var content = sealer.map { ContentCollector(sessionID: sessionID, sealer: $0) }
+        for line in lines {
+            var line = line
+            line.withUTF8 { utf8 in
+                let bytes = UnsafeRawBufferPointer(utf8)
+                events.add(line: bytes)
+                content?.add(line: bytes, source: source)
+            }
+            if let failure = content?.failure { throw failure }
+        }
+        let ordered = order(events.events)
+        guard !ordered.isEmpty else { throw ReplayError.sessionNotFound(sessionID: sessionID, path: source) }
+        return (ordered, content?.ordered ?? [])
+    }
+
+    /// Keeps the first copy of each content record (request, response) of one session; the
+    /// first line that does not open is kept as `failure`.
+    struct ContentCollector {
+        let sessionID: String
+        let sealer: PayloadSealer
+        private(set) var contents: [RecordingContent] = []
+        private(set) var failure: ReplayError?
+        private var seen = Set<String>()
+        private static let marker = Array(#""kind":"content""#.utf8)
+
+        init(sessionID: String, sealer: PayloadSealer) {
+            self.sessionID = sessionID
+            self.sealer = sealer
+        }
+
+        mutating func add(line: UnsafeRawBufferPointer, source: String) {
+            guard failure == nil, LineReader.contains(line, Self.marker) else { return }
+            do {
+                guard let content = try RecordingContent.open(line: line, sealer: sealer), content.sessionID == sessionID,
+                    seen.insert(content.requestID + "/" + content.part.rawValue).inserted
+                else { return }
+                contents.append(content)
+            } catch {
+                failure = .content("\(source): \(error)")
+            }
+        }
+
+        /// Time order; ties keep their order.
+        var ordered: [RecordingContent] {
+            contents.enumerated().sorted { ($0.element.timeMillis, $0.offset) < ($1.element.timeMillis, $1.offset) }.map(\.element)
+        }
     }
 
     /// The recorded content as text, per request: the request line, headers and body, then the

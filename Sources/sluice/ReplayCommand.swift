@@ -1,16 +1,19 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Pipeline
 import Recorder
 
-struct ReplayCommand: ParsableCommand {
+struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Print a recorded session: request, findings (never the secret), verdict and response, in order.",
         discussion: """
-            Looks in every day's recordings under <data_dir>/recordings (and in files of the older \
-            one-file-per-session layout), so a session that spans midnight is shown whole. Recordings \
-            older than recorder.retention have been deleted.
+            With the file store (the default), looks in every day's recordings under \
+            <data_dir>/recordings (and in files of the older one-file-per-session layout), so a \
+            session that spans midnight is shown whole. With recorder.store.kind postgres (give \
+            --config), reads the session's rows from the database. Recordings older than \
+            recorder.retention have been deleted.
             """)
 
     @Option(name: .shortAndLong, help: "The configuration file (its data_dir holds the recordings).")
@@ -28,24 +31,37 @@ struct ReplayCommand: ParsableCommand {
     @Flag(help: "Leave out the recorded requests and responses (shown by default with --config, which holds the sealing keys).")
     var noContent = false
 
-    func run() throws {
+    func run() async throws {
         let dir: String
         var sealer: PayloadSealer?
+        var loaded: SluiceConfig?
         if let config {
-            let loaded = try ConfigLoader.load(path: config)
-            dir = dataDir ?? loaded.dataDir
-            if !noContent { sealer = try loaded.sealing.makeSealer() }
+            let configuration = try ConfigLoader.load(path: config)
+            loaded = configuration
+            dir = dataDir ?? configuration.dataDir
+            if !noContent { sealer = try configuration.sealing.makeSealer() }
         } else if let dataDir {
             dir = dataDir
         } else {
             throw ValidationError("give --config or --data-dir")
         }
-        let events = try SessionReplay.load(dataDir: dir, sessionID: sessionID)
+        let events: [AuditEvent]
+        let content: [RecordingContent]
+        if let loaded, loaded.recorder.store.kind == .postgres, dataDir == nil {
+            var logger = Logger(label: "sluice.replay")
+            logger.logLevel = .critical
+            let database = try PostgresRecordings(store: loaded.recorder.store, logger: logger)
+            (events, content) = try await database.withRunning { [sealer] in
+                try await SessionReplay.load(database: $0, sessionID: sessionID, sealer: sealer)
+            }
+        } else {
+            events = try SessionReplay.load(dataDir: dir, sessionID: sessionID)
+            content = try sealer.map { try SessionReplay.loadContent(dataDir: dir, sessionID: sessionID, sealer: $0) } ?? []
+        }
         guard !events.isEmpty else {
             FileHandle.standardError.write(Data("no recording for session \(sessionID) in \(dir)\n".utf8))
             throw ExitCode(1)
         }
-        let content = try sealer.map { try SessionReplay.loadContent(dataDir: dir, sessionID: sessionID, sealer: $0) } ?? []
         if sealer == nil && !noContent {
             FileHandle.standardError.write(Data("recorded requests and responses are sealed: give --config to show them\n".utf8))
         }

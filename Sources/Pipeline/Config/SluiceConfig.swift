@@ -832,9 +832,76 @@ public struct RecorderConfig: Decodable, Sendable {
         }
     }
 
+    /// Where session recordings are kept (`recorder.store`):
+    /// - `kind: file` (the default): `<data_dir>/recordings/<day>/<session>.jsonl`.
+    /// - `kind: postgres`: one table in a PostgreSQL database. `url` (required) is a secret
+    ///   reference (`env:`/`file:`) to a `postgres://user:password@host:port/database` URL whose
+    ///   only query parameter may be `sslmode` (`verify-full`, the default, or `disable`, which is
+    ///   allowed only for a loopback host or a socket directory given as `?host=/path`); `ca_file`
+    ///   (PEM; absent: the system's roots), `table` (default `sluice_recordings`; created on
+    ///   start), `max_connections` (default 4).
+    public struct Store: Decodable, Sendable, Equatable {
+        public enum Kind: String, Decodable, Sendable, CaseIterable { case file, postgres }
+        public var kind: Kind
+        public var url: ConfigSecret?
+        public var caFile: String?
+        public var table: String
+        public var maxConnections: Int
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case kind, url, table
+            case caFile = "ca_file"
+            case maxConnections = "max_connections"
+        }
+
+        public static let defaultTable = "sluice_recordings"
+
+        public init(kind: Kind = .file, url: ConfigSecret? = nil, caFile: String? = nil, table: String = Self.defaultTable, maxConnections: Int = 4) {
+            self.kind = kind
+            self.url = url
+            self.caFile = caFile
+            self.table = table
+            self.maxConnections = maxConnections
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let here = decoder.codingPath.configPath
+            kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .file
+            if kind == .file {
+                for key in [CodingKeys.url, .caFile, .table, .maxConnections] where c.contains(key) {
+                    throw ConfigError(path: here + "." + key.rawValue, message: "only for kind postgres")
+                }
+            }
+            url = try c.decodeIfPresent(ConfigSecret.self, forKey: .url)
+            caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+            table = try c.decodeIfPresent(String.self, forKey: .table) ?? Self.defaultTable
+            maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? 4
+            guard kind == .postgres else { return }
+            guard url != nil else {
+                throw ConfigError(path: here + ".url", message: "required for a postgres store (a secret reference, e.g. env:SLUICE_RECORDINGS_URL)")
+            }
+            guard Self.isTableName(table) else {
+                throw ConfigError(path: here + ".table", message: "\"\(table)\" is not a table name (1-63 of a-z 0-9 _, starting with a letter or _)")
+            }
+            guard (1...64).contains(maxConnections) else { throw ConfigError(path: here + ".max_connections", message: "must be 1-64") }
+            if caFile?.isEmpty == true { throw ConfigError(path: here + ".ca_file", message: "must not be empty") }
+        }
+
+        /// A lower-case SQL identifier that needs no quoting: 1-63 of `a-z 0-9 _`, not starting with a digit.
+        static func isTableName(_ name: String) -> Bool {
+            let bytes = Array(name.utf8)
+            guard let first = bytes.first, bytes.count <= 63, (97...122).contains(first) || first == UInt8(ascii: "_") else { return false }
+            return bytes.allSatisfy { (97...122).contains($0) || (48...57).contains($0) || $0 == UInt8(ascii: "_") }
+        }
+    }
+
     public var sinks: [Sink]
-    /// Session recordings (one file per session per day) older than this are deleted
-    /// (`retention`, default 30 d).
+    /// Where recordings are kept (`store`; default a file per session per day under `data_dir`).
+    public var store: Store
+    /// Session recordings older than this are deleted (`retention`, default 30 d): whole days of
+    /// the file store, rows of the postgres store.
     public var retention: ConfigDuration
     /// The key of the audit hash chain (`chain_key`, an `env:`/`file:` reference); `nil`: derived
     /// from `sealing.fingerprint_key` (docs/audit-chain.md).
@@ -852,7 +919,7 @@ public struct RecorderConfig: Decodable, Sendable {
     /// truncated).
     public var maxBodyBytes: Int
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case sinks, retention, content
+        case sinks, retention, content, store
         case maxBodyBytes = "max_body_bytes"
         case chainKey = "chain_key"
         case checkpointEvery = "checkpoint_every"
@@ -862,8 +929,9 @@ public struct RecorderConfig: Decodable, Sendable {
     public init(
         sinks: [Sink] = [], retention: ConfigDuration = ConfigDuration(.seconds(30 * 86_400)), chainKey: ConfigSecret? = nil,
         checkpointEvery: Int = 1000, checkpointInterval: ConfigDuration = ConfigDuration(.seconds(60)), content: Bool = true,
-        maxBodyBytes: Int = 65_536
+        maxBodyBytes: Int = 65_536, store: Store = Store()
     ) {
+        self.store = store
         self.content = content
         self.maxBodyBytes = maxBodyBytes
         self.sinks = sinks
@@ -877,6 +945,7 @@ public struct RecorderConfig: Decodable, Sendable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         sinks = try c.decodeIfPresent([Sink].self, forKey: .sinks) ?? []
+        store = try c.decodeIfPresent(Store.self, forKey: .store) ?? Store()
         retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(30 * 86_400))
         chainKey = try c.decodeIfPresent(ConfigSecret.self, forKey: .chainKey)
         checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
