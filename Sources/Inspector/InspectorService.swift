@@ -32,7 +32,8 @@ public struct InspectorOptions: Sendable {
 ///   an outcome (from any process) is skipped — nothing is published for it again.
 /// - A request past its deadline is never passed on: it is recorded `expired`.
 /// - Nothing it publishes or logs holds a secret in clear: masked copies only, and
-///   findings carry rule, location and fingerprint.
+///   findings carry rule, location and fingerprint. A block reply carries the masked request
+///   (`Reply.blockedRequest`) for the session recording; no other reply carries a request.
 /// - A message that cannot be opened or decoded goes to `deadletter`.
 /// - Second line behind the Ingress: a path that is not canonical is blocked
 ///   (`non-canonical-path`), a body whose content codings cannot be undone is blocked
@@ -178,7 +179,14 @@ public struct InspectorService: Sendable {
                 kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
                 connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules, status: 403)
             guard try await ledger.end(blocked) == .recorded else { return [] }
-            try await reply(meta, .jsonError(status: 403, error: "blocked", extra: ["rule": rule, "request_id": meta.requestID]))
+            // The masked request rides along for the session recording (the Ingress answers
+            // with the response alone): a blocked call's recording shows what was blocked. A
+            // body whose codings could not be undone was never scanned: it is left out.
+            var masked = result.request
+            if result.undecodableBody != nil { masked.body = Data() }
+            try await reply(
+                meta, .jsonError(status: 403, error: "blocked", extra: ["rule": rule, "request_id": meta.requestID]),
+                blockedRequest: MaskedRequest(connection: meta.connection, request: masked))
             return [try context.codec.audit(inspectedEvent)]
         case .allow, .mask, .hold:
             let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: result.findings, request: result.request)
@@ -186,8 +194,9 @@ public struct InspectorService: Sendable {
         }
     }
 
-    private func reply(_ meta: RequestMetadata, _ response: HTTPResponseData) async throws {
-        let reply = Reply(requestID: meta.requestID, sessionID: meta.sessionID, response: response)
+    /// Publishes the reply for the waiting caller; `blockedRequest` only on a block (masked).
+    private func reply(_ meta: RequestMetadata, _ response: HTTPResponseData, blockedRequest: MaskedRequest? = nil) async throws {
+        let reply = Reply(requestID: meta.requestID, sessionID: meta.sessionID, response: response, blockedRequest: blockedRequest)
         try await context.bus.publish(try context.codec.reply(reply, to: meta.replyTo))
     }
 }

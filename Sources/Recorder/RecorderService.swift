@@ -226,29 +226,36 @@ public struct RecorderService: Sendable {
     }
 
     /// The sealed recording lines of the content messages (`RecordingContent`), each with the ids
-    /// it is filed under. One that does not open or decode is logged and counted, not recorded
-    /// (the Forwarder or the Ingress, which read it too, dead-letter or report it).
+    /// it is filed under: a request from `inspected`; a response from `replies`, preceded by the
+    /// blocked request when the reply carries one (a blocked call never reaches `inspected`).
+    /// One that does not open or decode is logged and counted, not recorded (the Forwarder or
+    /// the Ingress, which read it too, dead-letter or report it).
     func contentLines(_ messages: [BusMessage]) -> [RecordingContent.Record] {
-        messages.compactMap { message in
+        messages.flatMap { message -> [RecordingContent.Record] in
             do {
-                let content: RecordingContent
+                let time = message.timestampMillis
+                let contents: [RecordingContent]
                 if message.topic == context.topics.inspected {
-                    content = RecordingContent(
-                        inspected: try context.codec.open(InspectedRequest.self, from: message), timeMillis: message.timestampMillis,
-                        maxBodyBytes: maxBodyBytes)
+                    contents = [
+                        RecordingContent(
+                            inspected: try context.codec.open(InspectedRequest.self, from: message), timeMillis: time, maxBodyBytes: maxBodyBytes)
+                    ]
                 } else {
-                    content = RecordingContent(
-                        reply: try context.codec.open(Reply.self, from: message), timeMillis: message.timestampMillis, maxBodyBytes: maxBodyBytes)
+                    let reply = try context.codec.open(Reply.self, from: message)
+                    contents = [RecordingContent(blockedRequestOf: reply, timeMillis: time, maxBodyBytes: maxBodyBytes)].compactMap { $0 }
+                        + [RecordingContent(reply: reply, timeMillis: time, maxBodyBytes: maxBodyBytes)]
                 }
-                return RecordingContent.Record(
-                    sessionID: content.sessionID, requestID: content.requestID, timeMillis: content.timeMillis, part: content.part,
-                    line: try content.line(sealer: context.codec.sealer))
+                return try contents.map { content in
+                    RecordingContent.Record(
+                        sessionID: content.sessionID, requestID: content.requestID, timeMillis: content.timeMillis, part: content.part,
+                        line: try content.line(sealer: context.codec.sealer))
+                }
             } catch {
                 unreadableContent.increment()
                 context.logger.error("request content not recorded: the message does not open", metadata: [
                     "topic": "\(message.topic)", "partition": "\(message.partition)", "offset": "\(message.offset)", "error": "\(error)",
                 ])
-                return nil
+                return []
             }
         }
     }

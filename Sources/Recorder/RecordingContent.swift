@@ -2,14 +2,15 @@ import Foundation
 import Pipeline
 
 /// What a session recording holds of a request's content, besides its events: the request as
-/// the Inspector let it through (findings masked, the caller's `Authorization` never included:
-/// the Ingress drops it) and the response as the caller got it (findings masked), each body cut
-/// at `recorder.max_body_bytes` (`truncated`).
+/// the Inspector let it through or blocked it (findings masked, the caller's `Authorization`
+/// never included: the Ingress drops it) and the response as the caller got it (findings
+/// masked), each body cut at `recorder.max_body_bytes` (`truncated`).
 ///
 /// Guarantees:
 /// - Only masked content: it is built from `inspected` (the masked request the Forwarder sends
 ///   upstream, before the Forwarder adds its own credential) and `replies` (what the caller
-///   receives); the raw `requests` topic is never read.
+///   receives, and for a blocked call the Inspector's masked copy of the request,
+///   `Reply.blockedRequest`); the raw `requests` topic is never read.
 /// - Sealed at rest: a recording line holds the content only as AES-GCM ciphertext under the
 ///   sealing key ring's first key, bound to `<session>/<request>/<part>` (a line moved to another
 ///   request or session does not open). Its clear members are the ids, the part and the time,
@@ -37,14 +38,28 @@ public struct RecordingContent: Codable, Sendable, Equatable {
 
     /// The request of an `inspected` message, its body cut at `maxBodyBytes`.
     public init(inspected: InspectedRequest, timeMillis: Int64, maxBodyBytes: Int) {
-        let request = inspected.request
         self.init(
-            part: .request, requestID: inspected.metadata.requestID, sessionID: inspected.metadata.sessionID, timeMillis: timeMillis,
+            request: inspected.request, connection: inspected.metadata.connection, requestID: inspected.metadata.requestID,
+            sessionID: inspected.metadata.sessionID, timeMillis: timeMillis, maxBodyBytes: maxBodyBytes)
+    }
+
+    /// The blocked request a block reply carries (masked by the Inspector), its body cut at
+    /// `maxBodyBytes`; `nil` for a reply without one.
+    public init?(blockedRequestOf reply: Reply, timeMillis: Int64, maxBodyBytes: Int) {
+        guard let blocked = reply.blockedRequest else { return nil }
+        self.init(
+            request: blocked.request, connection: blocked.connection, requestID: reply.requestID, sessionID: reply.sessionID,
+            timeMillis: timeMillis, maxBodyBytes: maxBodyBytes)
+    }
+
+    private init(request: HTTPRequestData, connection: String, requestID: String, sessionID: String, timeMillis: Int64, maxBodyBytes: Int) {
+        self.init(
+            part: .request, requestID: requestID, sessionID: sessionID, timeMillis: timeMillis,
             headers: request.headers, body: request.body, maxBodyBytes: maxBodyBytes)
         method = request.method
         path = request.path
         query = request.query
-        connection = inspected.metadata.connection
+        self.connection = connection
     }
 
     /// The response of a `replies` message, its body cut at `maxBodyBytes`.

@@ -140,6 +140,61 @@ struct InspectorServiceTests {
         await h.stop()
     }
 
+    /// A blocked request: where its secret is, the rule that blocks it, and what the masked copy's body must be.
+    struct BlockCase: Sendable, CustomStringConvertible {
+        var description: String
+        var connection: String
+        var path = "/x"
+        var query = ""
+        var headers = [HTTPField("Content-Type", "application/json")]
+        var body: [UInt8]
+        var rule: String
+        /// The masked copy's body: `nil` when it must hold a mask (and not the secret), else exactly this.
+        var maskedBody: String?
+    }
+
+    static let blockCases: [BlockCase] = [
+        BlockCase(
+            description: "secret in body, query and header", connection: "hard", query: "key=\(awsKey)",
+            headers: [HTTPField("Content-Type", "application/json"), HTTPField("X-Cred", awsKey)],
+            body: Array("{\"k\":\"\(awsKey)\"}".utf8), rule: "aws-access-key-id"),
+        BlockCase(
+            description: "non-canonical path, clean body", connection: "soft", path: "/x/../%61dmin//users", body: Array("{\"a\":1}".utf8),
+            rule: "non-canonical-path", maskedBody: "{\"a\":1}"),
+        // Never scanned, so never recorded: the body is left out of the masked copy.
+        BlockCase(
+            description: "undecodable body", connection: "soft",
+            headers: [HTTPField("Content-Type", "application/json"), HTTPField("Content-Encoding", "br")],
+            body: Array("not brotli \(awsKey)".utf8), rule: "undecodable-body", maskedBody: ""),
+    ]
+
+    @Test("a block reply carries the masked request (for the recording) and its 403 body never holds the request", arguments: blockCases)
+    func blockReplyCarriesTheMaskedRequest(_ c: BlockCase) async throws {
+        let h = try await Harness()
+        let meta = try await h.send(connection: c.connection, path: c.path, query: c.query, headers: c.headers, body: c.body)
+        let m = try #require(try await h.first(on: Topics().replies, requestID: meta.requestID))
+        let reply = try Self.codec.open(Reply.self, from: m)
+        #expect(reply.response.status == 403)
+        let json = try JSONSerialization.jsonObject(with: reply.response.body) as? [String: String]
+        #expect(json?["rule"] == c.rule)
+        let responseText = String(decoding: reply.response.body, as: UTF8.self)
+        #expect(!responseText.contains(Self.awsKey) && !responseText.contains("\"k\"") && !responseText.contains("\"a\""))
+        let blocked = try #require(reply.blockedRequest)
+        #expect(blocked.connection == c.connection && blocked.request.method == "POST")
+        let body = String(decoding: blocked.request.body, as: UTF8.self)
+        if let maskedBody = c.maskedBody {
+            #expect(body == maskedBody)
+        } else {
+            #expect(body.contains("[MASKED:aws-access-key-id:"))
+        }
+        // The secret is nowhere in the masked copy, nor in the sealed message's plaintext.
+        #expect(!body.contains(Self.awsKey) && !blocked.request.query.contains(Self.awsKey))
+        #expect(!blocked.request.headers.contains { $0.value.contains(Self.awsKey) })
+        let plain = try Self.sealer.open(m, associatedData: meta.requestID)
+        #expect(!String(decoding: plain, as: UTF8.self).contains(Self.awsKey))
+        await h.stop()
+    }
+
     /// The 403 reply's `rule` for a request, and that nothing was passed on.
     func blockedRule(_ h: Harness, _ meta: RequestMetadata) async throws -> String? {
         let m = try #require(try await h.first(on: Topics().replies, requestID: meta.requestID))

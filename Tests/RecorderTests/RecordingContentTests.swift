@@ -94,6 +94,62 @@ struct RecordingContentTests {
         }
     }
 
+    /// A reply on `replies`: a block (403 with the masked request) or an ordinary one.
+    struct ReplyCase: Sendable, CustomStringConvertible {
+        var description: String
+        var blocked: Bool
+        var parts: [RecordingContent.Part]
+    }
+
+    @Test(
+        "a block reply is recorded as the masked request and the 403, sealed; the unmasked request on `requests` is never read",
+        arguments: [
+            ReplyCase(description: "block reply", blocked: true, parts: [.request, .response]),
+            ReplyCase(description: "reply without a blocked request", blocked: false, parts: [.response]),
+        ])
+    func blockedRequestIsRecordedMasked(_ c: ReplyCase) async throws {
+        let env = try RecorderTestEnv()
+        defer { Task { await env.cleanUp() } }
+        let canary = "AKIA" + String((0..<16).map { _ in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")[Int.random(in: 0..<32)] })
+        let visible = "blocked-marker-9d2e"
+        let masked = #"{"note":"\#(visible)","key":"[MASKED:aws-access-key-id:0a1b2c3d4e5f]"}"#
+        let meta = RequestMetadata(
+            requestID: "r-5", sessionID: "s-5", identity: CallerIdentity(id: "ci-bot", groups: [], method: "api_key"),
+            connection: "strict", receivedAtMillis: now, deadlineMillis: now + 30_000, replyTo: "ingress-1")
+        func request(body: String) -> HTTPRequestData {
+            HTTPRequestData(method: "POST", path: "/v1/keys", query: "", headers: [HTTPField("Content-Type", "application/json")], body: Data(body.utf8))
+        }
+        // The request as received (with the secret) is on `requests`, as the Ingress publishes it.
+        try await env.bus.publish(try env.context.codec.request(
+            InspectionRequest(metadata: meta, request: request(body: #"{"note":"\#(visible)","key":"\#(canary)"}"#))))
+        let forbidden = HTTPResponseData.jsonError(status: 403, error: "blocked", extra: ["rule": "aws-access-key-id", "request_id": "r-5"])
+        try await env.bus.publish(try env.context.codec.reply(
+            Reply(
+                requestID: "r-5", sessionID: "s-5", response: forbidden,
+                blockedRequest: c.blocked ? MaskedRequest(connection: "strict", request: request(body: masked)) : nil),
+            to: "ingress-1"))
+        try await env.publish(event(.blocked, session: "s-5", request: "r-5", stage: "inspector", time: now, id: "e-5", status: 403, decision: .block))
+        let service = try RecorderService(config: env.config(sinks: "[]"), context: env.context)
+        let file = SessionRecordings(dataDir: env.dataDir).path(forSession: "s-5", day: RecordingDay(millis: now))
+        try await RecorderBatchTests.running(service) {
+            #expect(await eventually { lines(of: file).filter { $0.contains(#""kind":"content""#) }.count == c.parts.count })
+        }
+        // Sealed at rest, and the secret nowhere: not in the file, not in what opens.
+        let bytes = String(decoding: FileManager.default.contents(atPath: file) ?? Data(), as: UTF8.self)
+        #expect(!bytes.contains(canary) && !bytes.contains(visible) && !bytes.contains("MASKED") && !bytes.contains("/v1/keys"))
+        let content = try SessionReplay.loadContent(dataDir: env.dataDir, sessionID: "s-5", sealer: env.context.codec.sealer)
+        #expect(content.map(\.part) == c.parts)
+        for part in content { #expect(!String(decoding: part.body, as: UTF8.self).contains(canary)) }
+        let response = try #require(content.last)
+        #expect(response.status == 403 && response.body == forbidden.body)
+        guard c.blocked else { return }
+        let blocked = try #require(content.first)
+        #expect(blocked.requestID == "r-5" && blocked.connection == "strict" && blocked.method == "POST" && blocked.path == "/v1/keys")
+        #expect(String(decoding: blocked.body, as: UTF8.self) == masked && !blocked.truncated)
+        let text = SessionReplay.render(content: content)
+        #expect(text.contains("request r-5 ") && text.contains("POST /v1/keys") && text.contains("status=403") && !text.contains(canary))
+    }
+
     @Test("recorder.content: false records no content")
     func contentCanBeTurnedOff() async throws {
         let env = try RecorderTestEnv()

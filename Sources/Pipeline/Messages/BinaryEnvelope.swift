@@ -6,11 +6,23 @@ import Foundation
 ///
 /// Layout (all integers little-endian or LEB128 varints):
 /// ```
-/// u8  format version (1)          JSON starts with "{" (0x7B), so the first byte tells them apart
+/// u8  format version (1 or 2)     JSON starts with "{" (0x7B), so the first byte tells them apart
 /// u8  envelope type (1 request, 2 inspected, 3 reply)
 /// ... the fields in declaration order: strings and byte strings as varint length + bytes,
 ///     integers as zigzag varints, arrays as varint count + items, optionals as 0/1 + value
 /// ```
+///
+/// Versions:
+/// - 1: the three envelopes as first written.
+/// - 2: a reply ends with its `blockedRequest` (0/1, then connection and request as in an
+///   inspected envelope); requests and inspected envelopes are laid out as in version 1.
+///
+/// A writer writes the lowest version that holds the value (`formatVersion`): every envelope
+/// but a reply carrying a blocked request is still version 1, byte for byte, so a reader that
+/// knows only version 1 keeps reading them. Such a reader refuses a version 2 reply (the caller
+/// of a blocked call would wait for its timeout): in a rolling upgrade, upgrade the Ingresses
+/// before the Inspectors, or write JSON (`bus.envelopes: json`, whose readers ignore the new
+/// member) until every stage runs a build that reads version 2.
 ///
 /// Guarantees:
 /// - `decode(encode(x)) == x` for every value of the three envelope types.
@@ -22,8 +34,15 @@ import Foundation
 ///   (and the JSON) written before.
 public protocol BinaryEnvelope {
     static var envelopeType: UInt8 { get }
+    /// The format version `write(to:)` lays this value out in: the lowest that holds it.
+    var formatVersion: UInt8 { get }
     func write(to writer: inout EnvelopeWriter)
+    /// Reads the layout of `reader.version`.
     init(from reader: inout EnvelopeReader) throws
+}
+
+extension BinaryEnvelope {
+    public var formatVersion: UInt8 { 1 }
 }
 
 public struct EnvelopeFormatError: Error, CustomStringConvertible, Sendable {
@@ -32,14 +51,17 @@ public struct EnvelopeFormatError: Error, CustomStringConvertible, Sendable {
 }
 
 public enum BinaryEnvelopes {
+    /// The oldest version this build reads (and writes when the value allows it).
     public static let version: UInt8 = 1
+    /// The newest version this build reads and writes.
+    public static let latestVersion: UInt8 = 2
 
     /// Whether `bytes` is in this binary form (else it is JSON).
-    public static func isBinary(_ bytes: [UInt8]) -> Bool { bytes.first == version }
+    public static func isBinary(_ bytes: [UInt8]) -> Bool { bytes.first.map { (version...latestVersion).contains($0) } ?? false }
 
     public static func encode<T: BinaryEnvelope>(_ value: T) -> [UInt8] {
         var w = EnvelopeWriter()
-        w.bytes.append(version)
+        w.bytes.append(value.formatVersion)
         w.bytes.append(T.envelopeType)
         value.write(to: &w)
         return w.bytes
@@ -48,7 +70,8 @@ public enum BinaryEnvelopes {
     public static func decode<T: BinaryEnvelope>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
         var r = EnvelopeReader(bytes)
         let v = try r.u8()
-        guard v == version else { throw EnvelopeFormatError("unknown envelope format version \(v)") }
+        guard (version...latestVersion).contains(v) else { throw EnvelopeFormatError("unknown envelope format version \(v)") }
+        r.version = v
         let t = try r.u8()
         guard t == T.envelopeType else { throw EnvelopeFormatError("envelope type \(t), expected \(T.envelopeType) (\(T.self))") }
         let value = try T(from: &r)
@@ -105,6 +128,8 @@ public struct EnvelopeWriter {
 public struct EnvelopeReader {
     private let bytes: [UInt8]
     private var position = 0
+    /// The format version of the envelope being read (set by `BinaryEnvelopes.decode`).
+    public internal(set) var version: UInt8 = BinaryEnvelopes.version
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
@@ -330,16 +355,46 @@ extension InspectedRequest: BinaryEnvelope {
     }
 }
 
+extension MaskedRequest {
+    func write(to w: inout EnvelopeWriter) {
+        w.string(connection)
+        request.write(to: &w)
+    }
+
+    init(from r: inout EnvelopeReader) throws {
+        self.init(connection: try r.string(), request: try HTTPRequestData(from: &r))
+    }
+}
+
 extension Reply: BinaryEnvelope {
     public static let envelopeType: UInt8 = 3
+
+    /// Version 1 unless the reply carries a blocked request (version 2 adds it).
+    public var formatVersion: UInt8 { blockedRequest == nil ? 1 : 2 }
 
     public func write(to w: inout EnvelopeWriter) {
         w.string(requestID)
         w.string(sessionID)
         response.write(to: &w)
+        // Version 2 (`formatVersion`): the blocked request as an optional (0/1 + value).
+        if let blockedRequest {
+            w.bytes.append(1)
+            blockedRequest.write(to: &w)
+        }
     }
 
     public init(from r: inout EnvelopeReader) throws {
-        self.init(requestID: try r.string(), sessionID: try r.string(), response: try HTTPResponseData(from: &r))
+        let requestID = try r.string()
+        let sessionID = try r.string()
+        let response = try HTTPResponseData(from: &r)
+        var blocked: MaskedRequest?
+        if r.version >= 2 {
+            switch try r.u8() {
+            case 0: blocked = nil
+            case 1: blocked = try MaskedRequest(from: &r)
+            case let b: throw EnvelopeFormatError("optional marker \(b)")
+            }
+        }
+        self.init(requestID: requestID, sessionID: sessionID, response: response, blockedRequest: blocked)
     }
 }

@@ -157,16 +157,41 @@ public struct InspectedRequest: Codable, Sendable, Hashable {
     }
 }
 
+/// A request the Inspector blocked, as the session recording keeps it: masked like the request
+/// of an `InspectedRequest`, with its connection.
+///
+/// Guarantees: `request` is the Inspector's masked copy (every finding masked, the caller's
+/// `Authorization` already dropped by the Ingress); never the request as received.
+public struct MaskedRequest: Codable, Sendable, Hashable {
+    public var connection: String
+    /// The request with every finding masked.
+    public var request: HTTPRequestData
+
+    public init(connection: String, request: HTTPRequestData) {
+        self.connection = connection
+        self.request = request
+    }
+}
+
 /// On `replies`: the answer for a waiting caller.
+///
+/// Guarantees: only `response` reaches the caller (the Ingress answers with it alone);
+/// `blockedRequest` is for the Recorder, and only the Inspector's block reply sets it. A reply
+/// written before the field existed (binary format version 1, or JSON without the member)
+/// decodes with `blockedRequest` = `nil`.
 public struct Reply: Codable, Sendable, Hashable {
     public var requestID: String
     public var sessionID: String
     public var response: HTTPResponseData
+    /// A blocked request's masked copy, so that its session recording holds the request that was
+    /// blocked as well as the 403 (`recorder.content`); `nil` on every other reply.
+    public var blockedRequest: MaskedRequest?
 
-    public init(requestID: String, sessionID: String, response: HTTPResponseData) {
+    public init(requestID: String, sessionID: String, response: HTTPResponseData, blockedRequest: MaskedRequest? = nil) {
         self.requestID = requestID
         self.sessionID = sessionID
         self.response = response
+        self.blockedRequest = blockedRequest
     }
 }
 
