@@ -66,14 +66,15 @@ public struct SyslogMessage: Sendable {
     /// - `sink_events_dropped` (audit a sink will never get) → error (3); `sink_failed` →
     ///   warning (4);
     /// - everything else (received, inspected, delivered, approvals, masked responses,
-    ///   idempotent replays, a sink recovered) → informational (6).
+    ///   idempotent replays, a sink recovered, a process started with a configuration) →
+    ///   informational (6).
     public static func severity(of kind: AuditEvent.Kind) -> Severity {
         switch kind {
         case .failed, .sinkEventsDropped: .error
         case .blocked, .denied, .approvalRefused, .sinkFailed: .warning
         case .requestRejected, .expired: .notice
         case .requestReceived, .inspected, .delivered, .approvalRequested, .approvalDecided, .responseMasked,
-            .idempotentReplay, .sinkRecovered:
+            .idempotentReplay, .sinkRecovered, .configLoaded:
             .informational
         }
     }

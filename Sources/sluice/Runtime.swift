@@ -20,6 +20,10 @@ enum StageKind: String, Sendable {
 /// Everything one `sluice` process shares between its stages: the configuration,
 /// the bus, the codec, metrics and the HTTP client. Built once at start-up; every
 /// configuration problem surfaces here, before anything listens or consumes.
+///
+/// Guarantees: a started runtime has published exactly one `config_loaded` audit event for its
+/// process (the hash of the configuration file's bytes it parsed, never a value from it); when
+/// that publish fails, start-up fails with the reason and the bus is shut down.
 struct Runtime: Sendable {
     let config: SluiceConfig
     let bus: any Bus
@@ -27,8 +31,14 @@ struct Runtime: Sendable {
     let logger: Logger
     let registry: PrometheusCollectorRegistry
     let fingerprintKey: [UInt8]
+    /// This process's id: `bus.instance_id` (or `SLUICE_INSTANCE_ID`) when set, else host, pid
+    /// and a random suffix. The `instance` of the `config_loaded` event.
+    let instanceID: String
 
-    static func start(options: StageOptions, role: String) async throws -> Runtime {
+    /// - Parameters:
+    ///   - role: `all` for `sluice run`, else the one stage's name.
+    ///   - stages: the stages this process will run (for the `config_loaded` event).
+    static func start(options: StageOptions, role: String, stages: [StageKind]) async throws -> Runtime {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = options.logLevel
@@ -39,11 +49,16 @@ struct Runtime: Sendable {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        let config = try ConfigLoader.load(path: options.config)
+        // Read once: the bytes parsed are the bytes hashed for `config_loaded`.
+        guard let configBytes = FileManager.default.contents(atPath: options.config) else {
+            throw ConfigError(path: options.config, message: "cannot read the configuration file")
+        }
+        let config = try ConfigLoader.parse(String(decoding: configBytes, as: UTF8.self), source: options.config)
         // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the
         // CLI set umask 077 at start).
         try DataDirectory.prepare(config.dataDir)
         let sealer = try config.sealing.makeSealer()
+        let instance = config.bus.instanceID ?? ProcessInfo.processInfo.environment["SLUICE_INSTANCE_ID"].flatMap { $0.isEmpty ? nil : $0 }
         let fingerprintKey = try config.sealing.fingerprintKeyBytes()
         let topics = Topics(prefix: config.bus.topicPrefix)
         let bus: any Bus
@@ -63,7 +78,6 @@ struct Runtime: Sendable {
         case .kafka:
             try KafkaBus.checkLibrary()
             // Secret-bearing librdkafka values are env:/file: references, read here (errors name the key).
-            let instance = config.bus.instanceID ?? ProcessInfo.processInfo.environment["SLUICE_INSTANCE_ID"].flatMap { $0.isEmpty ? nil : $0 }
             var kafkaConfig = KafkaBusConfiguration(
                 brokers: config.bus.brokers ?? "", clientId: "sluice-\(role)", librdkafka: try config.bus.resolvedLibrdkafka(),
                 instanceID: instance.map { "\(role)-\($0)" }, transactionTimeout: config.bus.transactionTimeout.duration)
@@ -75,9 +89,35 @@ struct Runtime: Sendable {
         }
         try await bus.ensureTopics(topics.specs(partitions: config.bus.partitions))
         logger.info("bus ready", metadata: ["kind": "\(config.bus.kind.rawValue)", "topic_prefix": "\(topics.prefix)"])
-        return Runtime(
+        let runtime = Runtime(
             config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics, binaryEnvelopes: config.bus.envelopes == .binary), logger: logger,
-            registry: registry, fingerprintKey: fingerprintKey)
+            registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID())
+        let event = configLoaded(
+            configBytes: configBytes, path: options.config, command: role == "all" ? "run" : role, stages: stages, instance: runtime.instanceID)
+        do {
+            try await bus.publish(try runtime.codec.audit(event))
+        } catch {
+            await bus.shutdown()
+            throw CLIError("cannot publish the config_loaded audit event on \(topics.audit) (start-up stopped): \(error)")
+        }
+        logger.notice("configuration loaded", metadata: [
+            "config_sha256": "\(event.details?["config_sha256"] ?? "")", "event_id": "\(event.eventID)",
+        ])
+        return runtime
+    }
+
+    /// The `config_loaded` event of a start: sessionless (its ids are its own), `stage` the
+    /// command; the file only as its path and the hex SHA-256 of `configBytes`, never a value.
+    static func configLoaded(configBytes: Data, path: String, command: String, stages: [StageKind], instance: String) -> AuditEvent {
+        let id = UUID().uuidString.lowercased()
+        let sha256 = SHA256.hash(configBytes).map { String(format: "%02x", $0) }.joined()
+        return AuditEvent(
+            kind: .configLoaded, stage: command, requestID: id, sessionID: id,
+            details: [
+                "config_sha256": sha256, "config_path": path, "stages": stages.map(\.rawValue).joined(separator: ","),
+                "version": SluiceVersion.current, "instance": instance,
+            ],
+            eventID: id)
     }
 
     func context(_ stage: StageKind) -> StageContext {
@@ -187,9 +227,12 @@ struct Runtime: Sendable {
     }
 
     /// A stable-enough id for this ingress process: host, pid and a random suffix.
-    static func instanceID() -> String {
+    static func instanceID() -> String { "ingress-" + processID() }
+
+    /// Host, pid and a random suffix: unique among running processes.
+    static func processID() -> String {
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-        return "ingress-\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8).lowercased())"
+        return "\(host)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8).lowercased())"
     }
 }
 

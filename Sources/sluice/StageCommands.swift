@@ -22,8 +22,9 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: StageOptions
 
     func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: "all")
-        try await runtime.run(stages: [.recorder, .forwarder, .inspector, .ingress])
+        let stages: [StageKind] = [.recorder, .forwarder, .inspector, .ingress]
+        let runtime = try await Runtime.start(options: options, role: "all", stages: stages)
+        try await runtime.run(stages: stages)
     }
 }
 
@@ -35,7 +36,7 @@ protocol SingleStageCommand: AsyncParsableCommand {
 
 extension SingleStageCommand {
     func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: Self.stage.rawValue)
+        let runtime = try await Runtime.start(options: options, role: Self.stage.rawValue, stages: [Self.stage])
         try await runtime.run(stages: [Self.stage])
     }
 }

@@ -30,6 +30,11 @@ struct AuditEventJSONTests {
             timeMillis: Int64.max, eventID: "evt"),
         AuditEvent(kind: .idempotentReplay, stage: "ingress", requestID: "r", sessionID: "s", findings: [], details: [:], timeMillis: Int64.min, eventID: "e"),
         AuditEvent(kind: .approvalRefused, stage: "ingress", requestID: "r", sessionID: "s", rules: [], reasons: [], status: Int.min, timeMillis: 1, eventID: "e"),
+        AuditEvent(
+            kind: .configLoaded, stage: "run", requestID: "e", sessionID: "e",
+            details: ["config_sha256": String(repeating: "ab", count: 32), "config_path": "/etc/sluice/sluice.yaml", "stages": "recorder,ingress",
+                      "version": "0.1.0", "instance": "host-1-abcd"],
+            timeMillis: 1, eventID: "e"),
     ]
 
     @Test("the table", arguments: table.indices)
@@ -63,7 +68,8 @@ struct AuditEventJSONTests {
     func random() throws {
         var rng = SystemRandomNumberGenerator()
         let kinds: [AuditEvent.Kind] = [.requestReceived, .requestRejected, .inspected, .delivered, .blocked, .denied, .expired, .failed,
-                                        .approvalRequested, .approvalDecided, .responseMasked, .approvalRefused, .idempotentReplay]
+                                        .approvalRequested, .approvalDecided, .responseMasked, .approvalRefused, .idempotentReplay,
+                                        .sinkFailed, .sinkRecovered, .sinkEventsDropped, .configLoaded]
         func text() -> String {
             let scalars = (0..<Int.random(in: 0...12, using: &rng)).map { _ -> Unicode.Scalar in
                 switch Int.random(in: 0..<4, using: &rng) {

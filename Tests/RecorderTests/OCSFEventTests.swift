@@ -16,6 +16,7 @@ struct OCSFEventTests {
     @Test("status and severity by kind", arguments: [
         (AuditEvent.Kind.delivered, 200, 1, 1), (.blocked, 403, 2, 3), (.denied, 403, 2, 3), (.requestRejected, 401, 2, 3),
         (.failed, 502, 2, 2), (.expired, 410, 2, 2), (.requestReceived, nil, 0, 1), (.inspected, nil, 0, 1),
+        (.sinkFailed, nil, 2, 3), (.sinkRecovered, nil, 1, 1), (.sinkEventsDropped, nil, 2, 4), (.configLoaded, nil, 1, 1),
     ] as [(AuditEvent.Kind, Int?, Int, Int)])
     func statusAndSeverity(kind: AuditEvent.Kind, status: Int?, statusID: Int, severityID: Int) {
         let e = event(kind, time: 1, status: status)

@@ -16,7 +16,8 @@ struct SyslogMessageTests {
     @Test(arguments: [
         (AuditEvent.Kind.requestReceived, 6), (.requestRejected, 5), (.inspected, 6), (.delivered, 6), (.blocked, 4),
         (.denied, 4), (.expired, 5), (.failed, 3), (.approvalRequested, 6), (.approvalDecided, 6), (.responseMasked, 6),
-        (.approvalRefused, 4), (.idempotentReplay, 6),
+        (.approvalRefused, 4), (.idempotentReplay, 6), (.sinkFailed, 4), (.sinkRecovered, 6), (.sinkEventsDropped, 3),
+        (.configLoaded, 6),
     ])
     func severityAndPRI(kind: AuditEvent.Kind, severity: Int) throws {
         #expect(SyslogMessage.severity(of: kind).rawValue == severity)

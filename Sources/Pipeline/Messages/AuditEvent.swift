@@ -33,12 +33,20 @@ public struct AuditEvent: Codable, Sendable, Hashable {
         /// Recorder moved its cursor past them. `details`: `sink`, `events` (since the last such
         /// event), `first_event_id`, `last_event_id`, `max_behind_ms`.
         case sinkEventsDropped = "sink_events_dropped"
+        /// A stage process started with a configuration (a restart is how a new configuration
+        /// takes effect: one event per start). `stage` is the command (`run`, `ingress`,
+        /// `inspector`, `forwarder`, `recorder`); `details`: `config_sha256` (hex SHA-256 of the
+        /// file's bytes as read), `config_path`, `stages` (comma list), `version`, `instance`.
+        /// Never a configuration value. Sessionless: `requestID` and `sessionID` are the event's
+        /// own fresh id.
+        case configLoaded = "config_loaded"
     }
 
     public var kind: Kind
     public var eventID: String
     public var timeMillis: Int64
-    /// The stage that emitted it: `ingress`, `inspector`, `forwarder`, `recorder`.
+    /// The stage that emitted it: `ingress`, `inspector`, `forwarder`, `recorder` (`run` for a
+    /// `config_loaded` of `sluice run`).
     public var stage: String
     public var requestID: String
     public var sessionID: String
