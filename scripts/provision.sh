@@ -23,6 +23,8 @@ want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev libbrotli-dev liblz4-dev
 [ "$what" = build ] || want_pkgs+=(python3-venv gzip brotli zstd)
 # The syslog sink's tests send to a private rsyslogd (imtcp, imudp, gtls) with openssl-made certificates.
 [ "$what" = build ] || want_pkgs+=(rsyslog rsyslog-gnutls openssl)
+# The postgres recordings store's tests start a private PostgreSQL cluster (initdb, pg_ctl).
+[ "$what" = build ] || want_pkgs+=(postgresql)
 # make bench compares the gateway with nginx's proxy_pass under wrk.
 [ "$what" != bench ] || want_pkgs+=(nginx wrk curl)
 missing=()
