@@ -296,22 +296,18 @@ public struct RecorderService: Sendable {
             }
         }
         var pending = Array(appends.indices)
-        var attempt = 0
-        while true {
+        return await retrying(what: "recording write failed", metadata: ["directory": "\(recordings.directory)"]) {
+            var failures: [String] = []
             pending = pending.filter { i in
                 do {
                     try recordings.append(appends[i])
                     return false
                 } catch {
-                    context.logger.error("recording write failed", metadata: [
-                        "file": "\(appends[i].path)", "events": "\(appends[i].events)", "attempt": "\(attempt)", "error": "\(error)",
-                    ])
+                    failures.append("\(appends[i].path) (\(appends[i].events) events): \(error)")
                     return true
                 }
             }
-            if pending.isEmpty { return true }
-            do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }
-            attempt += 1
+            if !failures.isEmpty { throw RecorderError(failures.joined(separator: "; ")) }
         }
     }
 
@@ -322,8 +318,8 @@ public struct RecorderService: Sendable {
     }
 
     /// Runs `operation` until it succeeds, logging each failure and waiting `retry`'s backoff;
-    /// `sluice_recordings_store_up` says whether the last attempt succeeded. Returns `false` when
-    /// cancelled first.
+    /// `sluice_recordings_store_up` says whether the last attempt succeeded (files or postgres).
+    /// Returns `false` when cancelled first.
     private func retrying(what: String, metadata: Logger.Metadata, _ operation: () async throws -> Void) async -> Bool {
         var attempt = 0
         while true {
