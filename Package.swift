@@ -130,7 +130,9 @@ let package = Package(
         // Recorder drain rate: a pre-filled audit topic on the embedded bus, timed to the last event.
         .executableTarget(
             name: "RecorderBench",
-            dependencies: ["Pipeline", "Recorder", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Pipeline", "Recorder", .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+            ],
             path: "Benchmarks/RecorderBench"
         ),
         // The HTTP stack alone (Hummingbird server + AsyncHTTPClient), and a proxy on SwiftNIO alone,

@@ -1,17 +1,41 @@
 // RecorderBench: how fast the Recorder drains a backlog of `audit` on the embedded bus.
 //
 //   swift run -c release RecorderBench [--events 20000] [--sessions 200] [--partitions 6]
-//       [--dir /tmp/recorder-bench] [--runs 3]
+//       [--dir /tmp/recorder-bench] [--runs 3] [--postgres URL]
 //
 // Per run: a fresh embedded bus and data directory; publishes `--events` audit events spread
 // over `--sessions` sessions (every 10th event sessionless, so the day's shared file is hot
 // too), then starts one `RecorderService` (session recordings plus one `file` sink, as a
-// typical deployment) and times it until the sink holds every event. Prints the time to the
-// first recorded event (group join, ledger start) and the rate from the first to the last.
+// typical deployment) and times it until the sink holds every event and the recordings hold
+// every event (`sluice_recorder_events_total`). Prints the time to the first recorded event
+// (group join, ledger start) and the rate from the first to the last, for the sink and for the
+// recordings. With `--postgres URL` the recordings go to a PostgreSQL table (a fresh table per
+// run, dropped after it) instead of files.
 import Foundation
 import Logging
+import Metrics
 import Pipeline
 import Recorder
+import Synchronization
+
+/// Counts `sluice_recorder_events_total` (events written to the recordings); every other metric
+/// is dropped.
+final class RecordedEvents: MetricsFactory, CounterHandler, RecorderHandler, TimerHandler {
+    let total = Atomic<Int64>(0)
+    func increment(by amount: Int64) { total.add(amount, ordering: .relaxed) }
+    func reset() {}
+    func record(_ value: Int64) {}
+    func record(_ value: Double) {}
+    func recordNanoseconds(_ duration: Int64) {}
+    func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
+        label == "sluice_recorder_events_total" ? self : NOOPMetricsHandler.instance
+    }
+    func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler { NOOPMetricsHandler.instance }
+    func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler { NOOPMetricsHandler.instance }
+    func destroyCounter(_ handler: any CounterHandler) {}
+    func destroyRecorder(_ handler: any RecorderHandler) {}
+    func destroyTimer(_ handler: any TimerHandler) {}
+}
 
 struct Options {
     var events = 20_000
@@ -19,16 +43,21 @@ struct Options {
     var partitions = 6
     var runs = 3
     var dir = FileManager.default.temporaryDirectory.appendingPathComponent("recorder-bench").path
+    var postgres: String?
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
         var rest = arguments.dropFirst()[...]
         while let flag = rest.popFirst() {
             if flag == "-h" || flag == "--help" {
-                print("usage: RecorderBench [--events N] [--sessions N] [--partitions N] [--runs N] [--dir PATH]")
+                print("usage: RecorderBench [--events N] [--sessions N] [--partitions N] [--runs N] [--dir PATH] [--postgres URL]")
                 exit(0)
             }
             guard let value = rest.popFirst() else { fail("\(flag) needs a value") }
+            if flag == "--postgres" {
+                options.postgres = value
+                continue
+            }
             if flag == "--dir" {
                 options.dir = value
                 continue
@@ -73,7 +102,13 @@ struct RunResult {
     var firstSeconds: Double
     var totalSeconds: Double
     var eventsPerSecond: Double
+    /// The recordings' reader: all events recorded after, and its rate from the first to the last.
+    var recordingsSeconds: Double
+    var recordingsPerSecond: Double
 }
+
+let recorded = RecordedEvents()
+MetricsSystem.bootstrap(recorded)
 
 func run(_ options: Options, index: Int) async throws -> RunResult {
     let root = URL(fileURLWithPath: options.dir).appendingPathComponent("run-\(index)-\(UUID().uuidString)")
@@ -88,10 +123,18 @@ func run(_ options: Options, index: Int) async throws -> RunResult {
     // The sink's lines are hash-chained (docs/audit-chain.md): a chain key is required.
     let chainKeyPath = root.appendingPathComponent("chain.key").path
     try Data("bench-chain-key-0123456789".utf8).write(to: URL(fileURLWithPath: chainKeyPath))
+    let table = "bench_\(index)_\(UUID().uuidString.prefix(8).lowercased())"
+    var environment = ProcessInfo.processInfo.environment
+    var store = ""
+    if let url = options.postgres {
+        environment["RECORDER_BENCH_URL"] = url
+        setenv("RECORDER_BENCH_URL", url, 1)
+        store = #", "store": {"kind": "postgres", "url": "env:RECORDER_BENCH_URL", "table": "\#(table)"}"#
+    }
     let json = """
     {"data_dir": "\(root.appendingPathComponent("data").path)",
      "sealing": {"keys": [{"id": "bench", "secret": "env:UNUSED"}], "fingerprint_key": "env:UNUSED"},
-     "recorder": {"sinks": [{"kind": "file", "path": "\(sinkPath)"}], "chain_key": "file:\(chainKeyPath)"}}
+     "recorder": {"sinks": [{"kind": "file", "path": "\(sinkPath)"}], "chain_key": "file:\(chainKeyPath)"\(store)}}
     """
     let config = try JSONDecoder().decode(SluiceConfig.self, from: Data(json.utf8))
 
@@ -116,32 +159,52 @@ func run(_ options: Options, index: Int) async throws -> RunResult {
     let service = try RecorderService(config: config, context: context)
     let counter = LineCounter(path: sinkPath)
     let clock = ContinuousClock()
+    let recordedBefore = recorded.total.load(ordering: .relaxed)
     let started = clock.now
     let task = Task { try await service.run() }
-    var first: ContinuousClock.Instant?
-    while counter.poll() < options.events {
-        if first == nil, counter.lines > 0 { first = clock.now }
+    var first: ContinuousClock.Instant?, ended: ContinuousClock.Instant?
+    var firstRecorded: ContinuousClock.Instant?, allRecorded: ContinuousClock.Instant?
+    while ended == nil || allRecorded == nil {
+        let n = recorded.total.load(ordering: .relaxed) - recordedBefore
+        if firstRecorded == nil, n > 0 { firstRecorded = clock.now }
+        if allRecorded == nil, n >= Int64(options.events) { allRecorded = clock.now }
+        if ended == nil {
+            if first == nil, counter.poll() > 0 { first = clock.now }
+            if counter.poll() >= options.events { ended = clock.now }
+        }
         try await Task.sleep(for: .milliseconds(2))
     }
-    let ended = clock.now
     task.cancel()
     try await task.value
     await bus.shutdown()
-    let firstAt = first ?? ended
-    let steady = ended - firstAt
+    if options.postgres != nil {
+        // Drop the run's table.
+        let database = try PostgresRecordings(
+            store: RecorderConfig.Store(kind: .postgres, url: ConfigSecret(try SecretReference(parsing: "env:RECORDER_BENCH_URL")), table: table),
+            environment: environment, logger: logger)
+        try await database.withRunning { try await $0.drop() }
+    }
     let seconds = { (d: Duration) in Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+    let rate = { (from: ContinuousClock.Instant, to: ContinuousClock.Instant) in
+        seconds(to - from) > 0 ? Double(options.events - 1) / seconds(to - from) : .infinity
+    }
+    let end = ended ?? clock.now, recordedEnd = allRecorded ?? clock.now
     return RunResult(
-        firstSeconds: seconds(firstAt - started), totalSeconds: seconds(ended - started),
-        eventsPerSecond: seconds(steady) > 0 ? Double(options.events - 1) / seconds(steady) : .infinity)
+        firstSeconds: seconds((first ?? end) - started), totalSeconds: seconds(end - started), eventsPerSecond: rate(first ?? end, end),
+        recordingsSeconds: seconds(recordedEnd - started), recordingsPerSecond: rate(firstRecorded ?? recordedEnd, recordedEnd))
 }
 
 let options = Options.parse(CommandLine.arguments)
-print("RecorderBench: \(options.events) audit events, \(options.sessions) sessions, \(options.partitions) partitions, embedded bus, 1 file sink")
-var rates: [Double] = []
+let storeName = options.postgres == nil ? "files" : "postgres"
+print("RecorderBench: \(options.events) audit events, \(options.sessions) sessions, \(options.partitions) partitions, embedded bus, 1 file sink, recordings in \(storeName)")
+var rates: [Double] = [], recordingRates: [Double] = []
 for i in 0..<options.runs {
     let r = try await run(options, index: i)
     rates.append(r.eventsPerSecond)
-    print(String(format: "run %d: first event after %.3f s, all after %.3f s, %.0f events/s (first to last)", i + 1, r.firstSeconds, r.totalSeconds, r.eventsPerSecond))
+    recordingRates.append(r.recordingsPerSecond)
+    print(String(
+        format: "run %d: sink: first event after %.3f s, all after %.3f s, %.0f events/s; recordings (\(storeName)): all after %.3f s, %.0f events/s (first to last)",
+        i + 1, r.firstSeconds, r.totalSeconds, r.eventsPerSecond, r.recordingsSeconds, r.recordingsPerSecond))
 }
-let sorted = rates.sorted()
-print(String(format: "median: %.0f events/s", sorted[sorted.count / 2]))
+let sorted = rates.sorted(), sortedRecordings = recordingRates.sorted()
+print(String(format: "median: sink %.0f events/s, recordings (\(storeName)) %.0f events/s", sorted[sorted.count / 2], sortedRecordings[sortedRecordings.count / 2]))

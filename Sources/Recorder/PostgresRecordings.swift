@@ -169,6 +169,11 @@ public struct PostgresRecordings: Sendable {
         }
     }
 
+    /// Drops the table (benchmarks and tests; never called by the Recorder).
+    public func drop() async throws {
+        try await bounded("drop table \(table)") { try await client.query("DROP TABLE IF EXISTS \(unescaped: table)", logger: logger) }
+    }
+
     /// The table's size on disk with its indexes and TOAST.
     public func diskBytes() async throws -> Int64 {
         try await bounded("size of \(table)") {
