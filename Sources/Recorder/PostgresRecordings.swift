@@ -233,13 +233,14 @@ public struct PostgresRecordings: Sendable {
 final class LastConnectionError: Sendable {
     let value = Mutex<String?>(nil)
 
-    /// Passes every record on to `upstream`, keeping the `psql_error` of failed connections.
+    /// Passes records at `upstream`'s level or above on to it, and keeps the `psql_error` of
+    /// failed connections (logged by the pool at `info`) whatever `upstream`'s level.
     struct Handler: LogHandler {
         var upstream: any LogHandler
         let errors: LastConnectionError
 
         var logLevel: Logger.Level {
-            get { upstream.logLevel }
+            get { min(upstream.logLevel, .info) }
             set { upstream.logLevel = newValue }
         }
         var metadata: Logger.Metadata {
@@ -253,6 +254,7 @@ final class LastConnectionError: Sendable {
 
         func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
             if let error = metadata?["psql_error"] { errors.value.withLock { $0 = "\(error)" } }
+            guard level >= upstream.logLevel else { return }
             upstream.log(level: level, message: message, metadata: metadata, source: source, file: file, function: function, line: line)
         }
     }

@@ -6,7 +6,8 @@ import Testing
 /// Recordings in PostgreSQL end to end (issue 11, item 5): `sluice run` with
 /// `recorder.store.kind: postgres` against a private Debian PostgreSQL keeps every session's
 /// events and sealed content in the table and none under `data_dir/recordings`, and `sluice replay
-/// --config` prints a masked call and a blocked call from it; no canary secret reaches the table.
+/// --config` prints a masked call and a blocked call from it; no canary secret reaches the table;
+/// with the database down, replay fails and says why.
 @Suite("Recordings in PostgreSQL, end to end", .serialized)
 struct PostgresRecordingsE2ETests {
     @Test("sluice run → postgres table → sluice replay: masked and blocked calls, content opened with the config's keys, no secret in the table")
@@ -48,5 +49,13 @@ struct PostgresRecordingsE2ETests {
         let recordings = gw.dataDir.appendingPathComponent("recordings").path
         let onDisk = (FileManager.default.enumerator(atPath: recordings)?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".jsonl") }
         #expect(onDisk.isEmpty, "recordings written to files too: \(onDisk)")
+
+        // The database down: replay fails with the reason (exit status, standard error), never the URL.
+        server.stop()
+        let id = try #require(masked.header("X-Sluice-Request-Id"))
+        let down = try ReplayContentTests.sluice(gw, ["replay", "--config", gw.configPath.path, id])
+        #expect(down.status != 0)
+        #expect(down.err.contains("e2e_recordings") && down.err.contains("Connection refused"), "\(down.err)")
+        #expect(!down.err.contains(server.password) && !down.out.contains("pg-replay-4e7a"))
     }
 }
