@@ -1,7 +1,7 @@
 // RecorderBench: how fast the Recorder drains a backlog of `audit` on the embedded bus.
 //
 //   swift run -c release RecorderBench [--events 20000] [--sessions 200] [--partitions 6]
-//       [--dir /tmp/recorder-bench] [--runs 3] [--postgres URL]
+//       [--dir /tmp/recorder-bench] [--runs 3] [--postgres URL] [--content]
 //
 // Per run: a fresh embedded bus and data directory; publishes `--events` audit events spread
 // over `--sessions` sessions (every 10th event sessionless, so the day's shared file is hot
@@ -10,7 +10,9 @@
 // every event (`sluice_recorder_events_total`). Prints the time to the first recorded event
 // (group join, ledger start) and the rate from the first to the last, for the sink and for the
 // recordings. With `--postgres URL` the recordings go to a PostgreSQL table (a fresh table per
-// run, dropped after it) instead of files.
+// run, dropped after it) instead of files. With `--content` each request (every 3 events) also
+// has an `inspected` request and a `replies` response of 1 KiB of agent JSON each, which the
+// recordings' reader opens, seals again and records (`recorder.content`).
 import Foundation
 import Logging
 import Metrics
@@ -44,14 +46,19 @@ struct Options {
     var runs = 3
     var dir = FileManager.default.temporaryDirectory.appendingPathComponent("recorder-bench").path
     var postgres: String?
+    var content = false
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
         var rest = arguments.dropFirst()[...]
         while let flag = rest.popFirst() {
             if flag == "-h" || flag == "--help" {
-                print("usage: RecorderBench [--events N] [--sessions N] [--partitions N] [--runs N] [--dir PATH] [--postgres URL]")
+                print("usage: RecorderBench [--events N] [--sessions N] [--partitions N] [--runs N] [--dir PATH] [--postgres URL] [--content]")
                 exit(0)
+            }
+            if flag == "--content" {
+                options.content = true
+                continue
             }
             guard let value = rest.popFirst() else { fail("\(flag) needs a value") }
             if flag == "--postgres" {
@@ -138,6 +145,11 @@ func run(_ options: Options, index: Int) async throws -> RunResult {
     """
     let config = try JSONDecoder().decode(SluiceConfig.self, from: Data(json.utf8))
 
+    // 1 KiB of tool-call JSON (escaped nested JSON, as agents send), for --content.
+    let note = String(repeating: "refund for order 1234; ", count: 38)
+    let toolCall = #"{"model":"gpt-4.1","tool_calls":[{"type":"function","function":{"name":"create_charge","arguments":"{\"amount\":1200,\"note\":\""#
+        + note + #"\"}"}}]}"#
+    let contentBody = Data(toolCall.utf8.prefix(1024))
     // Pre-fill `audit`, 64 publishes in flight.
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let kinds: [AuditEvent.Kind] = [.requestReceived, .inspected, .delivered]
@@ -150,8 +162,19 @@ func run(_ options: Options, index: Int) async throws -> RunResult {
                 kind: kinds[i % 3], stage: "bench", requestID: request, sessionID: session, connection: "billing",
                 identity: "ci-bot", method: "POST", path: "/v1/charges", decision: nil, rules: nil, findings: nil,
                 status: i % 3 == 2 ? 200 : nil, timeMillis: now + Int64(i), eventID: "e-\(index)-\(i)")
-            let message = try context.codec.audit(event)
-            group.addTask { try await bus.publish(message) }
+            var messages = [try context.codec.audit(event)]
+            if options.content, i % 3 == 1 {
+                let meta = RequestMetadata(
+                    requestID: request, sessionID: session, identity: CallerIdentity(id: "ci-bot", groups: ["ci"], method: "api_key"),
+                    connection: "billing", receivedAtMillis: now, deadlineMillis: now + 30_000, replyTo: "ingress-bench")
+                let http = HTTPRequestData(
+                    method: "POST", path: "/v1/charges", query: "", headers: [HTTPField("Content-Type", "application/json")], body: contentBody)
+                messages.append(try context.codec.inspected(InspectedRequest(metadata: meta, verdict: Verdict(decision: .allow), findings: [], request: http)))
+                messages.append(try context.codec.reply(
+                    Reply(requestID: request, sessionID: session, response: HTTPResponseData(status: 200, headers: [HTTPField("Content-Type", "application/json")], body: contentBody)),
+                    to: "ingress-bench"))
+            }
+            group.addTask { for message in messages { try await bus.publish(message) } }
         }
         try await group.waitForAll()
     }
@@ -196,7 +219,7 @@ func run(_ options: Options, index: Int) async throws -> RunResult {
 
 let options = Options.parse(CommandLine.arguments)
 let storeName = options.postgres == nil ? "files" : "postgres"
-print("RecorderBench: \(options.events) audit events, \(options.sessions) sessions, \(options.partitions) partitions, embedded bus, 1 file sink, recordings in \(storeName)")
+print("RecorderBench: \(options.events) audit events\(options.content ? " (+ \(options.events / 3) requests and responses of 1 KiB)" : ""), \(options.sessions) sessions, \(options.partitions) partitions, embedded bus, 1 file sink, recordings in \(storeName)")
 var rates: [Double] = [], recordingRates: [Double] = []
 for i in 0..<options.runs {
     let r = try await run(options, index: i)
