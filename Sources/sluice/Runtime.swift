@@ -50,10 +50,7 @@ struct Runtime: Sendable {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         // Read once: the bytes parsed are the bytes hashed for `config_loaded`.
-        guard let configBytes = FileManager.default.contents(atPath: options.config) else {
-            throw ConfigError(path: options.config, message: "cannot read the configuration file")
-        }
-        let config = try ConfigLoader.parse(String(decoding: configBytes, as: UTF8.self), source: options.config)
+        let (config, configBytes) = try ConfigLoader.loadWithBytes(path: options.config)
         // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the
         // CLI set umask 077 at start).
         try DataDirectory.prepare(config.dataDir)
