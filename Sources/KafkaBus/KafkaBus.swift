@@ -128,6 +128,20 @@ public final class KafkaBus: Bus {
         }
     }
 
+    /// The group's committed offsets (Admin API `ListConsumerGroupOffsets`, from the producer's
+    /// client: nothing joins the group) and each partition's watermarks
+    /// (`rd_kafka_query_watermark_offsets`), read in that order: the lag is never under-reported
+    /// (a commit between the two reads makes it read high by what was committed). Runs on a dedicated thread,
+    /// each request bounded by ``KafkaBusConfiguration/adminTimeout`` (`BusError.Kind.timedOut`
+    /// or the broker's error otherwise, naming the group and partition).
+    public func lag(group: String, topics: [String]) async throws -> [BusPartition: PartitionLag] {
+        try checkOpen()
+        let client = producer.client, timeout = configuration.adminTimeout
+        return try await DedicatedThread.run(name: "kafka-lag") {
+            try client.lag(group: group, topics: topics, timeout: timeout)
+        }
+    }
+
     /// Closes every subscription (leaving their groups), flushes the producer for up
     /// to the publish timeout, then destroys all handles and joins their threads.
     /// Idempotent; concurrent calls all return once shutdown is complete.

@@ -81,15 +81,8 @@ extension RDKafkaClient {
         newTopics.withUnsafeMutableBufferPointer { topics in
             rd_kafka_CreateTopics(rk, topics.baseAddress, topics.count, options, queue)
         }
-        guard let event = rd_kafka_queue_poll(queue, timeout.milliseconds + 5000) else {
-            throw BusError(.timedOut, "creating topics \(specs.map(\.name)): no answer within \(timeout)")
-        }
+        let event = try adminResult(on: queue, timeout: timeout, "creating topics \(specs.map(\.name))")
         defer { rd_kafka_event_destroy(event) }
-        let code = rd_kafka_event_error(event)
-        if code != RD_KAFKA_RESP_ERR_NO_ERROR {
-            let detail = rd_kafka_event_error_string(event).map { String(cString: $0) }
-            throw KafkaErrors.error(code, "creating topics \(specs.map(\.name))", detail: detail)
-        }
         var failures: [String] = []
         if let result = rd_kafka_event_CreateTopics_result(event) {
             var count = 0
@@ -107,6 +100,22 @@ extension RDKafkaClient {
             throw BusError(.broker, "creating topics failed: \(failures.joined(separator: "; "))")
         }
         try waitForTopics(specs.map(\.name), deadline: deadline)
+    }
+
+    /// Waits for the result event of an Admin API request on `queue` (up to `timeout` and 5 s
+    /// more, the request's own timeout being `timeout`); throws `.timedOut` without one, or the
+    /// event's error, both naming `what`. The caller destroys the event (`rd_kafka_event_destroy`).
+    func adminResult(on queue: OpaquePointer?, timeout: Duration, _ what: String) throws -> OpaquePointer {
+        guard let event = rd_kafka_queue_poll(queue, timeout.milliseconds + 5000) else {
+            throw BusError(.timedOut, "\(what): no answer within \(timeout)")
+        }
+        let code = rd_kafka_event_error(event)
+        if code != RD_KAFKA_RESP_ERR_NO_ERROR {
+            let detail = rd_kafka_event_error_string(event).map { String(cString: $0) }
+            rd_kafka_event_destroy(event)
+            throw KafkaErrors.error(code, what, detail: detail)
+        }
+        return event
     }
 
     /// Polls metadata until every topic in `names` is visible with led partitions.

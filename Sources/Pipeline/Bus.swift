@@ -31,6 +31,16 @@ public protocol Bus: Sendable {
     /// Creates the topics that do not exist yet, with the given partition counts.
     func ensureTopics(_ topics: [TopicSpec]) async throws
 
+    /// How far `group` is behind on every partition of `topics`: per partition its end offset,
+    /// its first retained offset and the group's committed offset (see ``PartitionLag``).
+    ///
+    /// Asks only: joins no group, commits nothing, creates no topic. A group that never committed
+    /// (or does not exist) lags by everything retained. Throws `BusError.Kind.unknownTopic` when a
+    /// topic does not exist. Kafka: one metadata request, one offset fetch for the group and one
+    /// watermark query per partition, each bounded by the admin timeout, on a dedicated thread;
+    /// so call it every few seconds, not per message. Embedded: read from the bus's own state.
+    func lag(group: String, topics: [String]) async throws -> [BusPartition: PartitionLag]
+
     /// Flushes outstanding work and releases resources. Idempotent.
     func shutdown() async
 }
@@ -47,6 +57,35 @@ public struct BusPartition: Hashable, Comparable, Sendable, CustomStringConverti
 
     public static func < (a: Self, b: Self) -> Bool { (a.topic, a.partition) < (b.topic, b.partition) }
     public var description: String { "\(topic)[\(partition)]" }
+}
+
+/// One consumer group's position on one partition, from ``Bus/lag(group:topics:)``.
+///
+/// Offsets count records on the partition, so on Kafka a transaction's commit marker counts as
+/// one (a group that has read everything of a partition written with transactions can show a
+/// lag of 1 there until the next record is committed past), and on a compacted topic the records
+/// compaction removed still count until the group passes them.
+public struct PartitionLag: Hashable, Sendable {
+    /// The offset the next published record gets (Kafka: the high watermark as
+    /// `rd_kafka_query_watermark_offsets` reports it).
+    public var endOffset: Int64
+    /// The first offset still retained (Kafka: the low watermark / log start offset).
+    public var startOffset: Int64
+    /// The next offset the group reads, as it committed it; `nil` when it never committed here.
+    public var committedOffset: Int64?
+
+    public init(endOffset: Int64, startOffset: Int64, committedOffset: Int64?) {
+        self.endOffset = endOffset
+        self.startOffset = startOffset
+        self.committedOffset = committedOffset
+    }
+
+    /// Records the group has not yet committed past: `endOffset` − the group's position, where
+    /// the position is its committed offset, or `startOffset` when it never committed or
+    /// committed before the first retained record (it would resume there). Never negative.
+    public var events: Int64 {
+        max(0, endOffset - max(committedOffset ?? startOffset, startOffset))
+    }
 }
 
 /// What a subscription needs from its bus beyond the message stream.

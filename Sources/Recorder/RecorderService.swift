@@ -73,6 +73,8 @@ public struct RecorderService: Sendable {
 
     /// The most messages handled as one batch.
     static let maxBatch = 512
+    /// Updates `sluice_recorder_lag_events` and `sluice_sink_lag_events{sink}` beside the readers.
+    private let lag: RecorderLag
 
     /// `ledger`: the process's shared outcome ledger (`sluice run`: one view for all its stages,
     /// read by `OutcomeLedger.follow()`; it must be made with `decidesFirstRecords`); `nil`
@@ -82,11 +84,12 @@ public struct RecorderService: Sendable {
     }
 
     /// As `init(config:context:)`, with sinks added after the configured ones (for tests
-    /// and embedders; ids `extra-<i>`, `max_behind` never unless `extraMaxBehind`).
+    /// and embedders; ids `extra-<i>`, `max_behind` never unless `extraMaxBehind`). The lag gauges
+    /// are updated every `lagInterval` (`RecorderLag`).
     init(
         config: SluiceConfig, context: StageContext, extraSinks: [any AuditSink], retry: Backoff = Backoff(),
         ledger: OutcomeLedger? = nil, environment: [String: String] = ProcessInfo.processInfo.environment,
-        extraMaxBehind: Duration? = nil, metricsFactory: (any MetricsFactory)? = nil
+        extraMaxBehind: Duration? = nil, metricsFactory: (any MetricsFactory)? = nil, lagInterval: Duration = .seconds(5)
     ) throws {
         self.context = context
         storeUp = Gauge(label: "sluice_recordings_store_up", factory: metricsFactory ?? MetricsSystem.factory)
@@ -133,13 +136,14 @@ public struct RecorderService: Sendable {
             }
             context.logger.info("audit chain key", metadata: ["source": "\(source)"])
         }
+        lag = RecorderLag(context: context, content: config.recorder.content, lanes: lanes, interval: lagInterval, metricsFactory: metricsFactory)
     }
 
     /// Consumes `audit` and `outcomes` (the recordings' reader and one per sink) until the task
     /// is cancelled (or the bus closes the subscriptions), then leaves the groups and returns.
     /// Throws only when subscribing fails or the bus fails.
     public func run() async throws {
-        // The recordings janitor runs beside the consume loops and is cancelled when they end.
+        // The recordings janitor and the lag gauges run beside the consume loops and are cancelled when they end.
         do {
             try await withThrowingDiscardingTaskGroup { group in
                 switch store {
@@ -148,6 +152,7 @@ public struct RecorderService: Sendable {
                 case .postgres(let database, _):
                     group.addTask { await database.run() }
                 }
+                group.addTask { await lag.run() }
                 try await ledger.whileFollowing {
                     try await withThrowingDiscardingTaskGroup { readers in
                         readers.addTask { try await self.consume() }

@@ -215,9 +215,7 @@ public struct BusContractSuite: Sendable {
             let output = try await newTopic(bus)
             let group = "g-\(UUID().uuidString)"
             let total = 16
-            for i in 0..<total {
-                try await bus.publish(OutgoingMessage(topic: input, key: "k\(i)", value: Array("m\(i)".utf8)))
-            }
+            try await publishNumbered(total, to: input, on: bus) { "k\($0)" }
             let a = try await bus.subscribe(group: group, topics: [input])
             let got = try await collect(a, count: total, timeout: factory.rebalanceTimeout + .seconds(20))
             // Commit every input but the last of each partition, each with two outputs.
@@ -291,6 +289,50 @@ public struct BusContractSuite: Sendable {
         }
     }
 
+    /// `lag` counts, per partition, what the group has not committed past: everything for a group
+    /// that never committed; N − k after k of N messages are committed; an unknown topic is an error.
+    public func lagCountsUncommitted() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let group = "g-\(UUID().uuidString)"
+            let total = 24
+            try await publishNumbered(total, to: topic, on: bus) { "k\($0 % 7)" }
+            let before = try await bus.lag(group: group, topics: [topic])
+            try expect(Set(before.keys) == Set((0..<partitions).map { BusPartition(topic: topic, partition: $0) }),
+                       "lag covers \(before.keys.sorted()), not the \(partitions) partitions of \(topic)")
+            try expect(before.values.allSatisfy { $0.committedOffset == nil }, "a new group has committed offsets: \(before)")
+            try expect(before.values.map(\.events).reduce(0, +) == Int64(total), "a new group lags by \(before), not by all \(total)")
+
+            let sub = try await bus.subscribe(group: group, topics: [topic])
+            let got = try await collect(sub, count: total, timeout: factory.rebalanceTimeout + .seconds(20))
+            // Commit the first k messages of each partition (k = a third, rounded down).
+            var expected: [BusPartition: Int64] = [:]
+            for (p, msgs) in Dictionary(grouping: got, by: \.partition) {
+                let sorted = msgs.sorted { $0.offset < $1.offset }
+                let k = sorted.count / 3
+                if k > 0 { try await sub.commit(sorted[k - 1]) }
+                expected[BusPartition(topic: topic, partition: p)] = Int64(sorted.count - k)
+            }
+            for p in before.keys where expected[p] == nil { expected[p] = 0 }
+            let settled = try await eventually(timeout: .seconds(20)) {
+                try await bus.lag(group: group, topics: [topic]).mapValues(\.events) == expected
+            }
+            let after = try await bus.lag(group: group, topics: [topic])
+            await sub.close()
+            try expect(settled, "lag after committing a third is \(after.mapValues(\.events)), expected \(expected)")
+            for (p, lag) in after {
+                try expect(lag.endOffset - lag.startOffset == Int64(got.filter { $0.partition == p.partition }.count),
+                           "\(p): end \(lag.endOffset) − start \(lag.startOffset) is not the messages published there")
+            }
+            do {
+                _ = try await bus.lag(group: group, topics: ["contract-missing-\(UUID().uuidString.prefix(8).lowercased())"])
+                throw ContractFailure("lag of a topic that does not exist did not throw")
+            } catch let error as BusError {
+                try expect(error.kind == .unknownTopic, "lag of a missing topic threw \(error), not unknownTopic")
+            }
+        }
+    }
+
     /// Every check, in order.
     public func runAll() async throws {
         try await orderPerKey()
@@ -302,6 +344,7 @@ public struct BusContractSuite: Sendable {
         try await readAllPartitions()
         try await commitWithOutputs()
         try await assignmentFollowsMembers()
+        try await lagCountsUncommitted()
     }
 
     // MARK: - Helpers
@@ -315,6 +358,13 @@ public struct BusContractSuite: Sendable {
             throw error
         }
         await bus.shutdown()
+    }
+
+    /// Publishes `m0` … `m<count-1>` to `topic`, message i with key `key(i)`.
+    private func publishNumbered(_ count: Int, to topic: String, on bus: any Bus, key: (Int) -> String) async throws {
+        for i in 0..<count {
+            try await bus.publish(OutgoingMessage(topic: topic, key: key(i), value: Array("m\(i)".utf8)))
+        }
     }
 
     private func newTopic(_ bus: any Bus) async throws -> String {

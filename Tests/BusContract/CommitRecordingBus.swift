@@ -51,6 +51,10 @@ public final class CommitRecordingBus: Bus {
 
     public func ensureTopics(_ topics: [TopicSpec]) async throws { try await inner.ensureTopics(topics) }
 
+    public func lag(group: String, topics: [String]) async throws -> [BusPartition: PartitionLag] {
+        try await inner.lag(group: group, topics: topics)
+    }
+
     public func shutdown() async { await inner.shutdown() }
 }
 

@@ -59,5 +59,6 @@ extension KafkaBrokerTests {
         @Test func readAllPartitions() async throws { try await suite.readAllPartitions() }
         @Test func commitWithOutputs() async throws { try await suite.commitWithOutputs() }
         @Test func assignmentFollowsMembers() async throws { try await suite.assignmentFollowsMembers() }
+        @Test func lagCountsUncommitted() async throws { try await suite.lagCountsUncommitted() }
     }
 }

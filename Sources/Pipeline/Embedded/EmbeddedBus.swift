@@ -247,6 +247,25 @@ public actor EmbeddedBus: Bus {
         return try topicLogs(topic).count
     }
 
+    /// Read from the bus's state in one turn of the actor: each partition's next offset and first
+    /// retained offset (`PartitionLog`), and the group's commit log (also for a group with no member
+    /// in this process, or one known only from disk). Creates nothing.
+    public func lag(group: String, topics names: [String]) async throws -> [BusPartition: PartitionLag] {
+        try checkOpen()
+        var result: [BusPartition: PartitionLag] = [:]
+        for name in names {
+            guard let topic = topics[name] else {
+                throw BusError(.unknownTopic, "lag of group \(group): topic \(name) does not exist")
+            }
+            for log in topic.partitions {
+                result[BusPartition(topic: name, partition: log.partition)] = PartitionLag(
+                    endOffset: log.nextOffset, startOffset: log.startOffset,
+                    committedOffset: groups[group]?.log.committed[TopicPartition(topic: name, partition: log.partition)])
+            }
+        }
+        return result
+    }
+
     /// Creates the missing topics with their partition count and cleanup policy
     /// (`config["cleanup.policy"]`: `delete`, the default, `compact` or `compact,delete`). For a
     /// topic that exists, a policy the spec names replaces the recorded one; a spec naming none

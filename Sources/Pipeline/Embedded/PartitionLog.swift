@@ -88,6 +88,9 @@ final class PartitionLog {
     /// The offset the next appended record gets.
     var nextOffset: Int64 { active.denseEnd }
     var diskBytes: Int64 { segments.reduce(0) { $0 + $1.size } }
+    /// The first offset still retained: the base of the oldest segment (a reader before it
+    /// continues there). Records compaction removed after it still count.
+    var startOffset: Int64 { segments[0].baseOffset }
 
     /// Appends one record and returns its offset; rolls the active segment once it is full.
     func append(_ record: LogRecord) throws -> Int64 {
