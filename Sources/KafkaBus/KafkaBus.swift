@@ -132,11 +132,12 @@ public final class KafkaBus: Bus {
     /// client: nothing joins the group) and each partition's watermarks
     /// (`rd_kafka_query_watermark_offsets`), read in that order: the lag is never under-reported
     /// (a commit between the two reads makes it read high by what was committed). Runs on a dedicated thread,
-    /// each request bounded by ``KafkaBusConfiguration/adminTimeout`` (`BusError.Kind.timedOut`
-    /// or the broker's error otherwise, naming the group and partition).
+    /// each request bounded by ``KafkaBusConfiguration/adminTimeout``, at most 5 s (a monitoring
+    /// query must not hold up a stage's shutdown; `BusError.Kind.timedOut` or the broker's error
+    /// otherwise, naming the group and partition).
     public func lag(group: String, topics: [String]) async throws -> [BusPartition: PartitionLag] {
         try checkOpen()
-        let client = producer.client, timeout = configuration.adminTimeout
+        let client = producer.client, timeout = min(configuration.adminTimeout, .seconds(5))
         return try await DedicatedThread.run(name: "kafka-lag") {
             try client.lag(group: group, topics: topics, timeout: timeout)
         }

@@ -12,7 +12,7 @@ import Pipeline
 /// - A failed query is logged at debug and counted in `sluice_recorder_lag_query_failures_total`;
 ///   the gauge keeps its last value. Nothing else depends on the queries: the readers go on.
 /// - `run` returns when its task is cancelled (a query in flight then finishes first: on Kafka
-///   within the admin timeout).
+///   within 5 s).
 struct RecorderLag: Sendable {
     /// One consumer group and the gauge its lag goes to.
     struct Target: Sendable {
