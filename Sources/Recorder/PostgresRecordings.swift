@@ -157,12 +157,19 @@ public struct PostgresRecordings: Sendable {
         }
     }
 
-    /// Deletes the rows whose event time is before `cutoffMillis`; returns how many.
-    public func delete(before cutoffMillis: Int64) async throws -> Int {
+    /// Deletes the rows whose event time is before `cutoffMillis`, at most `limit` of them (the
+    /// oldest first, by the `time_ms` index), in one statement; returns how many. Retention calls
+    /// it until fewer than `limit` go, so a day of millions of rows is deleted in statements that
+    /// each stay well inside the call's time bound.
+    public func delete(before cutoffMillis: Int64, limit: Int = 10_000) async throws -> Int {
         try await bounded("delete expired rows from \(table)") {
-            let rows = try await client.query(
-                "WITH gone AS (DELETE FROM \(unescaped: table) WHERE time_ms < \(cutoffMillis) RETURNING 1) SELECT count(*)::bigint FROM gone",
-                logger: logger)
+            let rows = try await client.query("""
+                WITH gone AS (
+                  DELETE FROM \(unescaped: table) WHERE record_key IN (
+                    SELECT record_key FROM \(unescaped: table) WHERE time_ms < \(cutoffMillis) ORDER BY time_ms LIMIT \(Int64(limit)))
+                  RETURNING 1)
+                SELECT count(*)::bigint FROM gone
+                """, logger: logger)
             var count: Int64 = 0
             for try await n in rows.decode(Int64.self) { count = n }
             return Int(count)

@@ -6,9 +6,11 @@ import Metrics
 /// postgres store's counterpart of `RecordingsJanitor`.
 ///
 /// `run()` makes a pass at start and then one every `interval` until cancelled. A pass deletes
-/// the rows whose event time is older than the retention (`time_ms < now - retention`), adds
-/// them to `sluice_recordings_deleted_rows_total`, then sets `sluice_recordings_disk_bytes` to
-/// the table's size with its indexes.
+/// the rows whose event time is older than the retention (`time_ms < now - retention`), oldest
+/// first, `chunk` rows per statement until fewer go (each statement stays inside its time
+/// bound however much expired), adds them to `sluice_recordings_deleted_rows_total`, then sets
+/// `sluice_recordings_disk_bytes` to the table's size with its indexes. A pass that fails part
+/// way keeps what it deleted; the next pass deletes the rest.
 ///
 /// Guarantees:
 /// - Never throws and never stops for one failure: a pass that fails (the database is down) is
@@ -26,11 +28,15 @@ public struct PostgresRecordingsJanitor: Sendable {
     private let diskBytes: Gauge
     private let metricsFactory: any MetricsFactory
 
+    /// Rows deleted per statement.
+    public let chunk: Int
+
     public init(
         database: PostgresRecordings, retention: Duration, logger: Logger, interval: Duration = .seconds(600),
-        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory, chunk: Int = 10_000,
         nowMillis: @escaping @Sendable () -> Int64 = { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
     ) {
+        self.chunk = max(1, chunk)
         self.database = database
         self.retention = retention
         self.interval = interval
@@ -53,14 +59,20 @@ public struct PostgresRecordingsJanitor: Sendable {
     public func pass() async -> Int? {
         let cutoff = nowMillis() - retention.totalMilliseconds
         var deleted: Int?
+        var total = 0
         do {
-            let n = try await database.delete(before: cutoff)
-            deletedRows.increment(by: Int64(n))
-            if n > 0 { logger.info("recordings past retention deleted", metadata: ["table": "\(database.table)", "rows": "\(n)"]) }
-            deleted = n
+            // In chunks, so no statement outlives its time bound however much expired at once.
+            while !Task.isCancelled {
+                let n = try await database.delete(before: cutoff, limit: chunk)
+                total += n
+                deletedRows.increment(by: Int64(n))
+                if n < chunk { break }
+            }
+            deleted = total
         } catch {
             failed("delete", error)
         }
+        if total > 0 { logger.info("recordings past retention deleted", metadata: ["table": "\(database.table)", "rows": "\(total)"]) }
         do { diskBytes.record(try await database.diskBytes()) } catch { failed("size", error) }
         return deleted
     }

@@ -170,7 +170,7 @@ struct PostgresRecordingsTests {
         #expect(keys == ["e:before"] + (1...20).map { "e:down-\($0)" })
     }
 
-    @Test("retention deletes rows older than recorder.retention, by their own event time, and reports the table's size")
+    @Test("retention deletes rows older than recorder.retention, by their own event time, in chunks, and reports the table's size")
     func retention() async throws {
         let server = try PostgresServer()
         defer { server.shutdown() }
@@ -184,7 +184,9 @@ struct PostgresRecordingsTests {
             }
             try await db.write(rows)
             try await db.write(rows)  // again: no duplicates
-            let janitor = PostgresRecordingsJanitor(database: db, retention: .seconds(30 * 86_400), logger: Logger(label: "pg-test"), metricsFactory: probe, nowMillis: { now })
+            // One row per statement: the pass goes on until a statement deletes fewer than that.
+            let janitor = PostgresRecordingsJanitor(
+                database: db, retention: .seconds(30 * 86_400), logger: Logger(label: "pg-test"), metricsFactory: probe, chunk: 1, nowMillis: { now })
             #expect(await janitor.pass() == 2)
             #expect(await janitor.pass() == 0)
         }
