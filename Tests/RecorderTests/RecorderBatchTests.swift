@@ -51,13 +51,18 @@ struct RecorderBatchTests {
             published.append(e)
             try await env.publish(e)
         }
+        let recordings = SessionRecordings(dataDir: env.dataDir)
         try await Self.running(service) {
-            #expect(await eventually { await sink.recorded.count == 300 })
+            // Three readers (the recordings, the file sink, the extra sink), each on its own
+            // cursor: wait for all of them, not only the one that finishes first.
+            #expect(await eventually {
+                await sink.recorded.count == 300 && eventLines(of: env.sinkPath).count == 300
+                    && sessions.allSatisfy { s in lines(of: recordings.path(for: published.first { $0.sessionID == s }!)).count == 50 }
+            })
         }
         let batches = await sink.batches
         #expect(batches.count < 300, "the backlog was recorded one event at a time")
         #expect(batches.allSatisfy { $0.count <= RecorderService.maxBatch })
-        let recordings = SessionRecordings(dataDir: env.dataDir)
         let sunk = lines(of: env.sinkPath).compactMap { try? JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) }
         for s in sessions {
             let want = published.filter { $0.sessionID == s }.map(\.eventID)
