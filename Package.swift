@@ -126,6 +126,8 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "BusBench", dependencies: ["Pipeline", "KafkaBus"], path: "Benchmarks/BusBench"),
+        // Kafka mode: the time between a call's records on requests, inspected, outcomes and replies.
+        .executableTarget(name: "HopTrace", dependencies: ["Pipeline", "KafkaBus"], path: "Benchmarks/HopTrace"),
         .executableTarget(name: "DetectionBench", dependencies: ["Detection"], path: "Benchmarks/DetectionBench"),
         // Recorder drain rate: a pre-filled audit topic on the embedded bus, timed to the last event.
         .executableTarget(
@@ -156,7 +158,9 @@ let package = Package(
         ),
         .target(name: "BusContract", dependencies: ["Pipeline"], path: "Tests/BusContract"),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract"]),
-        .testTarget(name: "KafkaBusTests", dependencies: ["KafkaBus", "Pipeline", "BusContract"]),
+        .testTarget(
+            name: "KafkaBusTests",
+            dependencies: ["KafkaBus", "Pipeline", "BusContract", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DetectionTests", dependencies: ["Detection", "Codings", "CodingsEncoders"]),
         // Recall and precision on a labelled corpus written independently of the rules.
         .testTarget(name: "DetectionQualityTests", dependencies: ["Detection"]),

@@ -8,21 +8,26 @@
 #               (Benchmarks/ProxyFloor): the ceiling of the sluice run row with each stack
 #   sluice run  wrk -> sluice run (embedded bus; credential + pii, mask, response scanning) -> upstream
 #   kafka       wrk -> sluice ingress -> inspector -> forwarder (one process each, recorder too) -> upstream
-#               (only when $SLUICE_KAFKA_BROKERS is set; make bench starts a Tansu broker)
+#               (only when $SLUICE_KAFKA_BROKERS is set; make bench starts a Tansu broker), then the
+#               hops of the idle calls between their records on the topics (HopTrace, when built)
 # Then the idle latency of one call at a time (wrk, one connection), and the RSS of sluice run.
 # Usage: bench-proxy.sh SLUICE_BINARY   (the floor rows use ProxyFloor beside it, when built)
 # Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (16), BENCH_THREADS (1), BENCH_INSPECTORS ("1 2"),
 #   BENCH_SOAK_SECONDS (0: off; else RSS of sluice run is sampled under load for that long),
-#   BENCH_KAFKA_BUS (extra bus settings for Kafka mode, e.g. 'librdkafka: { fetch.wait.max.ms: "2" }').
+#   BENCH_KAFKA_BUS (extra bus settings for Kafka mode, e.g. 'librdkafka: { fetch.wait.max.ms: "2" }'),
+#   BENCH_PATHS (which rows beside direct and nginx: "floor run kafka", the default, or any of them).
 # Fails (exit 1) when a path answers anything but 2xx: a fast error is not a figure.
 set -euo pipefail
 sluice="$1"
 floor_bin="$(dirname "$sluice")/ProxyFloor"
+hoptrace_bin="$(dirname "$sluice")/HopTrace"
 seconds="${BENCH_SECONDS:-10}"
 conns="${BENCH_CONNECTIONS:-16}"
 threads="${BENCH_THREADS:-1}"
 inspector_counts="${BENCH_INSPECTORS:-1 2}"
 soak="${BENCH_SOAK_SECONDS:-0}"
+paths=" ${BENCH_PATHS:-floor run kafka} "
+wants() { [[ "$paths" == *" $1 "* ]]; }
 for tool in nginx wrk curl python3; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { echo "bench: $tool is missing (scripts/provision.sh bench installs it)" >&2; exit 2; }
 done
@@ -159,7 +164,9 @@ read -r di_rps di_p50 di_p99 < <(run_wrk direct-idle "http://127.0.0.1:$up_port/
 # that keeps every call on one event loop; each without and with the detection engine inline.
 # No bus, audit or auth: the ceiling of the sluice run row with today's stack, and with a
 # hand-written event-loop path.
-if [ -x "$floor_bin" ]; then
+if ! wants floor; then
+  :
+elif [ -x "$floor_bin" ]; then
   for mode in "" "--scan" "--event-loop" "--event-loop --scan"; do
     f_port="$(port)"
     # shellcheck disable=SC2086 # mode is a list of flags
@@ -182,6 +189,8 @@ else
 fi
 
 # sluice run
+si_p50="-"; rss_before="-"; rss_after="-"; soak_line=""
+if wants run; then
 s_port="$(port)"; s_admin="$(port)"
 mkdir -p "$tmp/run"
 write_config "$tmp/run.yaml" "{ kind: embedded, partitions: 6 }" "$s_port" "$s_admin" "$tmp/run"
@@ -194,7 +203,6 @@ read -r s_rps s_p50 s_p99 < <(run_wrk "sluice run" "$url" "$conns" "$seconds")
 rss_after="$(rss_mib "$run_pid")"
 row "sluice run (embedded bus)" "$s_rps" "$s_p50" "$s_p99" "$(ratio "$s_rps")"
 read -r si_rps si_p50 si_p99 < <(run_wrk sluice-idle "$url" 1 3)
-soak_line=""
 if [ "$soak" -gt 0 ]; then
   samples=()
   ( wrk -t"$threads" -c"$conns" -d"$soak"s -s "$tmp/post.lua" "$url" >"$tmp/soak.out" 2>&1 ) &
@@ -205,10 +213,11 @@ if [ "$soak" -gt 0 ]; then
   soak_line="sluice run RSS over ${soak} s under load (MiB, every ${step} s): ${samples[*]}"
 fi
 stop_pid "$run_pid"
+fi
 
 # Kafka mode: one process per stage.
 kafka_rows=()
-if [ -n "${SLUICE_KAFKA_BROKERS:-}" ]; then
+if [ -n "${SLUICE_KAFKA_BROKERS:-}" ] && wants kafka; then
   txn=""
   [ "${SLUICE_KAFKA_BROKER_KIND:-}" != tansu ] || txn=", transactions: false"
   for n in $inspector_counts; do
@@ -230,9 +239,14 @@ if [ -n "${SLUICE_KAFKA_BROKERS:-}" ]; then
     for _ in $(seq 1 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' --data '{}' "$kurl")" = 200 ] && break; sleep 0.2; done
     run_wrk warmup "$kurl" "$conns" 3 >/dev/null
     read -r k_rps k_p50 k_p99 < <(run_wrk "kafka x$n" "$kurl" "$conns" "$seconds")
+    idle_since="$(date +%s%3N)"
     read -r ki_rps ki_p50 ki_p99 < <(run_wrk "kafka-idle x$n" "$kurl" 1 3)
     row "Kafka mode, $n inspector(s), Tansu" "$k_rps" "$k_p50" "$k_p99" "$(ratio "$k_rps")"
     kafka_rows+=("kafka mode ($n inspector(s)) idle call p50: $ki_p50 ms (direct $di_p50 ms)")
+    # Where an idle call's time goes: the hops between its records (HopTrace, beside sluice).
+    if [ -x "$hoptrace_bin" ]; then
+      kafka_rows+=("  $("$hoptrace_bin" --brokers "$SLUICE_KAFKA_BROKERS" --prefix "$prefix" --since "$idle_since" 2>&1)")
+    fi
     for p in "${kpids[@]}"; do stop_pid "$p"; done
   done
 fi
@@ -241,7 +255,9 @@ echo "== proxy: 1 KiB JSON POST, wrk $threads thread(s) x $conns connections, ${
 echo "| path                               |     req/s | p50 ms  | p99 ms  | of nginx |"
 echo "|------------------------------------|-----------|---------|---------|----------|"
 for r in "${table[@]}"; do echo "$r"; done
-echo "idle call p50 (one connection): direct $di_p50 ms, sluice run $si_p50 ms (adds $(python3 -c "print('%.2f' % ($si_p50-$di_p50))") ms)"
+if wants run; then
+  echo "idle call p50 (one connection): direct $di_p50 ms, sluice run $si_p50 ms (adds $(python3 -c "print('%.2f' % ($si_p50-$di_p50))") ms)"
+fi
 for r in "${kafka_rows[@]}"; do echo "$r"; done
-echo "sluice run RSS: $rss_before MiB before the load, $rss_after MiB after"
+! wants run || echo "sluice run RSS: $rss_before MiB before the load, $rss_after MiB after"
 [ -z "$soak_line" ] || echo "$soak_line"

@@ -182,7 +182,7 @@ public final class IngressService: Sendable {
                     // The held requests, for polls and reviewers: read up to date before serving.
                     do {
                         try await changelog.follow(
-                            apply: { await view.apply($0) },
+                            pace: .requestPath, apply: { await view.apply($0) },
                             onCaughtUp: { caughtUpSignal.yield(); caughtUpSignal.finish() })
                         caughtUpSignal.finish()
                         return Task.isCancelled ? .success(()) : .failure(IngressError(.repliesReaderStopped, "the holds stream ended"))

@@ -145,7 +145,7 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// closing the subscription waits until each is destroyed.
     private let transactional = Mutex(TransactionalProducers())
     /// The bus's idempotent producer, for commits with outputs when transactions are off.
-    private let publishPlain = Mutex<@Sendable (OutgoingMessage) async throws -> Void>({ _ in })
+    private let publishPlain = Mutex<@Sendable ([OutgoingMessage]) async throws -> Void>({ _ in })
     private struct TransactionalProducers {
         var current: TransactionalProducer?
         var all: [TransactionalProducer] = []
@@ -163,11 +163,11 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// Creates the consumer and starts its poll thread; returns once it has subscribed
     /// (group) or assigned every partition at its start position (reader).
     static func start(
-        _ mode: Mode, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger,
-        publish: @escaping @Sendable (OutgoingMessage) async throws -> Void = { _ in },
+        _ mode: Mode, pace: ReadPace, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger,
+        publish: @escaping @Sendable ([OutgoingMessage]) async throws -> Void = { _ in },
         onFinish: @escaping @Sendable (Consumer) -> Void
     ) async throws -> Consumer {
-        let consumer = try Consumer(mode, configuration: configuration, transactionalID: transactionalID, logger: logger)
+        let consumer = try Consumer(mode, pace: pace, configuration: configuration, transactionalID: transactionalID, logger: logger)
         consumer.publishPlain.withLock { $0 = publish }
         try await withCheckedThrowingContinuation { (ready: CheckedContinuation<Void, any Error>) in
             DedicatedThread.start(name: "kafka-consumer-poll") {
@@ -179,19 +179,19 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         return consumer
     }
 
-    private init(_ mode: Mode, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger) throws {
+    private init(_ mode: Mode, pace: ReadPace, configuration: KafkaBusConfiguration, transactionalID: String?, logger: Logger) throws {
         self.transactionalID = transactionalID
         self.configuration = configuration
         let state = ConsumerState(logger: logger)
         let settings: [String: String]
         switch mode {
         case .group(let group, _):
-            settings = configuration.settings(for: .consumer, groupID: group)
+            settings = configuration.settings(for: .consumer, groupID: group, pace: pace)
         case .reader(let topic, _):
             // librdkafka needs a group.id for assign() and consumer_poll(); readers
             // never join it (no subscribe) and never commit.
             settings = configuration.settings(
-                for: .consumer, groupID: "sluice-reader-\(topic)-\(UUID().uuidString.prefix(8))")
+                for: .consumer, groupID: "sluice-reader-\(topic)-\(UUID().uuidString.prefix(8))", pace: pace)
         }
         client = try RDKafkaClient(role: .consumer, settings: settings, context: CallbackContext(logger: logger, consumer: state))
         do {
@@ -262,9 +262,9 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
             throw BusError(.fenced, "\(what): the partition was revoked from this member since the message was delivered; nothing was published nor committed")
         }
         if !configuration.transactions {
-            // Not atomic (configured off): publish, then commit.
+            // Not atomic (configured off): publish (in order, acknowledged together), then commit.
             let publish = publishPlain.withLock { $0 }
-            for output in outputs { try await publish(output) }
+            if !outputs.isEmpty { try await publish(outputs) }
             try await commit(message)
             return
         }

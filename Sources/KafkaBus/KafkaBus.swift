@@ -95,12 +95,12 @@ public final class KafkaBus: Bus {
         try await producer.publish(message)
     }
 
-    public func subscribe(group: String, topics: [String]) async throws -> BusSubscription {
-        try await start(.group(group, topics: topics)).subscription
+    public func subscribe(group: String, topics: [String], pace: ReadPace) async throws -> BusSubscription {
+        try await start(.group(group, topics: topics), pace: pace).subscription
     }
 
-    public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
-        try await self.start(.reader(topic, start)).subscription
+    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
+        try await self.start(.reader(topic, start), pace: pace).subscription
     }
 
     public func partitionCount(topic: String) async throws -> Int {
@@ -182,7 +182,7 @@ public final class KafkaBus: Bus {
         if state.withLock({ $0.closing }) { throw BusError(.closed, "the Kafka bus is shut down") }
     }
 
-    private func start(_ mode: Consumer.Mode) async throws -> Consumer {
+    private func start(_ mode: Consumer.Mode, pace: ReadPace) async throws -> Consumer {
         try checkOpen()
         // Group members get the smallest free transactional-id slot of their group, so
         // a restarted instance reuses its predecessor's ids (and fences its producers).
@@ -205,7 +205,7 @@ public final class KafkaBus: Bus {
         let consumer: Consumer
         do {
             consumer = try await Consumer.start(
-                mode, configuration: configuration, transactionalID: transactionalID, logger: logger,
+                mode, pace: pace, configuration: configuration, transactionalID: transactionalID, logger: logger,
                 publish: { [producer] in try await producer.publish($0) }
             ) { [weak self] consumer in
                 _ = self?.state.withLock { $0.consumers.removeValue(forKey: ObjectIdentifier(consumer)) }

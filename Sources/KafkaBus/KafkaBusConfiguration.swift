@@ -1,3 +1,5 @@
+import Pipeline
+
 /// How a ``KafkaBus`` connects to Kafka and tunes librdkafka.
 ///
 /// Every librdkafka setting can be passed through ``librdkafka`` (all clients),
@@ -23,7 +25,8 @@
 /// 4. the settings the bus's guarantees depend on, which cannot be overridden:
 ///    consumers always run with `enable.auto.commit=false` and
 ///    `enable.auto.offset.store=false` (the bus commits explicitly) and get their
-///    `group.id` from ``KafkaBus/subscribe(group:topics:)``.
+///    `group.id` from ``KafkaBus/subscribe(group:topics:pace:)``; `.background` consumers
+///    (``ReadPace``) poll with ``backgroundFetchWait``.
 public struct KafkaBusConfiguration: Sendable {
     /// Which kind of librdkafka client a setting map is built for.
     public enum ClientRole: Sendable, Hashable {
@@ -83,6 +86,12 @@ public struct KafkaBusConfiguration: Sendable {
     /// partitions (they stop at its first record). Keep it short; the broker caps it at
     /// its `transaction.max.timeout.ms` (15 min by default); values under 1 s are raised to 1 s.
     public var transactionTimeout: Duration
+    /// `fetch.wait.max.ms` of `.background` consumers (``ReadPace``): audit, outcome views and
+    /// changelogs, which nobody waits on message by message (when the request path's wait is
+    /// longer, that one). Request-path consumers keep the default (10 ms) or what the settings
+    /// say. Brokers that hold every fetch for the full wait (Tansu) answer 10× fewer idle polls
+    /// from these readers at 100 ms.
+    public var backgroundFetchWait: Duration = .milliseconds(100)
 
     public init(
         brokers: String,
@@ -159,11 +168,20 @@ public struct KafkaBusConfiguration: Sendable {
 
     /// The complete librdkafka settings for a client of `role`, in the order
     /// described on ``KafkaBusConfiguration``. `groupID` is set for consumers.
-    func settings(for role: ClientRole, groupID: String? = nil, clientSuffix: String? = nil) -> [String: String] {
+    /// A `.background` consumer's `fetch.wait.max.ms` is ``backgroundFetchWait``, or the
+    /// request path's wait when that is longer.
+    func settings(
+        for role: ClientRole, groupID: String? = nil, clientSuffix: String? = nil, pace: ReadPace = .requestPath
+    ) -> [String: String] {
         var settings = defaultSettings(for: role)
         settings.merge(librdkafka) { _, new in new }
         settings.merge(role == .producer ? producerSettings : consumerSettings) { _, new in new }
         if let clientSuffix, let id = settings["client.id"] { settings["client.id"] = "\(id)-\(clientSuffix)" }
+        if role == .consumer, pace == .background {
+            // Never polled more often than the request path (a broker may need long waits).
+            let requestPath = settings["fetch.wait.max.ms"].flatMap { Int32($0) } ?? 0
+            settings["fetch.wait.max.ms"] = String(max(backgroundFetchWait.milliseconds, requestPath, 1))
+        }
         if role == .consumer {
             settings["enable.auto.commit"] = "false"
             settings["enable.auto.offset.store"] = "false"

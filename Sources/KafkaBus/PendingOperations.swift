@@ -10,25 +10,31 @@ import Synchronization
 final class PendingOperations: Sendable {
     private struct State {
         var nextID: UInt = 1
-        var waiting: [UInt: CheckedContinuation<Void, any Error>] = [:]
+        var waiting: [UInt: @Sendable (Result<Void, any Error>) -> Void] = [:]
     }
 
     private let state = Mutex(State())
 
     /// Registers `continuation`; returns the non-zero id to pass as opaque.
     func register(_ continuation: CheckedContinuation<Void, any Error>) -> UInt {
+        register { continuation.resume(with: $0) }
+    }
+
+    /// Registers `completion`, called exactly once with the operation's result (by
+    /// ``complete(_:_:)`` or ``failAll(_:)``); returns the non-zero id to pass as opaque.
+    func register(_ completion: @escaping @Sendable (Result<Void, any Error>) -> Void) -> UInt {
         state.withLock { state in
             let id = state.nextID
             state.nextID &+= 1
             if state.nextID == 0 { state.nextID = 1 }
-            state.waiting[id] = continuation
+            state.waiting[id] = completion
             return id
         }
     }
 
-    /// Resumes the operation `id` with `result` (no-op when already completed).
+    /// Completes the operation `id` with `result` (no-op when already completed).
     func complete(_ id: UInt, _ result: Result<Void, any Error>) {
-        state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(with: result)
+        state.withLock { $0.waiting.removeValue(forKey: id) }?(result)
     }
 
     /// Fails every waiting operation with `error`.
@@ -37,7 +43,7 @@ final class PendingOperations: Sendable {
             defer { state.waiting = [:] }
             return Array(state.waiting.values)
         }
-        for continuation in all { continuation.resume(throwing: error) }
+        for completion in all { completion(.failure(error)) }
     }
 }
 

@@ -18,12 +18,13 @@ public protocol Bus: Sendable {
     ///
     /// The returned subscription delivers messages of the partitions assigned to
     /// this member, starting after the group's last committed offset. Iterate it
-    /// once; call ``BusSubscription/close()`` to leave the group.
-    func subscribe(group: String, topics: [String]) async throws -> BusSubscription
+    /// once; call ``BusSubscription/close()`` to leave the group. `pace` says how soon the
+    /// member must see new messages (``ReadPace``).
+    func subscribe(group: String, topics: [String], pace: ReadPace) async throws -> BusSubscription
 
     /// Reads every partition of `topic` without a consumer group, from `start`.
     /// Nothing is committed; use this for replies and for rebuilding state.
-    func read(topic: String, from start: StartPosition) async throws -> BusSubscription
+    func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription
 
     /// The number of partitions of `topic`.
     func partitionCount(topic: String) async throws -> Int
@@ -43,6 +44,35 @@ public protocol Bus: Sendable {
 
     /// Flushes outstanding work and releases resources. Idempotent.
     func shutdown() async
+}
+
+/// How soon a reader must see what is published.
+///
+/// Guarantees: the pace changes only how long a new message may wait before the reader sees
+/// it, never which messages it sees, their order, or what is committed. The embedded bus wakes
+/// every reader on append and ignores it. The Kafka bus polls `.requestPath` readers with the
+/// configured `fetch.wait.max.ms` and `.background` readers with `bus.background_fetch_wait`
+/// (default 100 ms; the request path's wait when that is longer): a broker that holds every
+/// fetch for the full wait (Tansu) then answers far fewer idle polls, which leaves its CPU to
+/// the request path.
+public enum ReadPace: Sendable, Hashable {
+    /// A caller is waiting on what this reader handles: requests, verdicts, approvals, replies,
+    /// the holds a caller polls.
+    case requestPath
+    /// Nobody waits on it message by message: audit, outcome views, the Forwarder's holds upkeep.
+    case background
+}
+
+extension Bus {
+    /// ``subscribe(group:topics:pace:)`` on the request path.
+    public func subscribe(group: String, topics: [String]) async throws -> BusSubscription {
+        try await subscribe(group: group, topics: topics, pace: .requestPath)
+    }
+
+    /// ``read(topic:from:pace:)`` on the request path.
+    public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
+        try await read(topic: topic, from: start, pace: .requestPath)
+    }
 }
 
 /// One partition of one topic.

@@ -29,6 +29,7 @@ public struct StageConsumer: Sendable {
     let group: String
     let topics: [String]
     let concurrency: Int
+    let pace: ReadPace
     let logger: Logger
     private let current = CurrentSubscription()
 
@@ -47,11 +48,14 @@ public struct StageConsumer: Sendable {
         public static var commit: Result { .commit(publishing: []) }
     }
 
-    public init(bus: any Bus, group: String, topics: [String], concurrency: Int, logger: Logger) {
+    /// `pace`: how soon the member must see new messages (``ReadPace``; the request path unless
+    /// nobody waits on the stage message by message).
+    public init(bus: any Bus, group: String, topics: [String], concurrency: Int, pace: ReadPace = .requestPath, logger: Logger) {
         self.bus = bus
         self.group = group
         self.topics = topics
         self.concurrency = max(1, concurrency)
+        self.pace = pace
         self.logger = logger
     }
 
@@ -106,7 +110,7 @@ public struct StageConsumer: Sendable {
     private func consume(
         maxBatch: Int, _ handle: @escaping @Sendable ([BusMessage], CommitCoordinator) async -> Void
     ) async throws {
-        let subscription = try await bus.subscribe(group: group, topics: topics)
+        let subscription = try await bus.subscribe(group: group, topics: topics, pace: pace)
         current.subscription = subscription
         defer { current.subscription = nil }
         let logger = self.logger

@@ -197,7 +197,8 @@ public struct RecorderService: Sendable {
         var topics = [context.topics.audit, context.topics.outcomes]
         // The masked request (as the Forwarder gets it) and the response (as the caller does).
         if content { topics += [context.topics.inspected, context.topics.replies] }
-        let consumer = StageConsumer(bus: context.bus, group: group, topics: topics, concurrency: 1, logger: context.logger)
+        let consumer = StageConsumer(
+            bus: context.bus, group: group, topics: topics, concurrency: 1, pace: .background, logger: context.logger)
         try await consumer.run(maxBatch: Self.maxBatch) { batch in await self.record(batch: batch) }
         context.logger.info("recorder stopped")
     }

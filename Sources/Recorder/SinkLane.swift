@@ -73,7 +73,7 @@ struct SinkLane: Sendable {
         context.logger.info("sink reader started", metadata: ["sink": "\(sink.label)", "group": "\(group)"])
         let consumer = StageConsumer(
             bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes], concurrency: 1,
-            logger: context.logger)
+            pace: .background, logger: context.logger)
         defer { context.logger.info("sink reader stopped", metadata: ["sink": "\(sink.label)"]) }
         do {
             try await consumer.run(maxBatch: maxBatch) { messages in await self.handle(batch: messages) }

@@ -79,6 +79,7 @@ struct Runtime: Sendable {
                 brokers: config.bus.brokers ?? "", clientId: "sluice-\(role)", librdkafka: try config.bus.resolvedLibrdkafka(),
                 instanceID: instance.map { "\(role)-\($0)" }, transactionTimeout: config.bus.transactionTimeout.duration)
             kafkaConfig.transactions = config.bus.transactions
+            kafkaConfig.backgroundFetchWait = config.bus.backgroundFetchWait.duration
             if !config.bus.transactions {
                 logger.warning("bus.transactions is off: stage hand-offs are not atomic (a crash can repeat a verdict)")
             }

@@ -35,16 +35,16 @@ public final class CommitRecordingBus: Bus {
 
     public func publish(_ message: OutgoingMessage) async throws { try await inner.publish(message) }
 
-    public func subscribe(group: String, topics: [String]) async throws -> BusSubscription {
-        let subscription = try await inner.subscribe(group: group, topics: topics)
+    public func subscribe(group: String, topics: [String], pace: ReadPace) async throws -> BusSubscription {
+        let subscription = try await inner.subscribe(group: group, topics: topics, pace: pace)
         let messages = IteratorBox(subscription.makeAsyncIterator())
         return BusSubscription(
             stream: AsyncThrowingStream { try await messages.next() },
             control: RecordingControl(inner: subscription, bus: self, group: group))
     }
 
-    public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
-        try await inner.read(topic: topic, from: start)
+    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
+        try await inner.read(topic: topic, from: start, pace: pace)
     }
 
     public func partitionCount(topic: String) async throws -> Int { try await inner.partitionCount(topic: topic) }

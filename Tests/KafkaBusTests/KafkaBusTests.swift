@@ -1,5 +1,6 @@
 import Foundation
 @testable import KafkaBus
+import Logging
 import Pipeline
 import Testing
 
@@ -59,6 +60,23 @@ struct KafkaBusOfflineTests {
         #expect(configuration.transactionalSettings(transactionalID: "x")["message.timeout.ms"] == "2000")
     }
 
+    /// Background readers poll with their own wait (never shorter than the request path's); the
+    /// request path keeps librdkafka's (or the caller's) `fetch.wait.max.ms`; producers have none.
+    @Test(arguments: [
+        (nil, ReadPace.requestPath, "10"), (nil, .background, "100"),
+        ("3", .requestPath, "3"), ("3", .background, "100"),
+        ("500", .requestPath, "500"), ("500", .background, "500"),
+    ] as [(String?, ReadPace, String)])
+    func fetchWaitFollowsThePace(configured: String?, pace: ReadPace, expected: String) {
+        var configuration = KafkaBusConfiguration(
+            brokers: "b:9092", librdkafka: configured.map { ["fetch.wait.max.ms": $0] } ?? [:])
+        #expect(configuration.settings(for: .consumer, groupID: "g", pace: pace)["fetch.wait.max.ms"] == expected)
+        configuration.backgroundFetchWait = .milliseconds(250)
+        let background = configuration.settings(for: .consumer, pace: .background)["fetch.wait.max.ms"]
+        #expect(background == (configured == "500" ? "500" : "250"))
+        #expect(configuration.settings(for: .producer)["fetch.wait.max.ms"] == configured)
+    }
+
     @Test(.timeLimit(.minutes(1)))
     func publishToUnreachableBrokerFailsWithinTimeout() async throws {
         // Port 1 on loopback: nothing listens there.
@@ -79,6 +97,27 @@ struct KafkaBusOfflineTests {
         await bus.shutdown()  // idempotent
         #expect(ContinuousClock.now - shutdownStarted < .seconds(5))
         await #expect(throws: BusError.self) { try await bus.publish(OutgoingMessage(topic: "t", key: "k", value: [])) }
+    }
+
+    /// A batch that cannot be delivered fails as a whole, with the delivery error, within the
+    /// publish timeout; an empty batch returns at once.
+    @Test(.timeLimit(.minutes(1)))
+    func batchToUnreachableBrokerFailsWithinTimeout() async throws {
+        let producer = try Producer(
+            configuration: KafkaBusConfiguration(brokers: "127.0.0.1:1", publishTimeout: .seconds(2), adminTimeout: .seconds(2)),
+            logger: Logger(label: "test"))
+        try await producer.publish([OutgoingMessage]())
+        let started = ContinuousClock.now
+        let error = await #expect(throws: BusError.self) {
+            try await producer.publish((0..<5).map { OutgoingMessage(topic: "nowhere", key: "k\($0)", value: [UInt8($0)]) })
+        }
+        #expect(error?.kind == .timedOut, "\(String(describing: error))")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await DedicatedThread.run(name: "test-producer-shutdown") { producer.shutdown(flushTimeout: .seconds(1)) }
+        let closed = await #expect(throws: BusError.self) {
+            try await producer.publish([OutgoingMessage(topic: "t", key: "k", value: [])])
+        }
+        #expect(closed?.kind == .closed)
     }
 }
 
@@ -145,6 +184,47 @@ extension KafkaBrokerTests {
             #expect(try await iterator.next() == nil)
             await #expect(throws: BusError.self) { try await sub.commit(message) }
             await #expect(throws: BusError.self) { _ = try await bus.subscribe(group: "g", topics: [name]) }
+        }
+
+        /// Without transactions, a commit's outputs are enqueued back to back and acknowledged
+        /// together; they must still arrive in order per partition, all of them, before the commit.
+        @Test func plainCommitPublishesOutputsInOrderBeforeCommitting() async throws {
+            var configuration = KafkaTestBroker.configuration(brokers)
+            configuration.transactions = false
+            let bus = try KafkaBus(configuration: configuration)
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let input = "kafkabus-plain-in-\(suffix)", output = "kafkabus-plain-out-\(suffix)"
+            try await bus.ensureTopics([TopicSpec(name: input, partitions: 1), TopicSpec(name: output, partitions: 3)])
+            try await bus.publish(OutgoingMessage(topic: input, key: "k", value: [1]))
+            let group = "g-\(suffix)"
+            let sub = try await bus.subscribe(group: group, topics: [input])
+            var iterator = sub.makeAsyncIterator()
+            let message = try #require(try await iterator.next())
+            let outputs = (0..<300).map { i in
+                OutgoingMessage(topic: output, key: "key-\(i % 5)", value: Array("\(i)".utf8))
+            }
+            try await sub.commit(message, publishing: outputs)
+            // Committed: the group's offset is past the input.
+            let lag = try await bus.lag(group: group, topics: [input])
+            #expect(lag[BusPartition(topic: input, partition: 0)]?.committedOffset == 1)
+            await sub.close()
+            // Every output is there, in publish order within each key (so within each partition).
+            let reader = try await bus.read(topic: output, from: .beginning, pace: .background)
+            var byKey: [String: [Int]] = [:]
+            var count = 0
+            for try await received in reader {
+                let n = try #require(Int(String(decoding: received.value, as: UTF8.self)))
+                byKey[received.keyString ?? "", default: []].append(n)
+                count += 1
+                if count == outputs.count { break }
+            }
+            await reader.close()
+            #expect(count == outputs.count)
+            for (key, numbers) in byKey {
+                #expect(numbers == numbers.sorted(), "\(key) arrived out of order")
+                #expect(numbers.count == 60, "\(key)")
+            }
+            await bus.shutdown()
         }
 
         @Test func smallBufferPausesFetchingWithoutLosingMessages() async throws {

@@ -47,6 +47,8 @@ struct ConfigTests {
         #expect(c.headerReadTimeout.milliseconds == 10_000)
         #expect(c.maxHeldPerIdentity == 100)
         #expect(c.bus.envelopes == .binary)
+        #expect(c.bus.backgroundFetchWait.milliseconds == 100)
+        #expect(try decode(Self.top(Self.minimal, "\"bus\": {\"background_fetch_wait\": \"250ms\"}")).bus.backgroundFetchWait.milliseconds == 250)
         #expect(try decode(Self.top(Self.minimal, "\"bus\": {\"envelopes\": \"json\"}")).bus.envelopes == .json)
     }
 
@@ -120,6 +122,8 @@ struct ConfigTests {
         Bad(name: "file keep without rotation", patch: { Self.sink($0, #""kind": "file", "path": "/x", "keep": 3"#) }, path: "recorder.sinks[0].keep"),
         Bad(name: "rotate_bytes on a webhook", patch: { Self.sink($0, #""kind": "webhook", "url": "https://collector.example/in", "rotate_bytes": 100"#) }, path: "recorder.sinks[0].rotate_bytes"),
         Bad(name: "hec empty ca_file", patch: { Self.sink($0, #""kind": "hec", "url": "https://splunk.example", "token": "env:T", "ca_file": """#) }, path: "recorder.sinks[0].ca_file"),
+        Bad(name: "background_fetch_wait zero", patch: { Self.top($0, #""bus": {"background_fetch_wait": "0s"}"#) }, path: "bus.background_fetch_wait"),
+        Bad(name: "background_fetch_wait over 10s", patch: { Self.top($0, #""bus": {"background_fetch_wait": "11s"}"#) }, path: "bus.background_fetch_wait"),
         Bad(name: "ca_file on a file sink", patch: { Self.sink($0, #""kind": "file", "path": "/x", "ca_file": "/ca.pem""#) }, path: "recorder.sinks[0].ca_file"),
     ]
 

@@ -4,6 +4,9 @@ import Foundation
 /// the beginning (group-less, nothing committed) and hands each record to `apply`, until the task
 /// is cancelled or the bus ends the reader.
 ///
+/// A changelog is read at the pace its reader gives (``ReadPace``): `.background` unless a caller
+/// waits on the state it builds.
+///
 /// Guarantees:
 /// - `onCaughtUp` is called exactly once, after every record that was in the topic when
 ///   `follow` started has been applied: it publishes a marker with a fresh nonce to each
@@ -16,11 +19,14 @@ public struct TopicFollower: Sendable {
     public let topic: String
     /// The `sluice-kind` header of this topic's catch-up markers (e.g. `holds-marker`).
     public let markerKind: String
+    /// How soon the follower must see new records.
+    public let pace: ReadPace
 
-    public init(context: StageContext, topic: String, markerKind: String) {
+    public init(context: StageContext, topic: String, markerKind: String, pace: ReadPace = .background) {
         self.context = context
         self.topic = topic
         self.markerKind = markerKind
+        self.pace = pace
     }
 
     /// Whether `message` is a catch-up marker of any follower (kind header ending in `-marker`).
@@ -33,7 +39,7 @@ public struct TopicFollower: Sendable {
     public func follow(
         apply: @Sendable (BusMessage) async -> Void, onCaughtUp: @Sendable () async -> Void
     ) async throws {
-        let subscription = try await context.bus.read(topic: topic, from: .beginning)
+        let subscription = try await context.bus.read(topic: topic, from: .beginning, pace: pace)
         do {
             try await follow(subscription, apply: apply, onCaughtUp: onCaughtUp)
         } catch {

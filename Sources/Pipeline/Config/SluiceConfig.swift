@@ -153,6 +153,10 @@ public struct BusConfig: Decodable, Sendable {
     /// (`envelopes`, default `binary`; `json` while a rolling upgrade still runs stages that
     /// read only JSON). Both are always read.
     public var envelopes: EnvelopeFormat
+    /// Kafka: how long a fetch of a background reader (audit, outcome views, holds upkeep; not the
+    /// request path) may wait for new messages (`background_fetch_wait`, default 100ms, 1ms to
+    /// 10s). Request-path readers keep librdkafka's `fetch.wait.max.ms` (10 ms unless set).
+    public var backgroundFetchWait: ConfigDuration
 
     public enum EnvelopeFormat: String, Codable, Sendable { case binary, json }
 
@@ -166,6 +170,7 @@ public struct BusConfig: Decodable, Sendable {
         case transactionTimeout = "transaction_timeout"
         case transactions
         case envelopes
+        case backgroundFetchWait = "background_fetch_wait"
     }
 
     public init(
@@ -173,9 +178,10 @@ public struct BusConfig: Decodable, Sendable {
         librdkafka: [String: String] = [:], sync: Bool = false, segmentBytes: Int = BusConfig.defaultSegmentBytes,
         retention: ConfigDuration = ConfigDuration(.seconds(86_400)), instanceID: String? = nil,
         transactionTimeout: ConfigDuration = ConfigDuration(.seconds(10)), transactions: Bool = true,
-        envelopes: EnvelopeFormat = .binary
+        envelopes: EnvelopeFormat = .binary, backgroundFetchWait: ConfigDuration = ConfigDuration(.milliseconds(100))
     ) {
         self.envelopes = envelopes
+        self.backgroundFetchWait = backgroundFetchWait
         self.transactions = transactions
         self.instanceID = instanceID
         self.transactionTimeout = transactionTimeout
@@ -203,6 +209,11 @@ public struct BusConfig: Decodable, Sendable {
         instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
         transactions = try c.decodeIfPresent(Bool.self, forKey: .transactions) ?? true
         envelopes = try c.decodeIfPresent(EnvelopeFormat.self, forKey: .envelopes) ?? .binary
+        backgroundFetchWait = try c.decodeIfPresent(ConfigDuration.self, forKey: .backgroundFetchWait)
+            ?? ConfigDuration(.milliseconds(100))
+        guard (1...10_000).contains(backgroundFetchWait.milliseconds) else {
+            throw ConfigError(path: "bus.background_fetch_wait", message: "must be between 1ms and 10s")
+        }
         transactionTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .transactionTimeout) ?? ConfigDuration(.seconds(10))
         if let id = instanceID, id.isEmpty || id.contains(where: { $0.isWhitespace || $0 == "/" }) {
             throw ConfigError(path: "bus.instance_id", message: "must be non-empty, without whitespace or '/'")

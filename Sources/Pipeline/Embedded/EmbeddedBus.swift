@@ -209,7 +209,7 @@ public actor EmbeddedBus: Bus {
         wakeAll(topic: message.topic)
     }
 
-    public func subscribe(group: String, topics names: [String]) async throws -> BusSubscription {
+    public func subscribe(group: String, topics names: [String], pace: ReadPace) async throws -> BusSubscription {
         try checkOpen()
         startMaintenanceIfNeeded()
         guard !names.isEmpty else { throw BusError(.configuration, "subscribe to group \(group) needs at least one topic") }
@@ -229,7 +229,7 @@ public actor EmbeddedBus: Bus {
         return BusSubscription(stream: stream, control: control)
     }
 
-    public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
+    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
         try checkOpen()
         startMaintenanceIfNeeded()
         let logs = try topicLogs(topic)

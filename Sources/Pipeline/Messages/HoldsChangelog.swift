@@ -23,12 +23,15 @@ public struct HoldsChangelog: Sendable {
     /// Kind header of the catch-up markers.
     public static let markerKind = "holds-marker"
 
-    /// Reads until the subscription ends (bus shut down, or the task is cancelled).
+    /// Reads until the subscription ends (bus shut down, or the task is cancelled). `pace`: the
+    /// Ingress answers polls and reviewers from what it reads (`.requestPath`); the Forwarder's
+    /// upkeep can lag (`.background`).
     public func follow(
+        pace: ReadPace = .background,
         apply: @Sendable (HoldsChange) async -> Void, onCaughtUp: @Sendable () async -> Void
     ) async throws {
         let context = self.context
-        try await TopicFollower(context: context, topic: context.topics.holds, markerKind: Self.markerKind).follow(
+        try await TopicFollower(context: context, topic: context.topics.holds, markerKind: Self.markerKind, pace: pace).follow(
             apply: { message in
                 guard let key = message.keyString else { return }
                 if message.value.isEmpty {
