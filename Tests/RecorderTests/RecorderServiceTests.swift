@@ -36,19 +36,33 @@ struct RecorderServiceTests {
         let env = try RecorderTestEnv()
         defer { Task { await env.cleanUp() } }
         try await env.publish(event(.requestReceived, time: t + 1))
-        let first = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        let firstService = try RecorderService(config: env.config(), context: env.context)
+        let first = Task { try await firstService.run() }
         #expect(await eventually { eventLines(of: env.sinkPath).count == 1 })
-        // Commit happens right after the writes; give it a moment, then restart.
-        try await Task.sleep(for: .milliseconds(100))
+        // Commit happens right after the writes: wait until every reader committed, then restart.
+        #expect(await eventually { await Self.committedEverything(env, firstService) })
         first.cancel()
         try await first.value
         try await env.publish(event(.inspected, time: t + 2))
-        let second = Task { try await RecorderService(config: env.config(), context: env.context).run() }
+        let secondService = try RecorderService(config: env.config(), context: env.context)
+        let second = Task { try await secondService.run() }
         #expect(await eventually { eventLines(of: env.sinkPath).count == 2 })
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(await eventually { await Self.committedEverything(env, secondService) })
         second.cancel()
         try await second.value
         #expect(eventLines(of: env.sinkPath).count == 2)
+    }
+
+    /// Whether the recordings' group and every sink's group have committed all of `audit` and
+    /// `outcomes` (so a restart starts after what was written).
+    static func committedEverything(_ env: RecorderTestEnv, _ service: RecorderService) async -> Bool {
+        let topics = [env.context.topics.audit, env.context.topics.outcomes]
+        for group in [service.group] + service.lanes.map(\.group) {
+            guard let lag = try? await env.bus.lag(group: group, topics: topics),
+                lag.values.allSatisfy({ $0.events == 0 })
+            else { return false }
+        }
+        return true
     }
 
     @Test func redeliveredEventIsNotDuplicatedInReplay() async throws {
