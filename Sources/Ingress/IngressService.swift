@@ -154,7 +154,14 @@ public final class IngressService: Sendable {
         onAdminListening: @Sendable @escaping (Int) async -> Void = { _ in }
     ) async throws {
         let logger = context.logger
-        let subscription = try await context.bus.read(topic: context.topics.replies, from: .end)
+        // Only the partition this instance's key hashes to: its replies are all there, so N
+        // Ingresses read N partitions' worth, not N × all (adding partitions to `replies` needs
+        // the Ingresses restarted, as before).
+        let repliesTopic = context.topics.replies
+        let repliesPartition = partition(
+            forKey: Array(options.instanceID.utf8), partitions: try await context.bus.partitionCount(topic: repliesTopic))
+        let subscription = try await context.bus.read(
+            topic: repliesTopic, partitions: [repliesPartition], from: .end, pace: .requestPath)
         let drain = DrainGate()
         let app = makeApplication(
             listen,

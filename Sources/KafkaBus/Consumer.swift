@@ -131,8 +131,8 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     enum Mode: Sendable {
         /// A member of `group` consuming `topics`; commits go to the group.
         case group(String, topics: [String])
-        /// Every partition of `topic` from `start`, without a group; nothing is committed.
-        case reader(String, StartPosition)
+        /// `partitions` of `topic` (all when `nil`) from `start`, without a group; nothing is committed.
+        case reader(String, StartPosition, partitions: [Int]?)
     }
 
     let client: RDKafkaClient
@@ -187,7 +187,7 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         switch mode {
         case .group(let group, _):
             settings = configuration.settings(for: .consumer, groupID: group, pace: pace)
-        case .reader(let topic, _):
+        case .reader(let topic, _, _):
             // librdkafka needs a group.id for assign() and consumer_poll(); readers
             // never join it (no subscribe) and never commit.
             settings = configuration.settings(
@@ -368,10 +368,13 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
         switch mode {
         case .group(_, let topics):
             try client.subscribe(topics)
-        case .reader(let topic, let start):
+        case .reader(let topic, let start, let wanted):
             let count = try client.partitionCount(topic: topic, timeout: timeout)
+            if let bad = wanted?.first(where: { !(0..<count).contains($0) }) {
+                throw BusError(.configuration, "read of \(topic): no partition \(bad) (the topic has \(count))")
+            }
             var positions: [(TopicPartition, Int64)] = []
-            for p in 0..<Int32(count) {
+            for p in (wanted.map { Set($0).sorted() } ?? Array(0..<count)).map(Int32.init) {
                 let partition = TopicPartition(topic: topic, partition: p)
                 switch start {
                 case .beginning:

@@ -99,8 +99,8 @@ public final class KafkaBus: Bus {
         try await start(.group(group, topics: topics), pace: pace).subscription
     }
 
-    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
-        try await self.start(.reader(topic, start), pace: pace).subscription
+    public func read(topic: String, partitions: [Int]?, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
+        try await self.start(.reader(topic, start, partitions: partitions), pace: pace).subscription
     }
 
     public func partitionCount(topic: String) async throws -> Int {

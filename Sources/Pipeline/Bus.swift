@@ -22,9 +22,11 @@ public protocol Bus: Sendable {
     /// member must see new messages (``ReadPace``).
     func subscribe(group: String, topics: [String], pace: ReadPace) async throws -> BusSubscription
 
-    /// Reads every partition of `topic` without a consumer group, from `start`.
-    /// Nothing is committed; use this for replies and for rebuilding state.
-    func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription
+    /// Reads `partitions` of `topic` (every partition when `nil`, as of the call) without a
+    /// consumer group, from `start`. Nothing is committed; use this for replies and for
+    /// rebuilding state. Throws `BusError.Kind.configuration` for a partition the topic does not
+    /// have, `unknownTopic` when it does not exist.
+    func read(topic: String, partitions: [Int]?, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription
 
     /// The number of partitions of `topic`.
     func partitionCount(topic: String) async throws -> Int
@@ -69,9 +71,14 @@ extension Bus {
         try await subscribe(group: group, topics: topics, pace: .requestPath)
     }
 
-    /// ``read(topic:from:pace:)`` on the request path.
+    /// Every partition of `topic` (``read(topic:partitions:from:pace:)``).
+    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
+        try await read(topic: topic, partitions: nil, from: start, pace: pace)
+    }
+
+    /// Every partition of `topic` on the request path (``read(topic:partitions:from:pace:)``).
     public func read(topic: String, from start: StartPosition) async throws -> BusSubscription {
-        try await read(topic: topic, from: start, pace: .requestPath)
+        try await read(topic: topic, partitions: nil, from: start, pace: .requestPath)
     }
 }
 

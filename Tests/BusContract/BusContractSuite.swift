@@ -206,6 +206,50 @@ public struct BusContractSuite: Sendable {
         }
     }
 
+    /// A reader of chosen partitions sees exactly the messages of those partitions (from the
+    /// beginning and new ones after), reports only them as its assignment, and a partition the
+    /// topic does not have is refused with `configuration`.
+    public func readChosenPartitions() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let chosen = [1, partitions - 1]
+            let keys = (0..<40).map { "k\($0)" }
+            let expected = Set(keys.filter { chosen.contains(partition(forKey: Array($0.utf8), partitions: partitions)) })
+            for key in keys.prefix(30) { try await bus.publish(OutgoingMessage(topic: topic, key: key, value: Array(key.utf8))) }
+            let reader = try await bus.read(topic: topic, partitions: chosen, from: .beginning, pace: .requestPath)
+            let assigned = await reader.assignment()
+            let seen = Tally()
+            async let r: Void = drain(reader, into: seen, member: "r", commit: false)
+            for key in keys.suffix(10) { try await bus.publish(OutgoingMessage(topic: topic, key: key, value: Array(key.utf8))) }
+            let ok = await seen.wait(until: { $0.count >= expected.count }, timeout: .seconds(20))
+            // A message of another partition published last: if the reader took it, it shows now.
+            guard let other = keys.first(where: { !expected.contains($0) }), let marker = expected.first else {
+                throw ContractFailure("the keys do not cover both chosen and other partitions")
+            }
+            try await bus.publish(OutgoingMessage(topic: topic, key: other, value: Array("late".utf8)))
+            try await bus.publish(OutgoingMessage(topic: topic, key: marker, value: Array("marker".utf8)))
+            _ = await seen.wait(
+                until: { deliveries in deliveries.contains { String(decoding: $0.value, as: UTF8.self) == "marker" } },
+                timeout: .seconds(20))
+            await reader.close()
+            _ = try await r
+            let snapshot = await seen.snapshot()
+            try expect(ok, "reader saw \(snapshot.count) of \(expected.count)")
+            try expect(Set(snapshot.map(\.partition)).isSubset(of: Set(chosen)), "reader saw partitions \(Set(snapshot.map(\.partition)))")
+            let values = snapshot.map { String(decoding: $0.value, as: UTF8.self) }
+            try expect(Set(values.filter { $0 != "marker" }) == expected, "reader saw \(values.sorted()), expected \(expected.sorted())")
+            try expect(
+                assigned == Set(chosen.map { BusPartition(topic: topic, partition: $0) }),
+                "assignment \(assigned.sorted()) is not the chosen partitions")
+            do {
+                _ = try await bus.read(topic: topic, partitions: [partitions], from: .end, pace: .requestPath)
+                try expect(false, "reading partition \(partitions) of a \(partitions)-partition topic was accepted")
+            } catch let error as BusError {
+                try expect(error.kind == .configuration, "a missing partition threw \(error), not configuration")
+            }
+        }
+    }
+
     /// `commit(_:publishing:)` publishes its outputs and commits its input: a reader sees every
     /// output exactly once, and a new member of the group resumes after the committed inputs
     /// (it gets exactly the inputs left uncommitted).
@@ -342,6 +386,7 @@ public struct BusContractSuite: Sendable {
         try await headersAndBinaryRoundTrip()
         try await largeValues()
         try await readAllPartitions()
+        try await readChosenPartitions()
         try await commitWithOutputs()
         try await assignmentFollowsMembers()
         try await lagCountsUncommitted()

@@ -43,8 +43,8 @@ public final class CommitRecordingBus: Bus {
             control: RecordingControl(inner: subscription, bus: self, group: group))
     }
 
-    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
-        try await inner.read(topic: topic, from: start, pace: pace)
+    public func read(topic: String, partitions: [Int]?, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
+        try await inner.read(topic: topic, partitions: partitions, from: start, pace: pace)
     }
 
     public func partitionCount(topic: String) async throws -> Int { try await inner.partitionCount(topic: topic) }

@@ -57,6 +57,7 @@ extension KafkaBrokerTests {
         @Test func headersAndBinaryRoundTrip() async throws { try await suite.headersAndBinaryRoundTrip() }
         @Test func largeValues() async throws { try await suite.largeValues() }
         @Test func readAllPartitions() async throws { try await suite.readAllPartitions() }
+        @Test func readChosenPartitions() async throws { try await suite.readChosenPartitions() }
         @Test func commitWithOutputs() async throws { try await suite.commitWithOutputs() }
         @Test func assignmentFollowsMembers() async throws { try await suite.assignmentFollowsMembers() }
         @Test func lagCountsUncommitted() async throws { try await suite.lagCountsUncommitted() }

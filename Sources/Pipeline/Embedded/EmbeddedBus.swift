@@ -229,12 +229,19 @@ public actor EmbeddedBus: Bus {
         return BusSubscription(stream: stream, control: control)
     }
 
-    public func read(topic: String, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
+    public func read(topic: String, partitions: [Int]?, from start: StartPosition, pace: ReadPace) async throws -> BusSubscription {
         try checkOpen()
         startMaintenanceIfNeeded()
         let logs = try topicLogs(topic)
+        if let bad = partitions?.first(where: { !logs.indices.contains($0) }) {
+            throw BusError(.configuration, "read of \(topic): no partition \(bad) (the topic has \(logs.count))")
+        }
         let id = takeID()
-        let positions = logs.map { start == .beginning ? 0 : $0.nextOffset }
+        // A partition not read stays at Int64.max: never behind its log, so never read.
+        let positions = logs.indices.map { p -> Int64 in
+            guard partitions?.contains(p) ?? true else { return .max }
+            return start == .beginning ? 0 : logs[p].nextOffset
+        }
         readers[id] = Reader(topic: topic, positions: positions)
         let stream = AsyncThrowingStream<BusMessage, any Error>(unfolding: { [self] in
             try await self.nextMessage(reader: id)
@@ -735,7 +742,7 @@ public actor EmbeddedBus: Bus {
 
     fileprivate func assignment(reader id: UInt64) -> Set<BusPartition> {
         guard let reader = readers[id] else { return [] }
-        return Set(reader.positions.indices.map { BusPartition(topic: reader.topic, partition: $0) })
+        return Set(reader.positions.indices.filter { reader.positions[$0] != .max }.map { BusPartition(topic: reader.topic, partition: $0) })
     }
 
     fileprivate func leave(group: String, member id: UInt64) {
