@@ -8,7 +8,8 @@
 //          `valgrind --tool=callgrind --toggle-collect='$s9Detection0A6EngineC4scan_7context*'`).
 //          --cpu (thread CPU time instead of wall time, for a machine shared with builds),
 //          --dump DIR (write every finding of the realistic buffer, one line each, to DIR/<label>.txt,
-//          so two builds can be diffed: a speed-up must not change a single finding).
+//          so two builds can be diffed: a speed-up must not change a single finding),
+//          --write-realistic FILE (write the realistic buffer itself, e.g. to count its escapes and runs).
 // Prints one labelled line per figure, e.g. `detection/hyperscan clean-json: 812.3 MB/s` (MB = 2^20 bytes).
 // `realistic` is a seeded mix of agent and CI payloads (OpenAI/Anthropic/MCP tool calls with JSON
 // escaped inside JSON strings, CI job definitions in YAML and JSON, env dumps, HTTP access and debug
@@ -240,6 +241,7 @@ let clean = buffer(mib: mib, secretRate: 0, &rng)
 var realisticRng = Rng(s: 0xA6E47) // its own seed: clean and dirty stay the buffers they always were
 let realistic = wants("realistic") ? realisticBuffer(mib: mib, &realisticRng) : (all: [], bodies: [], secrets: 0)
 let dumpDir = opt("--dump").last
+if let f = opt("--write-realistic").last { _ = FileManager.default.createFile(atPath: f, contents: Data(realistic.all)) }
 let dirty = wants("dirty") ? buffer(mib: mib, secretRate: 50, &rng) : (all: [], bodies: []) // 2% of bodies carry a secret
 // 1 KiB requests for the hot-path figure.
 var kib: [[UInt8]] = []

@@ -193,7 +193,7 @@ static inline __attribute__((always_inline)) uint64_t above(size_t done, size_t 
     return ~(uint64_t)0 << (done - o);
 }
 
-static int grow(chs_event_buf *b) {
+int chs_event_buf_grow(chs_event_buf *b) {
     size_t nc = b->cap ? b->cap * 2 : 256;
     chs_event *ne;
     if (b->owned) {
@@ -208,14 +208,15 @@ static int grow(chs_event_buf *b) {
 }
 
 #define PUSHK(k, e) do { \
-    if (buf->count == buf->cap && !grow(buf)) return -12; \
-    buf->ev[buf->count].kind = (k); buf->ev[buf->count].pos = (uint64_t)(e); buf->count++; \
+    if (buf->count == buf->cap && !chs_event_buf_grow(buf)) return -12; \
+    buf->ev[buf->count].kind = (k); buf->ev[buf->count].aux = 0; buf->ev[buf->count].pos = (uint64_t)(e); buf->count++; \
 } while (0)
 #define PUSH(k, e) PUSHK(kind_base + (k), e)
 
 void chs_event_buf_free(chs_event_buf *b) {
     if (b && b->owned) free(b->ev);
-    if (b) { b->ev = NULL; b->cap = b->count = 0; b->owned = 0; }
+    if (b) free(b->str);
+    if (b) { b->ev = NULL; b->cap = b->count = 0; b->owned = 0; b->str = NULL; b->str_count = b->str_cap = 0; }
 }
 
 #define SFX(x) x##_sse2
@@ -244,19 +245,41 @@ static int use_avx2(void) {
 #endif
 
 int chs_structural(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii, chs_event_buf *buf) {
-    return chs_structural_ex(p, n, kind_base, min_b64, pii, NULL, NULL, 0, buf);
+    return chs_structural_ex(p, n, kind_base, min_b64, pii, NULL, NULL, 0, 0, buf);
 }
+
+/* The structural pass over the blocks in [from, to) (from a multiple of 64), then the JSON
+   strings whose first backslash lies there. Calls over consecutive ranges with one `st` append
+   the events of one call over [0, n) (in another order; callers sort). */
+static int structural_range(const uint8_t *p, size_t n, size_t from, size_t to, uint32_t kind_base, size_t min_b64, int pii,
+                            const uint8_t *single_bytes, const uint32_t *single_kinds, size_t n_single,
+                            size_t json_max_len, chs_structural_state *st, chs_event_buf *buf);
 
 int chs_structural_ex(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii,
                       const uint8_t *single_bytes, const uint32_t *single_kinds, size_t n_single,
-                      chs_event_buf *buf) {
-    if (!p || n == 0) return 0;
+                      size_t json_max_len, chs_event_buf *buf) {
+    chs_structural_state st;
+    memset(&st, 0, sizeof st);
+    return structural_range(p, n, 0, n, kind_base, min_b64, pii, single_bytes, single_kinds, n_single, json_max_len, &st, buf);
+}
+
+static int structural_range(const uint8_t *p, size_t n, size_t from, size_t to, uint32_t kind_base, size_t min_b64, int pii,
+                            const uint8_t *single_bytes, const uint32_t *single_kinds, size_t n_single,
+                            size_t json_max_len, chs_structural_state *st, chs_event_buf *buf) {
+    if (!p || n == 0 || !st) return 0;
+    if (from % 64 != 0) return -22;
+    if (to > n) to = n;
+    if (from >= to) return 0;
     if (!single_bytes || !single_kinds) n_single = 0;
     for (size_t j = 0; j < n_single; j++) if (single_bytes[j] == 0) return -22;
+    int backslashes = json_max_len == 0, rc;
 #if CHS_HAVE_AVX2
-    if (use_avx2()) return structural_avx2(p, n, kind_base, min_b64, pii, single_bytes, single_kinds, n_single, buf);
+    if (use_avx2()) rc = structural_avx2(p, n, from, to, kind_base, min_b64, pii, backslashes, single_bytes, single_kinds, n_single, st, buf);
+    else
 #endif
-    return structural_sse2(p, n, kind_base, min_b64, pii, single_bytes, single_kinds, n_single, buf);
+    rc = structural_sse2(p, n, from, to, kind_base, min_b64, pii, backslashes, single_bytes, single_kinds, n_single, st, buf);
+    if (rc != 0 || backslashes) return rc;
+    return chs_json_strings_range(p, n, to, kind_base + K_BACK, json_max_len, st, buf);
 }
 
 size_t chs_b64_run_start(const uint8_t *p, size_t end) {
@@ -269,4 +292,83 @@ size_t chs_b64_run_start(const uint8_t *p, size_t end) {
     }
     while (end > 0 && is_b64(p[end - 1])) end--;
     return end;
+}
+
+/* Base64 symbol value + 1 (both alphabets: `-` = `+`, `_` = `/`); 0 outside them. */
+static const uint8_t b64_value1[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8, ['I'] = 9,
+    ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27,
+    ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45,
+    ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63,
+    ['/'] = 64, ['-'] = 63, ['_'] = 64,
+};
+
+int chs_b64_probe(const uint8_t *p, size_t n) {
+    if (!p) n = 0;
+    if (n > 64) n = 64;
+    uint8_t out[48];
+    uint32_t acc = 0;
+    int bits = 0, saw_std = 0, saw_url = 0, saw_pad = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        if (c == '=') { saw_pad = 1; continue; }
+        int v = (int)b64_value1[c] - 1;
+        if (saw_pad || v < 0) return -1;
+        if (c == '+' || c == '/') saw_std = 1; else if (c == '-' || c == '_') saw_url = 1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) { bits -= 8; out[k++] = (uint8_t)(acc >> bits); }
+    }
+    if ((saw_std && saw_url) || bits >= 6) return -1;
+    int gzip = k >= 2 && out[0] == 0x1f && out[1] == 0x8b;
+    size_t good = 0;
+    for (size_t i = 0; i < k; i++) {
+        uint8_t b = out[i];
+        if (b == 0) return gzip; /* a NUL: not text */
+        if ((b >= 32 && b < 127) || b == 9 || b == 10 || b == 13 || b >= 0xC2) good++;
+    }
+    int text = k > 0 && good * 10 >= k * 9;
+    return gzip | (text << 1);
+}
+
+/* 1 for `+` and `/` (standard alphabet), 2 for `-` and `_` (URL alphabet), else 0. */
+static const uint8_t b64_alphabet[256] = { ['+'] = 1, ['/'] = 1, ['-'] = 2, ['_'] = 2 };
+
+int chs_b64_probe_worth(const uint8_t *p, size_t n) {
+    if (!p) n = 0;
+    if (n > 64) n = 64;
+    /* When the input is valid, its symbols are the bytes before the trailing `=`s. */
+    size_t m = n;
+    while (m > 0 && p[m - 1] == '=') m--;
+    size_t k_total = m * 6 / 8;
+    uint32_t acc = 0;
+    int bits = 0, alphabets = 0, nul = 0;
+    int gz = -1; /* gzip magic: -1 not known yet, 0 no, 1 yes */
+    size_t k = 0, bad = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint8_t c = p[i];
+        uint8_t v1 = b64_value1[c];
+        if (v1 == 0) return 0; /* an invalid byte, or `=` before a symbol */
+        alphabets |= b64_alphabet[c];
+        acc = (acc << 6) | (uint32_t)(v1 - 1);
+        bits += 6;
+        if (bits < 8) continue;
+        bits -= 8;
+        uint8_t b = (uint8_t)(acc >> bits);
+        k++;
+        if (k == 1 && b != 0x1f) gz = 0;
+        else if (k == 2 && gz < 0) gz = b == 0x8b;
+        if (b == 0) nul = 1;
+        else if (!((b >= 32 && b < 127) || b == 9 || b == 10 || b == 13 || b >= 0xC2)) bad++;
+        /* Not text whatever follows (bad only grows; k_total is the final count when valid)
+           and no gzip magic: chs_b64_probe gives -1 or neither flag. */
+        if (gz == 0 && (nul || bad * 10 > k_total)) return 0;
+    }
+    if (alphabets == 3 || bits >= 6) return 0;
+    if (gz == 1) return 1;
+    return !nul && k > 0 && bad * 10 <= k ? 2 : 0;
 }

@@ -48,15 +48,20 @@ static inline SATTR size_t SFX(run_end)(const uint8_t *p, size_t n, size_t pos, 
     return n;
 }
 
-static SATTR int SFX(structural)(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii,
-                                 const uint8_t *single_bytes, const uint32_t *single_kinds, size_t n_single,
-                                 chs_event_buf *buf) {
+/// The blocks at from, from + 64, ... below `to` (from a multiple of 64); `st` carries the run
+/// ends (`done`, `done_num`) from the blocks before `from`.
+static SATTR int SFX(structural)(const uint8_t *p, size_t n, size_t from, size_t to, uint32_t kind_base, size_t min_b64, int pii,
+                                 int backslashes, const uint8_t *single_bytes, const uint32_t *single_kinds, size_t n_single,
+                                 chs_structural_state *st, chs_event_buf *buf) {
     size_t w = min_b64 < 1 ? 1 : min_b64;
     unsigned wf = w > 64 ? 64 : (unsigned)w;
-    size_t done = 0, done_num = 0;
+    size_t done = st->done, done_num = st->done_num;
     uint8_t s0 = n_single ? single_bytes[0] : 0;
-    masks_t cur = SFX(masks_at)(p, n, 0, s0, pii);
-    for (size_t o = 0; o < n; o += 64) {
+    masks_t cur = SFX(masks_at)(p, n, from, s0, pii);
+    if (to > n) to = n;
+    uint64_t any_backslash = 0;
+    for (size_t o = from; o < to; o += 64) {
+        any_backslash |= cur.b;
         masks_t nxt = SFX(masks_at)(p, n, o + 64, s0, pii);
         // base64 runs of at least w bytes: candidates are run starts (runs are disjoint).
         uint64_t x = (wf == 16 ? runs_of(cur.a, nxt.a, 16) : runs_of(cur.a, nxt.a, wf)) & above(done, o); // 16: default, constant shifts
@@ -74,7 +79,7 @@ static SATTR int SFX(structural)(const uint8_t *p, size_t n, uint32_t kind_base,
             done = e;
             x &= above(done, o);
         }
-        for (uint64_t b = cur.b; b; b &= b - 1) PUSH(K_BACK, o + (size_t)__builtin_ctzll(b) + 1);
+        if (backslashes) for (uint64_t b = cur.b; b; b &= b - 1) PUSH(K_BACK, o + (size_t)__builtin_ctzll(b) + 1);
         for (uint64_t q = cur.p; q; q &= q - 1) {
             size_t i = o + (size_t)__builtin_ctzll(q);
             if (i + 2 < n && is_hex(p[i + 1]) && is_hex(p[i + 2])) PUSH(K_PCT, i + 3);
@@ -126,5 +131,9 @@ static SATTR int SFX(structural)(const uint8_t *p, size_t n, uint32_t kind_base,
         }
         cur = nxt;
     }
+    st->done = done;
+    st->done_num = done_num;
+    // No backslash in [from, to): the JSON-string pass has nothing to look for there.
+    if (!any_backslash && st->json_next < to) st->json_next = to;
     return 0;
 }

@@ -88,13 +88,16 @@ extension DetectionEngine {
     /// Scans one buffer (the input or a decoded region) and returns unresolved candidates.
     func scanLevel(_ buf: [UInt8], depth: Int, state: inout ScanState) -> [Candidate] {
         var events: [Event] = []
+        /// JSON strings holding a backslash, referred to by backslash events (`Event.aux`).
+        var strings: [JSONString] = []
         let pii = state.ctx.pii
         buf.withUnsafeBufferPointer { p in
-            if let hs = hyperscan, hs.events(p, pii: pii, into: &events) {
+            if let hs = hyperscan, hs.events(p, pii: pii, into: &events, strings: &strings) {
                 // Hyperscan reports in end-offset order already.
             } else {
                 events.removeAll(keepingCapacity: true)
-                fallback.events(p, pii: pii, into: &events)
+                strings.removeAll(keepingCapacity: true)
+                fallback.events(p, pii: pii, into: &events, strings: &strings)
             }
         }
         var out: [Candidate] = []
@@ -113,6 +116,8 @@ extension DetectionEngine {
         var otherEvents: [Int]? = nil
         let explain = state.explain
         let paths = state.paths
+        // Statics read once per level, not once per byte (each read of a `static let` is a `swift_once` check).
+        let urlSet = PercentDecoder.regionSet, b64Set = ByteSet.base64any
         buf.withUnsafeBufferPointer { p in
             /// `event`: the kind of the event that anchored the match (a keyword index below `K`;
             /// `noKeyword` for structural triggers), for `Evidence` only.
@@ -220,13 +225,23 @@ extension DetectionEngine {
                     // Every backslash of one JSON string has the same region: the string is
                     // delimited once, not once per escape (a tool-call argument holds hundreds).
                     if jsonString.contains(anchor) { continue }
-                    let (r, exact) = JSONEscapeDecoder.delimit(p, around: anchor)
-                    if exact { jsonString = r }
+                    // The structural pass delimited the string and read its escapes already
+                    // (`aux`); strings too long for an exact region are delimited here.
+                    let known = ev.aux == 0 ? nil : strings[Int(ev.aux) - 1]
+                    let r: Range<Int>
+                    if let known {
+                        r = known.range
+                        jsonString = r
+                    } else {
+                        let (dr, exact) = JSONEscapeDecoder.delimit(p, around: anchor)
+                        if exact { jsonString = dr }
+                        r = dr
+                    }
                     guard regions.insert(0, r.lowerBound, r.upperBound) else { continue }
-                    guard JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { continue }
+                    guard known?.worthDecoding ?? JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { continue }
                     // Skipped when the decoded string cannot hold an event (see `escapesInert`):
                     // the nested scan would find nothing, and the budget is charged as before.
-                    if escapesInert && JSONEscapeDecoder.onlyInertEscapes(p, r) {
+                    if escapesInert && (known?.onlyInertEscapes ?? JSONEscapeDecoder.onlyInertEscapes(p, r)) {
                         let others = otherEvents ?? Self.positionsOfNonBackslashEvents(events, K)
                         otherEvents = others
                         if !Self.anyPosition(others, in: r) { continue }
@@ -238,8 +253,8 @@ extension DetectionEngine {
                     // of one form body has the same one, so it is walked once, not once per escape.
                     if percentRun.contains(anchor) { continue }
                     var s = anchor, e = anchor
-                    while s > 0 && PercentDecoder.regionSet.contains(p[s - 1]) { s -= 1 }
-                    while e < p.count && PercentDecoder.regionSet.contains(p[e]) { e += 1 }
+                    while s > 0 && urlSet.contains(p[s - 1]) { s -= 1 }
+                    while e < p.count && urlSet.contains(p[e]) { e += 1 }
                     percentRun = s..<e
                     guard regions.insert(1, s, e), charge(e - s, &state) else { continue }
                     let plus: Bool
@@ -249,7 +264,7 @@ extension DetectionEngine {
                     // The run start, 64 bytes per step in C (the same class as `ByteSet.base64any`).
                     let s = StructuralScanner.base64RunStart(p, anchor)
                     var e = anchor
-                    while e < p.count && ByteSet.base64any.contains(p[e]) { e += 1 }
+                    while e < p.count && b64Set.contains(p[e]) { e += 1 }
                     let coreEnd = e
                     var pad = 0
                     while e < p.count && pad < 2 && p[e] == UInt8(ascii: "=") { e += 1; pad += 1 }
@@ -292,10 +307,11 @@ extension DetectionEngine {
     /// True when every byte of `p[s..<e]` is a hex digit or `-`.
     @inline(__always)
     static func hexOnly(_ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
+        let hex = ByteSet.hex
         var i = s
         while i < e {
             let c = p[i]
-            if !(ByteSet.hex.contains(c) || c == 45) { return false }
+            if !(hex.contains(c) || c == 45) { return false }
             i &+= 1
         }
         return true
@@ -322,9 +338,8 @@ extension DetectionEngine {
     func base64Region(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, depth: Int, state: inout ScanState) -> [Candidate] {
         let slice = UnsafeBufferPointer(rebasing: p[r])
         // Cheap probe first: the first 48 decoded bytes must be text or a gzip header.
-        guard let probe = Base64.probe(slice) else { return [] }
-        let gz = probe.gzip
-        guard gz || probe.text else { return [] }
+        guard let probe = Base64.probeWorth(slice) else { return [] }
+        let gz = probe == .gzip
         guard charge(slice.count, &state), let full = Base64.decode(slice) else { return [] }
         var bytes = full
         var via = ["base64"]

@@ -292,6 +292,41 @@ import Testing
                 let probe = Base64.probe(p)
                 #expect(probe?.gzip == head.map { $0.count >= 2 && $0[0] == 0x1f && $0[1] == 0x8b })
                 #expect(probe?.text == head.map { Base64.looksLikeText($0) })
+                #expect(Base64.probeWorth(p) == Self.worth(probe))
+            }
+        }
+    }
+    /// `probe` runs in C (`chs_b64_probe`): compared with its Swift definition on base64 of
+    /// text-like and binary bytes (gzip magic, NUL, UTF-8 lead bytes), both alphabets, padded or
+    /// not, with a symbol sometimes replaced by `=`, `+`, `_` or an invalid byte.
+    /// What `base64Region` decides from a probe: gzip first, then text, else skip.
+    static func worth(_ probe: (gzip: Bool, text: Bool)?) -> Base64.ProbeKind? {
+        guard let probe else { return nil }
+        return probe.gzip ? .gzip : probe.text ? .text : nil
+    }
+
+    @Test func probeMatchesReferenceOnEncodedBytes() {
+        var r = Rng(s: 0x9B0E)
+        let alphabet: [UInt8] = Array("abc XYZ 019{}\"".utf8) + [9, 10, 13, 0, 1, 0x1f, 0x8b, 0x7f, 0xC1, 0xC2, 0x80, 0xFF]
+        for _ in 0..<4000 {
+            let raw = Self.random(&r, alphabet, r.int(70))
+            var enc = Base64.encode(raw, urlSafe: r.int(2) == 0, pad: r.int(2) == 0)
+            if r.int(4) == 0, !enc.isEmpty { enc[r.int(enc.count)] = [61, 43, 95, 33][r.int(4)] }
+            enc.withUnsafeBufferPointer { p in
+                let got = Base64.probe(p), want = Base64.probeReference(p)
+                #expect(got?.gzip == want?.gzip && got?.text == want?.text, "\(String(decoding: enc, as: UTF8.self))")
+                #expect(Base64.probeWorth(p) == Self.worth(want), "\(String(decoding: enc, as: UTF8.self))")
+            }
+        }
+        // Edge rows: empty, gzip magic, a NUL, exactly 90 % printable, more than 64 symbols.
+        let rows: [[UInt8]] = [[], [0x1f, 0x8b, 8, 0], [65, 0, 66], Array(repeating: 65, count: 9) + [1],
+                               Array(repeating: 65, count: 8) + [1, 2], Array(repeating: 66, count: 60)]
+        for raw in rows {
+            let enc = Base64.encode(raw)
+            enc.withUnsafeBufferPointer { p in
+                let got = Base64.probe(p), want = Base64.probeReference(p)
+                #expect(got?.gzip == want?.gzip && got?.text == want?.text, "\(raw)")
+                #expect(Base64.probeWorth(p) == Self.worth(want), "\(raw)")
             }
         }
     }

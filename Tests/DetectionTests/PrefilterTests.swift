@@ -76,10 +76,14 @@ import Testing
             }
             for minB64 in [16, 20, 8, 1] {
                 var got: [Event] = []
-                b.withUnsafeBufferPointer { StructuralScanner.events($0, keywordCount: 7, minBase64: minB64, into: &got) }
-                let want = Self.reference(b, K: 7, minBase64: minB64)
-                #expect(got.sorted() == want, "round \(round) minBase64 \(minB64): \(String(decoding: b, as: UTF8.self))")
-                if got.sorted() != want { return }
+                var strings: [JSONString] = []
+                _ = b.withUnsafeBufferPointer { StructuralScanner.events($0, keywordCount: 7, minBase64: minB64, into: &got, strings: &strings) }
+                // Backslash events are checked by `jsonStringsMatchDelimit`; here the others.
+                let backslash = 7 + Trigger.backslash.rawValue
+                let want = Self.reference(b, K: 7, minBase64: minB64).filter { $0.kind != backslash }
+                let others = got.filter { $0.kind != backslash }.sorted()
+                #expect(others == want, "round \(round) minBase64 \(minB64): \(String(decoding: b, as: UTF8.self))")
+                if others != want { return }
             }
         }
     }
@@ -106,6 +110,165 @@ import Testing
             }
             #expect(got.sorted() == want.sorted(), "round \(round)")
             if got.sorted() != want.sorted() { return }
+        }
+    }
+    // MARK: JSON strings (chs_json_strings)
+
+    /// The backslash events and strings the structural pass must report for `b`, from the
+    /// definitions: `JSONEscapeDecoder.delimit`, `worthDecoding` and `onlyInertEscapes` (byte by
+    /// byte). A string shorter than `maxLen` gets one event at its first backslash; in a longer
+    /// one every backslash gets its own event without a string.
+    static func referenceStrings(_ b: [UInt8], maxLen: Int) -> [(pos: Int, string: JSONString?)] {
+        b.withUnsafeBufferPointer { p in
+            var out: [(pos: Int, string: JSONString?)] = []
+            var covered = 0..<0
+            for a in b.indices where b[a] == 92 {
+                if covered.contains(a) { continue }
+                // The true string: from the last delimiter before `a` to the first after it.
+                let (r, _) = JSONEscapeDecoder.delimit(p, around: a, maxLen: Int.max / 4)
+                if r.count < maxLen {
+                    let (dr, exact) = JSONEscapeDecoder.delimit(p, around: a, maxLen: maxLen)
+                    #expect(exact && dr == r, "a string shorter than maxLen is delimited exactly")
+                    out.append((a + 1, JSONString(range: r, worthDecoding: JSONEscapeDecoder.worthDecoding(p, r),
+                                                  onlyInertEscapes: JSONEscapeDecoder.onlyInertEscapes(p, r))))
+                    covered = r
+                } else {
+                    out.append((a + 1, nil))
+                }
+            }
+            return out
+        }
+    }
+
+    static func structuralStrings(_ b: [UInt8], maxLen: Int) -> [(pos: Int, string: JSONString?)] {
+        var ev: [Event] = []
+        var strings: [JSONString] = []
+        _ = b.withUnsafeBufferPointer {
+            StructuralScanner.events($0, keywordCount: 7, minBase64: 16, maxStringLength: maxLen, into: &ev, strings: &strings)
+        }
+        return ev.filter { $0.kind == 7 + Trigger.backslash.rawValue }.sorted()
+            .map { ($0.pos, $0.aux == 0 ? nil : strings[Int($0.aux) - 1]) }
+    }
+
+    static func same(_ x: [(pos: Int, string: JSONString?)], _ y: [(pos: Int, string: JSONString?)]) -> Bool {
+        x.count == y.count && zip(x, y).allSatisfy { a, b in
+            a.pos == b.pos && a.string?.range == b.string?.range && a.string?.worthDecoding == b.string?.worthDecoding
+                && a.string?.onlyInertEscapes == b.string?.onlyInertEscapes
+        }
+    }
+
+    struct StringRow: Sendable, CustomTestStringConvertible {
+        var raw: String
+        /// Per string holding a backslash: start, end, worth decoding, only inert escapes.
+        var strings: [(Int, Int, Bool, Bool)]
+        var testDescription: String { raw }
+    }
+
+    static let stringRows: [StringRow] = [
+        StringRow(raw: #""a\"b""#, strings: [(1, 5, true, true)]),             // escaped quote inside
+        StringRow(raw: #""a\\"b""#, strings: [(1, 4, true, false)]),            // `\\` then a real quote
+        StringRow(raw: #""a\\\"b""#, strings: [(1, 7, true, false)]),          // three backslashes: the quote is escaped
+        StringRow(raw: #""ab\"#, strings: [(1, 4, false, false)]),               // backslash at the buffer end
+        StringRow(raw: #"\"#, strings: [(0, 1, false, false)]),                  // a lone backslash
+        StringRow(raw: #""\u0041KIA""#, strings: [(1, 10, true, false)]),        // unicode escape
+        StringRow(raw: #""\uD83D\uDE00""#, strings: [(1, 13, true, false)]),    // surrogate pair
+        StringRow(raw: #""\x41""#, strings: [(1, 5, true, false)]),              // invalid escape
+        StringRow(raw: #""a\nb\tc\r""#, strings: [(1, 10, false, true)]),      // only \n \t \r
+        StringRow(raw: #""\b\f\"""#, strings: [(1, 7, true, true)]),           // \b \f \" are inert, worth decoding
+        StringRow(raw: #""\/\/x""#, strings: [(1, 6, true, false)]),            // \/ is neither
+        StringRow(raw: "\"a\\\nb\\nc\"", strings: [(1, 3, false, false), (4, 8, false, true)]), // backslash before LF
+        StringRow(raw: "x\\\r\\ty", strings: [(0, 2, false, false), (3, 6, false, true)]),       // backslash before CR
+        StringRow(raw: #""\n""\t""#, strings: [(1, 3, false, true), (5, 7, false, true)]),          // back to back
+        StringRow(raw: #"\"abc"#, strings: [(0, 5, true, true)]),                // escaped quote at the start
+        StringRow(raw: #"{"k":"v","s":"a\"b","t":"c"}"#, strings: [(14, 18, true, true)]),
+        StringRow(raw: #""""\""#, strings: [(3, 5, true, true)]),              // an escaped quote at the buffer end
+    ]
+
+    @Test(arguments: stringRows) func jsonStringEdgeCases(_ row: StringRow) {
+        let b = Array(row.raw.utf8)
+        let got = Self.structuralStrings(b, maxLen: 1 << 20)
+        let want = row.strings.map { s, e, w, i in
+            (pos: b[s..<e].firstIndex(of: 92)! + 1, string: Optional(JSONString(range: s..<e, worthDecoding: w, onlyInertEscapes: i)))
+        }
+        #expect(Self.same(got, want), "\(got)")
+        #expect(Self.same(Self.referenceStrings(b, maxLen: 1 << 20), want), "the definitions agree with the row")
+    }
+
+    /// Strings straddling 64-byte blocks, backslash runs across a block edge, long strings.
+    @Test func jsonStringsAcrossBlocks() {
+        for run in 1...6 {
+            for at in [0, 1, 55, 60, 62, 63, 64, 65, 127, 128, 190] {
+                var b = [UInt8](repeating: UInt8(ascii: "a"), count: 260)
+                b[0] = 34
+                for k in 0..<run { b[1 + at + k] = 92 }
+                b[1 + at + run] = 34 // escaped when `run` is odd
+                b[259] = 34
+                for maxLen in [1 << 20, 64, 200] {
+                    let got = Self.structuralStrings(b, maxLen: maxLen), want = Self.referenceStrings(b, maxLen: maxLen)
+                    #expect(Self.same(got, want), "run \(run) at \(at) maxLen \(maxLen): \(got) vs \(want)")
+                }
+            }
+        }
+    }
+
+    @Test func jsonStringsMatchDelimit() {
+        var r = Rng(s: 0x75_0E)
+        let pieces: [[UInt8]] = [[92], [92, 92], [34], Array("nrtbfu/x\"".utf8), Array("0123456789abcdefABCDEF".utf8),
+                                 [10], [13], Array("hello world:{},".utf8), [0, 0xC3, 0xA9]]
+        for round in 0..<4000 {
+            var b: [UInt8] = []
+            let length = round < 300 ? round : 1 + r.int(round % 7 == 0 ? 2000 : 400)
+            while b.count < length {
+                let piece = pieces[r.int(pieces.count)]
+                for _ in 0..<(1 + r.int(r.int(5) == 0 ? 70 : 4)) { b.append(piece[r.int(piece.count)]) }
+            }
+            b = Array(b.prefix(length))
+            for maxLen in [1 << 20, 8, 100] {
+                let got = Self.structuralStrings(b, maxLen: maxLen), want = Self.referenceStrings(b, maxLen: maxLen)
+                #expect(Self.same(got, want), "round \(round) maxLen \(maxLen): \(Array(b))")
+                if !Self.same(got, want) { return }
+            }
+        }
+    }
+    // MARK: both first passes
+
+    /// The Hyperscan path (keywords in libhs, one-byte keywords and JSON strings in the
+    /// structural pass) and the fallback give the same events on buffers of many 64-byte blocks,
+    /// with keywords, strings, base64 runs and numbers planted throughout.
+    @Test func hyperscanPassMatchesFallback() throws {
+        let hs = try DetectionEngine(fingerprintKey: [1], options: EngineOptions(useHyperscan: true))
+        guard let prefilter = hs.hyperscan else { return } // libhs missing: nothing to compare
+        var r = Rng(s: 0xC4_0C)
+        let chunk = 4096
+        let kws = hs.keywords
+        for round in 0..<6 {
+            var b = Self.randomBuffer(&r, length: 8 * chunk + r.int(chunk))
+            for edge in stride(from: chunk, to: b.count, by: chunk) {
+                for _ in 0..<4 {
+                    let kw = kws[r.int(kws.count)]
+                    let at = max(0, edge - r.int(kw.count + 1))
+                    if at + kw.count <= b.count { b.replaceSubrange(at..<(at + kw.count), with: kw) }
+                }
+                let filler: [UInt8] = round % 2 == 0 ? Array("\"a\\\"b\\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldY 1234567".utf8) : Array("%41%42 4111 1111 1111 1111".utf8)
+                let at = max(0, edge - r.int(filler.count))
+                if at + filler.count <= b.count { b.replaceSubrange(at..<(at + filler.count), with: filler) }
+            }
+            for pii in [true, false] {
+                var got: [Event] = [], want: [Event] = []
+                var gs: [JSONString] = [], ws: [JSONString] = []
+                let ok = b.withUnsafeBufferPointer { prefilter.events($0, pii: pii, into: &got, strings: &gs) }
+                b.withUnsafeBufferPointer { hs.fallback.events($0, pii: pii, into: &want, strings: &ws) }
+                #expect(ok)
+                // Credential-only Hyperscan scans may leave out keywords only PII rules use.
+                let credential = Set(kws.indices.filter { k in hs.keywordRules[k].contains { hs.rules[Int($0)].ruleClass == .credential } })
+                if !pii { want = want.filter { $0.kind >= UInt32(kws.count) || credential.contains(Int($0.kind)) } }
+                func key(_ e: Event, _ s: [JSONString]) -> [Int] {
+                    let js = e.aux == 0 ? nil : s[Int(e.aux) - 1]
+                    return [Int(e.kind), e.pos, js?.range.lowerBound ?? -1, js?.range.upperBound ?? -1]
+                }
+                let g = got.sorted().map { key($0, gs) }, w = want.sorted().map { key($0, ws) }
+                #expect(g == w, "round \(round) pii \(pii): \(g.count) events vs \(w.count)")
+            }
         }
     }
 }

@@ -1,3 +1,5 @@
+import CHyperscan
+
 /// Base64 / base64url decoding (padded or unpadded). Pure.
 enum Base64 {
     private static let table: [Int16] = {
@@ -60,7 +62,32 @@ enum Base64 {
     /// The check `base64Region` makes before decoding a whole run: decodes the first 64
     /// symbols on the stack (no allocation). nil when they are not valid base64; else whether
     /// the decoded bytes start with the gzip magic and whether they `looksLikeText`.
+    ///
+    /// Guarantees: the same result as `probeReference` (decode the first 64 symbols with
+    /// `decode`, then `looksLikeText`); it runs in C (`chs_b64_probe`), one table load per symbol,
+    /// because a realistic payload holds a base64-class run (ids, model names, paths) every few
+    /// hundred bytes and almost all of them are rejected here.
     static func probe(_ s: UnsafeBufferPointer<UInt8>) -> (gzip: Bool, text: Bool)? {
+        let r = chs_b64_probe(s.baseAddress, s.count)
+        if r < 0 { return nil }
+        return (r & 1 != 0, r & 2 != 0)
+    }
+
+    /// `probe` as `base64Region` uses it: `.gzip` when valid with the gzip magic, `.text` when
+    /// valid, text and without it, nil otherwise (`chs_b64_probe_worth`, which stops decoding as
+    /// soon as neither can hold).
+    static func probeWorth(_ s: UnsafeBufferPointer<UInt8>) -> ProbeKind? {
+        switch chs_b64_probe_worth(s.baseAddress, s.count) {
+        case 1: return .gzip
+        case 2: return .text
+        default: return nil
+        }
+    }
+
+    enum ProbeKind { case gzip, text }
+
+    /// `probe` by definition, in Swift (tests compare the two).
+    static func probeReference(_ s: UnsafeBufferPointer<UInt8>) -> (gzip: Bool, text: Bool)? {
         let src = UnsafeBufferPointer(rebasing: s.prefix(64))
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf -> (gzip: Bool, text: Bool)? in
             guard let n = decode(src, into: buf, limit: Int.max) else { return nil }

@@ -1,9 +1,13 @@
 /// JSON string unescaping (`\" \\ \/ \b \f \n \r \t \uXXXX`, surrogate pairs) with an offset map.
 enum JSONEscapeDecoder {
+    /// The longest region `delimit` returns by default; strings at least this long are not
+    /// delimited by the structural pass (their regions depend on the backslash).
+    static let maxStringLength = 1 << 20
+
     /// Finds the JSON string around position `at` (a backslash): from the nearest unescaped
     /// quote on the left to the nearest unescaped quote on the right, bounded by newlines
     /// and `maxLen`. The result is the same for every position inside the string.
-    static func region(_ p: UnsafeBufferPointer<UInt8>, around at: Int, maxLen: Int = 1 << 20) -> Range<Int> {
+    static func region(_ p: UnsafeBufferPointer<UInt8>, around at: Int, maxLen: Int = maxStringLength) -> Range<Int> {
         delimit(p, around: at, maxLen: maxLen).region
     }
 
@@ -12,7 +16,7 @@ enum JSONEscapeDecoder {
     ///
     /// Guarantees: when `exact`, `region` holds no unescaped quote, CR or LF, so
     /// `region(around: j)` is the same range for every `j` in it; callers may reuse it.
-    static func delimit(_ p: UnsafeBufferPointer<UInt8>, around at: Int, maxLen: Int = 1 << 20) -> (region: Range<Int>, exact: Bool) {
+    static func delimit(_ p: UnsafeBufferPointer<UInt8>, around at: Int, maxLen: Int = maxStringLength) -> (region: Range<Int>, exact: Bool) {
         var s = at
         let lo = max(0, at - maxLen)
         while s > lo {
@@ -90,51 +94,12 @@ enum JSONEscapeDecoder {
     /// backslash itself, a lone surrogate U+FFFD.
     static func decode(_ p: UnsafeBufferPointer<UInt8>, region r: Range<Int>) -> Decoded? {
         let cap = r.count
-        let end = r.upperBound
-        @inline(__always) func hex4(_ at: Int) -> Int? { Self.hex4(p, at, end: end) }
+        var n = 0
         var ss: [Int32] = [], se: [Int32] = []
         let out = [UInt8](unsafeUninitializedCapacity: cap) { o, outCount in
-            var n = 0
             ss = [Int32](unsafeUninitializedCapacity: cap) { a, aCount in
                 se = [Int32](unsafeUninitializedCapacity: cap) { b, bCount in
-                    @inline(__always) func emit(_ v: UInt8, _ s: Int, _ e: Int) {
-                        o[n] = v; a[n] = Int32(s); b[n] = Int32(e); n &+= 1
-                    }
-                    var i = r.lowerBound
-                    while i < end {
-                        let c = p[i]
-                        guard c == 92, i + 1 < end else { emit(c, i, i + 1); i += 1; continue }
-                        switch p[i + 1] {
-                        case UInt8(ascii: "\""), 92, UInt8(ascii: "/"): emit(p[i + 1], i, i + 2); i += 2
-                        case UInt8(ascii: "n"): emit(10, i, i + 2); i += 2
-                        case UInt8(ascii: "r"): emit(13, i, i + 2); i += 2
-                        case UInt8(ascii: "t"): emit(9, i, i + 2); i += 2
-                        case UInt8(ascii: "b"): emit(8, i, i + 2); i += 2
-                        case UInt8(ascii: "f"): emit(12, i, i + 2); i += 2
-                        case UInt8(ascii: "u"):
-                            guard var cp = hex4(i + 2) else { emit(c, i, i + 1); i += 1; continue }
-                            var e = i + 6
-                            if cp >= 0xD800 && cp < 0xDC00, e + 1 < end, p[e] == 92, p[e + 1] == UInt8(ascii: "u"),
-                               let lo = hex4(e + 2), lo >= 0xDC00 && lo < 0xE000 {
-                                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
-                                e += 6
-                            }
-                            if cp >= 0xD800 && cp < 0xE000 { cp = 0xFFFD }
-                            switch cp {
-                            case 0..<0x80: emit(UInt8(cp), i, e)
-                            case 0x80..<0x800: emit(UInt8(0xC0 | (cp >> 6)), i, e); emit(UInt8(0x80 | (cp & 0x3F)), i, e)
-                            case 0x800..<0x10000:
-                                emit(UInt8(0xE0 | (cp >> 12)), i, e); emit(UInt8(0x80 | ((cp >> 6) & 0x3F)), i, e)
-                                emit(UInt8(0x80 | (cp & 0x3F)), i, e)
-                            default:
-                                emit(UInt8(0xF0 | (cp >> 18)), i, e); emit(UInt8(0x80 | ((cp >> 12) & 0x3F)), i, e)
-                                emit(UInt8(0x80 | ((cp >> 6) & 0x3F)), i, e); emit(UInt8(0x80 | (cp & 0x3F)), i, e)
-                            }
-                            i = e
-                        default:
-                            emit(c, i, i + 1); i += 1
-                        }
-                    }
+                    n = decodeLoop(p, r, o, a, b)
                     bCount = n
                 }
                 aCount = n
@@ -142,6 +107,54 @@ enum JSONEscapeDecoder {
             outCount = n
         }
         return Decoded(via: "json-escape", bytes: out, srcStart: ss, srcEnd: se, region: r)
+    }
+
+    /// The loop of `decode` (no captured state: the per-byte writes go straight to the three
+    /// buffers, each at least `r.count` long). Returns the decoded length.
+    @inline(__always)
+    static func decodeLoop(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, _ o: UnsafeMutableBufferPointer<UInt8>,
+                           _ a: UnsafeMutableBufferPointer<Int32>, _ b: UnsafeMutableBufferPointer<Int32>) -> Int {
+        let end = r.upperBound
+        var n = 0
+        @inline(__always) func emit(_ v: UInt8, _ s: Int, _ e: Int) {
+            o[n] = v; a[n] = Int32(s); b[n] = Int32(e); n &+= 1
+        }
+        var i = r.lowerBound
+        while i < end {
+            let c = p[i]
+            guard c == 92, i + 1 < end else { emit(c, i, i + 1); i += 1; continue }
+            switch p[i + 1] {
+            case UInt8(ascii: "\""), 92, UInt8(ascii: "/"): emit(p[i + 1], i, i + 2); i += 2
+            case UInt8(ascii: "n"): emit(10, i, i + 2); i += 2
+            case UInt8(ascii: "r"): emit(13, i, i + 2); i += 2
+            case UInt8(ascii: "t"): emit(9, i, i + 2); i += 2
+            case UInt8(ascii: "b"): emit(8, i, i + 2); i += 2
+            case UInt8(ascii: "f"): emit(12, i, i + 2); i += 2
+            case UInt8(ascii: "u"):
+                guard var cp = hex4(p, i + 2, end: end) else { emit(c, i, i + 1); i += 1; continue }
+                var e = i + 6
+                if cp >= 0xD800 && cp < 0xDC00, e + 1 < end, p[e] == 92, p[e + 1] == UInt8(ascii: "u"),
+                   let lo = hex4(p, e + 2, end: end), lo >= 0xDC00 && lo < 0xE000 {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00)
+                    e += 6
+                }
+                if cp >= 0xD800 && cp < 0xE000 { cp = 0xFFFD }
+                switch cp {
+                case 0..<0x80: emit(UInt8(cp), i, e)
+                case 0x80..<0x800: emit(UInt8(0xC0 | (cp >> 6)), i, e); emit(UInt8(0x80 | (cp & 0x3F)), i, e)
+                case 0x800..<0x10000:
+                    emit(UInt8(0xE0 | (cp >> 12)), i, e); emit(UInt8(0x80 | ((cp >> 6) & 0x3F)), i, e)
+                    emit(UInt8(0x80 | (cp & 0x3F)), i, e)
+                default:
+                    emit(UInt8(0xF0 | (cp >> 18)), i, e); emit(UInt8(0x80 | ((cp >> 12) & 0x3F)), i, e)
+                    emit(UInt8(0x80 | ((cp >> 6) & 0x3F)), i, e); emit(UInt8(0x80 | (cp & 0x3F)), i, e)
+                }
+                i = e
+            default:
+                emit(c, i, i + 1); i += 1
+            }
+        }
+        return n
     }
 }
 

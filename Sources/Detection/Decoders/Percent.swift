@@ -12,31 +12,59 @@ enum PercentDecoder {
         }
     }
 
+    /// Decodes `%XX` (and `+` when `plusIsSpace`) in `p[region]`, mapping every decoded byte to
+    /// the escape (or byte) it came from; nil when nothing changes.
+    ///
+    /// Guarantees: never reads outside `region`; the output is never longer than the region (every
+    /// escape decodes to one byte), so it is written in place into buffers of `region.count`
+    /// elements, with no per-byte growth check.
     static func decode(_ p: UnsafeBufferPointer<UInt8>, region: Range<Int>, plusIsSpace: Bool) -> Decoded? {
-        var out: [UInt8] = []
-        var ss: [Int32] = [], se: [Int32] = []
-        out.reserveCapacity(region.count)
-        var i = region.lowerBound
+        let cap = region.count
+        var n = 0
         var changed = false
-        while i < region.upperBound {
+        var ss: [Int32] = [], se: [Int32] = []
+        let out = [UInt8](unsafeUninitializedCapacity: cap) { o, oCount in
+            ss = [Int32](unsafeUninitializedCapacity: cap) { a, aCount in
+                se = [Int32](unsafeUninitializedCapacity: cap) { b, bCount in
+                    (n, changed) = decodeLoop(p, region, plusIsSpace, o, a, b)
+                    bCount = n
+                }
+                aCount = n
+            }
+            oCount = n
+        }
+        guard changed else { return nil }
+        return Decoded(via: "percent", bytes: out, srcStart: ss, srcEnd: se, region: region)
+    }
+
+    /// The loop of `decode`, writing decoded bytes to `o` and their source spans to `a`/`b`
+    /// (each at least `region.count` long). Returns the decoded length and whether anything changed.
+    @inline(__always)
+    static func decodeLoop(_ p: UnsafeBufferPointer<UInt8>, _ region: Range<Int>, _ plusIsSpace: Bool,
+                           _ o: UnsafeMutableBufferPointer<UInt8>, _ a: UnsafeMutableBufferPointer<Int32>,
+                           _ b: UnsafeMutableBufferPointer<Int32>) -> (Int, Bool) {
+        var n = 0
+        var changed = false
+        var i = region.lowerBound
+        let end = region.upperBound
+        while i < end {
             let c = p[i]
-            if c == 37, i + 3 <= region.upperBound {
+            if c == 37, i + 3 <= end {
                 let h = hexVal(p[i + 1]), l = hexVal(p[i + 2])
                 if h >= 0 && l >= 0 {
-                    out.append(UInt8(h * 16 + l)); ss.append(Int32(i)); se.append(Int32(i + 3))
+                    o[n] = UInt8(h * 16 + l); a[n] = Int32(i); b[n] = Int32(i + 3); n += 1
                     i += 3; changed = true
                     continue
                 }
             }
             if c == 43 && plusIsSpace {
-                out.append(32); changed = true
+                o[n] = 32; changed = true
             } else {
-                out.append(c)
+                o[n] = c
             }
-            ss.append(Int32(i)); se.append(Int32(i + 1))
+            a[n] = Int32(i); b[n] = Int32(i + 1); n += 1
             i += 1
         }
-        guard changed else { return nil }
-        return Decoded(via: "percent", bytes: out, srcStart: ss, srcEnd: se, region: region)
+        return (n, changed)
     }
 }

@@ -55,8 +55,9 @@ enum PIIMatcher {
     /// The maximal run of numeric-region bytes containing `anchor`.
     static func numericRegion(_ p: UnsafeBufferPointer<UInt8>, anchor: Int) -> Range<Int> {
         var s = anchor, e = anchor
-        while s > 0 && anchor - s < 256 && numericRegionSet.contains(p[s - 1]) { s -= 1 }
-        while e < p.count && e - anchor < 256 && numericRegionSet.contains(p[e]) { e += 1 }
+        let set = numericRegionSet // one `swift_once` check, not one per byte
+        while s > 0 && anchor - s < 256 && set.contains(p[s - 1]) { s -= 1 }
+        while e < p.count && e - anchor < 256 && set.contains(p[e]) { e += 1 }
         return s..<e
     }
 

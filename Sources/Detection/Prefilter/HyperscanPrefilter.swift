@@ -124,7 +124,7 @@ final class HyperscanPrefilter: @unchecked Sendable {
 
     /// Appends events; returns false when the scan failed (the caller then uses the fallback).
     /// Credential-only scans (`pii: false`) may omit events of keywords that only PII rules use.
-    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, into ev: inout [Event]) -> Bool {
+    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, into ev: inout [Event], strings: inout [JSONString]) -> Bool {
         guard p.count > 0 else { return true }
         if let db = pii ? dbAll : dbCred {
             guard let slot = acquire() else { return false }
@@ -140,7 +140,7 @@ final class HyperscanPrefilter: @unchecked Sendable {
             }
         }
         StructuralScanner.events(p, keywordCount: keywordCount, minBase64: minBase64, pii: pii,
-                                 singles: pii ? singlesAll : singlesCred, into: &ev)
+                                 singles: pii ? singlesAll : singlesCred, into: &ev, strings: &strings)
         return true
     }
 }

@@ -4,9 +4,21 @@ import CHyperscan
 /// or a structural trigger (`kind >= keywordCount`, `pos` = end offset of the trigger).
 struct Event: Comparable {
     var kind: UInt32
+    /// For a backslash event: 1 + the index of its string in the level's `[JSONString]`; 0 when
+    /// the string is unknown (`scanLevel` then delimits it itself). 0 for every other event.
+    var aux: UInt32 = 0
     var pos: Int
     @inline(__always)
     static func < (a: Event, b: Event) -> Bool { a.pos != b.pos ? a.pos < b.pos : a.kind < b.kind }
+}
+
+/// A JSON string holding a backslash, found by the structural pass (`chs_json_strings`):
+/// `range` is `JSONEscapeDecoder.delimit(around:)` of each of its backslashes (exact),
+/// `worthDecoding` and `onlyInertEscapes` are those functions' answers for it.
+struct JSONString {
+    var range: Range<Int>
+    var worthDecoding: Bool
+    var onlyInertEscapes: Bool
 }
 
 /// Structural trigger kinds, offset by the keyword count.
@@ -20,7 +32,10 @@ enum Trigger: UInt32, CaseIterable {
 /// - `base64`: one event per maximal run of base64/base64url bytes (`[A-Za-z0-9+/_-]`) at
 ///   least `minBase64` long, at the run end, unless the run holds only hex digits and `-`
 ///   (digests, UUIDs, numbers: `scanLevel` never decodes those).
-/// - `backslash` (every `\`), `percent` (`%XX`), `iban` (`[A-Z]{2}[0-9]{2}`, at the second
+/// - `backslash`: one event per JSON string holding a backslash, at its first backslash, with
+///   the string in `strings` (`chs_json_strings`); every backslash of a string at least
+///   `JSONEscapeDecoder.maxStringLength` long (those have no exact region).
+/// - `percent` (`%XX`), `iban` (`[A-Z]{2}[0-9]{2}`, at the second
 ///   digit), and `numeric`: maximal runs of `[0-9 ()+.-]` holding ≥ 7 digits, one anchor at
 ///   the last digit (plus one every 128 bytes for runs longer than 256 bytes, so that the
 ///   ±256-byte region around some anchor covers every number in the run).
@@ -36,11 +51,14 @@ enum Trigger: UInt32, CaseIterable {
 enum StructuralScanner {
     /// `singles`: one-byte keywords found here instead of by the keyword pass (byte, nonzero, and
     /// keyword id; the Hyperscan path moves `@` here so its databases hold no one-byte literal).
+    /// Backslash events refer to `strings` (appended to) by `aux`.
+    /// `maxStringLength`: `chs_json_strings`' `max_len` (tests lower it to reach long strings).
     static func events(_ p: UnsafeBufferPointer<UInt8>, keywordCount K: UInt32, minBase64: Int, pii: Bool = true,
-                       singles: SingleBytes = SingleBytes(), into ev: inout [Event]) {
+                       singles: SingleBytes = SingleBytes(), maxStringLength: Int = JSONEscapeDecoder.maxStringLength,
+                       into ev: inout [Event], strings: inout [JSONString]) {
         guard let base = p.baseAddress, p.count > 0 else { return }
         withUnsafeTemporaryAllocation(of: chs_event.self, capacity: 64) { tmp in
-            var buf = chs_event_buf(ev: tmp.baseAddress, count: 0, cap: 64, owned: 0, overflow: 0)
+            var buf = chs_event_buf(ev: tmp.baseAddress, count: 0, cap: 64, owned: 0, overflow: 0, str: nil, str_count: 0, str_cap: 0)
             defer { chs_event_buf_free(&buf) }
             // A failed allocation (-12) would drop triggers; only possible when malloc fails, in which
             // case the caller's own appends trap anyway.
@@ -48,13 +66,21 @@ enum StructuralScanner {
                 withUnsafeBytes(of: singles.kinds) { sk in
                     _ = chs_structural_ex(base, p.count, K, max(1, minBase64), pii ? 1 : 0,
                                           sb.bindMemory(to: UInt8.self).baseAddress, sk.bindMemory(to: UInt32.self).baseAddress,
-                                          singles.count, &buf)
+                                          singles.count, max(1, maxStringLength), &buf)
+                }
+            }
+            let first = UInt32(strings.count)
+            if buf.str_count > 0, let s = buf.str {
+                strings.reserveCapacity(strings.count + buf.str_count)
+                for i in 0..<buf.str_count {
+                    strings.append(JSONString(range: Int(s[i].start)..<Int(s[i].end), worthDecoding: s[i].flags & 1 != 0,
+                                              onlyInertEscapes: s[i].flags & 2 != 0))
                 }
             }
             let n = buf.count
             guard n > 0, let e = buf.ev else { return }
             ev.reserveCapacity(ev.count + n)
-            for i in 0..<n { ev.append(Event(kind: e[i].kind, pos: Int(e[i].pos))) }
+            for i in 0..<n { ev.append(Event(kind: e[i].kind, aux: e[i].aux == 0 ? 0 : e[i].aux + first, pos: Int(e[i].pos))) }
         }
     }
 }
@@ -144,9 +170,9 @@ struct FallbackPrefilter: Sendable {
         filter = filt
     }
 
-    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, into ev: inout [Event]) {
+    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, into ev: inout [Event], strings: inout [JSONString]) {
         keywordEvents(p, into: &ev)
-        StructuralScanner.events(p, keywordCount: keywordCount, minBase64: minBase64, pii: pii, into: &ev)
+        StructuralScanner.events(p, keywordCount: keywordCount, minBase64: minBase64, pii: pii, into: &ev, strings: &strings)
     }
 
     func keywordEvents(_ p: UnsafeBufferPointer<UInt8>, into ev: inout [Event]) {
