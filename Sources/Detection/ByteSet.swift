@@ -44,6 +44,11 @@ public struct ByteSet: Sendable, Hashable {
         }
     }
 
+    /// True when no byte is in both sets.
+    func isDisjoint(with o: ByteSet) -> Bool {
+        (w0 & o.w0) | (w1 & o.w1) | (w2 & o.w2) | (w3 & o.w3) == 0
+    }
+
     public func union(_ o: ByteSet) -> ByteSet {
         var r = self
         r.w0 |= o.w0; r.w1 |= o.w1; r.w2 |= o.w2; r.w3 |= o.w3

@@ -14,12 +14,21 @@ public struct TokenPattern: Sendable, Hashable {
         var max: Int
     }
 
-    var elements: [Element] { didSet { literalPrefix = Self.computeLiteralPrefix(elements) } }
+    var elements: [Element] {
+        didSet {
+            literalPrefix = Self.computeLiteralPrefix(elements)
+            longestOnly = Self.computeLongestOnly(elements)
+        }
+    }
     /// Total minimum length.
     let minLength: Int
     /// The literal prefix (elements with a single byte, repeated exactly once), if any.
     /// Computed once: the confirm step reads it for every token-rule keyword hit.
     private(set) var literalPrefix: [UInt8] = []
+    /// Per element: the next element needs at least one byte and shares no byte with this one,
+    /// so after the longest run of this element every shorter one fails at the next element's
+    /// first byte (`matchFrom` skips those tries and only counts their steps).
+    private(set) var longestOnly: [Bool] = []
     static let unbounded = 4096
     static let maxSteps = 20_000
 
@@ -133,6 +142,7 @@ public struct TokenPattern: Sendable, Hashable {
         elements = els
         minLength = els.reduce(0) { $0 + $1.min }
         literalPrefix = Self.computeLiteralPrefix(els)
+        longestOnly = Self.computeLongestOnly(els)
     }
 
     /// Matches anchored at `pos`, not reading at or beyond `limit`. Returns the end offset
@@ -153,12 +163,26 @@ public struct TokenPattern: Sendable, Hashable {
         while k < cap && e.set.contains(p[pos + k]) { k += 1 }
         if k < e.min { return nil }
         if ei == elements.count - 1 { return pos + k }
+        if longestOnly[ei] {
+            // Each shorter try would be one step that fails at once: p[pos + n] (n < k) is in
+            // `e.set`, so not in the next element's set, which needs at least one byte. The steps
+            // are still counted, so the `maxSteps` cut-off falls exactly where it did.
+            if let r = matchFrom(p, ei + 1, pos + k, limit, &steps) { return r }
+            steps += k - e.min
+            return nil
+        }
         var n = k
         while n >= e.min {
             if let r = matchFrom(p, ei + 1, pos + n, limit, &steps) { return r }
             n -= 1
         }
         return nil
+    }
+
+    static func computeLongestOnly(_ elements: [Element]) -> [Bool] {
+        elements.indices.map { i in
+            i + 1 < elements.count && elements[i + 1].min >= 1 && elements[i].set.isDisjoint(with: elements[i + 1].set)
+        }
     }
 
     static func computeLiteralPrefix(_ elements: [Element]) -> [UInt8] {
@@ -183,5 +207,6 @@ extension TokenPattern {
         self.elements = elements
         self.minLength = elements.reduce(0) { $0 + $1.min }
         self.literalPrefix = Self.computeLiteralPrefix(elements)
+        self.longestOnly = Self.computeLongestOnly(elements)
     }
 }
