@@ -20,12 +20,13 @@ struct Assignment {
     @inline(__always)
     static func keyBounds(_ p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> (start: Int, end: Int)? {
         let n = p.count
+        let ident = ByteSet.ident // one `swift_once` check, not one per byte
         var keyStart = ks
-        while keyStart > 0 && ks - keyStart < 64 && ByteSet.ident.contains(p[keyStart - 1]) { keyStart -= 1 }
+        while keyStart > 0 && ks - keyStart < 64 && ident.contains(p[keyStart - 1]) { keyStart -= 1 }
         var keyEnd = ke
-        while keyEnd < n && keyEnd - ke < 64 && ByteSet.ident.contains(p[keyEnd]) { keyEnd += 1 }
-        if keyStart > 0 && ByteSet.ident.contains(p[keyStart - 1]) { return nil }
-        if keyEnd < n && ByteSet.ident.contains(p[keyEnd]) { return nil }
+        while keyEnd < n && keyEnd - ke < 64 && ident.contains(p[keyEnd]) { keyEnd += 1 }
+        if keyStart > 0 && ident.contains(p[keyStart - 1]) { return nil }
+        if keyEnd < n && ident.contains(p[keyEnd]) { return nil }
         return (keyStart, keyEnd)
     }
 
