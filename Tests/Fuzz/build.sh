@@ -23,8 +23,9 @@ sflags=(-g -Onone -swift-version 6 -parse-as-library -module-cache-path "$out/mo
 # C targets: objects instrumented for coverage, and module maps so Swift can import them.
 log "C: CCodings, CHyperscan"
 "$clang" "${csan[@]}" -I "$root/Sources/CCodings/include" -c "$root/Sources/CCodings/codings.c" -o "$obj/codings.o"
-for f in shim structural; do
-  "$clang" "${csan[@]}" -I "$root/Sources/CHyperscan/include" -c "$root/Sources/CHyperscan/$f.c" -o "$obj/chs_$f.o"
+for src in "$root"/Sources/CHyperscan/*.c; do
+  f="$(basename "$src" .c)"
+  "$clang" "${csan[@]}" -I "$root/Sources/CHyperscan/include" -c "$src" -o "$obj/chs_$f.o"
 done
 printf 'module CCodings {\n  header "%s"\n  export *\n}\n' "$root/Sources/CCodings/include/CCodings.h" > "$mods/CCodings/module.modulemap"
 printf 'module CHyperscan {\n  header "%s"\n  export *\n}\n' "$root/Sources/CHyperscan/include/CHyperscan.h" > "$mods/CHyperscan/module.modulemap"
