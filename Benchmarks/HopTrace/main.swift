@@ -16,6 +16,7 @@
 import Foundation
 import KafkaBus
 import Pipeline
+import Synchronization
 
 struct Options {
     var brokers = ""
@@ -57,7 +58,11 @@ func fail(_ message: String) -> Never {
 }
 
 /// The create time of each request's first record on `topic`, by request id.
-func timestamps(_ bus: KafkaBus, topic: String) async throws -> [String: Int64] {
+///
+/// Reads from the beginning until every record that was there at the start has arrived, or
+/// nothing has arrived for `idle`: with transactions, the end offsets count commit markers that
+/// are never delivered, so the count alone would wait forever.
+func timestamps(_ bus: KafkaBus, topic: String, idle: Duration = .seconds(2)) async throws -> [String: Int64] {
     let partitions = try await bus.partitionCount(topic: topic)
     let lag = try await bus.lag(group: "hoptrace-\(UUID().uuidString.prefix(8))", topics: [topic])
     var remaining = 0
@@ -65,19 +70,46 @@ func timestamps(_ bus: KafkaBus, topic: String) async throws -> [String: Int64] 
         guard let l = lag[BusPartition(topic: topic, partition: p)] else { continue }
         remaining += Int(l.endOffset - l.startOffset)
     }
-    var times: [String: Int64] = [:]
-    guard remaining > 0 else { return times }
+    guard remaining > 0 else { return [:] }
+    let progress = ReadProgress(remaining: remaining)
     let reader = try await bus.read(topic: topic, from: .beginning)
-    for try await message in reader {
-        if let id = message.header(MessageHeader.requestID).flatMap({ String(validating: $0, as: UTF8.self) }),
-           times[id] == nil {
-            times[id] = message.timestampMillis
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask {
+            for try await message in reader {
+                let id = message.header(MessageHeader.requestID).flatMap { String(validating: $0, as: UTF8.self) }
+                let done = progress.state.withLock { p -> Bool in
+                    if let id, p.times[id] == nil { p.times[id] = message.timestampMillis }
+                    p.remaining -= 1
+                    p.last = .now
+                    return p.remaining <= 0
+                }
+                if done { return }
+            }
         }
-        remaining -= 1
-        if remaining <= 0 { break }
+        group.addTask {
+            while true {
+                do { try await Task.sleep(for: .milliseconds(100)) } catch { return }  // the reader finished first
+                let (left, last) = progress.state.withLock { ($0.remaining, $0.last) }
+                if left <= 0 || ContinuousClock.now - last > idle { return }
+            }
+        }
+        try await group.next()
+        group.cancelAll()
+        await reader.close()  // ends the reading child's loop
+        try await group.waitForAll()
     }
-    await reader.close()
-    return times
+    return progress.state.withLock { $0.times }
+}
+
+/// What `timestamps` has read so far, shared by its reading and its watching child.
+final class ReadProgress: Sendable {
+    struct State {
+        var times: [String: Int64] = [:]
+        var remaining: Int
+        var last = ContinuousClock.now
+    }
+    let state: Mutex<State>
+    init(remaining: Int) { state = Mutex(State(remaining: remaining)) }
 }
 
 func percentile(_ values: [Int64], _ q: Double) -> Int64 {
