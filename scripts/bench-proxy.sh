@@ -164,9 +164,7 @@ read -r di_rps di_p50 di_p99 < <(run_wrk direct-idle "http://127.0.0.1:$up_port/
 # that keeps every call on one event loop; each without and with the detection engine inline.
 # No bus, audit or auth: the ceiling of the sluice run row with today's stack, and with a
 # hand-written event-loop path.
-if ! wants floor; then
-  :
-elif [ -x "$floor_bin" ]; then
+if wants floor && [ -x "$floor_bin" ]; then
   for mode in "" "--scan" "--event-loop" "--event-loop --scan"; do
     f_port="$(port)"
     # shellcheck disable=SC2086 # mode is a list of flags
@@ -184,12 +182,12 @@ elif [ -x "$floor_bin" ]; then
     row "$label" "$f_rps" "$f_p50" "$f_p99" "$(ratio "$f_rps")"
     stop_pid "$f_pid"
   done
-else
+elif wants floor; then
   echo "bench: $floor_bin not built; the floor rows are left out" >&2
 fi
 
 # sluice run
-si_p50="-"; rss_before="-"; rss_after="-"; soak_line=""
+soak_line=""
 if wants run; then
 s_port="$(port)"; s_admin="$(port)"
 mkdir -p "$tmp/run"
