@@ -51,8 +51,11 @@ public protocol Bus: Sendable {
 /// How soon a reader must see what is published.
 ///
 /// Guarantees: the pace changes only how long a new message may wait before the reader sees
-/// it, never which messages it sees, their order, or what is committed. The embedded bus wakes
-/// every reader on append and ignores it. The Kafka bus polls `.requestPath` readers with the
+/// it and how many it may be handed ahead, never the order per partition or what is committed.
+/// The embedded bus wakes every reader on append; a `.background` group member takes up to
+/// 64 messages per turn of the bus instead of one (`EmbeddedBus.deliveryChunk`), so across a
+/// rebalance those of a partition that moved away may also reach its new owner (at least once,
+/// as with any read-ahead; the Recorder's readers read 512 ahead anyway). The Kafka bus polls `.requestPath` readers with the
 /// configured `fetch.wait.max.ms` and `.background` readers with `bus.background_fetch_wait`
 /// (default 100 ms; the request path's wait when that is longer): a broker that holds every
 /// fetch for the full wait (Tansu) then answers far fewer idle polls, which leaves its CPU to

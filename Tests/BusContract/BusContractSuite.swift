@@ -206,6 +206,60 @@ public struct BusContractSuite: Sendable {
         }
     }
 
+    /// A backlog larger than any read-ahead chunk (500 messages, 20 keys) comes back whole,
+    /// once, in publish order per key, to a background member of a group and to a group-less
+    /// background reader; a second member of the group, after the first committed everything
+    /// and left, gets nothing again.
+    public func backlogReadInChunks() async throws {
+        try await withBus { bus in
+            let topic = try await newTopic(bus)
+            let count = 500
+            try await publishNumbered(count, to: topic, on: bus) { "k\($0 % 20)" }
+            func check(_ got: [BusMessage], _ who: String) throws {
+                try expect(got.count == count, "\(who): \(got.count) of \(count) messages")
+                let numbers = got.map { Int(String(decoding: $0.value, as: UTF8.self).dropFirst())! }
+                try expect(Set(numbers).count == count, "\(who): duplicated or missing messages")
+                for key in 0..<20 {
+                    let mine = numbers.filter { $0 % 20 == key }
+                    try expect(mine == mine.sorted(), "\(who): key k\(key) out of order: \(mine)")
+                }
+                for p in Set(got.map(\.partition)) {
+                    let offsets = got.filter { $0.partition == p }.map(\.offset)
+                    try expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count, "\(who): partition \(p) offsets out of order")
+                }
+            }
+            let reader = try await bus.read(topic: topic, partitions: nil, from: .beginning, pace: .background)
+            try check(try await collect(reader, count: count, timeout: .seconds(30)), "group-less reader")
+            await reader.close()
+
+            let group = "g-\(UUID().uuidString)"
+            let member = try await bus.subscribe(group: group, topics: [topic], pace: .background)
+            let tally = Tally()
+            async let drained: Void = drain(member, into: tally, member: "a")
+            let all = await tally.wait(until: { $0.count >= count }, timeout: factory.rebalanceTimeout + .seconds(30))
+            // Past the last message handed out on every partition (end offsets may also count
+            // transaction markers, so they are not the mark).
+            var last: [Int: Int64] = [:]
+            for m in await tally.snapshot().map(\.message) { last[m.partition] = max(last[m.partition] ?? -1, m.offset) }
+            let lagged = try await eventually(timeout: .seconds(20)) {
+                try await bus.lag(group: group, topics: [topic]).allSatisfy { partition, lag in
+                    (lag.committedOffset ?? 0) > (last[partition.partition] ?? -1)
+                }
+            }
+            await member.close()
+            try await drained
+            let seen = await tally.count()
+            try expect(all, "background member saw \(seen) of \(count)")
+            try check(await tally.snapshot().map(\.message), "background member")
+            try expect(lagged, "the group did not commit everything it was handed")
+            let second = try await bus.subscribe(group: group, topics: [topic], pace: .background)
+            try await bus.publish(OutgoingMessage(topic: topic, key: "k0", value: Array("m\(count)".utf8)))
+            let after = try await collect(second, count: 1, timeout: factory.rebalanceTimeout + .seconds(20))
+            await second.close()
+            try expect(after.map(\.value) == [Array("m\(count)".utf8)], "after a full commit the group got \(after.count) old messages again")
+        }
+    }
+
     /// A reader of chosen partitions sees exactly the messages of those partitions (from the
     /// beginning and new ones after), reports only them as its assignment, and a partition the
     /// topic does not have is refused with `configuration`.
@@ -387,6 +441,7 @@ public struct BusContractSuite: Sendable {
         try await largeValues()
         try await readAllPartitions()
         try await readChosenPartitions()
+        try await backlogReadInChunks()
         try await commitWithOutputs()
         try await assignmentFollowsMembers()
         try await lagCountsUncommitted()

@@ -61,5 +61,6 @@ extension KafkaBrokerTests {
         @Test func commitWithOutputs() async throws { try await suite.commitWithOutputs() }
         @Test func assignmentFollowsMembers() async throws { try await suite.assignmentFollowsMembers() }
         @Test func lagCountsUncommitted() async throws { try await suite.lagCountsUncommitted() }
+        @Test func backlogReadInChunks() async throws { try await suite.backlogReadInChunks() }
     }
 }

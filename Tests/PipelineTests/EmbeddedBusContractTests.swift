@@ -38,4 +38,5 @@ struct EmbeddedBusContractTests {
     @Test func commitWithOutputs() async throws { try await suite.commitWithOutputs() }
     @Test func assignmentFollowsMembers() async throws { try await suite.assignmentFollowsMembers() }
     @Test func lagCountsUncommitted() async throws { try await suite.lagCountsUncommitted() }
+    @Test func backlogReadInChunks() async throws { try await suite.backlogReadInChunks() }
 }
