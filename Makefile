@@ -77,11 +77,13 @@ _bench:
 
 ## fuzz: builds the libFuzzer targets in Tests/Fuzz (decoders, path canonicaliser) with
 ## swiftc -sanitize=fuzzer,address and runs each for FUZZ_SECONDS (default 60); fails on any crash.
+## swift-crypto's Crypto (imported by Detection) comes from SwiftPM's debug build, not instrumented.
 ## Not part of `make test`; the SwiftPM package never compiles Tests/Fuzz.
 FUZZ_SECONDS ?= 60
 fuzz: provision
 	@$(MAKE) --no-print-directory _fuzz
 _fuzz:
+	$(SWIFT_ENV) swift build --target Crypto $(SWIFT_LINK)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) Tests/Fuzz/run.sh
 
 clean:

@@ -35,13 +35,25 @@ printf 'module CodingsEncoders {\n  header "%s"\n  export *\n}\n' "$root/Tests/C
 cimports=(-I "$mods/CCodings" -I "$mods/CHyperscan")
 clibs=(-lz -lbrotlidec -lzstd -ldl -lpthread)
 
+# Detection imports swift-crypto's Crypto (HMAC-SHA256 fingerprints). It comes from SwiftPM's
+# debug build (`make fuzz` runs `swift build --target Crypto` first), not instrumented, and is
+# linked as objects; its C modules are imported implementation-only, so only the Swift modules
+# (Crypto, CryptoBoringWrapper) are needed to compile against it.
+spm="${SPM_BUILD_DIR:-$root/.build/debug}"
+if [ ! -f "$spm/Modules/Crypto.swiftmodule" ]; then
+  log "no $spm/Modules/Crypto.swiftmodule: build it first (swift build --target Crypto)"; exit 1
+fi
+mapfile -t crypto_objs < <(for t in Crypto CryptoBoringWrapper CCryptoBoringSSL CCryptoBoringSSLShims CXKCP CXKCPShims; do
+  [ ! -d "$spm/$t.build" ] || find "$spm/$t.build" -name '*.o'; done | sort)
+[ "${#crypto_objs[@]}" -gt 0 ] || { log "no object files of Crypto under $spm"; exit 1; }
+
 # Swift modules Codings and Detection, as objects + .swiftmodule.
 log "Swift module Codings"
 "$swiftc" "${sflags[@]}" "${san[@]}" "${cimports[@]}" -module-name Codings -wmo -num-threads 0 \
   -emit-module -emit-module-path "$mods/Codings.swiftmodule" -c -o "$obj/Codings.o" "$root"/Sources/Codings/*.swift
 log "Swift module Detection"
 mapfile -t detection_sources < <(find "$root/Sources/Detection" -name '*.swift' | sort)
-"$swiftc" "${sflags[@]}" "${san[@]}" "${cimports[@]}" -I "$mods" -module-name Detection -wmo -num-threads 0 \
+"$swiftc" "${sflags[@]}" "${san[@]}" "${cimports[@]}" -I "$mods" -I "$spm/Modules" -module-name Detection -wmo -num-threads 0 \
   -emit-module -emit-module-path "$mods/Detection.swiftmodule" -c -o "$obj/Detection.o" "${detection_sources[@]}"
 
 # Codings targets: compiled in one module with the Codings sources (internal API visible), and the
@@ -59,8 +71,9 @@ done
 for m in json percent base64; do
   log "fuzz-scan-$m"
   up="$(echo "$m" | tr a-z A-Z)"
-  "$swiftc" "${sflags[@]}" "${san[@]}" "${cimports[@]}" -I "$mods" -module-name FuzzScan -D "SCAN_$up" \
-    "$here/ScanFuzz.swift" "$obj/Detection.o" "$obj/Codings.o" "$obj/codings.o" "$obj"/chs_*.o "${clibs[@]}" "${link[@]}" -o "$bin/fuzz-scan-$m"
+  "$swiftc" "${sflags[@]}" "${san[@]}" "${cimports[@]}" -I "$mods" -I "$spm/Modules" -module-name FuzzScan -D "SCAN_$up" \
+    "$here/ScanFuzz.swift" "$obj/Detection.o" "$obj/Codings.o" "$obj/codings.o" "$obj"/chs_*.o "${crypto_objs[@]}" \
+    "${clibs[@]}" "${link[@]}" -o "$bin/fuzz-scan-$m"
 done
 
 # The path canonicaliser, compiled in one module with its source file.
