@@ -13,7 +13,7 @@ import ServiceLifecycle
 import AsyncHTTPClient
 
 /// Which stage to run.
-enum StageKind: String, Sendable {
+enum StageKind: String, Sendable, CaseIterable {
     case ingress, inspector, forwarder, recorder
 }
 
@@ -125,6 +125,12 @@ struct Runtime: Sendable {
     }
 
     func makeEngine() throws -> DetectionEngine {
+        try Self.makeEngine(config: config, fingerprintKey: fingerprintKey, logger: logger)
+    }
+
+    /// The detection engine of a configuration (custom rules, allow-list); errors name
+    /// `detection.rules` or `detection.allow[i]`. Also `sluice config check`'s check of them.
+    static func makeEngine(config: SluiceConfig, fingerprintKey: [UInt8], logger: Logger) throws -> DetectionEngine {
         let rules = config.detection.rules.map { r in
             RuleSpec(
                 id: r.id, pattern: r.pattern, keywords: r.keywords, minEntropy: r.minEntropy ?? 0,
@@ -133,7 +139,6 @@ struct Runtime: Sendable {
         let allow = config.detection.allow.map { a in
             AllowSpec(rule: a.rule, fingerprint: a.fingerprint, pattern: a.pattern, path: a.path, reason: a.reason)
         }
-        let logger = self.logger
         do {
             return try DetectionEngine(fingerprintKey: fingerprintKey, customRules: rules, allow: allow) { allowed in
                 // Never silent: every silenced finding is counted, by rule and entry.

@@ -20,7 +20,8 @@ struct SluiceCommand: AsyncParsableCommand {
         version: SluiceVersion.current,
         subcommands: [
             RunCommand.self, IngressCommand.self, InspectorCommand.self, ForwarderCommand.self,
-            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, AuditCommand.self, ApprovalsCommand.self, VersionCommand.self,
+            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, AuditCommand.self, ApprovalsCommand.self, ConfigCommand.self,
+            VersionCommand.self,
         ]
     )
 

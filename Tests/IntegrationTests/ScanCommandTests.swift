@@ -17,33 +17,11 @@ struct ScanCommandTests {
 
     static let chunk = 8 << 20
 
-    struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Run = CommandResult
 
-    /// Runs `sluice scan ARGS` to completion, output captured through files.
+    /// Runs `sluice scan ARGS` to completion, output captured through files in `dir`.
     static func scan(_ args: [String], in dir: URL) throws -> Run {
-        let out = dir.appendingPathComponent("stdout-\(UUID().uuidString.prefix(6))")
-        let err = dir.appendingPathComponent("stderr-\(UUID().uuidString.prefix(6))")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let process = Process()
-        process.executableURL = SluiceProcess.binary
-        process.arguments = ["scan"] + args
-        process.environment = ProcessInfo.processInfo.environment.merging(["SLUICE_FP_KEY": "scan-test-key"]) { $1 }
-        let outHandle = try FileHandle(forWritingTo: out)
-        let errHandle = try FileHandle(forWritingTo: err)
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try outHandle.close()
-        try errHandle.close()
-        return Run(status: process.terminationStatus,
-                   stdout: try String(contentsOf: out, encoding: .utf8), stderr: try String(contentsOf: err, encoding: .utf8))
+        try runToCompletion(SluiceProcess.binary, ["scan"] + args, environment: ["SLUICE_FP_KEY": "scan-test-key"], in: dir)
     }
 
     static func tempDir() throws -> URL {
