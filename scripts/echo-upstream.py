@@ -2,7 +2,8 @@
 """A tiny example upstream for trying Sluice: prints each request it receives
 (method, path, headers, body) and answers with a JSON echo of it.
 
-Usage: python3 scripts/echo-upstream.py [PORT]   (default 9000, loopback only)
+Usage: python3 scripts/echo-upstream.py [PORT [HOST]]   (default 9000 on 127.0.0.1, loopback only;
+docker-compose.yml passes 0.0.0.0 so that the forwarder containers reach it)
 """
 import json
 import sys
@@ -34,4 +35,5 @@ class Echo(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 9000
-    ThreadingHTTPServer(("127.0.0.1", port), Echo).serve_forever()
+    host = sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    ThreadingHTTPServer((host, port), Echo).serve_forever()

