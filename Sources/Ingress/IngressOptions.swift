@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 
 /// Per-process settings of an Ingress instance that are not in the configuration file (the
 /// limits — `max_in_flight`, `max_in_flight_per_identity`, `body_read_timeout`,
@@ -36,3 +37,42 @@ public struct IngressOptions: Sendable {
         self.jwksFetchTimeout = jwksFetchTimeout
     }
 }
+
+extension IngressOptions {
+    /// The `replies` key for an Ingress process, chosen so its replies partition (the one the
+    /// Forwarder's murmur2 placement sends them to, and the only one this Ingress reads) is known
+    /// from the instance id.
+    ///
+    /// Guarantees:
+    /// - The key is `ingress-<instance>-<unique>-<n>` (`ingress-<unique>-<n>` without an instance
+    ///   id): `unique` (a fresh random part per process) keeps two processes from ever sharing a
+    ///   key, even when they were given the same instance id by mistake.
+    /// - Its partition among `partitions` is `N % partitions` when the instance id ends with a
+    ///   number N (`ingress-0`, `sluice-ingress-2`: StatefulSet pods, numbered instances), so
+    ///   instances numbered 0 ..< `partitions` never share a replies partition and a restarted
+    ///   instance reads the same one; otherwise the instance id's own murmur2 partition (stable
+    ///   across restarts); without an instance id, the key's own (random) partition.
+    /// - `n` is the first suffix that lands there (about `partitions` tries on average). If none
+    ///   does within `100 × partitions` tries the last key is returned: still correct — the
+    ///   Ingress reads whatever partition its key maps to — only not the chosen one.
+    /// - `partitions` is the configured `bus.partitions`; when the live topic has another count
+    ///   the Ingress still reads its key's partition, so replies are never missed.
+    public static func replyKey(instance: String?, unique: String, partitions: Int) -> String {
+        let base = instance.map { "ingress-\($0)-\(unique)" } ?? "ingress-\(unique)"
+        guard let instance, partitions > 1 else { return base + "-0" }
+        let target: Int
+        let digits = String(instance.reversed().prefix(while: { $0.isASCII && $0.isNumber }).reversed())
+        if !digits.isEmpty, let ordinal = Int(digits.suffix(18)) {
+            target = ordinal % partitions
+        } else {
+            target = partition(forKey: Array(instance.utf8), partitions: partitions)
+        }
+        var key = base + "-0"
+        for n in 0..<(100 * partitions) {
+            key = "\(base)-\(n)"
+            if partition(forKey: Array(key.utf8), partitions: partitions) == target { return key }
+        }
+        return key
+    }
+}
+

@@ -162,6 +162,7 @@ public final class IngressService: Sendable {
             forKey: Array(options.instanceID.utf8), partitions: try await context.bus.partitionCount(topic: repliesTopic))
         let subscription = try await context.bus.read(
             topic: repliesTopic, partitions: [repliesPartition], from: .end, pace: .requestPath)
+        logger.info("reading replies", metadata: ["topic": "\(repliesTopic)", "partition": "\(repliesPartition)", "key": "\(options.instanceID)"])
         let drain = DrainGate()
         let app = makeApplication(
             listen,

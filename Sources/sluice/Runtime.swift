@@ -34,6 +34,8 @@ struct Runtime: Sendable {
     /// This process's id: `bus.instance_id` (or `SLUICE_INSTANCE_ID`) when set, else host, pid
     /// and a random suffix. The `instance` of the `config_loaded` event.
     let instanceID: String
+    /// `bus.instance_id` (or `SLUICE_INSTANCE_ID`) when set: the Ingress's replies partition follows it.
+    var configuredInstance: String? = nil
 
     /// - Parameters:
     ///   - role: `all` for `sluice run`, else the one stage's name.
@@ -89,7 +91,7 @@ struct Runtime: Sendable {
         logger.info("bus ready", metadata: ["kind": "\(config.bus.kind.rawValue)", "topic_prefix": "\(topics.prefix)"])
         let runtime = Runtime(
             config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics, binaryEnvelopes: config.bus.envelopes == .binary), logger: logger,
-            registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID())
+            registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID(), configuredInstance: instance)
         let event = configLoaded(
             configBytes: configBytes, path: options.config, command: role == "all" ? "run" : role, stages: stages, instance: runtime.instanceID)
         do {
@@ -183,7 +185,11 @@ struct Runtime: Sendable {
                 let ctx = context(stage)
                 switch stage {
                 case .ingress:
-                    var ingressOptions = IngressOptions(instanceID: Self.instanceID())
+                    // Its replies partition follows the instance id (numbered instances get
+                    // partitions of their own); the key stays unique per process.
+                    var ingressOptions = IngressOptions(instanceID: IngressOptions.replyKey(
+                        instance: configuredInstance, unique: Self.processID(),
+                        partitions: try await bus.partitionCount(topic: ctx.topics.replies)))
                     // Derives the upstream's Idempotency-Key from a caller's own (HMAC, never the raw key).
                     ingressOptions.idempotencySecret = fingerprintKey
                     let ingress = try IngressService(
@@ -228,9 +234,6 @@ struct Runtime: Sendable {
         try? await httpClient.shutdown()
         logger.notice("sluice stopped")
     }
-
-    /// A stable-enough id for this ingress process: host, pid and a random suffix.
-    static func instanceID() -> String { "ingress-" + processID() }
 
     /// Host, pid and a random suffix: unique among running processes.
     static func processID() -> String {
