@@ -10,12 +10,20 @@ struct IngressMetrics: Sendable {
 
     let registry: PrometheusCollectorRegistry
     private let inFlight: Gauge
+    private let repliesRead: Counter
+    private let repliesAnswered: Counter
 
     init(registry: PrometheusCollectorRegistry) {
         self.registry = registry
         inFlight = registry.makeGauge(descriptor: MetricNameDescriptor(
             namespace: "sluice", subsystem: "ingress", metricName: "in_flight", unitName: "requests",
             helpText: "Requests accepted and awaiting a reply."))
+        repliesRead = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "sluice", subsystem: "ingress", metricName: "replies_read", unitName: "total",
+            helpText: "Messages read from the replies partition this instance reads, for any instance (with replies_answered_total: the fan-out)."))
+        repliesAnswered = registry.makeCounter(descriptor: MetricNameDescriptor(
+            namespace: "sluice", subsystem: "ingress", metricName: "replies_answered", unitName: "total",
+            helpText: "Replies handed to the request of this instance waiting for them."))
     }
 
     /// Counts a finished `/fn` request and records its latency.
@@ -52,6 +60,12 @@ struct IngressMetrics: Sendable {
             labels: [("limit", reason)]
         ).increment()
     }
+
+    /// Counts a message read from `replies`, before its key is looked at.
+    func replyRead() { repliesRead.increment() }
+
+    /// Counts a reply handed to the request waiting for it (`ReplyRegistry.deliver` took it).
+    func replyAnswered() { repliesAnswered.increment() }
 
     /// Counts a reply that reached this instance but was not handed to a caller.
     func replyDropped(reason: String) {

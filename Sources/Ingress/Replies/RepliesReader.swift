@@ -1,10 +1,12 @@
 import Logging
 import Pipeline
 
-/// Reads every partition of `replies`, keeps the messages keyed with this instance's id,
-/// and hands each reply to the ``ReplyRegistry``.
+/// Reads the `replies` partition this instance's id maps to (`IngressService.run` assigns it),
+/// keeps the messages keyed with this instance's id, and hands each reply to the ``ReplyRegistry``.
 ///
-/// Guarantees: messages for other instances are skipped without being opened; a message
+/// Guarantees: every message read is counted (`sluice_ingress_replies_read_total`), every reply
+/// handed to a waiting request too (`sluice_ingress_replies_answered_total`), so their ratio
+/// is the fan-out; messages for other instances (sharing the partition) are skipped without being opened; a message
 /// for this instance that fails to open or decode (tampered, wrong key, malformed) goes
 /// to `deadletter` with the reason; every reply is offered to the ``IdempotencyTable`` first
 /// (so a late reply still becomes the outcome of a request claimed with an `Idempotency-Key`);
@@ -19,6 +21,7 @@ struct RepliesReader: Sendable {
     /// Consumes `subscription` until it ends (returns) or fails (throws).
     func run(_ subscription: BusSubscription) async throws {
         for try await message in subscription {
+            metrics.replyRead()
             guard message.keyString == instanceID else { continue }
             await handle(message)
         }
@@ -37,7 +40,9 @@ struct RepliesReader: Sendable {
             return
         }
         let recorded = await idempotency.record(reply)
-        if await !registry.deliver(reply), !recorded {
+        let delivered = await registry.deliver(reply)
+        if delivered { metrics.replyAnswered() }
+        if !delivered, !recorded {
             metrics.replyDropped(reason: "unknown_request")
             context.logger.debug("reply for unknown or timed-out request dropped", metadata: ["request_id": "\(reply.requestID)"])
         }
