@@ -10,7 +10,7 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test provision-bench build debug run test fault quality bench fuzz clean
+.PHONY: provision provision-test provision-bench build debug run test fault quality bench scale fuzz clean
 
 provision:
 	@scripts/provision.sh build
@@ -74,6 +74,21 @@ _bench:
 	$(SWIFT_ENV) swift build -c release $(SWIFT_LINK)
 	@bin=$$(swift build -c release --show-bin-path); \
 	  scripts/with-broker.sh scripts/bench.sh "$$bin"
+
+## scale: every stage N-wide on Kafka (release build; not in `make test`): 3 Ingress, 3 Inspector,
+## 2 Forwarder, 2 Recorder processes on the Tansu broker (or SLUICE_KAFKA_BROKERS), SCALE_SECONDS
+## (default 30) of load through all Ingresses (one wrk each); prints replies read vs answered per
+## Ingress, throughput, latency, CPU per stage per call and bytes per topic per call, and fails
+## unless every accepted request has exactly one outcome and every audit event is in the Recorders'
+## file sink once (scripts/scale.sh; docs/scaling.md).
+SCALE_SECONDS ?= 30
+scale: provision-bench
+	@$(MAKE) --no-print-directory _scale
+_scale:
+	$(SWIFT_ENV) swift build -c release --product sluice $(SWIFT_LINK)
+	$(SWIFT_ENV) swift build -c release --product HopTrace $(SWIFT_LINK)
+	@bin=$$(swift build -c release --show-bin-path); \
+	  SCALE_SECONDS=$(SCALE_SECONDS) scripts/with-broker.sh scripts/scale.sh "$$bin"
 
 ## fuzz: builds the libFuzzer targets in Tests/Fuzz (decoders, path canonicaliser) with
 ## swiftc -sanitize=fuzzer,address and runs each for FUZZ_SECONDS (default 60); fails on any crash.
