@@ -9,7 +9,9 @@
 #   sluice run  wrk -> sluice run (embedded bus; credential + pii, mask, response scanning) -> upstream
 #   kafka       wrk -> sluice ingress -> inspector -> forwarder (one process each, recorder too) -> upstream
 #               (only when $SLUICE_KAFKA_BROKERS is set; make bench starts a Tansu broker), then the
-#               hops of the idle calls between their records on the topics (HopTrace, when built)
+#               hops of the idle calls between their records on the topics (HopTrace, when built), the
+#               CPU of each stage per call over the loaded run (utime+stime from /proc/PID/stat) and
+#               the bytes written per call to each topic over it (HopTrace --bytes)
 # Then the idle latency of one call at a time (wrk, one connection), and the RSS of sluice run.
 # Usage: bench-proxy.sh SLUICE_BINARY   (the floor rows use ProxyFloor beside it, when built)
 # Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (16), BENCH_THREADS (1), BENCH_INSPECTORS ("1 2"),
@@ -216,12 +218,15 @@ fi
 # Kafka mode: one process per stage.
 kafka_rows=()
 if [ -n "${SLUICE_KAFKA_BROKERS:-}" ] && wants kafka; then
+  cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }  # PID: utime+stime, clock ticks
+  clk="$(getconf CLK_TCK)"
+  declare -A kstage=() kcpu=()
   txn=""
   [ "${SLUICE_KAFKA_BROKER_KIND:-}" != tansu ] || txn=", transactions: false"
   for n in $inspector_counts; do
     k_port="$(port)"; k_admin="$(port)"; prefix="bench$RANDOM$n."
     mkdir -p "$tmp/kafka$n"
-    kpids=()
+    kpids=(); kstage=(); kcpu=()
     for stage in recorder forwarder $(for i in $(seq 1 "$n"); do echo inspector; done) ingress; do
       # Each stage process needs its own admin port; only the Ingress's caller port matters.
       a="$(port)"; l="$(port)"
@@ -229,14 +234,18 @@ if [ -n "${SLUICE_KAFKA_BROKERS:-}" ] && wants kafka; then
       cfg="$tmp/kafka$n/$stage-$a.yaml"
       write_config "$cfg" "{ kind: kafka, brokers: \"$SLUICE_KAFKA_BROKERS\", topic_prefix: \"$prefix\", partitions: 6$txn${BENCH_KAFKA_BUS:+, $BENCH_KAFKA_BUS} }" "$l" "$a" "$tmp/kafka$n"
       SLUICE_INSTANCE_ID="$stage-$a" start_sluice "kafka$n-$stage-$a" "$stage" "$cfg"
-      kpids+=($last_pid)
+      kpids+=($last_pid); kstage[$last_pid]="$stage"
     done
     wait_http "http://127.0.0.1:$k_admin/readyz"
     kurl="http://127.0.0.1:$k_port/fn/bench/q"
     # The consumer groups settle before the figures count.
     for _ in $(seq 1 300); do [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $key" -H 'Content-Type: application/json' --data '{}' "$kurl")" = 200 ] && break; sleep 0.2; done
     run_wrk warmup "$kurl" "$conns" 3 >/dev/null
+    for p in "${kpids[@]}"; do kcpu[$p]="$(cpu_ticks "$p")"; done
+    k_since="$(date +%s%3N)"
     read -r k_rps k_p50 k_p99 < <(run_wrk "kafka x$n" "$kurl" "$conns" "$seconds")
+    k_until="$(date +%s%3N)"
+    for p in "${kpids[@]}"; do kcpu[$p]=$(( $(cpu_ticks "$p") - ${kcpu[$p]} )); done
     idle_since="$(date +%s%3N)"
     read -r ki_rps ki_p50 ki_p99 < <(run_wrk "kafka-idle x$n" "$kurl" 1 3)
     row "Kafka mode, $n inspector(s), Tansu" "$k_rps" "$k_p50" "$k_p99" "$(ratio "$k_rps")"
@@ -244,6 +253,20 @@ if [ -n "${SLUICE_KAFKA_BROKERS:-}" ] && wants kafka; then
     # Where an idle call's time goes: the hops between its records (HopTrace, beside sluice).
     if [ -x "$hoptrace_bin" ]; then
       kafka_rows+=("  $("$hoptrace_bin" --brokers "$SLUICE_KAFKA_BROKERS" --prefix "$prefix" --since "$idle_since" 2>&1)")
+    fi
+    # CPU per call of each stage over the loaded run (calls = req/s x the run's length).
+    k_calls="$(python3 -c "print(float('$k_rps') * ($k_until - $k_since) / 1000)")"
+    cpu_line=""
+    for stage in ingress inspector forwarder recorder; do
+      t=0; for p in "${kpids[@]}"; do [ "${kstage[$p]}" != "$stage" ] || t=$(( t + ${kcpu[$p]} )); done
+      cpu_line+="$(python3 -c "import sys; print(' %s %.0f,' % (sys.argv[1], float(sys.argv[2]) * 1e6 / float(sys.argv[3]) / max(float(sys.argv[4]), 1)))" "$stage" "$t" "$clk" "$k_calls")"
+    done
+    kafka_rows+=("  CPU per call over the loaded run (µs, all instances of a stage):${cpu_line%,}")
+    # Bytes per call written to each topic over the loaded run (key + value + headers).
+    if [ -x "$hoptrace_bin" ]; then
+      bytes_line="$("$hoptrace_bin" --brokers "$SLUICE_KAFKA_BROKERS" --prefix "$prefix" --bytes --since "$k_since" --until "$k_until" 2>&1 \
+        | awk -v p="$prefix" '$1=="topic" { t=$2; sub("^" p, "", t); if ($4 > 0) printf " %s %s (%s records),", t, $10, $8 }')"
+      kafka_rows+=("  bytes per call written to each topic over the loaded run:${bytes_line%,}")
     fi
     for p in "${kpids[@]}"; do stop_pid "$p"; done
   done
