@@ -219,6 +219,10 @@ run_load 3 warmup
 # The stages' CPU while idle (the polls of about a dozen consumers per process go on without
 # traffic), so the per-call figure can be told apart from the fixed cost.
 idle_s="${SCALE_IDLE_SECONDS:-5}"
+# The broker's CPU too, when it listens on this machine (Tansu under with-broker.sh): its pid
+# from the listening socket of the first broker address's port.
+broker_pid="$(ss -Htlnp "sport = :${SLUICE_KAFKA_BROKERS##*:}" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)"
+if [ -n "$broker_pid" ] && [ -r "/proc/$broker_pid/stat" ]; then stage_pids+=("$broker_pid"); stage_of[$broker_pid]=broker; fi
 declare -A cpu_idle
 for p in "${stage_pids[@]}"; do cpu_idle[$p]="$(cpu_ticks "$p")"; done
 idle_t0="$(now_ms)"
@@ -287,12 +291,13 @@ echo "-- total: $total calls answered in the load window, $rps req/s over all In
 echo "-- CPU per stage (utime+stime, all instances of the stage): per answered call over the load window;"
 echo "   idle: cores busy over ${idle_s} s without traffic; marginal: per call after taking the idle rate off"
 clk="$(getconf CLK_TCK)"
-for stage in ingress inspector forwarder recorder; do
+for stage in ingress inspector forwarder recorder broker; do
   ticks=0 idle=0 n=0
   for p in "${stage_pids[@]}"; do
     [ "${stage_of[$p]}" = "$stage" ] || continue
     ticks=$(( ticks + ${cpu_after[$p]} - ${cpu_before[$p]} )); idle=$(( idle + ${cpu_idle[$p]} )); n=$(( n + 1 ))
   done
+  [ "$n" -gt 0 ] || continue
   python3 -c "
 import sys
 t, i, c, n, calls, w, iw = map(float, sys.argv[1:8])
@@ -301,6 +306,7 @@ print('  %-9s x%d: %7.1f us CPU per call (%.2f cores busy under load; idle %.2f 
       % (sys.argv[8], n, t * 1e6 / c / calls, t / c / w, i / c / iw, (t / c - i / c / iw * w) * 1e6 / calls))" \
     "$ticks" "$idle" "$clk" "$n" "$total" "$window_s" "$idle_window_s" "$stage"
 done
+[ -n "$broker_pid" ] || echo "  (the broker's CPU: not on this machine, or its pid not found)"
 
 # Everything in flight ends first (each Ingress has no call waiting), then the topics are read.
 for a in "${ingress_admins[@]}"; do
