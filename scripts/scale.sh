@@ -145,6 +145,9 @@ EOF
 # Ingress instance ids that map to distinct `replies` partitions (murmur2, as Kafka places keys),
 # so each reads its own partition alone; two ids sharing one would each read the other's replies
 # too (docs/scaling.md). The first free `ingress-<n>` is taken for each.
+# Note: the Ingress does not use SLUICE_INSTANCE_ID for its replies key yet (it keys them
+# ingress-<host>-<pid>-<random>), so today the partitions are random per start; HopTrace prints
+# the replies per partition and key.
 read -r -a ingress_ids < <(python3 - "$ingresses" "$partitions" <<'EOF'
 import sys
 def murmur2(data):

@@ -21,6 +21,9 @@ final class TopicTally: Sendable {
         /// `audit`: every event id.
         var eventIDs: Set<String> = []
         var undecodable = 0
+        /// Records whose key maps (murmur2) to another partition than the one they are in.
+        var misplaced = 0
+        var keysPerPartition: [Int: [String: Int]] = [:]
     }
     let state = Mutex(State())
 }
@@ -57,12 +60,18 @@ func ledger(_ bus: KafkaBus, topics: Topics, options: Options) async throws -> B
         let tally = TopicTally()
         tallies[topic] = tally
         let kind = topic
+        let count: Int
+        do { count = try await bus.partitionCount(topic: topic) } catch let error as BusError where error.kind == .unknownTopic { continue }
         do {
             try await scan(bus, topic: topic) { message in
                 let inWindow = message.timestampMillis >= since && message.timestampMillis <= until
                 let size = (message.key?.count ?? 0) + message.value.count + message.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.count }
                 let id = message.header(MessageHeader.requestID).flatMap { String(validating: $0, as: UTF8.self) }
                 tally.state.withLock { t in
+                    if let key = message.key, partition(forKey: key, partitions: count) != message.partition { t.misplaced += 1 }
+                    if kind == topics.replies, let key = message.keyString {
+                        t.keysPerPartition[message.partition, default: [:]][key, default: 0] += 1
+                    }
                     if inWindow {
                         t.records += 1
                         t.bytes += size
@@ -102,6 +111,14 @@ func ledger(_ bus: KafkaBus, topics: Topics, options: Options) async throws -> B
         let perRecords = String(format: "%.2f", Double(records) / perRequest)
         let perBytes = String(format: "%.0f", Double(bytes) / perRequest)
         print("  topic \(topic) records \(records) bytes \(bytes) per_request_records \(perRecords) per_request_bytes \(perBytes)")
+    }
+    for topic in names {
+        let misplaced = tallies[topic]?.state.withLock { $0.misplaced } ?? 0
+        if misplaced > 0 { print("  misplaced: \(topic) has \(misplaced) records in another partition than their key maps to") }
+    }
+    if let keys = tallies[topics.replies]?.state.withLock({ $0.keysPerPartition }) {
+        let text = keys.keys.sorted().map { p in "\(p): " + (keys[p] ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") }
+        print("  replies by partition and key: " + text.joined(separator: "; "))
     }
     guard options.mode == .ledger else { return ok }
 
