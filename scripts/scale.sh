@@ -142,38 +142,12 @@ recorder:
 EOF
 }
 
-# Ingress instance ids that map to distinct `replies` partitions (murmur2, as Kafka places keys),
-# so each reads its own partition alone; two ids sharing one would each read the other's replies
-# too (docs/scaling.md). The first free `ingress-<n>` is taken for each.
-# Note: the Ingress does not use SLUICE_INSTANCE_ID for its replies key yet (it keys them
-# ingress-<host>-<pid>-<random>), so today the partitions are random per start; HopTrace prints
-# the replies per partition and key.
-read -r -a ingress_ids < <(python3 - "$ingresses" "$partitions" <<'EOF'
-import sys
-def murmur2(data):
-    m, r = 0x5bd1e995, 24
-    h = (0x9747b28c ^ len(data)) & 0xffffffff
-    n4 = len(data) // 4
-    for i in range(n4):
-        k = int.from_bytes(data[4*i:4*i+4], "little")
-        k = (k * m) & 0xffffffff; k ^= k >> r; k = (k * m) & 0xffffffff
-        h = (h * m) & 0xffffffff; h ^= k
-    rest, base = len(data) % 4, len(data) & ~3
-    if rest == 3: h ^= data[base + 2] << 16
-    if rest >= 2: h ^= data[base + 1] << 8
-    if rest >= 1: h ^= data[base]; h = (h * m) & 0xffffffff
-    h ^= h >> 13; h = (h * m) & 0xffffffff; h ^= h >> 15
-    return h
-want, parts = int(sys.argv[1]), int(sys.argv[2])
-ids, used, n = [], set(), 0
-while len(ids) < want and n < 10000:
-    n += 1
-    p = (murmur2(f"ingress-{n}".encode()) & 0x7fffffff) % parts
-    if p in used and len(used) < parts: continue
-    used.add(p); ids.append(f"ingress-{n}")
-print(" ".join(ids))
-EOF
-)
+# Numbered Ingress instance ids: an id ending in N reads `replies` partition N mod the partition
+# count (IngressOptions.replyKey, docs/ingress.md), so ingress-0 … ingress-(N-1) each read a
+# partition of their own while N <= partitions; two sharing one would each read the other's
+# replies too (the read/answered ratio shows it).
+ingress_ids=()
+for i in $(seq 0 $((ingresses - 1))); do ingress_ids+=("ingress-$i"); done
 
 declare -A stage_of admin_of
 ingress_admins=() ingress_ports=()
