@@ -62,7 +62,7 @@ import json, sys
 size = int(sys.argv[1])
 args = {"query": "quarterly revenue by region", "filters": []}
 n = 0
-while len(json.dumps({"tool": "search", "arguments": args})) < size - 24:
+while len(json.dumps({"tool": "search", "arguments": args}, separators=(",", ":"))) < size - 24:
     args["filters"].append({"field": "region", "op": "eq", "value": f"eu-west-{n}"}); n += 1
 print(json.dumps({"tool": "search", "arguments": args}, separators=(",", ":"))[:size])
 EOF
