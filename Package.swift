@@ -182,7 +182,7 @@ let package = Package(
         .testTarget(
             name: "IngressTests",
             dependencies: [
-                "GatewayHarness",
+                "GatewayHarness", "BusContract",
                 "Ingress", "Pipeline", "Detection",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import Pipeline
 import Testing
@@ -15,15 +16,14 @@ struct RepliesCountersTests {
         return 0
     }
 
-    /// Waits until both counters have the expected values (at most 5 s), then returns them.
+    /// Waits until both counters have the expected values (at most 5 s, `eventually`), then returns them.
     static func settled(read: Double, answered: Double, _ h: IngressHarness) async throws -> (Double, Double) {
-        let deadline = ContinuousClock.now + .seconds(5)
-        while true {
-            let r = try await counter("sluice_ingress_replies_read_total", h)
-            let a = try await counter("sluice_ingress_replies_answered_total", h)
-            if (r == read && a == answered) || ContinuousClock.now > deadline { return (r, a) }
-            try await Task.sleep(for: .milliseconds(20))  // polling the page, bounded by the deadline
+        var last = (-1.0, -1.0)
+        _ = try await eventually(timeout: .seconds(5)) {
+            last = (try await counter("sluice_ingress_replies_read_total", h), try await counter("sluice_ingress_replies_answered_total", h))
+            return last == (read, answered)
         }
+        return last
     }
 
     static func expectCounts(read: Double, answered: Double, _ h: IngressHarness, sourceLocation: SourceLocation = #_sourceLocation) async throws {

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BusContract
 import Foundation
 import GatewayHarness
 import NIOCore
@@ -104,18 +105,15 @@ struct ComposeRunTests {
                 let bytes = try await response.body.collect(upTo: 1 << 20)
                 return (Int(response.status.code), String(buffer: bytes))
             }
-            /// Polls `condition` every 100 ms until it holds or `timeout` passes.
-            func eventually(_ timeout: Duration, _ condition: () async -> Bool) async throws -> Bool {
-                let deadline = ContinuousClock.now + timeout
-                while ContinuousClock.now < deadline {
-                    if await condition() { return true }
+            /// `eventually` (BusContract), failing at once when a service process has exited.
+            func whileRunning(_ timeout: Duration, _ condition: () async -> Bool) async throws -> Bool {
+                try await eventually(timeout: timeout) {
                     for p in processes where !p.isRunning { throw GatewayError("\(p.name) exited:\n\(p.output.suffix(3000))") }
-                    try await Task.sleep(for: .milliseconds(100))
+                    return await condition()
                 }
-                return false
             }
 
-            let ready = try await eventually(.seconds(120)) { ((try? await call(.GET, "/readyz"))?.status ?? 0) == 200 }
+            let ready = try await whileRunning(.seconds(120)) { ((try? await call(.GET, "/readyz"))?.status ?? 0) == 200 }
             try #require(ready, "the ingress did not become ready:\n\(logs())")
 
             // README: the masked call.
@@ -139,19 +137,19 @@ struct ComposeRunTests {
             let approved = try await call(
                 .POST, "/v1/approvals/\(id)/approve", key: "sluice-reviewer-key", body: "{\"reason\":\"cleanup, ticket OPS-12\"}")
             #expect(approved.status == 200, "\(approved.text)")
-            let delivered = try await eventually(.seconds(30)) {
+            let delivered = try await whileRunning(.seconds(30)) {
                 ((try? await call(.GET, "/v1/requests/\(id)", key: "sluice-demo-key"))?.status ?? 0) == 200
             }
             #expect(delivered, "GET /v1/requests/\(id) never answered 200:\n\(logs())")
             #expect(((try? String(contentsOf: echoLog, encoding: .utf8)) ?? "").contains("--- DELETE /v1/builds/42"))
 
             // The audit reaches the rsyslog service and the recorder's file sink.
-            let inSIEM = try await eventually(.seconds(30)) {
+            let inSIEM = try await whileRunning(.seconds(30)) {
                 rsyslog.received(.tcp).contains { $0.contains("delivered") && $0.contains(id) }
             }
             #expect(inSIEM, "no delivered event for \(id) at the syslog receiver:\n\(logs())")
             let auditFile = root.appendingPathComponent("recorder-0/audit.jsonl")
-            let inFile = try await eventually(.seconds(30)) {
+            let inFile = try await whileRunning(.seconds(30)) {
                 ((try? String(contentsOf: auditFile, encoding: .utf8)) ?? "").contains(id)
             }
             #expect(inFile, "the recorder's audit.jsonl has no event of \(id)")
