@@ -65,9 +65,20 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Operations",
+            dependencies: [
+                "Pipeline",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "Ingress",
             dependencies: [
-                "Pipeline", "Codings", "Detection",
+                "Pipeline", "Codings", "Detection", "Operations",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // The header-read timeout is a channel handler over Hummingbird's HTTP parts.
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -116,8 +127,9 @@ let package = Package(
         .executableTarget(
             name: "sluice",
             dependencies: [
-                "Pipeline", "KafkaBus", "Detection", "Inspector", "Ingress", "Forwarder", "Recorder",
+                "Pipeline", "KafkaBus", "Detection", "Inspector", "Ingress", "Forwarder", "Recorder", "Operations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -48,6 +48,10 @@ wait_http() { # URL: waits until it answers (any status), at most 60 s
   for _ in $(seq 1 600); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
   echo "scale: $1 did not come up" >&2; return 1
 }
+wait_ready() { # ADMIN_PORT: waits until /readyz answers 200, at most 120 s
+  for _ in $(seq 1 1200); do curl -sf -o /dev/null "http://127.0.0.1:$1/readyz" && return 0; sleep 0.1; done
+  echo "scale: the process on admin port $1 is not ready: $(curl -s "http://127.0.0.1:$1/readyz")" >&2; return 1
+}
 now_ms() { date +%s%3N; }
 metric() { # ADMIN_PORT NAME: the value of an unlabelled series on /metrics (0 when absent)
   curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1==n {v=$2} END {printf "%.0f\n", v}'
@@ -168,8 +172,9 @@ for i in $(seq 1 $forwarders); do start forwarder "forwarder-$i"; done
 for i in $(seq 1 $inspectors); do start inspector "inspector-$i"; done
 for id in "${ingress_ids[@]}"; do start ingress "$id"; done
 stage_pids=("${pids[@]:1}")
-# Only the Ingress serves admin_listen so far (docs/configuration.md); the others get a port anyway.
-for a in "${ingress_admins[@]}"; do wait_http "http://127.0.0.1:$a/readyz"; done
+# Every stage process serves /readyz on its admin port: ready once its consumer group is joined
+# (and, for forwarders and recorders, their upstreams and sinks reachable).
+for pid in "${stage_pids[@]}"; do wait_ready "${admin_of[$pid]}"; done
 
 # The consumer groups settle before anything counts: each Ingress answers a call.
 for l in "${ingress_ports[@]}"; do

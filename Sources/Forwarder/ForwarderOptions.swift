@@ -15,6 +15,10 @@ public struct ForwarderOptions: Sendable {
     public var maxResponseBytes: Int
     /// Where `env:` credential references are resolved (once, at start).
     public var environment: [String: String]
+    /// How often each upstream's reachability is probed (`UpstreamProbe`: `/readyz`,
+    /// `sluice_upstream_up`), and how long one connect may take.
+    public var upstreamProbeInterval: Duration = .seconds(10)
+    public var upstreamProbeTimeout: Duration = .seconds(2)
 
     public init(
         group: String = "sluice-forwarder", maxInFlight: Int = 64, initialBackoff: Duration = .milliseconds(100),

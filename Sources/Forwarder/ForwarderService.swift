@@ -104,7 +104,7 @@ public struct ForwarderService: Sendable {
         self.outcomeRetention = config.bus.retention.duration
         self.consumer = StageConsumer(
             bus: context.bus, group: options.group, topics: [context.topics.inspected, context.topics.approvals],
-            concurrency: options.maxInFlight, logger: logger)
+            concurrency: options.maxInFlight, logger: logger, monitor: context.monitor("forwarder"))
     }
 
     /// Reads the outcome ledger up to date, then consumes `inspected` and `approvals` until the
@@ -147,6 +147,13 @@ public struct ForwarderService: Sendable {
             logger.info("forwarder started", metadata: ["group": "\(options.group)", "max_in_flight": "\(options.maxInFlight)", "connections": "\(targets.keys.sorted())"])
             group.addTask {
                 await self.maintainHolds()
+                return false
+            }
+            group.addTask {
+                await UpstreamProbe(
+                    targets: self.targets, readiness: self.context.readiness, interval: self.options.upstreamProbeInterval,
+                    timeout: self.options.upstreamProbeTimeout, logger: self.logger
+                ).run()
                 return false
             }
             group.addTask {

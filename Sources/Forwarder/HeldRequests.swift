@@ -76,6 +76,9 @@ actor HoldStore {
         return await persist(r)
     }
 
+    /// Parked requests `ownership` covers that wait for decisions or delivery.
+    func waiting(_ ownership: HoldOwnership) -> Int { book.waiting(owns: ownership.owns) }
+
     /// Forgets final requests older than `cutoff` among those `ownership` covers and
     /// tombstones them in `holds` (the other Forwarders drop them when they read the tombstone).
     func prune(before cutoff: Int64, _ ownership: HoldOwnership) async -> Int {

@@ -233,6 +233,14 @@ struct HoldBook: Sendable {
         records.values.filter { $0.status == .approved && $0.request != nil }.sorted { $0.updatedAtMillis < $1.updatedAtMillis }
     }
 
+    /// How many parked requests `owns` covers are still waiting for decisions (pending) or for
+    /// delivery (approved).
+    func waiting(owns: (String) -> Bool) -> Int {
+        records.values.reduce(0) { n, r in
+            n + (r.request != nil && (r.status == .pending || r.status == .approved) && owns(r.requestID) ? 1 : 0)
+        }
+    }
+
     /// Forgets final requests (and orphan early decisions) unchanged since `cutoff` that `owns`
     /// (default: all); returns their ids.
     mutating func prune(before cutoff: Int64, owns: (String) -> Bool = { _ in true }) -> [String] {

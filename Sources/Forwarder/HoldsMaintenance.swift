@@ -118,6 +118,7 @@ extension ForwarderService {
     func maintainHolds() async {
         guard let partitionCount = await inspectedPartitionCount() else { return }
         let running = RunningResumes()
+        let waitingGauge = Gauge(label: "sluice_holds_waiting")
         await withDiscardingTaskGroup { deliveries in
             var owned: Set<Int> = []
             var lastResume: ContinuousClock.Instant?, lastRepair: ContinuousClock.Instant?
@@ -135,6 +136,8 @@ extension ForwarderService {
                     owned = ownership.partitions
                 }
                 await expireDue(ownership)
+                // Summed over the Forwarders of a group: each counts the partitions it owns.
+                waitingGauge.record(await holds.waiting(ownership))
                 let now = ContinuousClock.now
                 if !gained.isEmpty || due(lastRepair, every: Self.repairInterval, now: now) {
                     lastRepair = now

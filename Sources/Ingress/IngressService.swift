@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Operations
 import Pipeline
 import Prometheus
 import ServiceLifecycle
@@ -14,7 +15,8 @@ import ServiceLifecycle
 ///
 /// Guarantees:
 /// - The `replies` reader (all partitions, from the end) starts before the server accepts
-///   requests, so no reply for an accepted request can be missed; `/readyz` turns 200 then.
+///   requests, so no reply for an accepted request can be missed; the `ingress` check of the
+///   process's `ReadinessBoard` (`/readyz`) turns ready then.
 /// - Bad input publishes nothing and gets a JSON error (see `docs/ingress.md`); nothing a
 ///   caller sends can crash the process.
 /// - Credentials, bodies, header values, paths and queries are never logged or used as
@@ -39,7 +41,6 @@ public final class IngressService: Sendable {
     private let context: StageContext
     private let options: IngressOptions
     private let registry: PrometheusCollectorRegistry
-    private let readiness = Readiness()
     private let replyRegistry = ReplyRegistry()
     private let functions: FunctionCallHandler
     private let repliesReader: RepliesReader
@@ -136,7 +137,7 @@ public final class IngressService: Sendable {
     private func makeAdminRouter() -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.addHealth(to: router)
-        OperationalRoutes.addOperations(to: router, readiness: readiness, registry: registry)
+        OperationalRoutes.addOperations(to: router, readiness: context.readiness, registry: registry)
         return router
     }
 
@@ -172,8 +173,12 @@ public final class IngressService: Sendable {
             adminListen, responder: IngressResponder(functions: nil, routes: makeAdminRouter().buildResponder(), logger: logger),
             name: "admin", onListening: onAdminListening)
         let reader = repliesReader
-        let readiness = readiness
-        defer { readiness.set(false) }
+        // The Ingress's own check on the process's board (`/readyz` also waits for the stages
+        // this process runs besides it).
+        let readiness = context.readiness
+        let setReady: @Sendable (Bool, String) -> Void = { readiness.set("ingress", ready: $0, detail: $1) }
+        setReady(false, "reading the holds changelog")
+        defer { setReady(false, "stopped") }
         let view = holdsView
         let changelog = HoldsChangelog(context: context)
         let (caughtUp, caughtUpSignal) = AsyncStream.makeStream(of: Void.self)
@@ -216,7 +221,7 @@ public final class IngressService: Sendable {
                     guard ready else {
                         return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the holds changelog could not be read"))
                     }
-                    readiness.set(true)
+                    setReady(true, "replies reader running, holds changelog read")
                     return await Self.serve(callerServices, name: "caller")
                 }
                 group.addTask {
@@ -228,7 +233,7 @@ public final class IngressService: Sendable {
                     var signalled = false
                     for await _ in shutdownSignal { signalled = true }
                     guard signalled, !Task.isCancelled else { return .success(()) }
-                    readiness.set(false)
+                    setReady(false, "draining for shutdown")
                     drain.startDraining()
                     logger.notice("graceful shutdown: draining calls in flight", metadata: [
                         "shutdown_timeout_ms": "\(Self.milliseconds(shutdownTimeout))", "in_flight": "\(drain.inProgress)",

@@ -77,7 +77,7 @@ public struct InspectorService: Sendable {
         context.logger.info("inspector started", metadata: ["group": "\(options.group)"])
         let consumer = StageConsumer(
             bus: context.bus, group: options.group, topics: [context.topics.requests],
-            concurrency: options.concurrency, logger: context.logger)
+            concurrency: options.concurrency, logger: context.logger, monitor: context.monitor("inspector"))
         try await consumer.run(producing: { message in
             do {
                 // The verdict for the Forwarder and its audit event are published with the
@@ -160,7 +160,14 @@ public struct InspectorService: Sendable {
         let verdict = PolicyEvaluator.verdict(
             for: PolicyInput(inspected: result, original: request.request, groups: meta.identity.groups),
             policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
-        Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue)]).increment()
+        // Labels are configured names only (connection, rule ids, decision): bounded, no caller input.
+        Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue), ("connection", connection.name)])
+            .increment()
+        for rule in Set(verdict.rules) {
+            Counter(label: "sluice_verdict_rules_total", dimensions: [
+                ("rule", rule), ("decision", verdict.decision.rawValue), ("connection", connection.name),
+            ]).increment()
+        }
         context.logger.debug("request inspected", metadata: [
             "request_id": "\(meta.requestID)", "connection": "\(meta.connection)",
             "decision": "\(verdict.decision.rawValue)", "findings": "\(result.findings.count)",

@@ -18,6 +18,9 @@ final class ConsumerState: Sendable {
     /// Whether the poll thread paused fetching because ``buffer`` is full. Only the
     /// poll thread (loop and rebalance callback) touches it.
     let paused = Atomic<Bool>(false)
+    /// Set by the first assignment (a rebalance's, even empty, or a reader's); never cleared:
+    /// readiness should not flap through the rebalances of a running group.
+    let joined = Atomic<Bool>(false)
 
     init(logger: Logger) {
         self.logger = logger
@@ -54,6 +57,7 @@ final class ConsumerState: Sendable {
         assignment.withLock { assignment in
             for partition in partitions { assignment[partition] = .some(nil) }
         }
+        joined.store(true, ordering: .releasing)
     }
 
     /// Records partitions assigned by a rebalance (before the handle takes them).
@@ -313,6 +317,11 @@ final class Consumer: BusSubscriptionControl, @unchecked Sendable {
     /// The partitions currently assigned to this member.
     func assignment() async -> Set<BusPartition> {
         state.assignedPartitions
+    }
+
+    /// Whether the group gave this member its first assignment (or the reader assigned itself).
+    func hasJoinedGroup() async -> Bool {
+        state.joined.load(ordering: .acquiring)
     }
 
     /// Leaves the group (or stops reading), finishes the stream and waits until the

@@ -154,6 +154,11 @@ public protocol BusSubscriptionControl: Sendable {
     /// decisions taken on it must tolerate a concurrent owner (see `BusError.Kind.fenced`).
     func assignment() async -> Set<BusPartition>
 
+    /// Whether this member has received its first assignment from the group (possibly empty:
+    /// with more members than partitions some own none, and are still members). Stays `true`
+    /// through later rebalances. Group-less readers: `true` once reading.
+    func hasJoinedGroup() async -> Bool
+
     /// Leaves the group (or stops the reader); the message stream then finishes.
     func close() async
 }
@@ -191,6 +196,11 @@ public struct BusSubscription: AsyncSequence, Sendable {
     /// The partitions this member owns now; see ``BusSubscriptionControl/assignment()``.
     public func assignment() async -> Set<BusPartition> {
         await control.assignment()
+    }
+
+    /// Whether this member has joined its group; see ``BusSubscriptionControl/hasJoinedGroup()``.
+    public func hasJoinedGroup() async -> Bool {
+        await control.hasJoinedGroup()
     }
 
     /// Leaves the group; uncommitted messages go to the remaining members.

@@ -6,6 +6,11 @@ public struct StageContext: Sendable {
     public let bus: any Bus
     public let codec: MessageCodec
     public let logger: Logger
+    /// The process's readiness checks (rendered at `/readyz` on `admin_listen`): each stage sets
+    /// its own. A context made without one gets a board of its own (tests, embedders).
+    public var readiness = ReadinessBoard()
+    /// How often a consume loop records its group's lag (``StageMonitor``).
+    public var lagInterval: Duration = .seconds(15)
 
     public init(bus: any Bus, codec: MessageCodec, logger: Logger) {
         self.bus = bus
@@ -14,6 +19,11 @@ public struct StageContext: Sendable {
     }
 
     public var topics: Topics { codec.topics }
+
+    /// The readiness check and lag gauges of a consume loop, the check named `check`.
+    public func monitor(_ check: String) -> StageMonitor {
+        StageMonitor(readiness: readiness, check: check, lagInterval: lagInterval)
+    }
 
     /// Publishes an audit event; a failure is logged, never thrown (audit must not break the data path),
     /// and returns whether it was published. Outcomes (`delivered`, `blocked`, ...) never come

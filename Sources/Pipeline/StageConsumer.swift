@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -31,6 +32,8 @@ public struct StageConsumer: Sendable {
     let concurrency: Int
     let pace: ReadPace
     let logger: Logger
+    /// Readiness and lag reporting while the loop runs (`nil`: none, e.g. in bus tests).
+    let monitor: StageMonitor?
     private let current = CurrentSubscription()
 
     /// What a handler decided about its message.
@@ -49,8 +52,13 @@ public struct StageConsumer: Sendable {
     }
 
     /// `pace`: how soon the member must see new messages (``ReadPace``; the request path unless
-    /// nobody waits on the stage message by message).
-    public init(bus: any Bus, group: String, topics: [String], concurrency: Int, pace: ReadPace = .requestPath, logger: Logger) {
+    /// nobody waits on the stage message by message). `monitor`: the readiness check and lag
+    /// gauges this loop keeps (``StageMonitor``).
+    public init(
+        bus: any Bus, group: String, topics: [String], concurrency: Int, pace: ReadPace = .requestPath, logger: Logger,
+        monitor: StageMonitor? = nil
+    ) {
+        self.monitor = monitor
         self.bus = bus
         self.group = group
         self.topics = topics
@@ -113,6 +121,20 @@ public struct StageConsumer: Sendable {
         let subscription = try await bus.subscribe(group: group, topics: topics, pace: pace)
         current.subscription = subscription
         defer { current.subscription = nil }
+        guard let monitor else { return try await consume(subscription, maxBatch: maxBatch, handle) }
+        defer { monitor.stopped(group: group) }
+        try await withThrowingTaskGroup(of: Void.self) { watch in
+            let (bus, group, topics, logger) = (bus, group, topics, logger)
+            watch.addTask { await monitor.watch(subscription, bus: bus, group: group, topics: topics, logger: logger) }
+            try await consume(subscription, maxBatch: maxBatch, handle)
+            watch.cancelAll()
+        }
+    }
+
+    /// The loop itself, on a subscription made by ``consume(maxBatch:_:)``.
+    private func consume(
+        _ subscription: BusSubscription, maxBatch: Int, _ handle: @escaping @Sendable ([BusMessage], CommitCoordinator) async -> Void
+    ) async throws {
         let logger = self.logger
         let commits = CommitCoordinator(subscription: subscription, logger: logger) { message, error in
             logger.warning("commit failed; the message will be redelivered", metadata: [
@@ -121,6 +143,8 @@ public struct StageConsumer: Sendable {
         }
         let stop = DrainSignal()
         let active = ActiveHandlers()
+        // How long each handler (message or batch) took, from its start to its commit being queued.
+        let handling = monitor.map { _ in Timer(label: "sluice_stage_seconds", dimensions: [("group", group)]) }
         let readAhead = maxBatch > 1 ? MessageBatchBuffer(capacity: maxBatch) : nil
         try await withGracefulShutdownHandler {
             try await withTaskCancellationHandler {
@@ -157,7 +181,9 @@ public struct StageConsumer: Sendable {
                                 let work = begun
                                 active.add()
                                 handlers.addTask {
+                                    let started = ContinuousClock.now
                                     await handle(work, commits)
+                                    handling?.recordNanoseconds((ContinuousClock.now - started).totalNanoseconds)
                                     active.remove()
                                 }
                                 running += 1

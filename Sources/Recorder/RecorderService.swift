@@ -198,7 +198,8 @@ public struct RecorderService: Sendable {
         // The masked request (as the Forwarder gets it) and the response (as the caller does).
         if content { topics += [context.topics.inspected, context.topics.replies] }
         let consumer = StageConsumer(
-            bus: context.bus, group: group, topics: topics, concurrency: 1, pace: .background, logger: context.logger)
+            bus: context.bus, group: group, topics: topics, concurrency: 1, pace: .background, logger: context.logger,
+            monitor: context.monitor("recorder"))
         try await consumer.run(maxBatch: Self.maxBatch) { batch in await self.record(batch: batch) }
         context.logger.info("recorder stopped")
     }
@@ -332,10 +333,12 @@ public struct RecorderService: Sendable {
             do {
                 try await operation()
                 storeUp.record(1)
+                context.readiness.set("recordings-store", kind: .dependency, ready: true, detail: "reachable")
                 return true
             } catch {
                 if Task.isCancelled { return false }
                 storeUp.record(0)
+                context.readiness.set("recordings-store", kind: .dependency, ready: false, detail: "\(what) (retrying)")
                 context.logger.error("\(what)", metadata: metadata.merging(["attempt": "\(attempt)", "error": "\(error)"]) { $1 })
             }
             do { try await Task.sleep(for: retry.delay(afterAttempt: attempt)) } catch { return false }

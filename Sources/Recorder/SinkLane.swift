@@ -63,6 +63,12 @@ struct SinkLane: Sendable {
         delay = Gauge(label: "sluice_sink_delay_seconds", dimensions: dimensions, factory: factory)
         dropped = Counter(label: "sluice_sink_dropped_events_total", dimensions: dimensions, factory: factory)
         up.record(1)
+        setReady(true, "no write has failed")
+    }
+
+    /// The sink's readiness check (`sink:<label>`, a dependency): follows `sluice_sink_up`.
+    private func setReady(_ ready: Bool, _ detail: String) {
+        context.readiness.set("sink:\(sink.label)", kind: .dependency, ready: ready, detail: detail)
     }
 
     /// The lane's consumer group.
@@ -73,7 +79,7 @@ struct SinkLane: Sendable {
         context.logger.info("sink reader started", metadata: ["sink": "\(sink.label)", "group": "\(group)"])
         let consumer = StageConsumer(
             bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes], concurrency: 1,
-            pace: .background, logger: context.logger)
+            pace: .background, logger: context.logger, monitor: context.monitor("recorder.sink-reader.\(sink.label)"))
         defer { context.logger.info("sink reader stopped", metadata: ["sink": "\(sink.label)"]) }
         do {
             try await consumer.run(maxBatch: maxBatch) { messages in await self.handle(batch: messages) }
@@ -161,6 +167,7 @@ struct SinkLane: Sendable {
         delay.record(Double(max(0, currentMillis() - newestEventMillis)) / 1000)
         guard let outage = health.recovered() else { return }
         up.record(1)
+        setReady(true, "writing again")
         context.logger.notice("sink recovered", metadata: [
             "sink": "\(sink.label)", "failed_for_ms": "\(outage.failedForMillis)", "failed_attempts": "\(outage.attempts)",
         ])
@@ -179,6 +186,7 @@ struct SinkLane: Sendable {
         ])
         guard health.failed(now: currentMillis()) else { return }
         up.record(0)
+        setReady(false, "writes failing (see sluice_sink_failures_total and the sink_failed audit event)")
         await publish(.sinkFailed, ["sink": sink.label, "error": String(String(describing: error).prefix(300))])
     }
 

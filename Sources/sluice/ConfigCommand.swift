@@ -147,15 +147,9 @@ enum ConfigCheck {
         return resolved
     }
 
-    /// `host:port` (`[v6]:port`), port 0-65535, as the Ingress parses `listen` and `admin_listen`.
+    /// `host:port` (`[v6]:port`), port 0-65535: the parse every server uses (`ListenAddress`).
     static func checkListen(_ text: String, key: String) throws {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        guard let colon = trimmed.lastIndex(of: ":"), colon != trimmed.startIndex else {
-            throw ConfigError(path: key, message: "\"\(text)\" is not host:port")
-        }
-        guard let port = Int(trimmed[trimmed.index(after: colon)...]), (0...65535).contains(port) else {
-            throw ConfigError(path: key, message: "\"\(text)\" has no valid port (0-65535)")
-        }
+        _ = try ListenAddress(parsing: text, key: key)
     }
 
     static func checkReadable(_ path: String, key: String) throws {

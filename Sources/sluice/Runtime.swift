@@ -6,6 +6,7 @@ import Inspector
 import KafkaBus
 import Logging
 import Metrics
+import Operations
 import Pipeline
 import Prometheus
 import Recorder
@@ -36,6 +37,9 @@ struct Runtime: Sendable {
     let instanceID: String
     /// `bus.instance_id` (or `SLUICE_INSTANCE_ID`) when set: the Ingress's replies partition follows it.
     var configuredInstance: String? = nil
+    /// The process's readiness checks, shared by its stages (`/readyz` on `admin_listen`).
+    /// Upstream and sink checks gate it only in a process without the Ingress (``ReadinessBoard``).
+    var readiness = ReadinessBoard()
 
     /// - Parameters:
     ///   - role: `all` for `sluice run`, else the one stage's name.
@@ -52,7 +56,12 @@ struct Runtime: Sendable {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
         // Read once: the bytes parsed are the bytes hashed for `config_loaded`.
-        let (config, configBytes) = try ConfigLoader.loadWithBytes(path: options.config)
+        var (config, configBytes) = try ConfigLoader.loadWithBytes(path: options.config)
+        // Several stage processes on one host (no container per process) need one admin port each.
+        if let adminOverride = ProcessInfo.processInfo.environment["SLUICE_ADMIN_LISTEN"], !adminOverride.isEmpty {
+            _ = try ListenAddress(parsing: adminOverride, key: "SLUICE_ADMIN_LISTEN")
+            config.adminListen = adminOverride
+        }
         // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the
         // CLI set umask 077 at start).
         try DataDirectory.prepare(config.dataDir)
@@ -91,7 +100,8 @@ struct Runtime: Sendable {
         logger.info("bus ready", metadata: ["kind": "\(config.bus.kind.rawValue)", "topic_prefix": "\(topics.prefix)"])
         let runtime = Runtime(
             config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics, binaryEnvelopes: config.bus.envelopes == .binary), logger: logger,
-            registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID(), configuredInstance: instance)
+            registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID(), configuredInstance: instance,
+            readiness: ReadinessBoard(dependenciesGate: !stages.contains(.ingress)))
         let event = configLoaded(
             configBytes: configBytes, path: options.config, command: role == "all" ? "run" : role, stages: stages, instance: runtime.instanceID)
         do {
@@ -123,7 +133,9 @@ struct Runtime: Sendable {
     func context(_ stage: StageKind) -> StageContext {
         var l = logger
         l[metadataKey: "stage"] = "\(stage.rawValue)"
-        return StageContext(bus: bus, codec: codec, logger: l)
+        var context = StageContext(bus: bus, codec: codec, logger: l)
+        context.readiness = readiness
+        return context
     }
 
     func makeEngine() throws -> DetectionEngine {
@@ -178,6 +190,13 @@ struct Runtime: Sendable {
             // scans concurrently): the rules and their Hyperscan database are compiled once.
             // The Ingress uses it to mask approvers' reasons.
             let engine = try stages.contains(where: { $0 == .inspector || $0 == .forwarder || $0 == .ingress }) ? makeEngine() : nil
+            // The Ingress serves `admin_listen` itself; any other process gets an operations
+            // server of its own, listed first so that it stops last.
+            if !stages.contains(.ingress) {
+                services.append(OperationsServer(
+                    address: try ListenAddress(parsing: config.adminListen, key: "admin_listen"), readiness: readiness,
+                    registry: registry, logger: logger))
+            }
             if let sharedLedger {
                 services.append(StageService(name: "outcome-ledger", logger: logger) { try await sharedLedger.follow() })
             }

@@ -74,6 +74,7 @@ private struct RecordingControl: BusSubscriptionControl {
     }
 
     func assignment() async -> Set<BusPartition> { await inner.assignment() }
+    func hasJoinedGroup() async -> Bool { await inner.hasJoinedGroup() }
 
     func close() async { await inner.close() }
 }

@@ -44,6 +44,9 @@ public final class Gateway: @unchecked Sendable {
     public let topicPrefix: String
     public let configPath: URL
     public var processes: [SluiceProcess] = []
+    /// Kafka mode: the `admin_listen` port of each stage process but the Ingress
+    /// (`SLUICE_ADMIN_LISTEN`: the processes share one host and one config), by process name.
+    public private(set) var stageAdminPorts: [String: Int] = [:]
     var logLevel = "debug"
     public let http = HTTPClient(eventLoopGroupProvider: .singleton)
     public let requestTimeout: String
@@ -188,6 +191,12 @@ public final class Gateway: @unchecked Sendable {
         // killed predecessor's transactions at once, as a restarted pod with a stable name would.
         var env = environment
         if env["SLUICE_INSTANCE_ID"] == nil { env["SLUICE_INSTANCE_ID"] = "\(name)-\(root.lastPathComponent)" }
+        if command != "ingress", command != "run" {
+            var admin = try freePort()
+            while admin == port || admin == adminPort { admin = try freePort() }
+            stageAdminPorts[name] = admin
+            env["SLUICE_ADMIN_LISTEN"] = "127.0.0.1:\(admin)"
+        }
         processes.append(try SluiceProcess(
             name: name, arguments: [command, "--config", configPath.path, "--log-level", logLevel],
             environment: env, logDirectory: root))

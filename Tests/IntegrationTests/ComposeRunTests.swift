@@ -60,13 +60,17 @@ struct ComposeRunTests {
             ("upstream: http://echo:9000", "upstream: http://127.0.0.1:\(echoPort)"),
             ("address: \"rsyslog:514\"", "address: \"127.0.0.1:\(rsyslog.port(.tcp))\""),
             ("listen: 0.0.0.0:8080", "listen: 127.0.0.1:\(port)"),
-            ("admin_listen: 0.0.0.0:9090", "admin_listen: 127.0.0.1:\(adminPort)"),
             ("topic_prefix: \"sluice.\"", "topic_prefix: \"compose-\(UUID().uuidString.prefix(8)).\""),
         ] {
             try #require(config.contains(from), "config/sluice.compose.yaml no longer has \(from): update this test")
             config = config.replacingOccurrences(of: from, with: to)
         }
         try #require(config.contains("/var/lib/sluice"))
+        // Every process serves admin_listen (each container has its own network namespace; here
+        // each process gets its own port).
+        let adminLine = "admin_listen: 0.0.0.0:9090"
+        try #require(config.contains(adminLine), "config/sluice.compose.yaml no longer has \(adminLine): update this test")
+        var stageAdminPorts: [String: Int] = [:]
 
         // The sluice services, each replica a process with its own data directory.
         var processes: [SluiceProcess] = []
@@ -82,7 +86,11 @@ struct ComposeRunTests {
             for replica in 0..<replicas {
                 let dataDir = root.appendingPathComponent("\(name)-\(replica)")
                 let file = root.appendingPathComponent("\(name)-\(replica).yaml")
-                try config.replacingOccurrences(of: "/var/lib/sluice", with: dataDir.path).write(to: file, atomically: true, encoding: .utf8)
+                let admin = name == "ingress" ? adminPort : try freePort()
+                if name != "ingress" { stageAdminPorts["\(name)-\(replica)"] = admin }
+                try config.replacingOccurrences(of: "/var/lib/sluice", with: dataDir.path)
+                    .replacingOccurrences(of: adminLine, with: "admin_listen: 127.0.0.1:\(admin)")
+                    .write(to: file, atomically: true, encoding: .utf8)
                 processes.append(try SluiceProcess(
                     name: "\(name)-\(replica)", arguments: command.map { $0 == containerConfig ? file.path : $0 },
                     environment: environment, logDirectory: root))
@@ -115,6 +123,14 @@ struct ComposeRunTests {
 
             let ready = try await whileRunning(.seconds(120)) { ((try? await call(.GET, "/readyz"))?.status ?? 0) == 200 }
             try #require(ready, "the ingress did not become ready:\n\(logs())")
+            // And every other stage process, as the manifests' probes ask it (issue 12, item 4).
+            for (name, admin) in stageAdminPorts.sorted(by: { $0.key < $1.key }) {
+                let stageReady = try await whileRunning(.seconds(120)) {
+                    let response = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(admin)/readyz"), timeout: .seconds(10))
+                    return response?.status == .ok
+                }
+                #expect(stageReady, "\(name) (admin port \(admin)) did not become ready:\n\(logs())")
+            }
 
             // README: the masked call.
             let awsKey = "AKIA" + String((0..<16).map { _ in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")[Int.random(in: 0..<32)] })

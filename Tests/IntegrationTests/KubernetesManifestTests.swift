@@ -4,8 +4,8 @@ import Testing
 
 /// deploy/kubernetes: every Deployment runs an existing subcommand with flags it has, on the
 /// ConfigMap made from sluice.yaml, which passes `sluice config check --stage` with the
-/// variables the pod gets from its Secrets; grace periods exceed shutdown_timeout; probes are on
-/// admin_listen (the Ingress only, the one stage serving it); KEDA's trigger names the inspector
+/// variables the pod gets from its Secrets; grace periods exceed shutdown_timeout; every stage's
+/// probes are on admin_listen; KEDA's trigger names the inspector
 /// group's topic and never scales past the partitions.
 @Suite("deploy/kubernetes")
 struct KubernetesManifestTests {
@@ -67,16 +67,14 @@ struct KubernetesManifestTests {
             // Grace above shutdown_timeout (10s in sluice.yaml) + the 1 s the stages' drain adds.
             let grace = try #require(pod["terminationGracePeriodSeconds"] as? Int)
             #expect(check.stdout.contains("shutdown_timeout: \"10s\"") && grace > 11, "\(name): grace \(grace)")
-            // Probes only where admin_listen is served, on its port.
-            let probes = ["readinessProbe", "livenessProbe"].compactMap { container[$0] }
-            if subcommand == "ingress" {
-                #expect(probes.count == 2)
-                let ports = container["ports"] as? [[String: Any]] ?? []
-                #expect(ports.contains { $0["name"] as? String == "admin" && $0["containerPort"] as? Int == 9090 })
-                #expect(check.stdout.contains("admin_listen: \"0.0.0.0:9090\""))
-            } else {
-                #expect(probes.isEmpty, "\(name): probes on a stage that serves no admin_listen")
-            }
+            // Every stage serves admin_listen (issue 12, item 4): both probes on its port.
+            let probes = ["readinessProbe", "livenessProbe"].compactMap { container[$0] as? [String: Any] }
+            #expect(probes.count == 2, "\(name)")
+            #expect(probes.map { Self.value($0, "httpGet", "path") as? String } == ["/readyz", "/healthz"], "\(name)")
+            #expect(probes.allSatisfy { Self.value($0, "httpGet", "port") as? String == "admin" }, "\(name)")
+            let ports = container["ports"] as? [[String: Any]] ?? []
+            #expect(ports.contains { $0["name"] as? String == "admin" && $0["containerPort"] as? Int == 9090 }, "\(name)")
+            #expect(check.stdout.contains("admin_listen: \"0.0.0.0:9090\""))
         }
     }
 

@@ -32,6 +32,7 @@ final class RecordingControl: BusSubscriptionControl {
     }
 
     func assignment() async -> Set<BusPartition> { [] }
+    func hasJoinedGroup() async -> Bool { true }
     func close() async {}
 }
 

@@ -916,6 +916,8 @@ private struct GroupMemberControl: BusSubscriptionControl {
         try await bus.commit(group: group, member: member, message: message, publishing: outputs)
     }
     func assignment() async -> Set<BusPartition> { await bus.assignment(group: group, member: member) }
+    /// Joining is synchronous here: the member got its partitions when it subscribed.
+    func hasJoinedGroup() async -> Bool { true }
     func close() async { await bus.leave(group: group, member: member) }
 }
 
@@ -928,5 +930,6 @@ private struct ReaderControl: BusSubscriptionControl {
         throw BusError(.configuration, "a group-less reader cannot commit (\(message.topic)[\(message.partition)]@\(message.offset))")
     }
     func assignment() async -> Set<BusPartition> { await bus.assignment(reader: reader) }
+    func hasJoinedGroup() async -> Bool { true }
     func close() async { await bus.closeReader(reader) }
 }

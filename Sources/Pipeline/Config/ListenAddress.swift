@@ -1,13 +1,12 @@
 import Foundation
-import Pipeline
 
 /// A `host:port` listen address (`[v6-address]:port` for IPv6); port 0 asks for an ephemeral port.
-struct ListenAddress: Sendable, Hashable {
-    var host: String
-    var port: Int
+public struct ListenAddress: Sendable, Hashable {
+    public var host: String
+    public var port: Int
 
     /// Parses `listen` (or `admin_listen`) from the configuration; errors name `key`.
-    init(parsing text: String, key: String = "listen") throws {
+    public init(parsing text: String, key: String = "listen") throws {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         guard let colon = trimmed.lastIndex(of: ":") else {
             throw ConfigError(path: key, message: "\"\(text)\" is not host:port")
