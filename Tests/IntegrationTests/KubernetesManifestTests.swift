@@ -37,9 +37,22 @@ struct KubernetesManifestTests {
     @Test func deploymentsRunExistingCommandsOnAValidConfiguration() throws {
         let docs = try Self.documents()
         let config = Self.dir.appendingPathComponent("sluice.yaml").path
-        let deployments = docs.filter { $0["kind"] as? String == "Deployment" }
+        let deployments = docs.filter { ["Deployment", "StatefulSet"].contains($0["kind"] as? String) }
         #expect(deployments.count == 4)
         for deployment in deployments {
+            // Every pod's SLUICE_INSTANCE_ID is its name: numbered pods for the Ingress (its
+            // replies partition follows the number), governed by a headless Service.
+            let env = (Self.value(deployment, "spec", "template", "spec") as? [String: Any]).flatMap {
+                ($0["containers"] as? [[String: Any]])?.first?["env"] as? [[String: Any]]
+            } ?? []
+            let instance = env.first { $0["name"] as? String == "SLUICE_INSTANCE_ID" }
+            #expect(Self.value(instance, "valueFrom", "fieldRef", "fieldPath") as? String == "metadata.name")
+            if deployment["kind"] as? String == "StatefulSet" {
+                #expect(Self.value(deployment, "metadata", "name") as? String == "sluice-ingress")
+                let governing = try #require(Self.value(deployment, "spec", "serviceName") as? String)
+                let service = docs.first { $0["kind"] as? String == "Service" && Self.value($0, "metadata", "name") as? String == governing }
+                #expect(Self.value(service, "spec", "clusterIP") as? String == "None", "\(governing) must be headless")
+            }
             let name = Self.value(deployment, "metadata", "name") as? String ?? "?"
             let pod = try #require(Self.value(deployment, "spec", "template", "spec") as? [String: Any])
             let container = try #require((pod["containers"] as? [[String: Any]])?.first)
