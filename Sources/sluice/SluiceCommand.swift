@@ -37,6 +37,12 @@ struct SluiceCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
+            // Usage errors (an unknown flag, a bad value, a missing argument) exit 2, as every
+            // command's help says, not ArgumentParser's 64; help and version requests stay 0.
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
             exit(withError: error)
         }
     }

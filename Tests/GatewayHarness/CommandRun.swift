@@ -9,9 +9,11 @@ public struct CommandResult: Sendable {
 
 /// Runs `executable ARGS` to completion with `environment` added to this process's and stdin
 /// closed; stdout and stderr are captured through files (no pipe to fill up), in `directory`
-/// (kept) or in a temporary directory (removed).
+/// (kept) or in a temporary directory (removed). `workingDirectory`: the process's current
+/// directory (default: this process's).
 public func runToCompletion(
-    _ executable: URL, _ args: [String], environment: [String: String] = [:], in directory: URL? = nil
+    _ executable: URL, _ args: [String], environment: [String: String] = [:], in directory: URL? = nil,
+    workingDirectory: URL? = nil
 ) throws -> CommandResult {
     let dir = directory ?? FileManager.default.temporaryDirectory.appendingPathComponent("sluice-run-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -23,6 +25,7 @@ public func runToCompletion(
     let process = Process()
     process.executableURL = executable
     process.arguments = args
+    if let workingDirectory { process.currentDirectoryURL = workingDirectory }
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let outHandle = try FileHandle(forWritingTo: out)
     let errHandle = try FileHandle(forWritingTo: err)

@@ -21,7 +21,7 @@ struct ScanCommandTests {
 
     /// Runs `sluice scan ARGS` to completion, output captured through files in `dir`.
     static func scan(_ args: [String], in dir: URL) throws -> Run {
-        try runToCompletion(SluiceProcess.binary, ["scan"] + args, environment: ["SLUICE_FP_KEY": "scan-test-key"], in: dir)
+        try runToCompletion(SluiceProcess.binary, ["scan"] + args, environment: ["SLUICE_FP_KEY": "scan-test-key-0123456789"], in: dir)
     }
 
     static func tempDir() throws -> URL {
@@ -173,7 +173,9 @@ struct ScanCommandTests {
                 ((($0["locations"] as? [[String: Any]])?.first?["physicalLocation"] as? [String: Any])?["artifactLocation"]
                     as? [String: Any])?["uri"] as? String
             }
-            #expect(uris == [bad])
+            // Relative to the working directory (the scan ran in `dir`), percent-encoded.
+            let relative = String(bad.dropFirst(dir.path.count + 1))
+            #expect(uris.count == 1 && uris.first.map { $0 == relative || $0.hasSuffix("/" + relative) } == true, "\(uris)")
             #expect(notes.first?["level"] as? String == "error")
         }
     }

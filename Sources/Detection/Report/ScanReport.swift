@@ -17,8 +17,29 @@ public struct FileFinding: Sendable, Hashable {
     /// Why it was reported or silenced (`sluice scan --explain`, and every silenced finding).
     public var explanation: Explanation? = nil
 
-    /// The allow-list entry that silenced it; nil when it is reported.
+    /// Silenced by a `sluice:allow` comment on its line (`sluice scan`).
+    public var inlineAllowed = false
+
+    /// The allow-list entry that silenced it; nil when it is reported (or silenced inline).
     public var allowedBy: Int? { explanation?.allowedBy }
+
+    /// Whether it is silenced: by an allow-list entry or a `sluice:allow` comment.
+    public var isSilenced: Bool { allowedBy != nil || inlineAllowed }
+}
+
+/// What a SARIF log needs beyond the findings.
+public struct SARIFOptions: Sendable, Hashable {
+    /// `tool.driver.version`.
+    public var toolVersion: String
+    /// The absolute directory `SRCROOT` stands for (the scan's working directory): paths under it
+    /// are written relative to it with `uriBaseId: SRCROOT`, others as absolute `file:` URIs.
+    /// `nil`: paths as given (percent-encoded), no base.
+    public var sourceRoot: String?
+
+    public init(toolVersion: String = "unknown", sourceRoot: String? = nil) {
+        self.toolVersion = toolVersion
+        self.sourceRoot = sourceRoot
+    }
 }
 
 /// File walking, scanning and report rendering for `sluice scan`. Pure apart from reading files.
@@ -123,7 +144,7 @@ public enum ScanReport {
     /// results with an external `suppressions` entry. With `explain`, every finding carries its
     /// explanation (text: indented lines; json/jsonl/SARIF: an `explanation` object / property).
     public static func render(_ results: [FileFinding], allowed: [FileFinding] = [], format: ReportFormat,
-                              rules: [RuleInfo] = [], explain: Bool = false) -> String {
+                              rules: [RuleInfo] = [], explain: Bool = false, sarif options: SARIFOptions = SARIFOptions()) -> String {
         switch format {
         case .text:
             var s = ""
@@ -141,7 +162,8 @@ public enum ScanReport {
             if explain {
                 for r in allowed {
                     let why = r.explanation?.allowReason.map { " (\($0))" } ?? ""
-                    s += textLine(r, tag: "allowed by detection.allow[\(r.allowedBy ?? -1)]\(why):")
+                    let by = r.inlineAllowed ? "a sluice:allow comment" : "detection.allow[\(r.allowedBy ?? -1)]\(why)"
+                    s += textLine(r, tag: "allowed by \(by):")
                     if let e = r.explanation { s += textExplanation(e) }
                 }
             }
@@ -153,7 +175,7 @@ public enum ScanReport {
             return "{\"findings\":[" + results.map { jsonObject($0, explain: explain) }.joined(separator: ",") + "],\"count\":\(results.count)"
                 + ",\"allowed\":[" + allowed.map { jsonObject($0, explain: explain) }.joined(separator: ",") + "]}\n"
         case .sarif:
-            return sarif(results, allowed: allowed, rules: rules, explain: explain)
+            return sarif(results, allowed: allowed, rules: rules, explain: explain, options: options)
         }
     }
 
@@ -184,6 +206,7 @@ public enum ScanReport {
             + "\"confidence\":\(Double(Int(f.confidence * 100)) / 100),\"fingerprint\":\(q(f.fingerprint)),"
             + "\"decodedVia\":[\(f.decodedVia.map(q).joined(separator: ","))]"
         if let a = r.allowedBy { s += ",\"allowedBy\":\(a)" }
+        if r.inlineAllowed { s += ",\"inlineAllow\":true" }
         if explain, let e = r.explanation { s += ",\"explanation\":" + explanationJSON(e) }
         return s + "}"
     }
@@ -195,34 +218,87 @@ public enum ScanReport {
             + "\"outranked\":[\(e.outranked.map(q).joined(separator: ","))]}"
     }
 
-    static func sarif(_ results: [FileFinding], allowed: [FileFinding] = [], rules: [RuleInfo], explain: Bool = false) -> String {
+    static func sarif(_ results: [FileFinding], allowed: [FileFinding] = [], rules: [RuleInfo], explain: Bool = false,
+                      options: SARIFOptions = SARIFOptions()) -> String {
         let used = Set((results + allowed).map(\.finding.rule))
         var ruleList = rules.filter { used.contains($0.id) }
         for id in used.sorted() where !ruleList.contains(where: { $0.id == id }) {
             ruleList.append(RuleInfo(id: id, title: id, ruleClass: .credential, severity: .high, keywords: []))
         }
+        // GitHub code scanning ranks security results by `security-severity` (a CVSS-like score).
         let rulesJSON = ruleList.map { r in
             "{\"id\":\(q(r.id)),\"name\":\(q(r.id)),\"shortDescription\":{\"text\":\(q(r.title))},"
-                + "\"defaultConfiguration\":{\"level\":\(q(level(r.severity)))},\"properties\":{\"class\":\(q(r.ruleClass.rawValue))}}"
+                + "\"defaultConfiguration\":{\"level\":\(q(level(r.severity)))},"
+                + "\"properties\":{\"class\":\(q(r.ruleClass.rawValue)),\"security-severity\":\(q(securitySeverity(r.severity))),"
+                + "\"tags\":[\"security\",\(q(r.ruleClass.rawValue))]}}"
         }.joined(separator: ",")
         let resultsJSON = (results + allowed).map { r -> String in
             let f = r.finding
-            let uri = r.path == "-" ? "stdin" : r.path
             var s = "{\"ruleId\":\(q(f.rule)),\"level\":\(q(level(f.severity))),"
                 + "\"message\":{\"text\":\(q("\(f.ruleClass.rawValue) detected by rule \(f.rule) (fingerprint \(f.fingerprint))"))},"
-                + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":\(q(uri))},"
+                + "\"locations\":[{\"physicalLocation\":{\"artifactLocation\":\(artifactLocation(r.path, root: options.sourceRoot)),"
                 + "\"region\":{\"startLine\":\(r.line),\"startColumn\":\(r.column),\"endLine\":\(r.endLine),\"endColumn\":\(r.endColumn),"
                 + "\"byteOffset\":\(f.start),\"byteLength\":\(f.end - f.start)}}}],"
                 + "\"partialFingerprints\":{\"sluiceFingerprint/v1\":\(q(f.fingerprint))}"
-            if let a = r.allowedBy {
-                s += ",\"suppressions\":[{\"kind\":\"external\",\"justification\":\(q("silenced by detection.allow[\(a)]"))}]"
+            if r.inlineAllowed {
+                s += ",\"suppressions\":[{\"kind\":\"inSource\",\"justification\":\"sluice:allow comment on the line\"}]"
+            } else if let a = r.allowedBy {
+                let why = r.explanation?.allowReason.map { ": \($0)" } ?? ""
+                s += ",\"suppressions\":[{\"kind\":\"external\",\"justification\":\(q("silenced by detection.allow[\(a)]\(why)"))}]"
             }
             if explain, let e = r.explanation { s += ",\"properties\":{\"explanation\":" + explanationJSON(e) + "}" }
             return s + "}"
         }.joined(separator: ",")
+        let bases = options.sourceRoot.map { root in
+            ",\"originalUriBaseIds\":{\"SRCROOT\":{\"uri\":\(q(fileURI(root.hasSuffix("/") ? root : root + "/")))}}"
+        } ?? ""
         return "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"version\":\"2.1.0\",\"runs\":[{\"tool\":{\"driver\":{"
-            + "\"name\":\"sluice\",\"informationUri\":\"https://github.com/sluice/sluice\",\"rules\":[\(rulesJSON)]}},"
+            + "\"name\":\"sluice\",\"version\":\(q(options.toolVersion)),\"rules\":[\(rulesJSON)]}}\(bases),"
             + "\"results\":[\(resultsJSON)]}]}\n"
+    }
+
+    /// A SARIF `artifactLocation` object for `path` (`-` is standard input): relative to `root`
+    /// with `uriBaseId: SRCROOT` when under it, else an absolute `file:` URI; percent-encoded
+    /// either way (any byte but unreserved characters and `/`), so every file name gives a valid
+    /// URI reference.
+    public static func artifactLocation(_ path: String, root: String?) -> String {
+        if path == "-" { return "{\"uri\":\"stdin\"}" }
+        guard let root else { return "{\"uri\":\(q(percentEncoded(path)))}" }
+        let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: root, isDirectory: true)).standardizedFileURL.path
+        let base = URL(fileURLWithPath: root, isDirectory: true).standardizedFileURL.path
+        let prefix = base.hasSuffix("/") ? base : base + "/"
+        if absolute.hasPrefix(prefix) {
+            return "{\"uri\":\(q(percentEncoded(String(absolute.dropFirst(prefix.count))))),\"uriBaseId\":\"SRCROOT\"}"
+        }
+        return "{\"uri\":\(q(fileURI(absolute)))}"
+    }
+
+    /// `file://` + the percent-encoded absolute path.
+    static func fileURI(_ absolute: String) -> String { "file://" + percentEncoded(absolute) }
+
+    /// Every byte of the UTF-8 path but `A-Z a-z 0-9 - . _ ~ /` as `%XX`.
+    static func percentEncoded(_ path: String) -> String {
+        var out = ""
+        for b in path.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                out += String(format: "%%%02X", b)
+            }
+        }
+        return out
+    }
+
+    /// GitHub's `security-severity` score per severity (critical ≥ 9, high ≥ 7, medium ≥ 4, low).
+    static func securitySeverity(_ s: Severity) -> String {
+        switch s {
+        case .critical: return "9.5"
+        case .high: return "8.0"
+        case .medium: return "5.5"
+        case .low: return "3.0"
+        }
     }
 
     static func level(_ s: Severity) -> String {

