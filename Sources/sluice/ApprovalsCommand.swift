@@ -10,7 +10,12 @@ struct ApprovalsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approvals",
         abstract: "Review held requests: list, show, approve, deny.",
-        discussion: "The credential comes from SLUICE_TOKEN; the gateway URL from --url, SLUICE_URL, or the config's public_url/listen.",
+        discussion: """
+            The credential comes from --token-file, else --token, else SLUICE_TOKEN (prefer the file or \
+            the variable: a --token value is visible in the process list and shell history); the gateway \
+            URL from --url, SLUICE_URL, or the config's public_url/listen. An answer without Sluice's \
+            X-Sluice-Request-Id header is refused: --url then points at something that is not Sluice.
+            """,
         subcommands: [List.self, Show.self, Approve.self, Deny.self])
 
     struct Connection: ParsableArguments {
@@ -22,6 +27,25 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
         @Flag(help: "Print the API's JSON instead of a table.")
         var json = false
+
+        @Option(help: "Your API key or OIDC token (default: SLUICE_TOKEN).")
+        var token: String?
+
+        @Option(help: "A file holding your API key or OIDC token (surrounding whitespace ignored).")
+        var tokenFile: String?
+
+        /// --token-file, else --token, else SLUICE_TOKEN.
+        func credential() throws -> String {
+            if let tokenFile {
+                guard let data = FileManager.default.contents(atPath: tokenFile) else { throw CLIError("cannot read --token-file \(tokenFile)") }
+                let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                guard !token.isEmpty else { throw CLIError("--token-file \(tokenFile) is empty") }
+                return token
+            }
+            if let token, !token.isEmpty { return token }
+            if let env = ProcessInfo.processInfo.environment["SLUICE_TOKEN"], !env.isEmpty { return env }
+            throw ValidationError("give your API key or OIDC token: --token-file FILE, --token, or SLUICE_TOKEN")
+        }
 
         func baseURL() throws -> String {
             if let url { return Self.trim(url) }
@@ -35,12 +59,33 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
         static func trim(_ s: String) -> String { s.hasSuffix("/") ? String(s.dropLast()) : s }
 
+        /// A network failure in one readable sentence (the error's own text as the last resort).
+        static func sentence(for error: any Error) -> String {
+            let text = "\(error)"
+            let lower = text.lowercased()
+            if lower.contains("connection refused") || lower.contains("econnrefused") {
+                return "connection refused (is the gateway running there, and is the port right?)"
+            }
+            if lower.contains("connecttimeout") || lower.contains("connect timeout") || lower.contains("deadlineexceeded") || lower.contains("timed out") {
+                return "no answer in time (a firewall, or the wrong host?)"
+            }
+            if lower.contains("unknown host") || lower.contains("name or service not known") || lower.contains("nodename nor servname") || lower.contains("no address") {
+                return "the host name does not resolve"
+            }
+            if lower.contains("ssl") || lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") {
+                return "the TLS handshake failed (\(text))"
+            }
+            if lower.contains("unsupported scheme") || lower.contains("invalidurl") || lower.contains("emptyhost") {
+                return "the URL is not a valid http(s) address"
+            }
+            return text
+        }
+
         /// Calls the API; returns the status and the parsed JSON object.
         func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (Int, [String: Any], Data) {
-            guard let token = ProcessInfo.processInfo.environment["SLUICE_TOKEN"], !token.isEmpty else {
-                throw ValidationError("set SLUICE_TOKEN to your API key or OIDC token")
-            }
-            var request = HTTPClientRequest(url: try baseURL() + path)
+            let token = try credential()
+            let base = try baseURL()
+            var request = HTTPClientRequest(url: base + path)
             request.method = .init(rawValue: method)
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
             if let body {
@@ -49,7 +94,11 @@ struct ApprovalsCommand: AsyncParsableCommand {
             }
             let response: HTTPClientResponse
             do { response = try await HTTPClient.shared.execute(request, timeout: .seconds(30)) } catch {
-                throw CLIError("cannot reach \(try baseURL()): \(error)")
+                throw CLIError("cannot reach \(base): \(Self.sentence(for: error))")
+            }
+            // Every answer of a Sluice Ingress carries its request id: without it, this is not Sluice.
+            guard response.headers.first(name: "X-Sluice-Request-Id") != nil else {
+                throw CLIError("\(base) does not look like a Sluice gateway (its answer, HTTP \(response.status.code), has no X-Sluice-Request-Id header): check --url or SLUICE_URL")
             }
             let bytes = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
             let object = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] ?? [:]

@@ -209,3 +209,73 @@ struct CLIBehaviourTests {
         #expect(scan.stdout.contains("fp=\(masked)"), "gateway \(masked), scan: \(scan.stdout)")
     }
 }
+
+/// `sluice approvals` against things that are not a reachable Sluice, and its credential options;
+/// `sluice apikey new`.
+@Suite("the reviewer CLI and apikey", .serialized)
+struct ReviewerCLITests {
+    static func run(_ args: [String], environment: [String: String] = [:]) throws -> CommandResult {
+        try runToCompletion(SluiceProcess.binary, args, environment: ["SLUICE_TOKEN": "", "SLUICE_URL": ""].merging(environment) { $1 })
+    }
+
+    @Test("--url at something that is not Sluice is refused, saying so")
+    func notSluice() async throws {
+        let other = try await TestUpstream.start()
+        await other.setResponse(body: "{\"approvals\":[]}")
+        let r = try Self.run(["approvals", "list", "--url", other.url, "--token", "x"])
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("does not look like a Sluice gateway"), "\(r.stderr)")
+        #expect(!r.stdout.contains("no pending requests"))
+    }
+
+    @Test("a closed port is one readable sentence")
+    func nothingListens() throws {
+        let port = try freePort()
+        let r = try Self.run(["approvals", "list", "--url", "http://127.0.0.1:\(port)", "--token", "x"])
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("cannot reach http://127.0.0.1:\(port): connection refused"), "\(r.stderr)")
+    }
+
+    @Test("no credential at all is a usage error naming the three ways to give one")
+    func noCredential() throws {
+        let r = try Self.run(["approvals", "list", "--url", "http://127.0.0.1:1"])
+        #expect(r.status == 2)
+        #expect(r.stderr.contains("--token-file FILE, --token, or SLUICE_TOKEN"), "\(r.stderr)")
+    }
+
+    @Test("--token-file and --token reach the gateway as the reviewer; a wrong token is the API's 401")
+    func tokenOptions() async throws {
+        let gw = try await Gateway(mode: .embedded)
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let file = gw.root.appendingPathComponent("reviewer.token")
+        try Data("  \(Gateway.aliceKey)\n".utf8).write(to: file)
+        let viaFile = try Self.run(["approvals", "list", "--url", gw.baseURL, "--token-file", file.path])
+        #expect(viaFile.status == 0, "\(viaFile.stderr)")
+        #expect(viaFile.stdout.contains("no pending requests"))
+        let viaFlag = try Self.run(["approvals", "list", "--url", gw.baseURL, "--token", Gateway.aliceKey, "--json"])
+        #expect(viaFlag.status == 0, "\(viaFlag.stderr)")
+        #expect(viaFlag.stdout.contains("\"approvals\""))
+        let wrong = try Self.run(["approvals", "list", "--url", gw.baseURL], environment: ["SLUICE_TOKEN": "not-a-key"])
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("401"), "\(wrong.stderr)")
+        await gw.stop()
+    }
+
+    @Test("apikey new prints a fresh key once and the config line holding its sha256")
+    func apikeyNew() throws {
+        let r = try Self.run(["apikey", "new", "--id", "ci-bot", "--groups", "ci, deployers", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: String])
+        let key = try #require(object["key"])
+        #expect(key.hasPrefix("sluice_") && key.count == 7 + 43)
+        #expect(object["sha256"] == sha256Hex(key))
+        #expect(object["config"] == "- { id: \"ci-bot\", sha256: \"\(sha256Hex(key))\", groups: [\"ci\", \"deployers\"] }")
+        let again = try Self.run(["apikey", "new", "--id", "ci-bot", "--json"])
+        #expect(!again.stdout.contains(key), "a fresh key each time")
+        let text = try Self.run(["apikey", "new", "--id", "alice", "--groups", "reviewers", "--person", "alice@corp"])
+        #expect(text.status == 0 && text.stdout.contains("person: \"alice@corp\""))
+        let bad = try Self.run(["apikey", "new", "--id", "bad id\"x"])
+        #expect(bad.status == 2 && bad.stderr.contains("--id"), "\(bad.stderr)")
+    }
+}
