@@ -7,6 +7,11 @@ import Foundation
 ///
 /// A message that fails to open or decode throws `MessageCodecError`; the caller
 /// sends it to `deadletter` with that reason.
+///
+/// Every message built while a stage works on a request (`TraceContext.current` set) carries
+/// that stage's `traceparent` header (W3C: the request's trace id, the stage's span id) beside
+/// the value, which is unchanged: messages without it still open, and the next stage starts a
+/// new trace for them (`TraceContext.continuing(_:)`). `deadletter` keeps the header.
 public struct MessageCodec: Sendable {
     public let sealer: PayloadSealer
     public let topics: Topics
@@ -41,7 +46,7 @@ public struct MessageCodec: Sendable {
         let (sealed, keyHeader) = try sealer.seal(plain, associatedData: requestID)
         return OutgoingMessage(
             topic: topic, key: key,
-            headers: [keyHeader, BusHeader(MessageHeader.requestID, requestID), BusHeader(MessageHeader.kind, kind)],
+            headers: [keyHeader, BusHeader(MessageHeader.requestID, requestID), BusHeader(MessageHeader.kind, kind)] + Self.traceHeaders,
             value: sealed)
     }
 
@@ -109,9 +114,12 @@ public struct MessageCodec: Sendable {
         // Canonical JSON (sorted keys), written by hand: `AuditEventJSON`.
         OutgoingMessage(
             topic: topic, key: key,
-            headers: [BusHeader(MessageHeader.requestID, event.requestID), BusHeader(MessageHeader.kind, kind)],
+            headers: [BusHeader(MessageHeader.requestID, event.requestID), BusHeader(MessageHeader.kind, kind)] + Self.traceHeaders,
             value: AuditEventJSON.encode(event))
     }
+
+    /// The `traceparent` header of the span the current task works in (`TraceContext.current`), if any.
+    static var traceHeaders: [BusHeader] { TraceContext.current.map { [$0.busHeader] } ?? [] }
 
     public func decodeAudit(_ message: BusMessage) throws -> AuditEvent {
         // What the stages publish is canonical: read it by hand; anything else as Foundation does.
