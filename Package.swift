@@ -169,7 +169,7 @@ let package = Package(
             path: "Benchmarks/GatewayBench"
         ),
         .target(name: "BusContract", dependencies: ["Pipeline"], path: "Tests/BusContract"),
-        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "BusContract", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "KafkaBusTests",
             dependencies: ["KafkaBus", "Pipeline", "BusContract", .product(name: "Logging", package: "swift-log")]),

@@ -45,11 +45,19 @@ struct Runtime: Sendable {
     ///   - role: `all` for `sluice run`, else the one stage's name.
     ///   - stages: the stages this process will run (for the `config_loaded` event).
     static func start(options: StageOptions, role: String, stages: [StageKind]) async throws -> Runtime {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = options.logLevel
-            return handler
-        }
+        // Every line written while a stage works on a request carries its trace_id (and span_id).
+        LoggingSystem.bootstrap({ label, provider in
+            switch options.logFormat {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
+                handler.logLevel = options.logLevel
+                return handler
+            case .json:
+                var handler = JSONLogHandler.standardError(label: label, metadataProvider: provider)
+                handler.logLevel = options.logLevel
+                return handler
+            }
+        }, metadataProvider: TraceContext.loggingMetadataProvider)
         var logger = Logger(label: "sluice")
         logger[metadataKey: "role"] = "\(role)"
         let registry = PrometheusCollectorRegistry()

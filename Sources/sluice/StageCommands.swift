@@ -10,6 +10,17 @@ struct StageOptions: ParsableArguments {
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
+
+    @Option(help: "Log format on standard error: text, or json (one object per line: ts, level, label, message, source, and the metadata such as request_id and trace_id).")
+    var logFormat: LogFormat = .text
+}
+
+/// How log lines are written to standard error.
+enum LogFormat: String, CaseIterable, ExpressibleByArgument, Sendable {
+    /// swift-log's `StreamLogHandler`: `timestamp level label: metadata [source] message`.
+    case text
+    /// `JSONLogHandler`: one JSON object per line.
+    case json
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
