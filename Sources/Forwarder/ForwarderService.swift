@@ -173,6 +173,11 @@ public struct ForwarderService: Sendable {
     /// Handles one message. Returns `true` when it may be committed, `false` when the stage
     /// is shutting down before its outcome was published.
     func process(_ message: BusMessage) async -> Bool {
+        // Its own span of the request's trace: on what it publishes, upstream and in its log lines.
+        await TraceContext.$current.withValue(TraceContext.continuing(message).context) { await processTraced(message) }
+    }
+
+    private func processTraced(_ message: BusMessage) async -> Bool {
         if message.topic == context.topics.approvals { return await processDecision(message) }
         let request: InspectedRequest
         do { request = try context.codec.open(InspectedRequest.self, from: message) } catch {
@@ -203,6 +208,7 @@ public struct ForwarderService: Sendable {
     func deliver(_ inspected: InspectedRequest) async -> Bool {
         var log = logger
         log[metadataKey: "request_id"] = "\(inspected.metadata.requestID)"
+        log[metadataKey: "session_id"] = "\(inspected.metadata.sessionID)"
         log[metadataKey: "connection"] = "\(inspected.metadata.connection)"
         guard let outcome = await deliveryOutcome(inspected, log: log) else { return false }
         return await publish(reply: outcome.reply, audit: outcome.event, meta: inspected.metadata, log: log)
@@ -294,7 +300,8 @@ public struct ForwarderService: Sendable {
         out.method = HTTPMethod(rawValue: request.method)
         var headers = HTTPHeaders()
         for field in HeaderFilter.upstreamRequestHeaders(
-            request.headers, credential: target.credential, idempotencyKey: idempotencyKey ?? requestID)
+            request.headers, credential: target.credential, idempotencyKey: idempotencyKey ?? requestID,
+            traceparent: (TraceContext.current ?? .root()).traceparent)
         {
             headers.add(name: field.name, value: field.value)
         }

@@ -25,17 +25,21 @@ enum HeaderFilter {
     /// The headers sent upstream: the request's own, in order, minus hop-by-hop fields,
     /// minus those the client computes (`Host`, `Content-Length`, `Expect`), minus any field
     /// named like the credential header or `Idempotency-Key` (so the caller's raw key never
-    /// reaches the upstream); then the credential (from the Forwarder's configuration) and
-    /// `Idempotency-Key: <idempotencyKey>` (the derived key, else the request id).
+    /// reaches the upstream) or `traceparent` (a caller's value never passes unvalidated); then
+    /// the credential (from the Forwarder's configuration), `Idempotency-Key: <idempotencyKey>`
+    /// (the derived key, else the request id) and `traceparent` (the Forwarder's own span of the
+    /// request's trace). A `tracestate` in `headers` passes (the Ingress keeps it only when it
+    /// continued the caller's trace, and the Inspector masked it like any header).
     static func upstreamRequestHeaders(
-        _ headers: [HTTPField], credential: CredentialHeader?, idempotencyKey: String
+        _ headers: [HTTPField], credential: CredentialHeader?, idempotencyKey: String, traceparent: String
     ) -> [HTTPField] {
         var drop = connectionSpecific(headers)
-        drop.formUnion(["host", "content-length", "expect", Self.idempotencyKey.lowercased()])
+        drop.formUnion(["host", "content-length", "expect", Self.idempotencyKey.lowercased(), TraceContext.headerName])
         if let credential { drop.insert(credential.name.lowercased()) }
         var out = headers.filter { !drop.contains($0.name.lowercased()) }
         if let credential { out.append(HTTPField(credential.name, credential.value)) }
         out.append(HTTPField(Self.idempotencyKey, idempotencyKey))
+        out.append(HTTPField(TraceContext.headerName, traceparent))
         return out
     }
 

@@ -2,6 +2,7 @@ import Codings
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 import Pipeline
 
 /// Handles `METHOD /fn/{connection}/{rest}?{query}`: authenticate, canonicalise, route, limit,
@@ -52,12 +53,33 @@ struct FunctionCallHandler: Sendable {
     func handle(_ request: Request, target: FunctionTarget, requestID: String) async -> Response {
         let started = ContinuousClock.now
         let named = (try? FunctionTarget.connectionName(target.connection)).flatMap { connections[$0] != nil ? $0 : nil }
-        let response = await process(request, target: target, requestID: requestID, started: started)
+        // The caller's trace when its `traceparent` is valid, else a new one (counted, never an error).
+        let (trace, refusal) = TraceContext.fromCaller(request.headers[values: Self.traceparentField])
+        if let refusal {
+            Counter(label: "sluice_traceparent_invalid_total", dimensions: [("reason", refusal)]).increment()
+        }
+        let response = await TraceContext.$current.withValue(trace) {
+            await process(request, target: target, requestID: requestID, started: started, continuesCallerTrace: trace.parentSpanID != nil)
+        }
         metrics.requestFinished(connection: named ?? IngressMetrics.noConnection, status: response.status.code, duration: ContinuousClock.now - started)
         return response
     }
 
-    private func process(_ request: Request, target: FunctionTarget, requestID: String, started: ContinuousClock.Instant) async -> Response {
+    static let traceparentField = WireField.Name(TraceContext.headerName)!
+
+    /// The caller's headers as published: never its `traceparent` (the trace travels in the
+    /// bus header; the Forwarder sends its own), and its `tracestate` only with the trace it
+    /// belongs to (`continuesCallerTrace`).
+    static func publishedHeaders(_ fields: HTTPFields, continuesCallerTrace: Bool) -> [Pipeline.HTTPField] {
+        HeaderFilter.requestHeaders(fields).filter { field in
+            let name = field.name.lowercased()
+            return name != TraceContext.headerName && (continuesCallerTrace || name != TraceContext.stateHeaderName)
+        }
+    }
+
+    private func process(
+        _ request: Request, target: FunctionTarget, requestID: String, started: ContinuousClock.Instant, continuesCallerTrace: Bool
+    ) async -> Response {
         let receivedAt = currentMillis()
         var logger = context.logger
         logger[metadataKey: "request_id"] = "\(requestID)"
@@ -96,6 +118,7 @@ struct FunctionCallHandler: Sendable {
         }
         logger[metadataKey: "identity"] = "\(identity.id)"
         let sessionID = IngressHeaders.saneSessionID(request.headers[IngressHeaders.session]) ?? requestID
+        logger[metadataKey: "session_id"] = "\(sessionID)"
         // Every refusal of an authenticated caller is audited once, as `request_rejected` (status and
         // error code; never the path, query, body or a header value), and publishes nothing else.
         var auditConnection: String? = nil
@@ -230,7 +253,7 @@ struct FunctionCallHandler: Sendable {
                 receivedAtMillis: receivedAt, deadlineMillis: deadline, replyTo: options.instanceID),
             request: HTTPRequestData(
                 method: request.method.rawValue, path: canonical.path, query: canonical.query,
-                headers: HeaderFilter.requestHeaders(request.headers), body: body))
+                headers: Self.publishedHeaders(request.headers, continuesCallerTrace: continuesCallerTrace), body: body))
         // A retry with the caller's Idempotency-Key gets the first request's outcome; nothing is published.
         if let answer = await idempotencyGate(request.headers, envelope: &envelope) { return answer }
         let message: OutgoingMessage

@@ -122,7 +122,10 @@ public struct InspectorService: Sendable {
             return []
         }
         let started = ContinuousClock.now
-        let outputs = try await inspect(request)
+        // Its own span of the request's trace: on what it publishes and in its log lines.
+        let outputs = try await TraceContext.$current.withValue(TraceContext.continuing(message).context) {
+            try await inspect(request)
+        }
         Timer(label: "sluice_inspection_seconds").recordNanoseconds((ContinuousClock.now - started).totalNanoseconds)
         return outputs
     }
@@ -169,7 +172,7 @@ public struct InspectorService: Sendable {
             ]).increment()
         }
         context.logger.debug("request inspected", metadata: [
-            "request_id": "\(meta.requestID)", "connection": "\(meta.connection)",
+            "request_id": "\(meta.requestID)", "session_id": "\(meta.sessionID)", "connection": "\(meta.connection)",
             "decision": "\(verdict.decision.rawValue)", "findings": "\(result.findings.count)",
         ])
 

@@ -12,8 +12,26 @@ struct HeaderFilterTests {
                 HTTPField("Connection", "close, X-Foo"), HTTPField("X-Foo", "1"), HTTPField("x-api-key", "caller"),
                 HTTPField("Accept", "*/*"), HTTPField("idempotency-key", "callers-raw-key"),
             ],
-            credential: credential, idempotencyKey: "r-1")
-        #expect(out == [HTTPField("Accept", "*/*"), HTTPField("X-Api-Key", "k"), HTTPField("Idempotency-Key", "r-1")])
+            credential: credential, idempotencyKey: "r-1", traceparent: Self.forwarderSpan)
+        #expect(out == [
+            HTTPField("Accept", "*/*"), HTTPField("X-Api-Key", "k"), HTTPField("Idempotency-Key", "r-1"),
+            HTTPField("traceparent", Self.forwarderSpan),
+        ])
+    }
+
+    static let forwarderSpan = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    @Test("a traceparent in the envelope (any spelling) never reaches the upstream: the Forwarder's does; tracestate passes")
+    func callerTraceparentReplaced() {
+        let out = HeaderFilter.upstreamRequestHeaders(
+            [
+                HTTPField("TraceParent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                HTTPField("traceparent", "not even valid"), HTTPField("tracestate", "vendor=abc"),
+            ],
+            credential: nil, idempotencyKey: "r-2", traceparent: Self.forwarderSpan)
+        #expect(out == [
+            HTTPField("tracestate", "vendor=abc"), HTTPField("Idempotency-Key", "r-2"), HTTPField("traceparent", Self.forwarderSpan),
+        ])
     }
 
     @Test func credentialIsNeverPrinted() {

@@ -48,6 +48,8 @@ public final class Gateway: @unchecked Sendable {
     /// (`SLUICE_ADMIN_LISTEN`: the processes share one host and one config), by process name.
     public private(set) var stageAdminPorts: [String: Int] = [:]
     var logLevel = "debug"
+    /// Options added to every process's command line (e.g. `--log-format json`); set before `start`.
+    public var extraArguments: [String] = []
     public let http = HTTPClient(eventLoopGroupProvider: .singleton)
     public let requestTimeout: String
 
@@ -198,7 +200,7 @@ public final class Gateway: @unchecked Sendable {
             env["SLUICE_ADMIN_LISTEN"] = "127.0.0.1:\(admin)"
         }
         processes.append(try SluiceProcess(
-            name: name, arguments: [command, "--config", configPath.path, "--log-level", logLevel],
+            name: name, arguments: [command, "--config", configPath.path, "--log-level", logLevel] + extraArguments,
             environment: env, logDirectory: root))
     }
 
