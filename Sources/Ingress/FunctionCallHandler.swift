@@ -31,6 +31,11 @@ import Pipeline
 /// - Every refusal after authentication is audited once as `request_rejected` (status and error
 ///   code only); a refused credential (401, or 503 when it cannot be checked) is audited as
 ///   `request_rejected` without an identity, rate-bounded and never silently (``AuthFailureAudit``).
+/// - The call works in a span of the caller's W3C trace when it sent exactly one valid
+///   `traceparent`; otherwise in a new trace, and a refused value is counted
+///   (`sluice_ingress_traceparent_invalid_total`), never an error. The published request carries
+///   the Ingress's span in its `traceparent` bus header, never the caller's `traceparent` among
+///   its headers, and the caller's `tracestate` only with the caller's trace.
 /// - Never throws: every outcome is a JSON error or the reply, with `X-Sluice-Request-Id`.
 struct FunctionCallHandler: Sendable {
     let connections: [String: ConnectionConfig]
@@ -56,7 +61,7 @@ struct FunctionCallHandler: Sendable {
         // The caller's trace when its `traceparent` is valid, else a new one (counted, never an error).
         let (trace, refusal) = TraceContext.fromCaller(request.headers[values: Self.traceparentField])
         if let refusal {
-            Counter(label: "sluice_traceparent_invalid_total", dimensions: [("reason", refusal)]).increment()
+            Counter(label: "sluice_ingress_traceparent_invalid_total", dimensions: [("reason", refusal)]).increment()
         }
         let response = await TraceContext.$current.withValue(trace) {
             await process(request, target: target, requestID: requestID, started: started, continuesCallerTrace: trace.parentSpanID != nil)

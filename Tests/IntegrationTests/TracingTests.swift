@@ -102,7 +102,7 @@ struct TracingTests {
         #expect(sent.count == 55 && sent.hasPrefix("00-") && !sent.lowercased().contains(Self.callerTrace), "\(sent)")
         #expect(got[0].header("tracestate") == nil, "a tracestate without its trace is not passed on")
         let text = try await ExposureTests().get(gw, gw.adminURL + "/metrics").body
-        #expect(text.contains("sluice_traceparent_invalid_total{reason=\"bad_hex\"} 1"), "\(text.split(separator: "\n").filter { $0.contains("traceparent") })")
+        #expect(text.contains("sluice_ingress_traceparent_invalid_total{reason=\"bad_hex\"} 1"), "\(text.split(separator: "\n").filter { $0.contains("traceparent") })")
         // No traceparent at all: a new trace, not counted as invalid.
         let plain = try await gw.call(connection: "billing", body: Data("{\"a\":2}".utf8))
         #expect(plain.status == 200)
