@@ -62,22 +62,24 @@ public struct JSONLogHandler: LogHandler {
     public static func line(
         millis: Int64, level: Logger.Level, label: String, message: String, source: String, metadata: Logger.Metadata
     ) -> String {
-        var out = "{\"ts\":\"\(rfc3339(millis: millis))\",\"level\":\"\(level.rawValue)\",\"label\":"
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        out += Array("{\"ts\":\"\(rfc3339(millis: millis))\",\"level\":\"\(level.rawValue)\",\"label\":".utf8)
         appendString(label, to: &out)
-        out += ",\"message\":"
+        out += Array(",\"message\":".utf8)
         appendString(message, to: &out)
-        out += ",\"source\":"
+        out += Array(",\"source\":".utf8)
         appendString(source, to: &out)
         var fields: [(String, String)] = []
         flatten(metadata, prefix: "", into: &fields)
         for (key, value) in fields.map({ (fixedFields.contains($0.0) ? "_" + $0.0 : $0.0, $0.1) }).sorted(by: { $0.0 < $1.0 }) {
-            out += ","
+            out.append(UInt8(ascii: ","))
             appendString(key, to: &out)
-            out += ":"
+            out.append(UInt8(ascii: ":"))
             appendString(value, to: &out)
         }
-        out += "}\n"
-        return out
+        out += Array("}\n".utf8)
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func flatten(_ metadata: Logger.Metadata, prefix: String, into fields: inout [(String, String)]) {
@@ -93,35 +95,33 @@ public struct JSONLogHandler: LogHandler {
     }
 
     /// `s` as a JSON string literal in pure ASCII.
-    static func appendString(_ s: String, to out: inout String) {
-        out.append("\"")
+    static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
         for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out.append("\\\"")
-            case "\\": out.append("\\\\")
-            case "\n": out.append("\\n")
-            case "\r": out.append("\\r")
-            case "\t": out.append("\\t")
-            case "\u{08}": out.append("\\b")
-            case "\u{0C}": out.append("\\f")
+            let v = scalar.value
+            switch v {
+            case 0x22: out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case 0x5c: out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0a: out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case 0x0d: out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case 0x09: out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0x08: out += [UInt8(ascii: "\\"), UInt8(ascii: "b")]
+            case 0x0c: out += [UInt8(ascii: "\\"), UInt8(ascii: "f")]
+            case 0x20..<0x7f: out.append(UInt8(v))
+            case 0..<0x10000: appendEscape(UInt16(v), to: &out)
             default:
-                if scalar.value >= 0x20 && scalar.value < 0x7f {
-                    out.unicodeScalars.append(scalar)
-                } else if scalar.value <= 0xffff {
-                    appendEscape(UInt16(scalar.value), to: &out)
-                } else {
-                    let v = scalar.value - 0x10000
-                    appendEscape(UInt16(0xd800 + (v >> 10)), to: &out)
-                    appendEscape(UInt16(0xdc00 + (v & 0x3ff)), to: &out)
-                }
+                appendEscape(UInt16(0xd800 + ((v - 0x10000) >> 10)), to: &out)
+                appendEscape(UInt16(0xdc00 + ((v - 0x10000) & 0x3ff)), to: &out)
             }
         }
-        out.append("\"")
+        out.append(UInt8(ascii: "\""))
     }
 
-    private static func appendEscape(_ unit: UInt16, to out: inout String) {
-        out.append("\\u")
-        out.append(TraceParent.hex([UInt8(unit >> 8), UInt8(unit & 0xff)]))
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func appendEscape(_ unit: UInt16, to out: inout [UInt8]) {
+        out += [UInt8(ascii: "\\"), UInt8(ascii: "u")]
+        for shift in stride(from: 12, through: 0, by: -4) { out.append(hexDigits[Int((unit >> UInt16(shift)) & 0xf)]) }
     }
 
     /// `millis` since the Unix epoch as RFC 3339 UTC with milliseconds (`2026-11-30T11:20:48.123Z`).
