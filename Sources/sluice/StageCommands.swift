@@ -34,8 +34,25 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let stages: [StageKind] = [.recorder, .forwarder, .inspector, .ingress]
-        let runtime = try await Runtime.start(options: options, role: "all", stages: stages)
-        try await runtime.run(stages: stages)
+        try await options.reportingErrors(role: "all") {
+            let runtime = try await Runtime.start(options: options, role: "all", stages: stages)
+            try await runtime.run(stages: stages)
+        }
+    }
+}
+
+extension StageOptions {
+    /// Runs `body`. With `--log-format json`, an error that ends the command is written as one
+    /// JSON line (`critical`, with `error` and `role`) instead of the CLI's plain `Error:` line,
+    /// and the command exits 1 as before: standard error stays JSON to its last line.
+    func reportingErrors(role: String, _ body: () async throws -> Void) async throws {
+        do { try await body() } catch where logFormat == .json && !(error is CancellationError) {
+            let line = JSONLogHandler.line(
+                millis: Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)), level: .critical, label: "sluice",
+                message: "sluice stopped with an error", source: "sluice", metadata: ["role": "\(role)", "error": "\(error)"])
+            FileHandle.standardError.write(Data(line.utf8))
+            throw ExitCode.failure
+        }
     }
 }
 
@@ -47,8 +64,10 @@ protocol SingleStageCommand: AsyncParsableCommand {
 
 extension SingleStageCommand {
     func run() async throws {
-        let runtime = try await Runtime.start(options: options, role: Self.stage.rawValue, stages: [Self.stage])
-        try await runtime.run(stages: [Self.stage])
+        try await options.reportingErrors(role: Self.stage.rawValue) {
+            let runtime = try await Runtime.start(options: options, role: Self.stage.rawValue, stages: [Self.stage])
+            try await runtime.run(stages: [Self.stage])
+        }
     }
 }
 

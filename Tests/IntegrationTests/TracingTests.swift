@@ -113,6 +113,28 @@ struct TracingTests {
     }
 }
 
+extension TracingTests {
+    @Test("with --log-format json a start-up failure is one JSON line with the error (exit 1); in text the CLI's Error: line as before")
+    func startupFailureIsJSON() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-logfmt-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let config = dir.appendingPathComponent("bad.yaml")
+        try "listen: 127.0.0.1:1\nbogus_key: 1\n".write(to: config, atomically: true, encoding: .utf8)
+        for command in ["run", "inspector"] {
+            let json = try runToCompletion(SluiceProcess.binary, [command, "--config", config.path, "--log-format", "json"], in: dir)
+            #expect(json.status == 1)
+            let lines = json.stderr.split(separator: "\n")
+            try #require(lines.count == 1, "\(json.stderr)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any])
+            #expect(object["level"] as? String == "critical")
+            #expect((object["error"] as? String)?.contains("bogus_key") == true, "\(object)")
+            #expect(object["role"] as? String == (command == "run" ? "all" : command))
+            let text = try runToCompletion(SluiceProcess.binary, [command, "--config", config.path], in: dir)
+            #expect(text.status == 1 && text.stderr.hasPrefix("Error: ") && text.stderr.contains("bogus_key"), "\(text.stderr)")
+        }
+    }
+}
+
 /// The test's own check of a version-00 value (not the code under test's parser).
 enum TraceParentCheck {
     static func valid(_ s: String) throws -> Bool {
