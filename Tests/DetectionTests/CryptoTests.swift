@@ -50,6 +50,19 @@ import Testing
         #expect(HMACSHA256(key: Array("Jefe".utf8)).fingerprint(Array("what do ya want for nothing?".utf8)) == "5bdcc146bf60")
     }
 
+    /// One `HMACSHA256` serves many MACs: each starts from the prepared key state, which no MAC changes.
+    @Test func hmacReusedForManyMessages() {
+        let h = HMACSHA256(key: Array("Jefe".utf8))
+        let jefe = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        #expect(Hex.encode(h.mac(Array("what do ya want for nothing?".utf8))) == jefe)
+        #expect(Hex.encode(h.mac(Array("something else".utf8))) != jefe)
+        #expect(Hex.encode(h.mac(Array("what do ya want for nothing?".utf8))) == jefe)
+        let long = HMACSHA256(key: [UInt8](repeating: 0xaa, count: 131))
+        _ = long.mac([1, 2, 3])
+        #expect(Hex.encode(long.mac(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+    }
+
     @Test func checksums() {
         #expect(Checksums.crc32(Array("123456789".utf8)) == 0xCBF43926)
         #expect(Checksums.luhnValid(Array("79927398713".utf8)))

@@ -7,19 +7,23 @@ import Foundation
 /// Guarantees:
 /// - `mac` is the standard HMAC-SHA256 (RFC 4231 vectors in `CryptoTests`), so fingerprints are
 ///   the same as those of the hand-written implementation this replaces.
-/// - Pure: no shared mutable state; the key is held as a `SymmetricKey` (zeroed on release by
-///   swift-crypto).
+/// - Pure: no shared mutable state. The key is prepared once: `keyed` holds the inner and outer
+///   hash states after the padded key blocks (swift-crypto's `HMAC` value), and each MAC starts
+///   from a copy of it (value semantics: the copy is never shared), so a MAC costs the message
+///   and the two finalisations, not the key setup and its `SymmetricKey` allocations.
 public struct HMACSHA256: Sendable {
-    private let key: SymmetricKey
+    private let keyed: HMAC<Crypto.SHA256>
 
     /// Prepares the key (hashed first when longer than the 64-byte block, as RFC 2104 says).
     public init(key: [UInt8]) {
-        self.key = SymmetricKey(data: key)
+        keyed = HMAC<Crypto.SHA256>(key: SymmetricKey(data: key))
     }
 
     /// The 32-byte MAC of `message`.
     public func mac<C: Collection>(_ message: C) -> [UInt8] where C.Element == UInt8 {
-        Array(HMAC<Crypto.SHA256>.authenticationCode(for: Array(message), using: key))
+        var h = keyed
+        h.update(data: Array(message))
+        return Array(h.finalize())
     }
 
     /// One-shot MAC.
