@@ -48,6 +48,10 @@ public final class DetectionEngine: Sendable {
     let atlassianDCRule: Int?
     /// Per rule, a check on the keyword hit's bytes that runs before the rule is read (`RuleGate`).
     let gates: [RuleGate]
+    /// Per rule, its class and (generic assignment rules) its key family: read on every keyword
+    /// hit without reading the `Rule` (an array read copies it: a retain and release per field).
+    let ruleClasses: [RuleClass]
+    let genericKinds: [GenericKind?]
     /// Confidences of the card, SSN and phone rules (nil when disabled): all the numeric
     /// PII matchers need, so no `Rule` is copied per numeric region.
     let numericRules: (card: Double?, ssn: Double?, phone: Double?)
@@ -114,6 +118,11 @@ public final class DetectionEngine: Sendable {
         cardRule = idx("payment-card"); ssnRule = idx("us-ssn"); phoneRule = idx("phone-number"); ibanRule = idx("iban")
         atlassianDCRule = idx("atlassian-datacenter-pat")
         gates = all.map(RuleGate.init)
+        ruleClasses = all.map(\.ruleClass)
+        genericKinds = all.map { r -> GenericKind? in
+            if case .special(.generic(let g)) = r.matcher { return g }
+            return nil
+        }
         numericRules = (card: cardRule.map { all[$0].confidence }, ssn: ssnRule.map { all[$0].confidence }, phone: phoneRule.map { all[$0].confidence })
         fallback = FallbackPrefilter(keywords: kws, minBase64: options.minBase64Length)
         let credential = kr.map { $0.contains { all[Int($0)].ruleClass == .credential } }

@@ -160,10 +160,10 @@ extension DetectionEngine {
                         case .alnumBoundary: guard Scan.leftOK(p, ks, .alnum) else { continue }
                         case .none: break
                         }
-                        guard ctx.enables(rules[ri].ruleClass) else { continue }
+                        guard ctx.enables(ruleClasses[ri]) else { continue }
                         // Generic rules share one key classification; most hits (`max_tokens`,
                         // `keyboard`) fail it, and then no rule needs to be looked at.
-                        if case .special(.generic(let g)) = rules[ri].matcher {
+                        if let g = genericKinds[ri] {
                             if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
                             guard let c = generic ?? nil, c.1 == g else { continue }
                             if let m = GenericMatcher.run(rules[ri], kind: g, p: p, classified: c) { add(ri, m, ev.kind) }

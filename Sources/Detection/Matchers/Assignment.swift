@@ -147,6 +147,16 @@ enum GenericMatcher {
     /// Classifies `p[keyStart..<keyEnd]` (normalized in a stack buffer: no allocation).
     static func family(_ p: UnsafeBufferPointer<UInt8>, keyStart: Int, keyEnd: Int) -> GenericKind? {
         guard keyEnd - keyStart <= 64 else { return nil }
+        // The normalized name ends with the last alphanumeric byte, lower-cased: when that is
+        // none of the suffixes' last bytes (below), no suffix can match and nothing is normalized.
+        var last = keyEnd - 1
+        while last >= keyStart && !isAlnum(p[last]) { last -= 1 }
+        guard last >= keyStart else { return nil }
+        switch lowerASCII(p[last]) {
+        case UInt8(ascii: "d"), UInt8(ascii: "e"), UInt8(ascii: "s"), UInt8(ascii: "n"), UInt8(ascii: "y"),
+             UInt8(ascii: "t"), UInt8(ascii: "l"): break
+        default: return nil
+        }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { norm -> GenericKind? in
             var count = 0
             var lastStart = 0
@@ -162,14 +172,26 @@ enum GenericMatcher {
                 }
             }
             guard count > 0, count <= 48 else { return nil }
-            for s in passwordSuffixes where hasSuffix(norm, count, s) { return .password }
-            if count - lastStart == 4 && hasSuffix(norm, count, passComponent) { return .password }
-            if hasSuffix(norm, count, tokenSuffix) {
-                for x in exclusionBytes where hasSuffix(norm, count, x) { return nil }
-                return .token
+            // Every suffix below ends in one of a few bytes, so the last byte picks the lists
+            // worth comparing (the same answers in the same order: a suffix can only match
+            // a name ending in its own last byte). Most keyword hits end in none of them.
+            switch norm[count - 1] {
+            case UInt8(ascii: "d"), UInt8(ascii: "e"): // password, passwd, pwd, passphrase
+                for s in passwordSuffixes where hasSuffix(norm, count, s) { return .password }
+            case UInt8(ascii: "s"): // pass, credentials
+                if count - lastStart == 4 && hasSuffix(norm, count, passComponent) { return .password }
+                for s in secretSuffixes where hasSuffix(norm, count, s) { return .secret }
+            case UInt8(ascii: "n"): // token
+                if hasSuffix(norm, count, tokenSuffix) {
+                    for x in exclusionBytes where hasSuffix(norm, count, x) { return nil }
+                    return .token
+                }
+            case UInt8(ascii: "y"): // apikey, accesskey, ...
+                for s in keySuffixBytes where hasSuffix(norm, count, s) { return .apiKey }
+            case UInt8(ascii: "t"), UInt8(ascii: "l"): // secret, credential
+                for s in secretSuffixes where hasSuffix(norm, count, s) { return .secret }
+            default: break
             }
-            for s in keySuffixBytes where hasSuffix(norm, count, s) { return .apiKey }
-            for s in secretSuffixes where hasSuffix(norm, count, s) { return .secret }
             return nil
         }
     }
