@@ -89,12 +89,15 @@ enum RuleGate: UInt8, Sendable {
     case none, prose, exactKey, kindSecret
     /// The keyword is the token's first bytes and must not follow an alphanumeric (`00D` inside hex).
     case alnumBoundary
+    /// `@` of an email address: `PIIMatcher.emailPlausible`.
+    case email
 
     init(_ rule: Rule) {
         switch rule.matcher {
         case .special(.prose): self = .prose
         case .special(.dockerAuth), .special(.dockerToken): self = .exactKey
         case .special(.kubernetesSecret): self = .kindSecret
+        case .special(.email): self = .email
         case .token(_, lead: .fixed(0)) where rule.id == "salesforce-access-token": self = .alnumBoundary
         default: self = .none
         }

@@ -158,6 +158,7 @@ extension DetectionEngine {
                         case .exactKey: guard DockerConfigMatcher.keyIsExactly(p, ks: ks, ke: ke) else { continue }
                         case .kindSecret: guard p[ks] == UInt8(ascii: "S") else { continue }
                         case .alnumBoundary: guard Scan.leftOK(p, ks, .alnum) else { continue }
+                        case .email: guard PIIMatcher.emailPlausible(p, at: ks) else { continue }
                         case .none: break
                         }
                         guard ctx.enables(ruleClasses[ri]) else { continue }

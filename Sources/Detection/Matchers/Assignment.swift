@@ -147,14 +147,18 @@ enum GenericMatcher {
     /// Classifies `p[keyStart..<keyEnd]` (normalized in a stack buffer: no allocation).
     static func family(_ p: UnsafeBufferPointer<UInt8>, keyStart: Int, keyEnd: Int) -> GenericKind? {
         guard keyEnd - keyStart <= 64 else { return nil }
-        // The normalized name ends with the last alphanumeric byte, lower-cased: when that is
-        // none of the suffixes' last bytes (below), no suffix can match and nothing is normalized.
-        var last = keyEnd - 1
-        while last >= keyStart && !isAlnum(p[last]) { last -= 1 }
-        guard last >= keyStart else { return nil }
-        switch lowerASCII(p[last]) {
-        case UInt8(ascii: "d"), UInt8(ascii: "e"), UInt8(ascii: "s"), UInt8(ascii: "n"), UInt8(ascii: "y"),
-             UInt8(ascii: "t"), UInt8(ascii: "l"): break
+        // The normalized name ends with the last two alphanumeric bytes, lower-cased: when they
+        // are not the last two bytes of some suffix below (`rd wd se ss ls en ey et al`), no
+        // suffix can match and nothing is normalized (`max_tokens`, `keyboard`, `author`).
+        var b = keyEnd - 1
+        while b >= keyStart && !isAlnum(p[b]) { b -= 1 }
+        var a = b - 1
+        while a >= keyStart && !isAlnum(p[a]) { a -= 1 }
+        guard a >= keyStart else { return nil }
+        switch (lowerASCII(p[a]), lowerASCII(p[b])) {
+        case (UInt8(ascii: "r"), UInt8(ascii: "d")), (UInt8(ascii: "w"), UInt8(ascii: "d")), (UInt8(ascii: "s"), UInt8(ascii: "e")),
+             (UInt8(ascii: "s"), UInt8(ascii: "s")), (UInt8(ascii: "l"), UInt8(ascii: "s")), (UInt8(ascii: "e"), UInt8(ascii: "n")),
+             (UInt8(ascii: "e"), UInt8(ascii: "y")), (UInt8(ascii: "e"), UInt8(ascii: "t")), (UInt8(ascii: "a"), UInt8(ascii: "l")): break
         default: return nil
         }
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { norm -> GenericKind? in

@@ -13,6 +13,21 @@ enum PIIMatcher {
                                               "company.com", "yourdomain.com", "mydomain.com", "acme.com", "foo.com", "bar.com", "localhost"]
     static let nonPersonalLocals: Set<String> = ["noreply", "no-reply", "donotreply", "do-not-reply", "git", "mailer-daemon", "postmaster"]
 
+    /// A necessary condition for `email(_:p:at:)` to match the `@` at `at`, checked before the
+    /// rule is read (`RuleGate.email`): an address byte before it, and a `.` in the run of domain
+    /// bytes after it (`email` needs two domain labels). Most `@`s (`actions/checkout@v4`,
+    /// `npm@10`, decorators) fail it without an allocation.
+    static func emailPlausible(_ p: UnsafeBufferPointer<UInt8>, at: Int) -> Bool {
+        guard at > 0, at < p.count, localSet.contains(p[at - 1]) else { return false }
+        let domain = domainSet
+        var e = at + 1
+        while e < p.count && e - at < 255 && domain.contains(p[e]) {
+            if p[e] == UInt8(ascii: ".") { return true }
+            e += 1
+        }
+        return false
+    }
+
     static func email(_ rule: Rule, p: UnsafeBufferPointer<UInt8>, at: Int) -> Match? {
         var s = at
         while s > 0 && at - s < 64 && localSet.contains(p[s - 1]) { s -= 1 }
