@@ -51,7 +51,10 @@ public struct OperationsServer: Service {
             },
             logger: logger)
         do {
-            try await app.runService()
+            // `run()`, not `runService()`: the latter handles SIGTERM itself and would stop this
+            // server at the signal, before the stages drained (the process's ServiceGroup stops
+            // it last, when its turn in the graceful shutdown comes).
+            try await app.run()
         } catch {
             throw OperationsServerError(address: address, underlying: error)
         }

@@ -132,6 +132,12 @@ struct StageOperationsTests {
         ]
         let missing = try Self.dashboardMetrics().subtracting(exported).subtracting(onlyAfterEvents)
         #expect(missing.isEmpty, "the dashboard uses metrics no process exports: \(missing.sorted())")
+        // The operations server stops last, in the graceful shutdown's order: SIGTERM still exits 0.
+        for name in ["ingress", "inspector-0", "forwarder", "recorder"] {
+            let process = try #require(gw.process(name))
+            let termination = await process.terminate(timeout: .seconds(20))
+            #expect(termination.status == 0, "\(name): \(termination)\n\(process.output.suffix(2000))")
+        }
         await gw.stop()
     }
 
