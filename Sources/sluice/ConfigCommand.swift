@@ -69,8 +69,9 @@ enum ConfigCheck {
             throw ConfigError(path: "data_dir", message: "\(config.dataDir) exists and is not a directory")
         }
         if stages.contains(.ingress) {
-            try checkListen(config.listen, key: "listen")
-            try checkListen(config.adminListen, key: "admin_listen")
+            // The parse every server uses.
+            _ = try ListenAddress(parsing: config.listen, key: "listen")
+            _ = try ListenAddress(parsing: config.adminListen, key: "admin_listen")
             _ = try APIKeyAuthenticator(keys: config.identities.apiKeys)
         }
         // The sealing key ring and the fingerprint key (every stage).
@@ -145,11 +146,6 @@ enum ConfigCheck {
             if let caFile = sink.caFile { try checkReadable(caFile, key: here + ".ca_file") }
         }
         return resolved
-    }
-
-    /// `host:port` (`[v6]:port`), port 0-65535: the parse every server uses (`ListenAddress`).
-    static func checkListen(_ text: String, key: String) throws {
-        _ = try ListenAddress(parsing: text, key: key)
     }
 
     static func checkReadable(_ path: String, key: String) throws {

@@ -39,7 +39,7 @@ struct Runtime: Sendable {
     var configuredInstance: String? = nil
     /// The process's readiness checks, shared by its stages (`/readyz` on `admin_listen`).
     /// Upstream and sink checks gate it only in a process without the Ingress (``ReadinessBoard``).
-    var readiness = ReadinessBoard()
+    let readiness: ReadinessBoard
 
     /// - Parameters:
     ///   - role: `all` for `sluice run`, else the one stage's name.
@@ -47,16 +47,12 @@ struct Runtime: Sendable {
     static func start(options: StageOptions, role: String, stages: [StageKind]) async throws -> Runtime {
         // Every line written while a stage works on a request carries its trace_id (and span_id).
         LoggingSystem.bootstrap({ label, provider in
-            switch options.logFormat {
-            case .text:
-                var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
-                handler.logLevel = options.logLevel
-                return handler
-            case .json:
-                var handler = JSONLogHandler.standardError(label: label, metadataProvider: provider)
-                handler.logLevel = options.logLevel
-                return handler
+            var handler: any LogHandler = switch options.logFormat {
+            case .text: StreamLogHandler.standardError(label: label, metadataProvider: provider)
+            case .json: JSONLogHandler.standardError(label: label, metadataProvider: provider)
             }
+            handler.logLevel = options.logLevel
+            return handler
         }, metadataProvider: TraceContext.loggingMetadataProvider)
         var logger = Logger(label: "sluice")
         logger[metadataKey: "role"] = "\(role)"
