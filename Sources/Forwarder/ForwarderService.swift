@@ -174,7 +174,9 @@ public struct ForwarderService: Sendable {
     /// is shutting down before its outcome was published.
     func process(_ message: BusMessage) async -> Bool {
         // Its own span of the request's trace: on what it publishes, upstream and in its log lines.
-        await TraceContext.$current.withValue(TraceContext.continuing(message).context) { await processTraced(message) }
+        await StageSpan.run("sluice.forwarder", kind: .consumer, continuing: TraceContext.continuing(message).context, [.topic(message.topic)]) {
+            await processTraced(message)
+        }
     }
 
     private func processTraced(_ message: BusMessage) async -> Bool {
@@ -184,6 +186,9 @@ public struct ForwarderService: Sendable {
             await context.deadletter(message, reason: "\(error)")
             return true
         }
+        StageSpan.annotate(
+            .requestID(request.metadata.requestID), .sessionID(request.metadata.sessionID), .connection(request.metadata.connection),
+            .decision(request.verdict.decision.rawValue))
         if request.verdict.decision == .block {
             logger.debug("blocked request not delivered", metadata: ["request_id": "\(request.metadata.requestID)"])
             return true
@@ -329,6 +334,8 @@ public struct ForwarderService: Sendable {
     /// nothing is published. Returns `false` when cancelled first (the message then stays
     /// uncommitted and is redelivered).
     func publish(reply: Reply?, audit event: AuditEvent, meta: RequestMetadata, log: Logger) async -> Bool {
+        StageSpan.annotate(.outcome(event.kind.rawValue))
+        if let status = event.status { StageSpan.annotate(.httpStatus(status)) }
         do {
             switch try await ledger.end(event) {
             case .alreadyEnded(let kind):

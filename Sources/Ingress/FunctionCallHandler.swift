@@ -63,8 +63,13 @@ struct FunctionCallHandler: Sendable {
         if let refusal {
             Counter(label: "sluice_ingress_traceparent_invalid_total", dimensions: [("reason", refusal)]).increment()
         }
-        let response = await TraceContext.$current.withValue(trace) {
-            await process(request, target: target, requestID: requestID, started: started, continuesCallerTrace: trace.parentSpanID != nil)
+        // Its span (exported with telemetry.otlp_endpoint) carries ids and the status, never the call.
+        let response = await StageSpan.run(
+            "sluice.ingress", kind: .server, continuing: trace, [.requestID(requestID), .connection(named ?? IngressMetrics.noConnection)]
+        ) {
+            let response = await process(request, target: target, requestID: requestID, started: started, continuesCallerTrace: trace.parentSpanID != nil)
+            StageSpan.annotate(.httpStatus(Int(response.status.code)))
+            return response
         }
         metrics.requestFinished(connection: named ?? IngressMetrics.noConnection, status: response.status.code, duration: ContinuousClock.now - started)
         return response

@@ -123,7 +123,11 @@ public struct InspectorService: Sendable {
         }
         let started = ContinuousClock.now
         // Its own span of the request's trace: on what it publishes and in its log lines.
-        let outputs = try await TraceContext.$current.withValue(TraceContext.continuing(message).context) {
+        let meta = request.metadata
+        let outputs = try await StageSpan.run(
+            "sluice.inspector", kind: .consumer, continuing: TraceContext.continuing(message).context,
+            [.requestID(meta.requestID), .sessionID(meta.sessionID), .connection(meta.connection), .topic(message.topic)]
+        ) {
             try await inspect(request)
         }
         Timer(label: "sluice_inspection_seconds").recordNanoseconds((ContinuousClock.now - started).totalNanoseconds)
@@ -166,6 +170,7 @@ public struct InspectorService: Sendable {
         // Labels are configured names only (connection, rule ids, decision): bounded, no caller input.
         Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue), ("connection", connection.name)])
             .increment()
+        StageSpan.annotate(.decision(verdict.decision.rawValue), .findings(result.findings.count))
         for rule in Set(verdict.rules) {
             Counter(label: "sluice_verdict_rules_total", dimensions: [
                 ("rule", rule), ("decision", verdict.decision.rawValue), ("connection", connection.name),

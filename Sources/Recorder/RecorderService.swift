@@ -218,6 +218,15 @@ public struct RecorderService: Sendable {
     /// Records a batch of messages in the recordings, in order. Returns `false` (commit none of
     /// them) only when stopped before every write succeeded.
     func record(batch messages: [BusMessage]) async -> Bool {
+        // One span per request ending in this batch (its outcome record), continuing the trace
+        // of the stage that ended it; the spans end when the batch is stored.
+        let outcomes = StageSpan.recording ? messages.filter { $0.topic == context.topics.outcomes } : []
+        return await StageSpan.runBatch("sluice.recorder", messages: outcomes, attributes: { [.requestID($0.keyString ?? "")] }) {
+            await recordTraced(batch: messages)
+        }
+    }
+
+    private func recordTraced(batch messages: [BusMessage]) async -> Bool {
         batchSize.record(messages.count)
         let contentTopics = [context.topics.inspected, context.topics.replies]
         let contentLines = self.contentLines(messages.filter { contentTopics.contains($0.topic) })

@@ -40,6 +40,8 @@ struct Runtime: Sendable {
     /// The process's readiness checks, shared by its stages (`/readyz` on `admin_listen`).
     /// Upstream and sink checks gate it only in a process without the Ingress (``ReadinessBoard``).
     let readiness: ReadinessBoard
+    /// The span exporter (`telemetry.otlp_endpoint`), when configured: run first, stopped last.
+    var telemetry: (any Service)? = nil
 
     /// - Parameters:
     ///   - role: `all` for `sluice run`, else the one stage's name.
@@ -66,6 +68,8 @@ struct Runtime: Sendable {
             _ = try ListenAddress(parsing: adminOverride, key: "SLUICE_ADMIN_LISTEN")
             config.adminListen = adminOverride
         }
+        // Spans are exported only with telemetry.otlp_endpoint (the tracer is process-wide).
+        let telemetry = try Telemetry.bootstrap(config.telemetry, role: role, logger: logger)
         // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the
         // CLI set umask 077 at start).
         try DataDirectory.prepare(config.dataDir)
@@ -105,7 +109,7 @@ struct Runtime: Sendable {
         let runtime = Runtime(
             config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics, binaryEnvelopes: config.bus.envelopes == .binary), logger: logger,
             registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID(), configuredInstance: instance,
-            readiness: ReadinessBoard(dependenciesGate: !stages.contains(.ingress)))
+            readiness: ReadinessBoard(dependenciesGate: !stages.contains(.ingress)), telemetry: telemetry)
         let event = configLoaded(
             configBytes: configBytes, path: options.config, command: role == "all" ? "run" : role, stages: stages, instance: runtime.instanceID)
         do {
@@ -194,6 +198,8 @@ struct Runtime: Sendable {
             // scans concurrently): the rules and their Hyperscan database are compiled once.
             // The Ingress uses it to mask approvers' reasons.
             let engine = try stages.contains(where: { $0 == .inspector || $0 == .forwarder || $0 == .ingress }) ? makeEngine() : nil
+            // The span exporter stops last: the stages' final spans are flushed after they drained.
+            if let telemetry { services.append(telemetry) }
             // The Ingress serves `admin_listen` itself; any other process gets an operations
             // server of its own, listed first so that it stops last.
             if !stages.contains(.ingress) {

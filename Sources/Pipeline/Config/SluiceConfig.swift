@@ -40,9 +40,11 @@ public struct SluiceConfig: Decodable, Sendable {
     public var headerReadTimeout: ConfigDuration
     /// Held requests (pending approval) one identity may have at once (beyond it: 429); default 100.
     public var maxHeldPerIdentity: Int
+    /// `telemetry`: span export over OTLP (off unless `otlp_endpoint` is set).
+    public var telemetry: TelemetryConfig
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, bus, sealing, identities, connections, recorder, detection, notify
+        case listen, bus, sealing, identities, connections, recorder, detection, notify, telemetry
         case dataDir = "data_dir"
         case maxBodyBytes = "max_body_bytes"
         case requestTimeout = "request_timeout"
@@ -82,6 +84,7 @@ public struct SluiceConfig: Decodable, Sendable {
         bodyReadTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .bodyReadTimeout) ?? ConfigDuration(.seconds(10))
         headerReadTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .headerReadTimeout) ?? ConfigDuration(.seconds(10))
         maxHeldPerIdentity = try c.decodeIfPresent(Int.self, forKey: .maxHeldPerIdentity) ?? 100
+        telemetry = try c.decodeIfPresent(TelemetryConfig.self, forKey: .telemetry) ?? TelemetryConfig()
         try validate()
     }
 

@@ -1,0 +1,145 @@
+import BusContract
+import Foundation
+import GatewayHarness
+import Testing
+
+/// Span export over OTLP/HTTP (`telemetry.otlp_endpoint`), received by an in-process OTLP
+/// receiver (a `TestUpstream` answering `{}` as `application/json`): one request is one trace
+/// with a span per stage, each the child of the stage before, and no span holds the payload.
+@Suite("Span export over OTLP", .serialized)
+struct SpanExportTests {
+    /// One exported span, as the OTLP/HTTP JSON encoding has it (ids as hex).
+    struct ExportedSpan {
+        var traceID: String
+        var spanID: String
+        var parentSpanID: String
+        var name: String
+        var attributes: [String: String]
+    }
+
+    static func receiver() async throws -> TestUpstream {
+        let receiver = try await TestUpstream.start()
+        await receiver.setResponse(status: 200, body: "{}", headers: [("Content-Type", "application/json")])
+        return receiver
+    }
+
+    static func telemetry(_ receiver: TestUpstream) -> String {
+        "telemetry: { otlp_endpoint: \"\(receiver.url)\", otlp_protocol: http/json, service_name: sluice-test }"
+    }
+
+    /// Every span in the OTLP JSON export requests `received` (`resourceSpans[].scopeSpans[].spans[]`).
+    static func spans(_ received: [ReceivedRequest]) throws -> [ExportedSpan] {
+        var out: [ExportedSpan] = []
+        for request in received {
+            let root = try #require(try JSONSerialization.jsonObject(with: request.body) as? [String: Any], "\(request.bodyText.prefix(300))")
+            for resource in root["resourceSpans"] as? [[String: Any]] ?? [] {
+                for scope in resource["scopeSpans"] as? [[String: Any]] ?? [] {
+                    for span in scope["spans"] as? [[String: Any]] ?? [] {
+                        var attributes: [String: String] = [:]
+                        for attribute in span["attributes"] as? [[String: Any]] ?? [] {
+                            guard let key = attribute["key"] as? String, let value = attribute["value"] as? [String: Any] else { continue }
+                            attributes[key] = value.values.first.map { "\($0)" }
+                        }
+                        out.append(ExportedSpan(
+                            traceID: hexID(span["traceId"]), spanID: hexID(span["spanId"]), parentSpanID: hexID(span["parentSpanId"]),
+                            name: span["name"] as? String ?? "", attributes: attributes))
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// An id as lowercase hex: OTLP/JSON writes hex, protobuf's JSON mapping base64.
+    static func hexID(_ value: Any?) -> String {
+        guard let text = value as? String, !text.isEmpty else { return "" }
+        if text.count == 32 || text.count == 16, text.allSatisfy(\.isHexDigit) { return text.lowercased() }
+        guard let bytes = Data(base64Encoded: text) else { return text }
+        return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test("one call is one trace: a span per stage, each the child of the one before, the caller's span the Ingress's parent; ids and statuses only, never the payload",
+          arguments: GatewayMode.available)
+    func oneTracePerRequest(mode: GatewayMode) async throws {
+        let receiver = try await Self.receiver()
+        defer { receiver.stop() }
+        let gw = try await Gateway(mode: mode, extraTopLevel: Self.telemetry(receiver))
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+        let callerSpan = "00f067aa0ba902b7"
+        let secret = Canaries.make()[0].secret
+        let marker = "payload-marker-\(UUID().uuidString.prefix(8))"
+        let r = try await gw.call(
+            connection: "billing", path: "/v1/\(marker)",
+            headers: [("Content-Type", "application/json"), ("traceparent", "00-\(trace)-\(callerSpan)-01")],
+            body: gw.json(["note": marker, "key": secret]))
+        #expect(r.status == 200, "\(r.text)")
+        let requestID = try #require(r.header("X-Sluice-Request-Id"))
+        let upstreamParent = try #require(await gw.upstream.requests.first?.header("traceparent")).split(separator: "-")[2]
+
+        // A graceful stop flushes every process's batched spans.
+        await gw.stop()
+        let received = await receiver.requests
+        #expect(!received.isEmpty && received.allSatisfy { $0.method == "POST" && $0.path == "/v1/traces" }, "\(received.map { "\($0.method) \($0.path)" })")
+        #expect(received.allSatisfy { $0.header("Content-Type") == "application/json" })
+        let all = try Self.spans(received)
+        let spans = all.filter { $0.traceID == trace }
+        let byName = Dictionary(grouping: spans, by: \.name)
+        #expect(byName.keys.sorted() == ["sluice.forwarder", "sluice.ingress", "sluice.inspector", "sluice.recorder"], "\(all.map { "\($0.name) \($0.traceID)" })")
+        #expect(byName.values.allSatisfy { $0.count == 1 }, "\(byName.mapValues(\.count))")
+        let ingress = try #require(byName["sluice.ingress"]?.first)
+        let inspector = try #require(byName["sluice.inspector"]?.first)
+        let forwarder = try #require(byName["sluice.forwarder"]?.first)
+        let recorder = try #require(byName["sluice.recorder"]?.first)
+        #expect(ingress.parentSpanID == callerSpan)
+        #expect(inspector.parentSpanID == ingress.spanID)
+        #expect(forwarder.parentSpanID == inspector.spanID)
+        #expect(recorder.parentSpanID == forwarder.spanID)
+        #expect(String(upstreamParent) == forwarder.spanID, "the upstream's parent is the Forwarder's exported span")
+        #expect(Set(spans.map(\.spanID)).count == 4)
+
+        #expect(spans.allSatisfy { $0.attributes["sluice.request_id"] == requestID }, "\(spans.map(\.attributes))")
+        #expect(ingress.attributes["http.response.status_code"] == "200")
+        #expect(ingress.attributes["sluice.connection"] == "billing")
+        #expect(inspector.attributes["sluice.decision"] == "mask")
+        #expect(forwarder.attributes["sluice.outcome"] == "delivered")
+        #expect(forwarder.attributes["http.response.status_code"] == "200")
+        // Nothing of the call in any export: not the secret, not the body, not the path.
+        for request in received {
+            #expect(!request.bodyText.contains(secret) && !request.bodyText.contains(marker), "\(request.bodyText.prefix(2000))")
+        }
+        // The resource names the service and each process's role.
+        let text = received.map(\.bodyText).joined()
+        #expect(text.contains("sluice-test") && text.contains("sluice.role"))
+    }
+
+    @Test("a blocked call without a caller trace: a new trace of Ingress, Inspector and Recorder (no Forwarder span); the Recorder continues the Inspector, which ended it",
+          arguments: GatewayMode.available)
+    func blockedCallTrace(mode: GatewayMode) async throws {
+        let receiver = try await Self.receiver()
+        defer { receiver.stop() }
+        let gw = try await Gateway(mode: mode, extraTopLevel: Self.telemetry(receiver))
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let secret = Canaries.make()[0].secret
+        let r = try await gw.call(connection: "strict", body: gw.json(["key": secret]))
+        #expect(r.status == 403, "\(r.text)")
+        let requestID = try #require(r.header("X-Sluice-Request-Id"))
+        await gw.stop()
+
+        let received = await receiver.requests
+        let spans = try Self.spans(received).filter { $0.attributes["sluice.request_id"] == requestID }
+        let byName = Dictionary(grouping: spans, by: \.name)
+        #expect(byName.keys.sorted() == ["sluice.ingress", "sluice.inspector", "sluice.recorder"], "\(spans.map(\.name))")
+        let ingress = try #require(byName["sluice.ingress"]?.first)
+        let inspector = try #require(byName["sluice.inspector"]?.first)
+        let recorder = try #require(byName["sluice.recorder"]?.first)
+        #expect(Set(spans.map(\.traceID)).count == 1)
+        #expect(ingress.parentSpanID.isEmpty, "a trace started at the Ingress has no parent")
+        #expect(inspector.parentSpanID == ingress.spanID && recorder.parentSpanID == inspector.spanID)
+        #expect(ingress.attributes["http.response.status_code"] == "403")
+        #expect(inspector.attributes["sluice.decision"] == "block")
+        for request in received { #expect(!request.bodyText.contains(secret)) }
+    }
+}
