@@ -45,7 +45,7 @@ actor HoldStore {
 
     /// Parks a held request; the outcome's record is persisted (unless `.known`) before returning.
     func park(_ inspected: InspectedRequest, policy: HoldPolicy) async -> (HoldBook.ParkOutcome, persisted: Bool) {
-        let outcome = book.park(inspected, policy: policy, now: currentMillis())
+        let outcome = book.park(inspected, policy: policy, now: currentMillis(), traceparent: TraceContext.current?.traceparent)
         switch outcome {
         case .known: return (outcome, true)
         case .parked(let r), .decided(let r): return (outcome, await persist(r))
@@ -230,8 +230,24 @@ extension ForwarderService {
         case .approved(let record), .denied(let record):
             log.info("held request decided", metadata: ["status": "\(record.status.rawValue)"])
             await auditDecision(decision, record, result: "counted", why: nil)
-            return await conclude(record, claimed: false, log: log)
+            // Delivered (or denied) in the held request's own trace, as a child of the span
+            // that parked it: one call stays one trace across the wait for a human.
+            return await StageSpan.run(
+                "sluice.forwarder.release", kind: .consumer, continuing: Self.heldTrace(record),
+                [.requestID(record.requestID), .decision(record.status.rawValue)]
+            ) {
+                await conclude(record, claimed: false, log: log)
+            }
         }
+    }
+
+    /// The trace a decided request is concluded in: continuing the span that parked it when the
+    /// record kept it, else the decision's own (a record from before `traceparent` was kept).
+    static func heldTrace(_ record: HoldRecord) -> TraceContext {
+        if let header = record.traceparent, case .success(let parent) = TraceParent.parse(header) {
+            return TraceContext.continuing(parent)
+        }
+        return TraceContext.current ?? .root()
     }
 
     /// Audits a refused decision (`approval_refused`): the refusal code, the approver's identity

@@ -133,7 +133,8 @@ struct HoldBook: Sendable {
     func record(_ requestID: String) -> HoldRecord? { records[requestID] }
 
     /// Parks `inspected` (or reports the existing record), applying any early decisions.
-    mutating func park(_ inspected: InspectedRequest, policy: HoldPolicy, now: Int64) -> ParkOutcome {
+    /// `traceparent`: the parking span's, kept in the record for the delivery after approval.
+    mutating func park(_ inspected: InspectedRequest, policy: HoldPolicy, now: Int64, traceparent: String? = nil) -> ParkOutcome {
         let id = inspected.metadata.requestID
         var early: [ApprovalDecision] = []
         if let existing = records[id] {
@@ -142,7 +143,7 @@ struct HoldBook: Sendable {
         }
         var record = HoldRecord(
             requestID: id, request: inspected, approvalsRequired: policy.approvalsRequired,
-            createdAtMillis: now, expiresAtMillis: now + policy.holdTimeoutMillis)
+            createdAtMillis: now, expiresAtMillis: now + policy.holdTimeoutMillis, traceparent: traceparent)
         records[id] = record
         for d in early {
             switch decide(d, policy: policy, now: now) {

@@ -142,4 +142,38 @@ struct SpanExportTests {
         #expect(inspector.attributes["sluice.decision"] == "block")
         for request in received { #expect(!request.bodyText.contains(secret)) }
     }
+
+    @Test("a held call stays one trace across the wait: its delivery after approval is a child of the span that parked it, and the upstream continues it",
+          arguments: GatewayMode.available)
+    func heldCallTrace(mode: GatewayMode) async throws {
+        let receiver = try await Self.receiver()
+        defer { receiver.stop() }
+        let gw = try await Gateway(mode: mode, extraTopLevel: Self.telemetry(receiver))
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let trace = "5cf92f3577b34da6a3ce929d0e0e4737"
+        let callerSpan = "01f067aa0ba902b8"
+        let r = try await gw.call(.DELETE, connection: "held", path: "/items/7", headers: [("traceparent", "00-\(trace)-\(callerSpan)-01")])
+        #expect(r.status == 202, "\(r.text)")
+        let id = try #require(r.json?["request_id"] as? String)
+        try await gw.waitPending(id)
+        #expect(try await gw.approve(id, key: Gateway.aliceKey).status == 200)
+        _ = try await gw.waitUpstream()
+        #expect(try await gw.waitFinal(id).status == 200)
+        _ = try await gw.waitOutcome(id)
+        let upstreamParent = try #require(await gw.upstream.requests.first?.header("traceparent")).split(separator: "-")
+        await gw.stop()
+
+        let spans = try Self.spans(await receiver.requests).filter { $0.traceID == trace }
+        let byName = Dictionary(grouping: spans, by: \.name)
+        #expect(byName.keys.sorted() == ["sluice.forwarder", "sluice.forwarder.release", "sluice.ingress", "sluice.inspector", "sluice.recorder"], "\(spans.map(\.name))")
+        let forwarder = try #require(byName["sluice.forwarder"]?.first)
+        let release = try #require(byName["sluice.forwarder.release"]?.first)
+        let recorder = try #require(byName["sluice.recorder"]?.first)
+        #expect(byName["sluice.inspector"]?.first?.attributes["sluice.decision"] == "hold")
+        #expect(release.parentSpanID == forwarder.spanID, "the release continues the parking span")
+        #expect(release.attributes["sluice.decision"] == "approved" && release.attributes["sluice.outcome"] == "delivered", "\(release.attributes)")
+        #expect(upstreamParent.count == 4 && upstreamParent[1] == Substring(trace) && String(upstreamParent[2]) == release.spanID)
+        #expect(recorder.parentSpanID == release.spanID)
+    }
 }

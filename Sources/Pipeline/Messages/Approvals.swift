@@ -80,12 +80,16 @@ public struct HoldRecord: Codable, Sendable, Hashable {
     /// The answer for the caller once final: the delivered response (masked), or the
     /// 403 denied / 410 expired / 502-504 failed JSON error.
     public var response: HTTPResponseData?
+    /// The `traceparent` of the Forwarder's span that parked the request (absent in records
+    /// written before it existed): its delivery after approval continues that trace.
+    public var traceparent: String?
 
     public init(
         requestID: String, request: InspectedRequest?, status: HoldStatus = .pending, decisions: [ApprovalDecision] = [],
         approvalsRequired: Int, createdAtMillis: Int64, expiresAtMillis: Int64, updatedAtMillis: Int64? = nil,
-        response: HTTPResponseData? = nil
+        response: HTTPResponseData? = nil, traceparent: String? = nil
     ) {
+        self.traceparent = traceparent
         self.requestID = requestID
         self.request = request
         self.status = status
