@@ -10,7 +10,7 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test provision-bench build debug run test fault quality bench scale fuzz clean
+.PHONY: provision provision-test provision-bench build debug install run test fault quality bench scale fuzz clean
 
 provision:
 	@scripts/provision.sh build
@@ -27,6 +27,15 @@ build: provision
 _build:
 	$(SWIFT_ENV) swift build -c release --product sluice $(SWIFT_LINK)
 	@echo "built: $$(swift build -c release --show-bin-path)/sluice"
+
+## install: the release binary, its man pages and bash/zsh/fish completions under
+## $(DESTDIR)$(PREFIX) (default /usr/local), all generated from the binary (scripts/install.sh)
+PREFIX ?= /usr/local
+install: build
+	@$(MAKE) --no-print-directory _install
+_install:
+	$(SWIFT_ENV) swift build -c release --product generate-manual
+	scripts/install.sh "$$(swift build -c release --show-bin-path)/sluice" "$(DESTDIR)$(PREFIX)"
 
 debug: provision
 	@$(MAKE) --no-print-directory _debug
@@ -45,6 +54,7 @@ test: provision-test
 	@$(MAKE) --no-print-directory _test
 _test:
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
+	$(SWIFT_ENV) swift build --product generate-manual
 	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel $(SWIFT_LINK)
 
 ## fault: the fault suite alone (Tests/IntegrationTests/FaultTests.swift), longer than in `make test`:
