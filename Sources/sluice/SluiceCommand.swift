@@ -21,7 +21,7 @@ struct SluiceCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, IngressCommand.self, InspectorCommand.self, ForwarderCommand.self,
             RecorderCommand.self, ScanCommand.self, ReplayCommand.self, AuditCommand.self, ApprovalsCommand.self, ConfigCommand.self,
-            APIKeyCommand.self, VersionCommand.self,
+            APIKeyCommand.self, VersionCommand.self, ProbeCommand.self,
         ]
     )
 

@@ -86,6 +86,15 @@ struct ComposeFileTests {
             let check = try runToCompletion(
                 SluiceProcess.binary, ["config", "check", "--config", mount[0], "--stage", subcommand], environment: environment)
             #expect(check.status == 0, "\(name): \(check.stderr)")
+            // The health check: `sluice probe` (the image has no curl) on the admin port the config gives.
+            let health = try #require(service["healthcheck"] as? [String: Any], "\(name): no healthcheck")
+            let test = try #require(health["test"] as? [String], "\(name): healthcheck.test is not a list")
+            #expect(Array(test.prefix(3)) == ["CMD", "sluice", "probe"], "\(name): \(test)")
+            let adminPort = try #require(check.stdout.range(of: "admin_listen: [^\\n]*:(\\d+)", options: .regularExpression).map {
+                String((check.stdout[$0].split(separator: ":").last ?? "").filter(\.isNumber))
+            }, "\(name): admin_listen not in the effective configuration")
+            #expect(test.count == 4 && test[3] == "http://127.0.0.1:\(adminPort)/readyz", "\(name): \(test)")
+            #expect(try runToCompletion(SluiceProcess.binary, ["probe", "--help"]).status == 0)
             // The upstream credential reaches the forwarders only.
             #expect((environment["ECHO_TOKEN"] ?? "").isEmpty == (subcommand != "forwarder"), "\(name): ECHO_TOKEN")
             for value in Self.envValues.values { #expect(!check.stdout.contains(value)) }
