@@ -29,6 +29,9 @@ enum DeliveryResult: Sendable {
 /// - Nothing is sent at or after the deadline, and every attempt (connecting, sending,
 ///   reading the whole body) is bounded by what remains of it, so `deliver` returns by the
 ///   deadline (give or take scheduling).
+/// - The connection's `timeout` bounds the whole delivery, retries and backoff included: an
+///   upstream that refuses, cannot be reached or never answers fails after about `timeout`
+///   (`.unavailable` or `.timedOut`), not after the request's whole deadline.
 /// - Any status the upstream returns is a `.response`, not retried.
 struct UpstreamClient: Sendable {
     let http: HTTPClient
@@ -36,6 +39,7 @@ struct UpstreamClient: Sendable {
     let logger: Logger
 
     func deliver(_ request: HTTPClientRequest, deadlineMillis: Int64, timeout: Duration?, requestID: String) async -> DeliveryResult {
+        let deadlineMillis = Self.deliveryDeadline(request: deadlineMillis, timeout: timeout, now: currentMillis())
         var attempts = 0
         var backoff = options.initialBackoff
         var lastConnectError: String?
@@ -45,8 +49,7 @@ struct UpstreamClient: Sendable {
             guard remaining > 0 else {
                 return lastConnectError.map { .unavailable(kind: $0, attempts: attempts) } ?? .timedOut(attempts: attempts)
             }
-            var budget = Duration.milliseconds(remaining)
-            if let timeout, timeout < budget { budget = timeout }
+            let budget = Duration.milliseconds(remaining)
             attempts += 1
             do {
                 let (status, headers, body) = try await attempt(request, budget: budget)
@@ -76,6 +79,15 @@ struct UpstreamClient: Sendable {
                 }
             }
         }
+    }
+
+    /// When a delivery starting at `now` must end: the request's deadline, or `now + timeout`
+    /// when the connection's `timeout` ends sooner (every time in epoch milliseconds).
+    static func deliveryDeadline(request deadlineMillis: Int64, timeout: Duration?, now: Int64) -> Int64 {
+        // Beyond ~34,000 years (where milliseconds could overflow) a timeout bounds nothing.
+        guard let timeout, timeout < .seconds(Int64(1) << 40) else { return deadlineMillis }
+        let (end, overflow) = now.addingReportingOverflow(max(0, timeout.milliseconds))
+        return overflow ? deadlineMillis : min(deadlineMillis, end)
     }
 
     /// One attempt: connect, send, read the whole body, all within `budget`.

@@ -181,9 +181,12 @@ struct Runtime: Sendable {
 
     /// Runs the stages until SIGINT/SIGTERM, then shuts them down in reverse order and closes the bus.
     func run(stages: [StageKind]) async throws {
+        // A connect never outlasts the shortest `connections[].timeout` (each delivery is bounded by
+        // its connection's timeout anyway; a shorter connect timeout leaves room for a retry).
+        let connectTimeout = min(Duration.seconds(5), config.connections.compactMap { $0.timeout?.duration }.min() ?? .seconds(5))
         let httpClient = HTTPClient(
             eventLoopGroupProvider: .singleton,
-            configuration: ForwarderService.recommendedHTTPClientConfiguration(connectTimeout: .seconds(5)))
+            configuration: ForwarderService.recommendedHTTPClientConfiguration(connectTimeout: connectTimeout))
         var services: [any Service] = []
         // Stages of one process that read `outcomes` share one view of it, read once, by a
         // service listed first so that it stops last (services stop in reverse order).
