@@ -10,7 +10,8 @@ import Pipeline
 ///
 /// Guarantees:
 /// - Checks run in this order and each failure publishes nothing: 401 (bad or missing
-///   credential), 400 `bad_path` (connection segment, path or query that ``CanonicalPath``
+///   credential), 400 `bad_session` (an `X-Sluice-Session` not of the form
+///   `IngressHeaders.sessionID` accepts), 400 `bad_path` (connection segment, path or query that ``CanonicalPath``
 ///   refuses), 404 (unknown connection), 403 (identity's groups not allowed; the message names
 ///   the identity and the connection), 415 (a `Content-Encoding` other than gzip, x-gzip,
 ///   deflate, br, zstd, or a `Transfer-Encoding` other than chunked), 413 (declared `Content-Length` over `max_body_bytes`), 429 (the
@@ -36,7 +37,9 @@ import Pipeline
 ///   (`sluice_ingress_traceparent_invalid_total`), never an error. The published request carries
 ///   the Ingress's span in its `traceparent` bus header, never the caller's `traceparent` among
 ///   its headers, and the caller's `tracestate` only with the caller's trace.
-/// - Never throws: every outcome is a JSON error or the reply, with `X-Sluice-Request-Id`.
+/// - Never throws: every outcome is a JSON error or the reply, with `X-Sluice-Request-Id`, and
+///   with `X-Sluice-Session` naming the session the call is recorded under (the caller's, else
+///   the request id) unless the caller's was refused.
 struct FunctionCallHandler: Sendable {
     let connections: [String: ConnectionConfig]
     let maxBodyBytes: Int
@@ -63,14 +66,18 @@ struct FunctionCallHandler: Sendable {
         if let refusal {
             Counter(label: "sluice_ingress_traceparent_invalid_total", dimensions: [("reason", refusal)]).increment()
         }
+        let session = IngressHeaders.sessionID(request.headers[IngressHeaders.session], default: requestID)
         // Its span (exported with telemetry.otlp_endpoint) carries ids and the status, never the call.
-        let response = await StageSpan.run(
+        var response = await StageSpan.run(
             "sluice.ingress", kind: .server, continuing: trace, [.requestID(requestID), .connection(named ?? IngressMetrics.noConnection)]
         ) {
-            let response = await process(request, target: target, requestID: requestID, started: started, continuesCallerTrace: trace.parentSpanID != nil)
+            let response = await process(
+                request, target: target, requestID: requestID, session: session, started: started, continuesCallerTrace: trace.parentSpanID != nil)
             StageSpan.annotate(.httpStatus(Int(response.status.code)))
             return response
         }
+        // The session the call is recorded under, also when it defaulted to the request id.
+        if let session { response.headers[IngressHeaders.session] = session }
         metrics.requestFinished(connection: named ?? IngressMetrics.noConnection, status: response.status.code, duration: ContinuousClock.now - started)
         return response
     }
@@ -88,7 +95,8 @@ struct FunctionCallHandler: Sendable {
     }
 
     private func process(
-        _ request: Request, target: FunctionTarget, requestID: String, started: ContinuousClock.Instant, continuesCallerTrace: Bool
+        _ request: Request, target: FunctionTarget, requestID: String, session: String?, started: ContinuousClock.Instant,
+        continuesCallerTrace: Bool
     ) async -> Response {
         let receivedAt = currentMillis()
         var logger = context.logger
@@ -127,7 +135,8 @@ struct FunctionCallHandler: Sendable {
             return Responses.error(.unauthorized, requestID: requestID, extraHeaders: [.wwwAuthenticate: "Bearer"], closeConnection: mayHaveBody)
         }
         logger[metadataKey: "identity"] = "\(identity.id)"
-        let sessionID = IngressHeaders.saneSessionID(request.headers[IngressHeaders.session]) ?? requestID
+        // A malformed session is refused below (400 `bad_session`), audited under the request id.
+        let sessionID = session ?? requestID
         logger[metadataKey: "session_id"] = "\(sessionID)"
         // Every refusal of an authenticated caller is audited once, as `request_rejected` (status and
         // error code; never the path, query, body or a header value), and publishes nothing else.
@@ -140,6 +149,8 @@ struct FunctionCallHandler: Sendable {
             return Responses.error(
                 code, requestID: requestID, message: message, retryAfterSeconds: retryAfterSeconds, closeConnection: closeConnection)
         }
+
+        guard session != nil else { return await reject(.badSession, closeConnection: mayHaveBody) }
 
         // 2. The one canonical spelling of where to, or a refusal.
         let canonical: FunctionTarget.Canonical

@@ -15,6 +15,7 @@ struct IngressRoundTripTests {
                 headers: [("X-Custom", "yes"), ("X-Sluice-Session", "sess-42:a.b_c"), ("Connection", "X-Drop-Me"), ("X-Drop-Me", "1"), ("Proxy-Authorization", "p")],
                 body: body)
             #expect(answer.status == 504)  // nobody replies in this test
+            #expect(answer.header("X-Sluice-Session") == "sess-42:a.b_c")
 
             let raw = try await h.waitForMessages(on: h.topics.requests, count: 1)
             #expect(raw.count == 1)
@@ -57,13 +58,26 @@ struct IngressRoundTripTests {
         }
     }
 
-    @Test("an insane X-Sluice-Session is replaced by the request id")
-    func insaneSession() async throws {
+    @Test("a malformed X-Sluice-Session is refused with 400 bad_session stating the form; a call without one is recorded and answered under its request id")
+    func malformedSession() async throws {
         try await IngressHarness.with { h in
-            let answer = try await h.call("GET", "/fn/billing/x", bearer: TestKeys.alice, headers: [("X-Sluice-Session", "bad session/with spaces")])
-            let message = try #require(try await h.waitForMessages(on: h.topics.requests, count: 1).first)
-            let request = try h.codec.open(InspectionRequest.self, from: message)
-            #expect(request.metadata.sessionID == answer.header("X-Sluice-Request-Id"))
+            let refused = try await h.call("GET", "/fn/billing/x", bearer: TestKeys.alice, headers: [("X-Sluice-Session", "bad session/../x")])
+            #expect(refused.status == 400)
+            let json = try JSONSerialization.jsonObject(with: refused.body) as? [String: String]
+            #expect(json?["error"] == "bad_session")
+            #expect(json?["message"]?.contains("1-128 characters of A-Z, a-z, 0-9") == true)
+            #expect(refused.header("X-Sluice-Session") == nil)
+            #expect(refused.header("X-Sluice-Request-Id") != nil)
+
+            let answer = try await h.call("GET", "/fn/billing/x", bearer: TestKeys.alice)
+            #expect(answer.status == 504)  // nobody replies in this test
+            let requestID = try #require(answer.header("X-Sluice-Request-Id"))
+            #expect(answer.header("X-Sluice-Session") == requestID)
+            // Only the second call was published: the refused one published nothing but its audit.
+            let messages = try await h.waitForMessages(on: h.topics.requests, count: 1)
+            #expect(messages.count == 1)
+            let request = try h.codec.open(InspectionRequest.self, from: try #require(messages.first))
+            #expect(request.metadata.sessionID == requestID)
         }
     }
 
@@ -158,14 +172,29 @@ struct IngressUnitTests {
         #expect(FunctionTarget(requestTarget: "/healthz") == nil)
     }
 
-    @Test("session ids")
-    func sessions() {
-        #expect(IngressHeaders.saneSessionID("abc-1.2_3:4") == "abc-1.2_3:4")
-        #expect(IngressHeaders.saneSessionID(String(repeating: "a", count: 128)) != nil)
-        #expect(IngressHeaders.saneSessionID(String(repeating: "a", count: 129)) == nil)
-        #expect(IngressHeaders.saneSessionID("") == nil)
-        #expect(IngressHeaders.saneSessionID("a b") == nil)
-        #expect(IngressHeaders.saneSessionID("ä") == nil)
+    @Test("session ids: the caller's when well formed, the request id when absent, refused otherwise", arguments: [
+        // (header value, session used; nil = 400 bad_session)
+        (String?.none, String?.some("req-1")),
+        ("abc-1.2_3:4", "abc-1.2_3:4"),
+        (String(repeating: "a", count: 128), String(repeating: "a", count: 128)),
+        ("a..b", "a..b"),
+        (".hidden", ".hidden"),
+        ("", nil),
+        (String(repeating: "a", count: 129), nil),
+        ("a/b", nil),
+        ("bad session/../x", nil),
+        (".", nil),
+        ("..", nil),
+        ("...", nil),
+        ("a b", nil),
+        ("a\tb", nil),
+        ("a\u{7F}b", nil),
+        ("a\u{0}b", nil),
+        ("ä", nil),
+        ("s1, s2", nil),  // two X-Sluice-Session fields, as HTTPFields joins them
+    ])
+    func sessions(value: String?, used: String?) {
+        #expect(IngressHeaders.sessionID(value, default: "req-1") == used)
     }
 
     @Test("JWT shape detection")

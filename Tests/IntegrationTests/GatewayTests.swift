@@ -32,6 +32,25 @@ struct GatewayTests {
         await gw.stop()
     }
 
+    @Test("X-Sluice-Session: a malformed one is refused (400 bad_session), nothing delivered; the session used is echoed")
+    func sessionHeader() async throws {
+        let gw = try await Gateway(mode: .embedded)
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let refused = try await gw.call(connection: "billing", headers: [("X-Sluice-Session", "bad session/../x")], body: Data("{}".utf8))
+        #expect(refused.status == 400)
+        #expect(refused.text.contains("\"bad_session\""))
+        #expect(refused.text.contains("1-128 characters"))
+        let named = try await gw.call(connection: "billing", headers: [("X-Sluice-Session", "agent-7:run.1")], body: Data("{}".utf8))
+        #expect(named.status == 200)
+        #expect(named.header("X-Sluice-Session") == "agent-7:run.1")
+        let unnamed = try await gw.call(connection: "billing", body: Data("{}".utf8))
+        #expect(unnamed.status == 200)
+        #expect(unnamed.header("X-Sluice-Session") != nil && unnamed.header("X-Sluice-Session") == unnamed.header("X-Sluice-Request-Id"))
+        #expect(await gw.upstream.requests.count == 2, "the refused call reached the upstream")
+        await gw.stop()
+    }
+
     @Test("secrets in nested JSON, the query string and a custom header reach the upstream masked", arguments: GatewayMode.available)
     func secretsMasked(mode: GatewayMode) async throws {
         let gw = try await Gateway(mode: mode)

@@ -64,9 +64,14 @@ enum IngressHeaders {
     static let session = WireField.Name("X-Sluice-Session")!
     static let retryAfter = WireField.Name("Retry-After")!
 
-    /// A caller-chosen session id when it is 1–128 characters of `[A-Za-z0-9._:-]`.
-    static func saneSessionID(_ value: String?) -> String? {
-        guard let value, !value.isEmpty, value.utf8.count <= 128 else { return nil }
+    /// The session a call is recorded under (the recordings file, the postgres key, what
+    /// `sluice replay` takes): the caller's `X-Sluice-Session` when it is 1–128 characters of
+    /// `[A-Za-z0-9._:-]` and not only dots (never `.` or `..`, which read as path segments);
+    /// `requestID` when the caller sent none; `nil` when it sent one (several, or an empty one)
+    /// of any other form — the caller gets 400 `bad_session`, never a silent substitute.
+    static func sessionID(_ value: String?, default requestID: String) -> String? {
+        guard let value else { return requestID }
+        guard !value.isEmpty, value.utf8.count <= 128, value.utf8.contains(where: { $0 != UInt8(ascii: ".") }) else { return nil }
         let ok = value.utf8.allSatisfy { c in
             (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z")) || (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z"))
                 || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))

@@ -8,6 +8,7 @@ import Pipeline
 /// 503 always carry `Retry-After`.
 enum ErrorCode: String, Sendable, CaseIterable {
     case badPath = "bad_path"
+    case badSession = "bad_session"
     case undecodableBody = "undecodable_body"
     case badRequest = "bad_request"
     case unauthorized
@@ -28,7 +29,7 @@ enum ErrorCode: String, Sendable, CaseIterable {
 
     var status: Int {
         switch self {
-        case .badPath, .undecodableBody, .badRequest: 400
+        case .badPath, .badSession, .undecodableBody, .badRequest: 400
         case .unauthorized: 401
         case .forbidden: 403
         case .unknownConnection, .notFound: 404

@@ -76,6 +76,7 @@ public enum ErrorMessages {
     public static func standard(for code: String) -> String {
         switch code {
         case "bad_path": "The request path or query cannot be made unambiguous; send it without encoded slashes, backslashes, control characters or dot segments above the root."
+        case "bad_session": "The X-Sluice-Session header must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-', not only dots (or leave it out: the call is then recorded under its request id)."
         case "undecodable_body": "The request body does not decode with the Content-Encoding it declares."
         case "bad_request": "The request is malformed."
         case "unauthorized": "A valid API key or token is required (Authorization: Bearer ...)."
