@@ -20,7 +20,8 @@ enum StageKind: String, Sendable, CaseIterable {
 
 /// Everything one `sluice` process shares between its stages: the configuration,
 /// the bus, the codec, metrics and the HTTP client. Built once at start-up; every
-/// configuration problem surfaces here, before anything listens or consumes.
+/// configuration problem surfaces here, before anything listens or consumes, and so does a
+/// `listen` or `admin_listen` address another process holds (`ListenCheck`).
 ///
 /// Guarantees: a started runtime has published exactly one `config_loaded` audit event for its
 /// process (the hash of the configuration file's bytes it parsed, never a value from it); when
@@ -68,6 +69,8 @@ struct Runtime: Sendable {
             _ = try ListenAddress(parsing: adminOverride, key: "SLUICE_ADMIN_LISTEN")
             config.adminListen = adminOverride
         }
+        // Taken ports fail start-up here, before anything is created, joined or started.
+        try ListenCheck.check(ListenCheck.addresses(config: config, stages: stages))
         // Spans are exported only with telemetry.otlp_endpoint (the tracer is process-wide).
         let telemetry = try Telemetry.bootstrap(config.telemetry, role: role, logger: logger)
         // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the

@@ -279,3 +279,59 @@ struct ReviewerCLITests {
         #expect(bad.status == 2 && bad.stderr.contains("--id"), "\(bad.stderr)")
     }
 }
+
+/// Issue 17: a `listen` or `admin_listen` address another process holds stops start-up with one
+/// line naming the key and the address, exit 1, before any stage starts (nothing created under
+/// `data_dir`, no broker contacted: the Kafka rows name a broker nothing listens on).
+@Suite("taken listen addresses", .serialized)
+struct ListenInUseTests {
+    struct Row: Sendable, CustomTestStringConvertible {
+        var command: String
+        /// The key whose address is held: `listen` or `admin_listen`.
+        var key: String
+        var testDescription: String { "\(command): \(key) taken" }
+    }
+
+    static let rows: [Row] = [
+        Row(command: "run", key: "listen"),
+        Row(command: "run", key: "admin_listen"),
+        Row(command: "ingress", key: "listen"),
+        Row(command: "ingress", key: "admin_listen"),
+        Row(command: "inspector", key: "admin_listen"),
+    ]
+
+    @Test(arguments: rows)
+    func takenAddressIsNamed(_ row: Row) async throws {
+        let holder = try await TestUpstream.start()
+        let free = try freePort()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-port-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let data = dir.appendingPathComponent("data")
+        let held = "127.0.0.1:\(holder.port)", other = "127.0.0.1:\(free)"
+        let yaml = """
+            data_dir: \(data.path)
+            listen: \(row.key == "listen" ? held : other)
+            admin_listen: \(row.key == "admin_listen" ? held : other)
+            \(row.command == "run" ? "" : "bus: { kind: kafka, brokers: \"127.0.0.1:1\" }")
+            sealing:
+              keys: [ { id: k1, secret: "env:SLUICE_T_SEAL" } ]
+              fingerprint_key: "env:SLUICE_T_FP"
+            connections:
+              - { name: a, upstream: "http://127.0.0.1:9", allow_groups: [x] }
+
+            """
+        let config = dir.appendingPathComponent("c.yaml")
+        try yaml.write(to: config, atomically: true, encoding: .utf8)
+        let env = ["SLUICE_T_SEAL": Data((0..<32).map { UInt8($0) }).base64EncodedString(), "SLUICE_T_FP": "fingerprint-key-of-32-bytes-long"]
+        let p = try SluiceProcess(name: "port", arguments: [row.command, "--config", config.path], environment: env, logDirectory: dir)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        let running = p.isRunning
+        await p.stop()
+        #expect(!running, "sluice kept running with \(row.key) taken")
+        #expect(p.process.terminationStatus == 1, "\(p.output)")
+        #expect(p.output.contains("\(row.key) \(held) is in use"), "\(p.output)")
+        #expect(!FileManager.default.fileExists(atPath: data.path), "data_dir was prepared before the check")
+    }
+}
