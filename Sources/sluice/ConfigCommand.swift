@@ -41,6 +41,8 @@ struct ConfigCheckCommand: ParsableCommand {
             let loaded = try ConfigLoader.load(path: config)
             let resolved = try ConfigCheck.validate(loaded, stages: stage.map { [$0] } ?? StageKind.allCases)
             print(try ConfigCheck.effectiveYAML(loaded), terminator: "")
+            // Problems that do not make the configuration invalid (the exit status stays 0).
+            for warning in ApproverCoverage.warnings(loaded) { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             FileHandle.standardError.write(Data("sluice config check: \(config) is valid (\(resolved) secret references resolved)\n".utf8))
         } catch {
             // ConfigError prints as `config <key>: <message>`; none of them holds a secret's value.

@@ -71,6 +71,8 @@ struct Runtime: Sendable {
         }
         // Taken ports fail start-up here, before anything is created, joined or started.
         try ListenCheck.check(ListenCheck.addresses(config: config, stages: stages))
+        // Held requests nobody can decide would only expire: said at start, never an error.
+        for warning in ApproverCoverage.warnings(config) { logger.warning("\(warning)") }
         // Spans are exported only with telemetry.otlp_endpoint (the tracer is process-wide).
         let telemetry = try Telemetry.bootstrap(config.telemetry, role: role, logger: logger)
         // Everything under data_dir is the operator's alone (0700 directories, 0600 files; the

@@ -335,3 +335,33 @@ struct ListenInUseTests {
         #expect(!FileManager.default.fileExists(atPath: data.path), "data_dir was prepared before the check")
     }
 }
+
+/// Issue 17: `sluice config check` warns about approver groups no identity belongs to (their
+/// held requests could only expire) and still exits 0.
+@Suite("config check warnings")
+struct ConfigCheckWarningTests {
+    @Test("an approver group without members is a warning, not an error")
+    func approverGroupWithoutMembers() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("sluice-cfg-\(UUID().uuidString.prefix(8)).yaml")
+        try """
+            data_dir: \(NSTemporaryDirectory())sluice-cfg-warn-never-created
+            sealing:
+              keys: [ { id: k1, secret: "env:SLUICE_T_SEAL" } ]
+              fingerprint_key: "env:SLUICE_T_FP"
+            identities:
+              api_keys: [ { id: bot, sha256: "\(String(repeating: "ab", count: 32))", groups: [agents] } ]
+            connections:
+              - name: deploy
+                upstream: "http://127.0.0.1:9"
+                allow_groups: [agents]
+                policy: { on_secret: hold, approvers: [secops] }
+
+            """.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let env = ["SLUICE_T_SEAL": Data((0..<32).map { UInt8($0) }).base64EncodedString(), "SLUICE_T_FP": "fingerprint-key-of-32-bytes-long"]
+        let r = try runToCompletion(SluiceProcess.binary, ["config", "check", "--config", file.path], environment: env)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("warning: connections[0].policy.approvers: no identity belongs to group \"secops\""), "\(r.stderr)")
+        #expect(r.stderr.contains("nobody may approve connection \"deploy\""), "\(r.stderr)")
+    }
+}
