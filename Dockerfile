@@ -19,7 +19,10 @@ RUN swift package resolve
 COPY Sources Sources
 COPY Tests Tests
 COPY Benchmarks Benchmarks
+# The commit `sluice version --verbose` prints: `docker build --build-arg SLUICE_BUILD_COMMIT=$(git rev-parse --short HEAD) .`
+ARG SLUICE_BUILD_COMMIT=unknown
 RUN set -eux; . .deps/env.sh; \
+    printf '#define SLUICE_BUILD_COMMIT "%s"\n' "$(printf %s "$SLUICE_BUILD_COMMIT" | tr -cd 'A-Za-z0-9._-')" > Sources/CHyperscan/build_commit.h; \
     PKG_CONFIG_PATH="$RDKAFKA_PREFIX/lib/pkgconfig" swift build -c release --product sluice --static-swift-stdlib; \
     install -D -m 0755 "$(swift build -c release --show-bin-path)/sluice" /out/usr/local/bin/sluice
 

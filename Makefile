@@ -10,7 +10,7 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test provision-bench build debug install run test fault quality bench scale fuzz clean
+.PHONY: provision provision-test provision-bench build-info build debug install run test fault quality bench scale fuzz clean
 
 provision:
 	@scripts/provision.sh build
@@ -21,10 +21,18 @@ provision-test:
 provision-bench:
 	@scripts/provision.sh bench
 
+## build-info: the commit `sluice version --verbose` prints (`-dirty` with uncommitted changes),
+## written to a generated header only when it changed, so a new commit recompiles one C file
+## rather than the package (a -Xcc define would change every compile command).
+BUILD_COMMIT = $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+build-info:
+	@h=Sources/CHyperscan/build_commit.h; line='#define SLUICE_BUILD_COMMIT "$(BUILD_COMMIT)"'; \
+	  [ "$$(cat $$h 2>/dev/null)" = "$$line" ] || { echo "$$line" > $$h; touch Sources/CHyperscan/build_info.c; }
+
 ## build: release binary (prints its path)
 build: provision
 	@$(MAKE) --no-print-directory _build
-_build:
+_build: build-info
 	$(SWIFT_ENV) swift build -c release --product sluice $(SWIFT_LINK)
 	@echo "built: $$(swift build -c release --show-bin-path)/sluice"
 
@@ -39,7 +47,7 @@ _install:
 
 debug: provision
 	@$(MAKE) --no-print-directory _debug
-_debug:
+_debug: build-info
 	$(SWIFT_ENV) swift build --product sluice $(SWIFT_LINK)
 
 ## run: the whole gateway in one process on the embedded bus, with the example config
@@ -52,7 +60,7 @@ run: provision
 ## CPU-bound detection suites running beside them on 2 cores starve their async work.
 test: provision-test
 	@$(MAKE) --no-print-directory _test
-_test:
+_test: build-info
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
 	$(SWIFT_ENV) swift build --product generate-manual
 	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel $(SWIFT_LINK)
@@ -64,7 +72,7 @@ _test:
 FAULT_SECONDS ?= 60
 fault: provision-test
 	@$(MAKE) --no-print-directory _fault
-_fault:
+_fault: build-info
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
 	SLUICE_FAULT_SECONDS=$(FAULT_SECONDS) $(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel --filter Faults $(SWIFT_LINK)
 

@@ -244,6 +244,23 @@ static int use_avx2(void) {
 }
 #endif
 
+int chs_cpu_has_avx2(void) {
+#if CHS_HAVE_AVX2
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int chs_structural_uses_avx2(void) {
+#if CHS_HAVE_AVX2
+    return use_avx2();
+#else
+    return 0;
+#endif
+}
+
 int chs_structural(const uint8_t *p, size_t n, uint32_t kind_base, size_t min_b64, int pii, chs_event_buf *buf) {
     return chs_structural_ex(p, n, kind_base, min_b64, pii, NULL, NULL, 0, 0, buf);
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import CHyperscan
+import Detection
 import Foundation
 import KafkaBus
 import Pipeline
@@ -49,11 +51,42 @@ struct SluiceCommand: AsyncParsableCommand {
 }
 
 struct VersionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the version of sluice and of librdkafka.")
+    static let configuration = CommandConfiguration(
+        commandName: "version", abstract: "Print the version of sluice and of librdkafka (--verbose: build commit, Hyperscan, AVX2).")
+
+    @Flag(name: .shortAndLong, help: "Also print the build commit and what accelerates detection (Hyperscan, AVX2).")
+    var verbose = false
 
     func run() throws {
         print("sluice \(SluiceVersion.current)")
+        if verbose { print("commit \(BuildInfo.commit)") }
         print("librdkafka \(KafkaBus.libraryVersion)")
+        if verbose {
+            print("hyperscan \(BuildInfo.hyperscanStatus)")
+            print("avx2 \(BuildInfo.avx2Status)")
+        }
         do { try KafkaBus.checkLibrary() } catch { print("warning: \(error)") }
+    }
+}
+
+/// What `sluice version --verbose` reports about this binary and the machine it runs on.
+enum BuildInfo {
+    /// `git rev-parse --short HEAD` of the build (`make`, the Dockerfile), else "unknown".
+    static var commit: String {
+        let value = String(cString: sluice_build_commit())
+        return value.isEmpty ? "unknown" : value
+    }
+
+    /// `in use`, or why not.
+    static var hyperscanStatus: String {
+        if DetectionAcceleration.hyperscan { return "in use" }
+        if DetectionAcceleration.hyperscanDisabled { return "not in use (SLUICE_DISABLE_HYPERSCAN is set)" }
+        return "not in use (libhs.so.5 not found or CPU not supported; detection uses its pure-Swift prefilter)"
+    }
+
+    /// Whether the CPU has AVX2 and whether the structural scanner uses it.
+    static var avx2Status: String {
+        guard DetectionAcceleration.cpuHasAVX2 else { return "no (the CPU lacks it; SSE2 or scalar scanning)" }
+        return DetectionAcceleration.structuralUsesAVX2 ? "yes (in use)" : "yes, not in use (SLUICE_DISABLE_AVX2 is set)"
     }
 }

@@ -336,6 +336,36 @@ struct ListenInUseTests {
     }
 }
 
+/// Issue 17: `sluice version --verbose` says what the binary is and what it runs with.
+@Suite("sluice version")
+struct VersionCommandTests {
+    @Test("--verbose prints the build commit, librdkafka (2.8 or later), Hyperscan and AVX2; plain version stays two lines")
+    func verbose() throws {
+        let plain = try runToCompletion(SluiceProcess.binary, ["version"])
+        #expect(plain.status == 0)
+        #expect(plain.stdout.split(separator: "\n").map { String($0.split(separator: " ").first ?? "") } == ["sluice", "librdkafka"], "\(plain.stdout)")
+
+        let r = try runToCompletion(SluiceProcess.binary, ["version", "--verbose"])
+        #expect(r.status == 0, "\(r.stderr)")
+        var fields: [String: String] = [:]
+        for line in r.stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ", maxSplits: 1).map(String.init)
+            if parts.count == 2 { fields[parts[0]] = parts[1] }
+        }
+        for key in ["sluice", "commit", "librdkafka", "hyperscan", "avx2"] {
+            #expect(fields[key]?.isEmpty == false, "no \(key) line: \(r.stdout)")
+        }
+        #expect(fields["commit"]?.contains(" ") == false)
+        #expect(fields["hyperscan"]?.hasPrefix("in use") == true || fields["hyperscan"]?.hasPrefix("not in use") == true)
+        #expect(["yes", "no"].contains(fields["avx2"]?.split(separator: " ").first.map { String($0).trimmingCharacters(in: .punctuationCharacters) } ?? ""))
+        let version = (fields["librdkafka"] ?? "").split(separator: ".").compactMap { Int($0.prefix(while: \.isNumber)) }
+        #expect(version.count >= 2 && (version[0], version[1]) >= (2, 8), "librdkafka \(fields["librdkafka"] ?? "?") is older than 2.8")
+
+        let disabled = try runToCompletion(SluiceProcess.binary, ["version", "--verbose"], environment: ["SLUICE_DISABLE_HYPERSCAN": "1"])
+        #expect(disabled.stdout.contains("hyperscan not in use (SLUICE_DISABLE_HYPERSCAN is set)"), "\(disabled.stdout)")
+    }
+}
+
 /// Issue 17: `sluice config check` warns about approver groups no identity belongs to (their
 /// held requests could only expire) and still exits 0.
 @Suite("config check warnings")

@@ -16,6 +16,17 @@ extern "C" {
 /// Returns 1 when libhs.so.5 was loaded and the CPU is supported, else 0. Thread-safe.
 int chs_available(void);
 
+/// 1 when the CPU has AVX2 (x86_64 only; 0 elsewhere), whatever SLUICE_DISABLE_AVX2 says.
+int chs_cpu_has_avx2(void);
+/// 1 when the structural scanner uses its AVX2 variant (the CPU has AVX2 and
+/// SLUICE_DISABLE_AVX2 is not set), else 0.
+int chs_structural_uses_avx2(void);
+
+/// The commit this binary was built from (`make` writes it to build_commit.h beside
+/// build_info.c, the Dockerfile from its SLUICE_BUILD_COMMIT argument), or "unknown".
+/// Lives here because this is the C target every sluice binary links.
+const char *sluice_build_commit(void);
+
 /// Opaque compiled pattern database (an hs_database_t*).
 typedef struct chs_database chs_database;
 /// Opaque scratch space (an hs_scratch_t*); one per concurrent scan.
