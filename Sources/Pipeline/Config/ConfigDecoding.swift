@@ -12,12 +12,14 @@ struct AnyCodingKey: CodingKey {
 }
 
 extension Decoder {
-    /// Throws if the mapping being decoded has a key outside `allowed`, naming its full path.
-    func rejectUnknownKeys<K: CodingKey & CaseIterable>(_ keys: K.Type) throws {
+    /// Reports each key of the mapping being decoded that is outside `allowed`, naming its full
+    /// path (recorded when collecting, else the first is thrown).
+    public func rejectUnknownKeys<K: CodingKey & CaseIterable>(_ keys: K.Type) throws {
         let allowed = Set(K.allCases.map(\.stringValue))
         let container = try container(keyedBy: AnyCodingKey.self)
-        for key in container.allKeys where !allowed.contains(key.stringValue) {
-            throw ConfigError(path: (codingPath + [key]).configPath, message: "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))")
+        // Every unknown key, by name (the loader puts them in the file's order by location).
+        for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !allowed.contains(key.stringValue) {
+            try report(ConfigError(path: (codingPath + [key]).configPath, message: "unknown key (allowed: \(allowed.sorted().joined(separator: ", ")))"))
         }
     }
 }
@@ -33,17 +35,26 @@ extension [any CodingKey] {
     }
 }
 
-/// A configuration problem, naming the key path (`connections[1].upstream`).
+/// A configuration problem, naming the key path (`connections[1].upstream`) and, once the loader
+/// has found it in the file, where it is.
+///
+/// Guarantees: `description` is one line: `FILE:LINE:COL: <path>: <message>` when located (a YAML
+/// syntax error has no path: `FILE:LINE:COL: <message>`), else `config <path>: <message>`.
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
     public let path: String
     public let message: String
+    public var location: ConfigLocation?
 
-    public init(path: String, message: String) {
+    public init(path: String, message: String, location: ConfigLocation? = nil) {
         self.path = path
         self.message = message
+        self.location = location
     }
 
-    public var description: String { "config \(path): \(message)" }
+    public var description: String {
+        guard let location else { return "config \(path): \(message)" }
+        return path.isEmpty ? "\(location): \(message)" : "\(location): \(path): \(message)"
+    }
 }
 
 /// A duration written as `250ms`, `30s`, `10m`, `1h` or `2d` (a bare number is seconds).
@@ -122,9 +133,9 @@ extension ConfigError {
         case .keyNotFound(let key, let context):
             self.init(path: (context.codingPath + [key]).configPath, message: "required key is missing")
         case .typeMismatch(let type, let context):
-            self.init(path: context.codingPath.configPath, message: "expected \(type)")
+            self.init(path: context.codingPath.configPath, message: "expected \(Self.kindName(type))")
         case .valueNotFound(let type, let context):
-            self.init(path: context.codingPath.configPath, message: "expected a \(type) value, found null")
+            self.init(path: context.codingPath.configPath, message: "expected \(Self.kindName(type)), found null")
         case .dataCorrupted(let context):
             if let underlying = context.underlyingError as? ConfigError {
                 self = underlying
@@ -132,7 +143,7 @@ extension ConfigError {
                 self.init(path: context.codingPath.configPath, message: context.debugDescription)
             }
         @unknown default:
-            self.init(path: "", message: "\(error)")
+            self.init(path: "(top level)", message: "\(error)")
         }
     }
 }

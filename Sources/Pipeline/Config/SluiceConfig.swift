@@ -63,60 +63,66 @@ public struct SluiceConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        listen = try c.decodeIfPresent(String.self, forKey: .listen) ?? "127.0.0.1:8080"
-        dataDir = try c.decodeIfPresent(String.self, forKey: .dataDir) ?? "./data"
-        maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 1_048_576
-        requestTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .requestTimeout) ?? ConfigDuration(.seconds(30))
-        shutdownTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(.seconds(10))
-        bus = try c.decodeIfPresent(BusConfig.self, forKey: .bus) ?? BusConfig()
-        sealing = try c.decode(SealingConfig.self, forKey: .sealing)
-        identities = try c.decodeIfPresent(IdentitiesConfig.self, forKey: .identities) ?? IdentitiesConfig()
-        connections = try c.decodeIfPresent([ConnectionConfig].self, forKey: .connections) ?? []
-        recorder = try c.decodeIfPresent(RecorderConfig.self, forKey: .recorder) ?? RecorderConfig()
-        detection = try c.decodeIfPresent(DetectionConfig.self, forKey: .detection) ?? DetectionConfig()
-        notify = try c.decodeIfPresent([NotifyConfig].self, forKey: .notify) ?? []
-        publicURL = try c.decodeIfPresent(String.self, forKey: .publicURL)
-        holdsRetention = try c.decodeIfPresent(ConfigDuration.self, forKey: .holdsRetention) ?? ConfigDuration(.seconds(86_400))
-        idempotencyTTL = try c.decodeIfPresent(ConfigDuration.self, forKey: .idempotencyTTL) ?? ConfigDuration(.seconds(86_400))
-        adminListen = try c.decodeIfPresent(String.self, forKey: .adminListen) ?? "127.0.0.1:9090"
-        maxInFlight = try c.decodeIfPresent(Int.self, forKey: .maxInFlight) ?? 1024
-        maxInFlightPerIdentity = try c.decodeIfPresent(Int.self, forKey: .maxInFlightPerIdentity) ?? max(1, maxInFlight / 4)
-        bodyReadTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .bodyReadTimeout) ?? ConfigDuration(.seconds(10))
-        headerReadTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .headerReadTimeout) ?? ConfigDuration(.seconds(10))
-        maxHeldPerIdentity = try c.decodeIfPresent(Int.self, forKey: .maxHeldPerIdentity) ?? 100
-        telemetry = try c.decodeIfPresent(TelemetryConfig.self, forKey: .telemetry) ?? TelemetryConfig()
-        try validate()
+        listen = try c.collect(String.self, forKey: .listen) ?? "127.0.0.1:8080"
+        dataDir = try c.collect(String.self, forKey: .dataDir) ?? "./data"
+        maxBodyBytes = try c.collect(ConfigSize.self, forKey: .maxBodyBytes)?.bytes ?? 1_048_576
+        requestTimeout = try c.collect(ConfigDuration.self, forKey: .requestTimeout) ?? ConfigDuration(.seconds(30))
+        shutdownTimeout = try c.collect(ConfigDuration.self, forKey: .shutdownTimeout) ?? ConfigDuration(.seconds(10))
+        bus = try c.collect(BusConfig.self, forKey: .bus) ?? BusConfig()
+        // Required, but read like the others so the keys after it are still checked (all problems in one run).
+        let sealingRead = try c.collect(SealingConfig.self, forKey: .sealing)
+        identities = try c.collect(IdentitiesConfig.self, forKey: .identities) ?? IdentitiesConfig()
+        connections = try c.collectList(ConnectionConfig.self, forKey: .connections) ?? []
+        recorder = try c.collect(RecorderConfig.self, forKey: .recorder) ?? RecorderConfig()
+        detection = try c.collect(DetectionConfig.self, forKey: .detection) ?? DetectionConfig()
+        notify = try c.collectList(NotifyConfig.self, forKey: .notify) ?? []
+        publicURL = try c.collect(String.self, forKey: .publicURL)
+        holdsRetention = try c.collect(ConfigDuration.self, forKey: .holdsRetention) ?? ConfigDuration(.seconds(86_400))
+        idempotencyTTL = try c.collect(ConfigDuration.self, forKey: .idempotencyTTL) ?? ConfigDuration(.seconds(86_400))
+        adminListen = try c.collect(String.self, forKey: .adminListen) ?? "127.0.0.1:9090"
+        maxInFlight = try c.collect(Int.self, forKey: .maxInFlight) ?? 1024
+        maxInFlightPerIdentity = try c.collect(Int.self, forKey: .maxInFlightPerIdentity) ?? max(1, maxInFlight / 4)
+        bodyReadTimeout = try c.collect(ConfigDuration.self, forKey: .bodyReadTimeout) ?? ConfigDuration(.seconds(10))
+        headerReadTimeout = try c.collect(ConfigDuration.self, forKey: .headerReadTimeout) ?? ConfigDuration(.seconds(10))
+        maxHeldPerIdentity = try c.collect(Int.self, forKey: .maxHeldPerIdentity) ?? 100
+        telemetry = try c.collect(TelemetryConfig.self, forKey: .telemetry) ?? TelemetryConfig()
+        guard let sealingRead else {
+            if c.contains(.sealing) { throw ConfigProblemRecorded() }
+            throw DecodingError.keyNotFound(CodingKeys.sealing, .init(codingPath: decoder.codingPath, debugDescription: "required"))
+        }
+        sealing = sealingRead
+        for problem in problems() { try decoder.report(problem) }
     }
 
-    func validate() throws {
-        guard maxBodyBytes > 0 else { throw ConfigError(path: "max_body_bytes", message: "must be positive") }
-        guard requestTimeout.milliseconds > 0 else { throw ConfigError(path: "request_timeout", message: "must be positive") }
-        guard shutdownTimeout.milliseconds > 0 else { throw ConfigError(path: "shutdown_timeout", message: "must be positive") }
-        guard holdsRetention.milliseconds > 0 else { throw ConfigError(path: "holds_retention", message: "must be positive") }
-        guard idempotencyTTL.milliseconds > 0 else { throw ConfigError(path: "idempotency_ttl", message: "must be positive") }
-        guard maxInFlight > 0 else { throw ConfigError(path: "max_in_flight", message: "must be positive") }
-        guard maxInFlightPerIdentity > 0 else { throw ConfigError(path: "max_in_flight_per_identity", message: "must be positive") }
-        guard maxInFlightPerIdentity <= maxInFlight else {
-            throw ConfigError(path: "max_in_flight_per_identity", message: "must be at most max_in_flight (\(maxInFlight))")
+    /// The checks across keys, each problem once, in the order of the keys.
+    func problems() -> [ConfigError] {
+        var problems: [ConfigError] = []
+        func check(_ ok: Bool, _ path: String, _ message: String) {
+            if !ok { problems.append(ConfigError(path: path, message: message)) }
         }
-        guard bodyReadTimeout.milliseconds > 0 else { throw ConfigError(path: "body_read_timeout", message: "must be positive") }
-        guard headerReadTimeout.milliseconds > 0 else { throw ConfigError(path: "header_read_timeout", message: "must be positive") }
-        guard maxHeldPerIdentity > 0 else { throw ConfigError(path: "max_held_per_identity", message: "must be positive") }
-        if adminListen.trimmingCharacters(in: .whitespaces) == listen.trimmingCharacters(in: .whitespaces), !adminListen.hasSuffix(":0") {
-            throw ConfigError(path: "admin_listen", message: "must differ from listen: operations endpoints are never served on the caller port")
-        }
+        check(maxBodyBytes > 0, "max_body_bytes", "must be positive")
+        check(requestTimeout.milliseconds > 0, "request_timeout", "must be positive")
+        check(shutdownTimeout.milliseconds > 0, "shutdown_timeout", "must be positive")
+        check(holdsRetention.milliseconds > 0, "holds_retention", "must be positive")
+        check(idempotencyTTL.milliseconds > 0, "idempotency_ttl", "must be positive")
+        check(maxInFlight > 0, "max_in_flight", "must be positive")
+        check(maxInFlightPerIdentity > 0, "max_in_flight_per_identity", "must be positive")
+        check(maxInFlightPerIdentity <= maxInFlight, "max_in_flight_per_identity", "must be at most max_in_flight (\(maxInFlight))")
+        check(bodyReadTimeout.milliseconds > 0, "body_read_timeout", "must be positive")
+        check(headerReadTimeout.milliseconds > 0, "header_read_timeout", "must be positive")
+        check(maxHeldPerIdentity > 0, "max_held_per_identity", "must be positive")
+        check(
+            adminListen.trimmingCharacters(in: .whitespaces) != listen.trimmingCharacters(in: .whitespaces) || adminListen.hasSuffix(":0"),
+            "admin_listen", "must differ from listen: operations endpoints are never served on the caller port")
         var names = Set<String>()
         for (i, conn) in connections.enumerated() {
-            guard names.insert(conn.name).inserted else {
-                throw ConfigError(path: "connections[\(i)].name", message: "duplicate connection \"\(conn.name)\"")
-            }
+            check(names.insert(conn.name).inserted, "connections[\(i)].name", "duplicate connection \"\(conn.name)\"")
         }
         var ids = Set<String>()
         for (i, key) in identities.apiKeys.enumerated() {
-            guard ids.insert(key.id).inserted else {
-                throw ConfigError(path: "identities.api_keys[\(i)].id", message: "duplicate identity \"\(key.id)\"")
-            }
+            check(ids.insert(key.id).inserted, "identities.api_keys[\(i)].id", "duplicate identity \"\(key.id)\"")
         }
+        return problems
     }
 
     /// The connection with this name.
@@ -124,7 +130,7 @@ public struct SluiceConfig: Decodable, Sendable {
 }
 
 public struct BusConfig: Decodable, Sendable {
-    public enum Kind: String, Decodable, Sendable { case embedded, kafka }
+    public enum Kind: String, Decodable, Sendable, ConfigEnum { case embedded, kafka }
     public var kind: Kind
     public var brokers: String?
     public var topicPrefix: String
@@ -161,7 +167,7 @@ public struct BusConfig: Decodable, Sendable {
     /// 10s). Request-path readers keep librdkafka's `fetch.wait.max.ms` (10 ms unless set).
     public var backgroundFetchWait: ConfigDuration
 
-    public enum EnvelopeFormat: String, Codable, Sendable { case binary, json }
+    public enum EnvelopeFormat: String, Codable, Sendable, ConfigEnum { case binary, json }
 
     public static let defaultSegmentBytes = 64 << 20
 
@@ -201,42 +207,38 @@ public struct BusConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .embedded
-        brokers = try c.decodeIfPresent(String.self, forKey: .brokers)
-        topicPrefix = try c.decodeIfPresent(String.self, forKey: .topicPrefix) ?? "sluice."
-        partitions = try c.decodeIfPresent(Int.self, forKey: .partitions) ?? 6
-        librdkafka = try c.decodeIfPresent([String: String].self, forKey: .librdkafka) ?? [:]
-        sync = try c.decodeIfPresent(Bool.self, forKey: .sync) ?? false
-        segmentBytes = try c.decodeIfPresent(Int.self, forKey: .segmentBytes) ?? Self.defaultSegmentBytes
-        retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(86_400))
-        instanceID = try c.decodeIfPresent(String.self, forKey: .instanceID)
-        transactions = try c.decodeIfPresent(Bool.self, forKey: .transactions) ?? true
-        envelopes = try c.decodeIfPresent(EnvelopeFormat.self, forKey: .envelopes) ?? .binary
-        backgroundFetchWait = try c.decodeIfPresent(ConfigDuration.self, forKey: .backgroundFetchWait)
+        kind = try c.collect(Kind.self, forKey: .kind) ?? .embedded
+        brokers = try c.collect(String.self, forKey: .brokers)
+        topicPrefix = try c.collect(String.self, forKey: .topicPrefix) ?? "sluice."
+        partitions = try c.collect(Int.self, forKey: .partitions) ?? 6
+        librdkafka = try c.collect([String: String].self, forKey: .librdkafka) ?? [:]
+        sync = try c.collect(Bool.self, forKey: .sync) ?? false
+        segmentBytes = try c.collect(ConfigSize.self, forKey: .segmentBytes)?.bytes ?? Self.defaultSegmentBytes
+        retention = try c.collect(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(86_400))
+        instanceID = try c.collect(String.self, forKey: .instanceID)
+        transactions = try c.collect(Bool.self, forKey: .transactions) ?? true
+        envelopes = try c.collect(EnvelopeFormat.self, forKey: .envelopes) ?? .binary
+        backgroundFetchWait = try c.collect(ConfigDuration.self, forKey: .backgroundFetchWait)
             ?? ConfigDuration(.milliseconds(100))
-        guard (1...10_000).contains(backgroundFetchWait.milliseconds) else {
-            throw ConfigError(path: "bus.background_fetch_wait", message: "must be between 1ms and 10s")
+        transactionTimeout = try c.collect(ConfigDuration.self, forKey: .transactionTimeout) ?? ConfigDuration(.seconds(10))
+        // Each check reports and goes on: every problem of the section in one run.
+        func check(_ ok: Bool, _ key: String, _ message: String) throws {
+            if !ok { try decoder.report(ConfigError(path: "bus." + key, message: message)) }
         }
-        transactionTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .transactionTimeout) ?? ConfigDuration(.seconds(10))
-        if let id = instanceID, id.isEmpty || id.contains(where: { $0.isWhitespace || $0 == "/" }) {
-            throw ConfigError(path: "bus.instance_id", message: "must be non-empty, without whitespace or '/'")
-        }
-        guard transactionTimeout.milliseconds >= 1000 else {
-            throw ConfigError(path: "bus.transaction_timeout", message: "must be at least 1s")
-        }
-        guard segmentBytes >= 4096 else { throw ConfigError(path: "bus.segment_bytes", message: "must be at least 4096") }
-        guard retention.milliseconds > 0 else { throw ConfigError(path: "bus.retention", message: "must be positive") }
+        try check((1...10_000).contains(backgroundFetchWait.milliseconds), "background_fetch_wait", "must be between 1ms and 10s")
+        try check(
+            instanceID.map { !($0.isEmpty || $0.contains(where: { $0.isWhitespace || $0 == "/" })) } ?? true,
+            "instance_id", "must be non-empty, without whitespace or '/'")
+        try check(transactionTimeout.milliseconds >= 1000, "transaction_timeout", "must be at least 1s")
+        try check(segmentBytes >= 4096, "segment_bytes", "must be at least 4096 bytes (4KiB)")
+        try check(retention.milliseconds > 0, "retention", "must be positive")
         for key in librdkafka.keys.sorted() where Self.isSecretBearing(key) {
-            guard let value = librdkafka[key], (try? SecretReference(parsing: value)) != nil else {
-                throw ConfigError(
-                    path: "bus.librdkafka.\(key)",
-                    message: "holds a secret: must be an env:NAME or file:/path reference, not a literal value")
-            }
+            try check(
+                librdkafka[key].flatMap { try? SecretReference(parsing: $0) } != nil,
+                "librdkafka.\(key)", "holds a secret: must be an env:NAME or file:/path reference, not a literal value")
         }
-        if kind == .kafka && (brokers ?? "").isEmpty {
-            throw ConfigError(path: (decoder.codingPath.configPath == "(top level)" ? "bus" : decoder.codingPath.configPath) + ".brokers", message: "required when kind is kafka")
-        }
-        guard partitions > 0 else { throw ConfigError(path: "bus.partitions", message: "must be positive") }
+        try check(kind != .kafka || !(brokers ?? "").isEmpty, "brokers", "required when kind is kafka")
+        try check(partitions > 0, "partitions", "must be positive")
     }
 
     /// librdkafka keys whose values are secrets: anything naming a password or secret, the SASL
@@ -273,8 +275,8 @@ public struct SealingConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            id = try c.decode(String.self, forKey: .id)
-            secret = try c.decode(ConfigSecret.self, forKey: .secret)
+            id = try c.need(String.self, forKey: .id)
+            secret = try c.need(ConfigSecret.self, forKey: .secret)
         }
     }
 
@@ -289,8 +291,8 @@ public struct SealingConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        keys = try c.decode([Key].self, forKey: .keys)
-        fingerprintKey = try c.decode(ConfigSecret.self, forKey: .fingerprintKey)
+        keys = try c.need(CollectedList<Key>.self, forKey: .keys).values
+        fingerprintKey = try c.need(ConfigSecret.self, forKey: .fingerprintKey)
         guard !keys.isEmpty else { throw ConfigError(path: "sealing.keys", message: "needs at least one key") }
     }
 
@@ -337,10 +339,10 @@ public struct IdentitiesConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            id = try c.decode(String.self, forKey: .id)
-            sha256 = try c.decode(String.self, forKey: .sha256).lowercased()
-            groups = try c.decodeIfPresent([String].self, forKey: .groups) ?? []
-            person = try c.decodeIfPresent(String.self, forKey: .person) ?? id
+            id = try c.need(String.self, forKey: .id)
+            sha256 = try c.need(String.self, forKey: .sha256).lowercased()
+            groups = try c.collect([String].self, forKey: .groups) ?? []
+            person = try c.collect(String.self, forKey: .person) ?? id
             guard !person.trimmingCharacters(in: .whitespaces).isEmpty else {
                 throw ConfigError(path: decoder.codingPath.configPath + ".person", message: "must not be empty")
             }
@@ -377,13 +379,13 @@ public struct IdentitiesConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            issuer = try c.decode(String.self, forKey: .issuer)
-            audience = try c.decode(String.self, forKey: .audience)
-            jwksURL = try c.decode(String.self, forKey: .jwksURL)
-            groupsClaim = try c.decodeIfPresent(String.self, forKey: .groupsClaim) ?? "groups"
-            personClaim = try c.decodeIfPresent(String.self, forKey: .personClaim) ?? "email"
-            leeway = try c.decodeIfPresent(ConfigDuration.self, forKey: .leeway) ?? ConfigDuration(.seconds(60))
-            allowInsecureJWKS = try c.decodeIfPresent(Bool.self, forKey: .allowInsecureJWKS) ?? false
+            issuer = try c.need(String.self, forKey: .issuer)
+            audience = try c.need(String.self, forKey: .audience)
+            jwksURL = try c.need(String.self, forKey: .jwksURL)
+            groupsClaim = try c.collect(String.self, forKey: .groupsClaim) ?? "groups"
+            personClaim = try c.collect(String.self, forKey: .personClaim) ?? "email"
+            leeway = try c.collect(ConfigDuration.self, forKey: .leeway) ?? ConfigDuration(.seconds(60))
+            allowInsecureJWKS = try c.collect(Bool.self, forKey: .allowInsecureJWKS) ?? false
             try Self.checkJWKSURL(jwksURL, allowInsecure: allowInsecureJWKS, path: decoder.codingPath.configPath + ".jwks_url")
         }
 
@@ -429,8 +431,8 @@ public struct IdentitiesConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        apiKeys = try c.decodeIfPresent([APIKey].self, forKey: .apiKeys) ?? []
-        oidc = try c.decodeIfPresent(OIDC.self, forKey: .oidc)
+        apiKeys = try c.collectList(APIKey.self, forKey: .apiKeys) ?? []
+        oidc = try c.collect(OIDC.self, forKey: .oidc)
     }
 }
 
@@ -446,8 +448,8 @@ public struct ConnectionConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            header = try c.decode(String.self, forKey: .header)
-            value = try c.decode(String.self, forKey: .value)
+            header = try c.need(String.self, forKey: .header)
+            value = try c.need(String.self, forKey: .value)
             guard Self.referenceToken(in: value) != nil else {
                 throw ConfigError(path: decoder.codingPath.configPath + ".value", message: "must contain an env:NAME or file:/path reference, not a literal credential")
             }
@@ -486,12 +488,12 @@ public struct ConnectionConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decode(String.self, forKey: .name)
-        upstream = try c.decode(String.self, forKey: .upstream)
-        allowGroups = try c.decodeIfPresent([String].self, forKey: .allowGroups) ?? []
-        credentials = try c.decodeIfPresent(Credentials.self, forKey: .credentials)
-        policy = try c.decodeIfPresent(PolicyConfig.self, forKey: .policy) ?? PolicyConfig()
-        timeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .timeout)
+        name = try c.need(String.self, forKey: .name)
+        upstream = try c.need(String.self, forKey: .upstream)
+        allowGroups = try c.collect([String].self, forKey: .allowGroups) ?? []
+        credentials = try c.collect(Credentials.self, forKey: .credentials)
+        policy = try c.collect(PolicyConfig.self, forKey: .policy) ?? PolicyConfig()
+        timeout = try c.collect(ConfigDuration.self, forKey: .timeout)
         guard let url = URL(string: upstream), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
             // Not echoed: a malformed URL may still carry a credential.
             throw ConfigError(path: decoder.codingPath.configPath + ".upstream", message: "is not an http(s) URL")
@@ -518,7 +520,7 @@ public struct ConnectionConfig: Decodable, Sendable {
 }
 
 public struct PolicyConfig: Decodable, Sendable {
-    public enum OnSecret: String, Decodable, Sendable { case mask, block, hold }
+    public enum OnSecret: String, Decodable, Sendable, ConfigEnum { case mask, block, hold }
 
     public struct Hold: Decodable, Sendable {
         public var methods: [String]
@@ -538,10 +540,10 @@ public struct PolicyConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            methods = (try c.decodeIfPresent([String].self, forKey: .methods) ?? []).map { $0.uppercased() }
-            paths = try c.decodeIfPresent([String].self, forKey: .paths) ?? []
-            bodyPatterns = try c.decodeIfPresent([String].self, forKey: .bodyPatterns) ?? []
-            groups = try c.decodeIfPresent([String].self, forKey: .groups) ?? []
+            methods = (try c.collect([String].self, forKey: .methods) ?? []).map { $0.uppercased() }
+            paths = try c.collect([String].self, forKey: .paths) ?? []
+            bodyPatterns = try c.collect([String].self, forKey: .bodyPatterns) ?? []
+            groups = try c.collect([String].self, forKey: .groups) ?? []
             for (i, p) in bodyPatterns.enumerated() {
                 do { _ = try NSRegularExpression(pattern: p) } catch {
                     throw ConfigError(path: decoder.codingPath.configPath + ".body_patterns[\(i)]", message: "invalid pattern \"\(p)\"")
@@ -584,14 +586,14 @@ public struct PolicyConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        onSecret = try c.decodeIfPresent(OnSecret.self, forKey: .onSecret) ?? .mask
-        classes = try c.decodeIfPresent([String].self, forKey: .classes) ?? ["credential"]
-        hold = try c.decodeIfPresent(Hold.self, forKey: .hold) ?? Hold()
-        approvers = try c.decodeIfPresent([String].self, forKey: .approvers) ?? []
-        approvalsRequired = try c.decodeIfPresent(Int.self, forKey: .approvalsRequired) ?? 1
-        holdWait = try c.decodeIfPresent(ConfigDuration.self, forKey: .holdWait) ?? ConfigDuration(.seconds(10))
-        holdTimeout = try c.decodeIfPresent(ConfigDuration.self, forKey: .holdTimeout) ?? ConfigDuration(.seconds(3600))
-        scanResponses = try c.decodeIfPresent(Bool.self, forKey: .scanResponses) ?? true
+        onSecret = try c.collect(OnSecret.self, forKey: .onSecret) ?? .mask
+        classes = try c.collect([String].self, forKey: .classes) ?? ["credential"]
+        hold = try c.collect(Hold.self, forKey: .hold) ?? Hold()
+        approvers = try c.collect([String].self, forKey: .approvers) ?? []
+        approvalsRequired = try c.collect(Int.self, forKey: .approvalsRequired) ?? 1
+        holdWait = try c.collect(ConfigDuration.self, forKey: .holdWait) ?? ConfigDuration(.seconds(10))
+        holdTimeout = try c.collect(ConfigDuration.self, forKey: .holdTimeout) ?? ConfigDuration(.seconds(3600))
+        scanResponses = try c.collect(Bool.self, forKey: .scanResponses) ?? true
         for (i, cls) in classes.enumerated() where !["credential", "pii"].contains(cls) {
             throw ConfigError(path: decoder.codingPath.configPath + ".classes[\(i)]", message: "unknown class \"\(cls)\" (credential, pii)")
         }
@@ -621,10 +623,10 @@ public struct RecorderConfig: Decodable, Sendable {
     /// - every kind: `schema` (`sluice`, the default, or `ocsf`).
     /// An `http://` URL is refused unless its host is a loopback address.
     public struct Sink: Decodable, Sendable {
-        public enum Kind: String, Decodable, Sendable { case file, syslog, hec, webhook }
+        public enum Kind: String, Decodable, Sendable, ConfigEnum { case file, syslog, hec, webhook }
         /// What the sink receives: Sluice's own events (hash-chained) or OCSF API Activity.
-        public enum Schema: String, Decodable, Sendable, CaseIterable { case sluice, ocsf }
-        public enum Transport: String, Decodable, Sendable, CaseIterable { case tcp, tls, udp }
+        public enum Schema: String, Decodable, Sendable, ConfigEnum { case sluice, ocsf }
+        public enum Transport: String, Decodable, Sendable, ConfigEnum { case tcp, tls, udp }
         public var kind: Kind
         public var path: String?
         public var url: String?
@@ -711,7 +713,7 @@ public struct RecorderConfig: Decodable, Sendable {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let here = decoder.codingPath.configPath
-            kind = try c.decode(Kind.self, forKey: .kind)
+            kind = try c.need(Kind.self, forKey: .kind)
             let allowed = Self.fields(of: kind)
             let common: Set<CodingKeys> = [.kind, .schema, .name, .maxBehind]
             for key in CodingKeys.allCases where !common.contains(key) && !allowed.contains(key) && c.contains(key) {
@@ -719,35 +721,35 @@ public struct RecorderConfig: Decodable, Sendable {
                     path: here + "." + key.rawValue,
                     message: "not a field of a \(kind.rawValue) sink (its fields: \(allowed.map(\.rawValue).sorted().joined(separator: ", ")))")
             }
-            path = try c.decodeIfPresent(String.self, forKey: .path)
-            url = try c.decodeIfPresent(String.self, forKey: .url)
-            token = try c.decodeIfPresent(ConfigSecret.self, forKey: .token)
-            transport = try c.decodeIfPresent(Transport.self, forKey: .transport)
-            caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
-            certFile = try c.decodeIfPresent(String.self, forKey: .certFile)
-            keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
-            serverName = try c.decodeIfPresent(String.self, forKey: .serverName)
-            appName = try c.decodeIfPresent(String.self, forKey: .appName) ?? "sluice"
+            path = try c.collect(String.self, forKey: .path)
+            url = try c.collect(String.self, forKey: .url)
+            token = try c.collect(ConfigSecret.self, forKey: .token)
+            transport = try c.collect(Transport.self, forKey: .transport)
+            caFile = try c.collect(String.self, forKey: .caFile)
+            certFile = try c.collect(String.self, forKey: .certFile)
+            keyFile = try c.collect(String.self, forKey: .keyFile)
+            serverName = try c.collect(String.self, forKey: .serverName)
+            appName = try c.collect(String.self, forKey: .appName) ?? "sluice"
             facility = 16
-            index = try c.decodeIfPresent(String.self, forKey: .index)
-            sourcetype = try c.decodeIfPresent(String.self, forKey: .sourcetype) ?? "sluice:audit"
-            source = try c.decodeIfPresent(String.self, forKey: .source) ?? "sluice"
+            index = try c.collect(String.self, forKey: .index)
+            sourcetype = try c.collect(String.self, forKey: .sourcetype) ?? "sluice:audit"
+            source = try c.collect(String.self, forKey: .source) ?? "sluice"
             // Parsed here, not as [String: ConfigSecret], so an error names the header.
             var headers: [String: ConfigSecret] = [:]
-            for (name, text) in try c.decodeIfPresent([String: String].self, forKey: .headers) ?? [:] {
+            for (name, text) in try c.collect([String: String].self, forKey: .headers) ?? [:] {
                 do { headers[name] = ConfigSecret(try SecretReference(parsing: text)) } catch let e as SecretReferenceError {
                     throw ConfigError(path: here + ".headers." + name, message: e.reason)
                 }
             }
             self.headers = headers
-            schema = try c.decodeIfPresent(Schema.self, forKey: .schema) ?? .sluice
-            name = try c.decodeIfPresent(String.self, forKey: .name)
+            schema = try c.collect(Schema.self, forKey: .schema) ?? .sluice
+            name = try c.collect(String.self, forKey: .name)
             if let name, !Self.isSinkName(name) {
                 throw ConfigError(path: here + ".name", message: "\"\(name)\" is not a sink name (1-48 of a-z 0-9 _ -, starting with a letter or digit)")
             }
             if (try? c.decode(String.self, forKey: .maxBehind)) == "never" {
                 maxBehind = .never
-            } else if let limit = try c.decodeIfPresent(ConfigDuration.self, forKey: .maxBehind) {
+            } else if let limit = try c.collect(ConfigDuration.self, forKey: .maxBehind) {
                 guard limit.milliseconds > 0 else { throw ConfigError(path: here + ".max_behind", message: "must be positive, or never") }
                 maxBehind = .after(limit)
             } else {
@@ -756,9 +758,9 @@ public struct RecorderConfig: Decodable, Sendable {
             if kind == .file && path == nil {
                 throw ConfigError(path: here + ".path", message: "required for a file sink")
             }
-            rotateBytes = try c.decodeIfPresent(Int.self, forKey: .rotateBytes)
-            rotateInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .rotateInterval)
-            keep = try c.decodeIfPresent(Int.self, forKey: .keep)
+            rotateBytes = try c.collect(ConfigSize.self, forKey: .rotateBytes)?.bytes
+            rotateInterval = try c.collect(ConfigDuration.self, forKey: .rotateInterval)
+            keep = try c.collect(Int.self, forKey: .keep)
             if let rotateBytes, rotateBytes < 1 { throw ConfigError(path: here + ".rotate_bytes", message: "must be at least 1 (bytes)") }
             if let rotateInterval, rotateInterval.milliseconds < 1 {
                 throw ConfigError(path: here + ".rotate_interval", message: "must be more than 0 (e.g. 1h, 1d)")
@@ -784,7 +786,7 @@ public struct RecorderConfig: Decodable, Sendable {
                 }
             }
             guard kind == .syslog else { return }
-            guard let address = try c.decodeIfPresent(String.self, forKey: .address) else {
+            guard let address = try c.collect(String.self, forKey: .address) else {
                 throw ConfigError(path: here + ".address", message: "required for a syslog sink (host:port)")
             }
             guard let hostPort = Self.hostPort(address) else {
@@ -863,7 +865,7 @@ public struct RecorderConfig: Decodable, Sendable {
     ///   (PEM; absent: the system's roots), `table` (default `sluice_recordings`; created on
     ///   start), `max_connections` (default 4).
     public struct Store: Decodable, Sendable, Equatable {
-        public enum Kind: String, Decodable, Sendable, CaseIterable { case file, postgres }
+        public enum Kind: String, Decodable, Sendable, ConfigEnum { case file, postgres }
         public var kind: Kind
         public var url: ConfigSecret?
         public var caFile: String?
@@ -890,16 +892,16 @@ public struct RecorderConfig: Decodable, Sendable {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let here = decoder.codingPath.configPath
-            kind = try c.decodeIfPresent(Kind.self, forKey: .kind) ?? .file
+            kind = try c.collect(Kind.self, forKey: .kind) ?? .file
             if kind == .file {
                 for key in [CodingKeys.url, .caFile, .table, .maxConnections] where c.contains(key) {
                     throw ConfigError(path: here + "." + key.rawValue, message: "only for kind postgres")
                 }
             }
-            url = try c.decodeIfPresent(ConfigSecret.self, forKey: .url)
-            caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
-            table = try c.decodeIfPresent(String.self, forKey: .table) ?? Self.defaultTable
-            maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections) ?? 4
+            url = try c.collect(ConfigSecret.self, forKey: .url)
+            caFile = try c.collect(String.self, forKey: .caFile)
+            table = try c.collect(String.self, forKey: .table) ?? Self.defaultTable
+            maxConnections = try c.collect(Int.self, forKey: .maxConnections) ?? 4
             guard kind == .postgres else { return }
             guard url != nil else {
                 throw ConfigError(path: here + ".url", message: "required for a postgres store (a secret reference, e.g. env:SLUICE_RECORDINGS_URL)")
@@ -966,18 +968,22 @@ public struct RecorderConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        sinks = try c.decodeIfPresent([Sink].self, forKey: .sinks) ?? []
-        store = try c.decodeIfPresent(Store.self, forKey: .store) ?? Store()
-        retention = try c.decodeIfPresent(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(30 * 86_400))
-        chainKey = try c.decodeIfPresent(ConfigSecret.self, forKey: .chainKey)
-        checkpointEvery = try c.decodeIfPresent(Int.self, forKey: .checkpointEvery) ?? 1000
-        checkpointInterval = try c.decodeIfPresent(ConfigDuration.self, forKey: .checkpointInterval) ?? ConfigDuration(.seconds(60))
-        content = try c.decodeIfPresent(Bool.self, forKey: .content) ?? true
-        maxBodyBytes = try c.decodeIfPresent(Int.self, forKey: .maxBodyBytes) ?? 65_536
-        guard maxBodyBytes >= 0 else { throw ConfigError(path: "recorder.max_body_bytes", message: "must not be negative") }
-        guard retention.milliseconds > 0 else { throw ConfigError(path: "recorder.retention", message: "must be positive") }
-        guard checkpointEvery > 0 else { throw ConfigError(path: "recorder.checkpoint_every", message: "must be positive") }
-        guard checkpointInterval.milliseconds > 0 else { throw ConfigError(path: "recorder.checkpoint_interval", message: "must be positive") }
+        sinks = try c.collectList(Sink.self, forKey: .sinks) ?? []
+        store = try c.collect(Store.self, forKey: .store) ?? Store()
+        retention = try c.collect(ConfigDuration.self, forKey: .retention) ?? ConfigDuration(.seconds(30 * 86_400))
+        chainKey = try c.collect(ConfigSecret.self, forKey: .chainKey)
+        checkpointEvery = try c.collect(Int.self, forKey: .checkpointEvery) ?? 1000
+        checkpointInterval = try c.collect(ConfigDuration.self, forKey: .checkpointInterval) ?? ConfigDuration(.seconds(60))
+        content = try c.collect(Bool.self, forKey: .content) ?? true
+        maxBodyBytes = try c.collect(ConfigSize.self, forKey: .maxBodyBytes)?.bytes ?? 65_536
+        // Each check reports and goes on: every problem of the section in one run.
+        for (ok, key, message) in [
+            (retention.milliseconds > 0, "retention", "must be positive"),
+            (checkpointEvery > 0, "checkpoint_every", "must be positive"),
+            (checkpointInterval.milliseconds > 0, "checkpoint_interval", "must be positive"),
+        ] where !ok {
+            try decoder.report(ConfigError(path: "recorder." + key, message: message))
+        }
     }
 }
 
@@ -998,12 +1004,12 @@ public struct DetectionConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            id = try c.decode(String.self, forKey: .id)
-            pattern = try c.decode(String.self, forKey: .pattern)
-            keywords = try c.decodeIfPresent([String].self, forKey: .keywords) ?? []
-            minEntropy = try c.decodeIfPresent(Double.self, forKey: .minEntropy)
-            ruleClass = try c.decodeIfPresent(String.self, forKey: .ruleClass) ?? "credential"
-            severity = try c.decodeIfPresent(String.self, forKey: .severity) ?? "high"
+            id = try c.need(String.self, forKey: .id)
+            pattern = try c.need(String.self, forKey: .pattern)
+            keywords = try c.collect([String].self, forKey: .keywords) ?? []
+            minEntropy = try c.collect(Double.self, forKey: .minEntropy)
+            ruleClass = try c.collect(String.self, forKey: .ruleClass) ?? "credential"
+            severity = try c.collect(String.self, forKey: .severity) ?? "high"
         }
     }
 
@@ -1020,11 +1026,11 @@ public struct DetectionConfig: Decodable, Sendable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            rule = try c.decode(String.self, forKey: .rule)
-            fingerprint = try c.decodeIfPresent(String.self, forKey: .fingerprint)
-            pattern = try c.decodeIfPresent(String.self, forKey: .pattern)
-            path = try c.decodeIfPresent(String.self, forKey: .path)
-            reason = try c.decodeIfPresent(String.self, forKey: .reason)
+            rule = try c.need(String.self, forKey: .rule)
+            fingerprint = try c.collect(String.self, forKey: .fingerprint)
+            pattern = try c.collect(String.self, forKey: .pattern)
+            path = try c.collect(String.self, forKey: .path)
+            reason = try c.collect(String.self, forKey: .reason)
         }
     }
 
@@ -1040,20 +1046,20 @@ public struct DetectionConfig: Decodable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        rules = try c.decodeIfPresent([Rule].self, forKey: .rules) ?? []
-        allow = try c.decodeIfPresent([Allow].self, forKey: .allow) ?? []
+        rules = try c.collectList(Rule.self, forKey: .rules) ?? []
+        allow = try c.collectList(Allow.self, forKey: .allow) ?? []
     }
 }
 
 public struct NotifyConfig: Decodable, Sendable {
-    public enum Kind: String, Decodable, Sendable { case webhook }
+    public enum Kind: String, Decodable, Sendable, ConfigEnum { case webhook }
     public var kind: Kind
     public var url: String
     enum CodingKeys: String, CodingKey, CaseIterable { case kind, url }
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        kind = try c.decode(Kind.self, forKey: .kind)
-        url = try c.decode(String.self, forKey: .url)
+        kind = try c.need(Kind.self, forKey: .kind)
+        url = try c.need(String.self, forKey: .url)
     }
 }
