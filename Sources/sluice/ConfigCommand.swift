@@ -18,16 +18,18 @@ struct ConfigCommand: ParsableCommand {
 /// `sluice config check --config FILE`: loads the file as every stage command does, runs the checks
 /// start-up runs (secret references resolved, never printed; listen addresses; key material;
 /// sinks and store; detection rules), prints the effective configuration (defaults filled in,
-/// every secret shown as `<redacted: REFERENCE>`) as YAML on stdout and exits 0. On a problem it
-/// prints the error naming the key (`config <key>: ...`) on stderr and exits 1. Nothing is
-/// created, connected to or listened on.
+/// every secret shown as `<redacted: REFERENCE>`) as YAML on stdout and exits 0. A file that
+/// does not read prints every problem on stderr, one line each in the file's order
+/// (`FILE:LINE:COL: <key>: <message>`), and exits 1; the checks after reading stop at the first
+/// problem (`config <key>: ...`). Nothing is created, connected to or listened on.
 struct ConfigCheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate a configuration as start-up does and print it with secrets redacted.",
         discussion: """
             Exit 0: valid; the effective configuration (defaults filled in, secrets as \
-            <redacted: env:NAME>) is printed on stdout. Exit 1: the error, naming the key, on stderr.
+            <redacted: env:NAME>) is printed on stdout. Exit 1: every problem of the file on \
+            stderr, one line each in the file's order, as FILE:LINE:COL: <key>: <message>.
             """)
 
     @Option(name: .shortAndLong, help: "The configuration file (YAML).")
@@ -45,7 +47,8 @@ struct ConfigCheckCommand: ParsableCommand {
             for warning in ApproverCoverage.warnings(loaded) { FileHandle.standardError.write(Data("warning: \(warning)\n".utf8)) }
             FileHandle.standardError.write(Data("sluice config check: \(config) is valid (\(resolved) secret references resolved)\n".utf8))
         } catch {
-            // ConfigError prints as `config <key>: <message>`; none of them holds a secret's value.
+            // ConfigError(s) print as `FILE:LINE:COL: <key>: <message>` (or `config <key>: ...`),
+            // one line each; none of them holds a secret's value.
             FileHandle.standardError.write(Data("\(error)\n".utf8))
             throw ExitCode.failure
         }

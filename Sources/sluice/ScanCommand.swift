@@ -254,14 +254,11 @@ struct ScanCommand: AsyncParsableCommand {
         return (at.isEmpty ? "" : "at \(at.hasPrefix(".") ? String(at.dropFirst()) : at): ") + what
     }
 
-    /// Parses a YAML or JSON rules file (YAML is a superset of JSON).
+    /// Parses a YAML or JSON rules file (YAML is a superset of JSON); every problem is reported,
+    /// one line each, `FILE:LINE:COL: <key path>: <message>` (see `RulesFile`).
     static func parseRules(_ data: Data, source: String) throws -> [RuleSpec] {
-        struct Wrapper: Decodable { let rules: [RuleSpec] }
-        let text = String(decoding: data, as: UTF8.self)
-        let decoder = YAMLDecoder()
-        if let list = try? decoder.decode([RuleSpec].self, from: text) { return list }
-        do { return try decoder.decode(Wrapper.self, from: text).rules } catch {
-            throw ValidationError("invalid rules file \(source): \(error)")
+        do { return try RulesFile.parse(String(decoding: data, as: UTF8.self), source: source) } catch {
+            throw ValidationError("invalid rules file \(source):\n\(error)")
         }
     }
 }
