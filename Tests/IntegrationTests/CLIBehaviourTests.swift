@@ -27,8 +27,15 @@ struct CLIBehaviourTests {
         var stdout: [String] = []
         var stderr: [String] = []
         var notStdout: [String] = []
+        /// The `stderr` substrings must appear in that order (problems listed in the file's order).
+        var inOrder = false
         var testDescription: String { name }
     }
+
+    /// A sealing key and a fingerprint key for rows that run `config check` on a valid file.
+    static let configEnvironment = [
+        "CFG_SEAL": Data((0..<32).map { UInt8($0) }).base64EncodedString(), "CFG_FP": "cli-config-fingerprint-key-0123",
+    ]
 
     static let rows: [Row] = [
         Row(name: "a binary file named on the command line is scanned",
@@ -66,6 +73,80 @@ struct CLIBehaviourTests {
             args: ["scan", "--baseline", "missing.json", "a.txt"], status: 2, stderr: ["cannot read baseline file missing.json"]),
         Row(name: "a baseline that is not a report is an error", files: ["a.txt": "x\n", "b.json": "not json\n"],
             args: ["scan", "--baseline", "b.json", "a.txt"], status: 2, stderr: ["invalid baseline file b.json"]),
+        // Configuration mistakes (issue 17): every problem in one run, FILE:LINE:COL, words not Swift types.
+        Row(name: "config check: a YAML syntax error is one sentence at its line and column",
+            files: ["bad.yaml": "sealing:\n  keys: [ { id: k1, secret: \"env:S\" }\n  fingerprint_key: \"env:F\"\n"],
+            args: ["config", "check", "--config", "bad.yaml"], status: 1, stderr: ["bad.yaml:3:3: invalid YAML: "], notStdout: ["sealing"]),
+        Row(name: "config check: every mistake, in the file's order, with line and column",
+            files: ["bad.yaml": """
+                max_in_flight: lots
+                sealing:
+                  keys: [ { id: k1, secret: "env:S" } ]
+                  fingerprint_key: "env:F"
+                connections:
+                  - name: a
+                    upstream: "http://127.0.0.1:9000"
+                    policy: { on_secret: warn }
+                recorder:
+                  max_body_bytes: 1.5B
+
+                """],
+            args: ["config", "check", "--config", "bad.yaml"], status: 1,
+            stderr: [
+                "bad.yaml:1:16: max_in_flight: expected a number, found \"lots\"\n",
+                "bad.yaml:8:26: connections[0].policy.on_secret: \"warn\" is not one of mask, block, hold\n",
+                "bad.yaml:10:19: recorder.max_body_bytes: \"1.5B\" is not a whole number of bytes\n",
+            ], notStdout: ["max_in_flight"], inOrder: true),
+        Row(name: "config check: unknown keys and a missing required key, each at its place",
+            files: ["bad.yaml": """
+                listen_addr: 127.0.0.1:1
+                sealing:
+                  keys: [ { secret: "env:S" } ]
+                  fingerprint_key: "env:F"
+                bus: { partitons: 3 }
+
+                """],
+            args: ["config", "check", "--config", "bad.yaml"], status: 1,
+            stderr: [
+                "bad.yaml:1:14: listen_addr: unknown key (allowed: ", "bad.yaml:3:11: sealing.keys[0].id: required key is missing\n",
+                "bad.yaml:5:19: bus.partitons: unknown key (allowed: ",
+            ], inOrder: true),
+        Row(name: "config check: sizes with units are read, and printed as bytes",
+            files: ["ok.yaml": """
+                listen: 127.0.0.1:18080
+                admin_listen: 127.0.0.1:19090
+                max_body_bytes: 64KiB
+                bus: { segment_bytes: 1MiB }
+                sealing:
+                  keys: [ { id: k1, secret: "env:CFG_SEAL" } ]
+                  fingerprint_key: "env:CFG_FP"
+                recorder:
+                  max_body_bytes: 1KB
+                  sinks: [ { kind: file, path: ./audit.jsonl, rotate_bytes: 1.5MB } ]
+
+                """],
+            args: ["config", "check", "--config", "ok.yaml"], environment: CLIBehaviourTests.configEnvironment, status: 0,
+            stdout: ["max_body_bytes: 65536", "segment_bytes: 1048576", "max_body_bytes: 1000", "rotate_bytes: 1500000"], stderr: ["is valid"]),
+        Row(name: "scan --rules: every problem of the rules file, with line and column",
+            files: ["a.txt": "x\n", "rules.yaml": """
+                rules:
+                  - id: a
+                    pattern: "x[0-9]+"
+                    severity: urgent
+                  - pattern: "y"
+                    min_entropy: high
+
+                """],
+            args: ["scan", "--rules", "rules.yaml", "a.txt"], status: 2,
+            stderr: [
+                "invalid rules file rules.yaml:\n",
+                "rules.yaml:4:15: rules[0].severity: \"urgent\" is not one of low, medium, high, critical\n",
+                "rules.yaml:5:5: rules[1].id: required key is missing\n",
+                "rules.yaml:6:18: rules[1].min_entropy: expected a number, found \"high\"\n",
+            ], inOrder: true),
+        Row(name: "scan --rules: a YAML syntax error in the rules file is at its line and column",
+            files: ["a.txt": "x\n", "rules.yaml": "- id: a\n  pattern: \"x\n"],
+            args: ["scan", "--rules", "rules.yaml", "a.txt"], status: 2, stderr: ["rules.yaml:3:1: invalid YAML: "]),
     ]
 
     static func tempDir() throws -> URL {
@@ -95,6 +176,10 @@ struct CLIBehaviourTests {
         #expect(result.status == row.status, "stdout: \(result.stdout)\nstderr: \(result.stderr)")
         for s in row.stdout { #expect(result.stdout.contains(s), "stdout lacks \(s): \(result.stdout)") }
         for s in row.stderr { #expect(result.stderr.contains(s), "stderr lacks \(s): \(result.stderr)") }
+        if row.inOrder {
+            let places = row.stderr.compactMap { result.stderr.range(of: $0)?.lowerBound }
+            #expect(places == places.sorted(), "stderr not in the rows' order: \(result.stderr)")
+        }
         for s in row.notStdout { #expect(!result.stdout.contains(s), "stdout has \(s): \(result.stdout)") }
     }
 

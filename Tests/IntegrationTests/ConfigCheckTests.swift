@@ -69,7 +69,9 @@ struct ConfigCheckTests {
     @Test func anUnknownKeyExits1NamingIt() throws {
         let result = try Self.check(Self.valid + "listen_addr: 127.0.0.1:1\n", environment: Self.secrets)
         #expect(result.status == 1)
-        #expect(result.stderr.hasPrefix("config ") && result.stderr.contains("listen_addr"), "\(result.stderr)")
+        // Located: the file, line and column of the key (the last line of the file).
+        let line = Self.valid.split(separator: "\n", omittingEmptySubsequences: false).count
+        #expect(result.stderr.contains(".yaml:\(line):14: listen_addr: unknown key (allowed: "), "\(result.stderr)")
         #expect(result.stdout.isEmpty)
     }
 

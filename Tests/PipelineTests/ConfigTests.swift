@@ -229,4 +229,151 @@ struct ConfigTests {
     func durations(text: String, ms: Int64) throws {
         #expect(try ConfigDuration(parsing: text).milliseconds == ms)
     }
+
+    // MARK: Issue 17: every mistake in one run, in words a user reads
+
+    /// Every problem `json` has, as `sluice config check` gathers them (JSON has no positions:
+    /// the loader adds `FILE:LINE:COL` and sorts; the CLI tests check that).
+    func problems(_ json: String) -> [ConfigError] {
+        do {
+            _ = try ConfigErrorCollector.decode { userInfo in
+                let decoder = JSONDecoder()
+                decoder.userInfo = userInfo
+                return try decoder.decode(SluiceConfig.self, from: Data(json.utf8))
+            }
+            return []
+        } catch {
+            return error.errors
+        }
+    }
+
+    struct Mistake: Sendable, CustomTestStringConvertible {
+        var name: String
+        var patch: @Sendable (String) -> String
+        /// `path: message` of each problem, in the order found.
+        var expected: [String]
+        var testDescription: String { name }
+    }
+
+    static let mistakes: [Mistake] = [
+        Mistake(name: "an enum names its allowed values",
+                patch: { $0.replacingOccurrences(of: "\"allow_groups\"", with: "\"policy\": {\"on_secret\": \"warn\"}, \"allow_groups\"") },
+                expected: ["connections[0].policy.on_secret: \"warn\" is not one of mask, block, hold"]),
+        Mistake(name: "another enum: the bus kind",
+                patch: { Self.top($0, #""bus": {"kind": "nats"}"#) }, expected: ["bus.kind: \"nats\" is not one of embedded, kafka"]),
+        Mistake(name: "a number expected, a word found",
+                patch: { Self.top($0, #""max_in_flight": "lots""#) }, expected: ["max_in_flight: expected a number, found \"lots\""]),
+        Mistake(name: "a list expected, a mapping found",
+                patch: { Self.top($0, #""notify": {"kind": "webhook"}"#) }, expected: ["notify: expected a list, found a mapping"]),
+        Mistake(name: "a mapping expected, a string found (not echoed: it may be a credential)",
+                patch: { $0.replacingOccurrences(of: #"{"header": "Authorization", "value": "Bearer env:BILLING_TOKEN"}"#, with: #""Bearer hunter2""#) },
+                expected: ["connections[0].credentials: expected a mapping, found a string"]),
+        Mistake(name: "true or false expected",
+                patch: { Self.top($0, #""recorder": {"content": "maybe"}"#) }, expected: ["recorder.content: expected true or false, found \"maybe\""]),
+        Mistake(name: "a size without a known unit",
+                patch: { Self.top($0, #""max_body_bytes": "1mb""#) },
+                expected: ["max_body_bytes: \"1mb\" is not a size (\(Self.sizeHelp))"]),
+        Mistake(name: "three mistakes: three problems",
+                patch: { Self.top($0, #""max_in_flight": "lots", "recorder": {"max_body_bytes": "1.5B"}, "bus": {"kind": "nats"}"#) },
+                expected: [
+                    "bus.kind: \"nats\" is not one of embedded, kafka", "recorder.max_body_bytes: \"1.5B\" is not a whole number of bytes",
+                    "max_in_flight: expected a number, found \"lots\"",
+                ]),
+        Mistake(name: "every unknown key, and the checks after them",
+                patch: { Self.top($0, #""listn": "x", "lissen": "y", "max_in_flight": 0"#) },
+                expected: [
+                    "lissen: unknown key", "listn: unknown key", "max_in_flight: must be positive",
+                    "max_in_flight_per_identity: must be at most max_in_flight (0)",
+                ]),
+        Mistake(name: "a bad list element does not hide the next one",
+                patch: { Self.top($0, #""recorder": {"sinks": [{"kind": "ftp"}, {"kind": "file"}]}"#) },
+                expected: ["recorder.sinks[0].kind: \"ftp\" is not one of file, syslog, hec, webhook", "recorder.sinks[1].path: required for a file sink"]),
+        Mistake(name: "two checks of one section", patch: { Self.top($0, #""bus": {"partitions": 0, "segment_bytes": "1KiB"}"#) },
+                expected: ["bus.segment_bytes: must be at least 4096 bytes (4KiB)", "bus.partitions: must be positive"]),
+        Mistake(name: "a missing required key after a bad one",
+                patch: { _ in #"{"max_in_flight": "lots"}"# },
+                expected: ["max_in_flight: expected a number, found \"lots\"", "sealing: required key is missing"]),
+    ]
+
+    static let sizeHelp = "a whole number of bytes, or a number with a unit: B, KB, MB, GB (1000), KiB, MiB, GiB (1024); e.g. 65536, 64KiB, 1MiB"
+
+    @Test(arguments: mistakes)
+    func everyMistakeInOneRun(_ m: Mistake) {
+        let found = problems(m.patch(Self.minimal))
+        #expect(found.count == m.expected.count, "\(found)")
+        for (problem, expected) in zip(found, m.expected) {
+            #expect("\(problem.path): \(problem.message)".hasPrefix(expected), "\(problem)")
+            #expect(!problem.message.contains("Int") && !problem.message.contains("DecodingError") && !problem.message.contains("hunter2"))
+        }
+    }
+
+    @Test func aValidFileHasNoProblemsAndDecodesTheSame() throws {
+        #expect(problems(Self.minimal).isEmpty)
+        let collected = try ConfigErrorCollector.decode { userInfo in
+            let decoder = JSONDecoder()
+            decoder.userInfo = userInfo
+            return try decoder.decode(SluiceConfig.self, from: Data(Self.minimal.utf8))
+        }
+        #expect(collected.connections.map(\.name) == ["billing"] && collected.maxBodyBytes == 1_048_576)
+    }
+
+    @Test(arguments: [
+        ("0", 0), ("65536", 65_536), (" 1024 ", 1024), ("12B", 12), ("64KiB", 65_536), ("1MiB", 1_048_576), ("2GiB", 2_147_483_648),
+        ("64KB", 64_000), ("1MB", 1_000_000), ("3GB", 3_000_000_000), ("1.5KiB", 1536), ("1.5MB", 1_500_000), ("0.5KiB", 512),
+        ("2.000B", 2), ("1 MiB", 1_048_576), ("8589934591GiB", 9_223_372_035_781_033_984),
+    ])
+    func sizes(text: String, bytes: Int) throws {
+        #expect(try ConfigSize(parsing: text).bytes == bytes)
+    }
+
+    @Test(arguments: [
+        ("-1", "must not be negative"), ("-64KiB", "must not be negative"), ("1.5B", "is not a whole number of bytes"),
+        ("0.3KiB", "is not a whole number of bytes"), ("1.0000001KB", "is not a whole number of bytes"),
+        ("9223372036854775808", "is too large"), ("8589934592GiB", "is too large"), ("99999999999999999999GB", "is too large"),
+        ("1mb", "is not a size"), ("1 TB", "is not a size"), ("MiB", "is not a size"), ("1e6", "is not a size"), ("", "is not a size"),
+        (".5KiB", "is not a size"), ("1..5KiB", "is not a size"), ("0x10", "is not a size"),
+    ])
+    func badSizes(text: String, message: String) {
+        #expect(throws: ConfigError.self) { try ConfigSize(parsing: text) }
+        do { _ = try ConfigSize(parsing: text) } catch let e as ConfigError { #expect(e.message.contains(message), "\(e)") } catch {}
+    }
+
+    @Test(arguments: [
+        (#""max_body_bytes": "64KiB""#, 65_536),
+        (#""bus": {"segment_bytes": "1MiB"}"#, 1_048_576),
+        (#""recorder": {"max_body_bytes": "1KB"}"#, 1000),
+        (#""recorder": {"sinks": [{"kind": "file", "path": "/x", "rotate_bytes": "10MB"}]}"#, 10_000_000),
+        (#""max_body_bytes": 2048"#, 2048),
+    ])
+    func everyByteSizeKeyTakesUnits(members: String, bytes: Int) throws {
+        let c = try decode(Self.top(Self.minimal, members))
+        let sizes = [c.maxBodyBytes, c.bus.segmentBytes, c.recorder.maxBodyBytes, c.recorder.sinks.first?.rotateBytes]
+        let defaults = [1_048_576, BusConfig.defaultSegmentBytes, 65_536, nil]
+        // The key given has the size; every other byte-size key keeps its default.
+        #expect(zip(sizes, defaults).filter { $0.0 != $0.1 }.map { $0.0 } == [bytes])
+    }
+
+    @Test func aSizeEncodesAsItsBytesWhichDecodeToTheSameSize() throws {
+        let size = try ConfigSize(parsing: "1.5MiB")
+        let json = try JSONEncoder().encode(size)
+        #expect(String(decoding: json, as: UTF8.self) == "1572864")
+        #expect(try JSONDecoder().decode(ConfigSize.self, from: json) == size)
+    }
+
+    @Test(arguments: [
+        // (line, column) of each error in the order found → the order printed.
+        ([(3, 1), (1, 5), (2, 9)], [1, 2, 0]),
+        ([(2, 1), nil, (1, 1)], [2, 0, 1]),
+        ([(4, 7), (4, 2), (4, 7)], [1, 0, 2]),
+    ] as [([(Int, Int)?], [Int])])
+    func problemsArePrintedInFileOrder(places: [(Int, Int)?], order: [Int]) {
+        let errors = ConfigErrors(places.enumerated().map { i, place in
+            ConfigError(path: "k\(i)", message: "m", location: place.map { ConfigLocation(file: "f.yaml", line: $0.0, column: $0.1) })
+        })
+        #expect(errors.inFileOrder().errors.map(\.path) == order.map { "k\($0)" })
+        let located = ConfigErrors([ConfigError(path: "a.b", message: "is wrong")]).located { _ in ConfigLocation(file: "f.yaml", line: 3, column: 14) }
+        #expect(located.description == "f.yaml:3:14: a.b: is wrong")
+        #expect(ConfigError(path: "", message: "invalid YAML: x", location: ConfigLocation(file: "f.yaml", line: 1, column: 2)).description == "f.yaml:1:2: invalid YAML: x")
+        #expect(ConfigError(path: "a", message: "b").description == "config a: b")
+    }
 }
