@@ -220,6 +220,11 @@ enum ConfigCheck {
                 ])
             })),
         ])))
+        let t = c.telemetry
+        top.append(("telemetry", map([
+            ("otlp_endpoint", t.otlpEndpoint.map(str)), ("otlp_protocol", str(t.otlpProtocol.rawValue)),
+            ("service_name", str(t.serviceName)), ("sample_ratio", Node(String(t.sampleRatio), Tag(.float))),
+        ])))
         return try Yams.serialize(node: map(top), width: -1)
     }
 
