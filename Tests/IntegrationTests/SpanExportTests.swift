@@ -27,6 +27,16 @@ struct SpanExportTests {
         "telemetry: { otlp_endpoint: \"\(receiver.url)\", otlp_protocol: http/json, service_name: sluice-test }"
     }
 
+    /// A started deployment exporting its spans to `receiver` over OTLP/HTTP JSON.
+    static func gateway(_ mode: GatewayMode, exportingTo receiver: TestUpstream) async throws -> Gateway {
+        let gw = try await Gateway(mode: mode, extraTopLevel: telemetry(receiver))
+        do { try await gw.start() } catch {
+            await gw.stop()
+            throw error
+        }
+        return gw
+    }
+
     /// Every span in the OTLP JSON export requests `received` (`resourceSpans[].scopeSpans[].spans[]`).
     static func spans(_ received: [ReceivedRequest]) throws -> [ExportedSpan] {
         var out: [ExportedSpan] = []
@@ -63,9 +73,8 @@ struct SpanExportTests {
     func oneTracePerRequest(mode: GatewayMode) async throws {
         let receiver = try await Self.receiver()
         defer { receiver.stop() }
-        let gw = try await Gateway(mode: mode, extraTopLevel: Self.telemetry(receiver))
+        let gw = try await Self.gateway(mode, exportingTo: receiver)
         defer { Task { await gw.stop() } }
-        try await gw.start()
         let trace = "4bf92f3577b34da6a3ce929d0e0e4736"
         let callerSpan = "00f067aa0ba902b7"
         let secret = Canaries.make()[0].secret
@@ -119,9 +128,8 @@ struct SpanExportTests {
     func blockedCallTrace(mode: GatewayMode) async throws {
         let receiver = try await Self.receiver()
         defer { receiver.stop() }
-        let gw = try await Gateway(mode: mode, extraTopLevel: Self.telemetry(receiver))
+        let gw = try await Self.gateway(mode, exportingTo: receiver)
         defer { Task { await gw.stop() } }
-        try await gw.start()
         let secret = Canaries.make()[0].secret
         let r = try await gw.call(connection: "strict", body: gw.json(["key": secret]))
         #expect(r.status == 403, "\(r.text)")
@@ -148,9 +156,8 @@ struct SpanExportTests {
     func heldCallTrace(mode: GatewayMode) async throws {
         let receiver = try await Self.receiver()
         defer { receiver.stop() }
-        let gw = try await Gateway(mode: mode, extraTopLevel: Self.telemetry(receiver))
+        let gw = try await Self.gateway(mode, exportingTo: receiver)
         defer { Task { await gw.stop() } }
-        try await gw.start()
         let trace = "5cf92f3577b34da6a3ce929d0e0e4737"
         let callerSpan = "01f067aa0ba902b8"
         let r = try await gw.call(.DELETE, connection: "held", path: "/items/7", headers: [("traceparent", "00-\(trace)-\(callerSpan)-01")])
