@@ -60,52 +60,72 @@ extension StageKind: ExpressibleByArgument {}
 /// The checks `Runtime.start` and the stages' initialisers run on a configuration, without their
 /// side effects (no directory created, no bus, no socket), and the effective configuration as YAML.
 enum ConfigCheck {
-    /// Throws the first problem as a `ConfigError` naming its key; returns how many secret
-    /// references were resolved. Values read are only checked, never kept or printed.
+    /// Throws every problem found (one `ConfigError` naming its key, or `ConfigErrors`, in the
+    /// order checked); returns how many secret references were resolved. Values read are only checked, never kept or printed.
     /// `stages`: what the process will run (secrets another stage reads, such as the Forwarder's
     /// upstream credentials, are not resolved for an Inspector).
     @discardableResult
     static func validate(
         _ config: SluiceConfig, stages: [StageKind] = StageKind.allCases, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> Int {
+        var problems: [ConfigError] = []
         var resolved = 0
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: config.dataDir, isDirectory: &isDirectory), !isDirectory.boolValue {
-            throw ConfigError(path: "data_dir", message: "\(config.dataDir) exists and is not a directory")
+        // One check: its problem is kept and the next check runs (every problem in one run).
+        func check(_ body: () throws -> Void) throws {
+            do { try body() } catch let error as ConfigError { problems.append(error) } catch let errors as ConfigErrors {
+                problems += errors.errors
+            }
+        }
+        try check {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: config.dataDir, isDirectory: &isDirectory), !isDirectory.boolValue {
+                throw ConfigError(path: "data_dir", message: "\(config.dataDir) exists and is not a directory")
+            }
         }
         if stages.contains(.ingress) {
             // The parse every server uses.
-            _ = try ListenAddress(parsing: config.listen, key: "listen")
-            _ = try ListenAddress(parsing: config.adminListen, key: "admin_listen")
-            _ = try APIKeyAuthenticator(keys: config.identities.apiKeys)
+            try check { _ = try ListenAddress(parsing: config.listen, key: "listen") }
+            try check { _ = try ListenAddress(parsing: config.adminListen, key: "admin_listen") }
+            try check { _ = try APIKeyAuthenticator(keys: config.identities.apiKeys) }
         }
         // The sealing key ring and the fingerprint key (every stage).
-        _ = try config.sealing.makeSealer(environment: environment)
-        resolved += config.sealing.keys.count
-        let fingerprintKey = try config.sealing.fingerprintKeyBytes(environment: environment)
-        resolved += 1
+        try check {
+            _ = try config.sealing.makeSealer(environment: environment)
+            resolved += config.sealing.keys.count
+        }
+        var fingerprintKey: [UInt8]?
+        try check {
+            fingerprintKey = try config.sealing.fingerprintKeyBytes(environment: environment)
+            resolved += 1
+        }
         if config.bus.kind == .embedded, stages.count == 1, let only = stages.first {
-            throw ConfigError(path: "bus.kind", message: "`sluice \(only.rawValue)` runs one stage of a Kafka deployment: set bus.kind to kafka, or use `sluice run`")
+            problems.append(ConfigError(path: "bus.kind", message: "`sluice \(only.rawValue)` runs one stage of a Kafka deployment: set bus.kind to kafka, or use `sluice run`"))
         }
         if config.bus.kind == .kafka {
             try KafkaBus.checkLibrary()
-            let secretKeys = config.bus.librdkafka.keys.filter(BusConfig.isSecretBearing)
-            _ = try config.bus.resolvedLibrdkafka(environment: environment)
-            resolved += secretKeys.count
+            try check {
+                let secretKeys = config.bus.librdkafka.keys.filter(BusConfig.isSecretBearing)
+                _ = try config.bus.resolvedLibrdkafka(environment: environment)
+                resolved += secretKeys.count
+            }
         }
         // Inspector: hold rules; Forwarder: credentials.
         for (i, connection) in config.connections.enumerated() {
-            if stages.contains(.inspector) { _ = try HoldRules(connection.policy.hold, path: "connections[\(i)].policy.hold") }
+            if stages.contains(.inspector) { try check { _ = try HoldRules(connection.policy.hold, path: "connections[\(i)].policy.hold") } }
             if stages.contains(.forwarder), let credentials = connection.credentials {
-                _ = try credentials.resolvedValue(path: "connections[\(i)].credentials.value", environment: environment)
-                resolved += 1
+                try check {
+                    _ = try credentials.resolvedValue(path: "connections[\(i)].credentials.value", environment: environment)
+                    resolved += 1
+                }
             }
         }
-        if stages.contains(.recorder) { resolved += try validateRecorder(config, environment: environment) }
-        // Inspector, Forwarder and Ingress: the detection rules and allow-list compile.
-        if stages.contains(where: { $0 != .recorder }) {
-            _ = try Runtime.makeEngine(config: config, fingerprintKey: fingerprintKey, logger: Logger(label: "sluice.config-check"))
+        if stages.contains(.recorder) { try check { resolved += try validateRecorder(config, environment: environment) } }
+        // Inspector, Forwarder and Ingress: the detection rules and allow-list compile (with the
+        // fingerprint key; without one its own problem is reported already).
+        if stages.contains(where: { $0 != .recorder }), let fingerprintKey {
+            try check { _ = try Runtime.makeEngine(config: config, fingerprintKey: fingerprintKey, logger: Logger(label: "sluice.config-check")) }
         }
+        guard problems.isEmpty else { throw problems.count == 1 ? problems[0] as any Error : ConfigErrors(problems) }
         return resolved
     }
 

@@ -94,4 +94,26 @@ struct ConfigCheckTests {
         #expect(badAllow.status == 1)
         #expect(badAllow.stderr.contains("detection.allow[0]"), "\(badAllow.stderr)")
     }
+
+    @Test("every problem of the checks after parsing in one run: secrets, listen address, allow-list, in the order checked")
+    func everyLaterProblemInOneRun() throws {
+        var env = Self.secrets
+        env["CFG_T_TOKEN"] = nil
+        env["CFG_T_FP"] = nil
+        let yaml = Self.valid.replacingOccurrences(of: "listen: 127.0.0.1:18080", with: "listen: 127.0.0.1:99999")
+            + "detection:\n  allow:\n    - { rule: no-such-rule, path: \"/a/**\" }\n"
+        let result = try Self.check(yaml, environment: env)
+        #expect(result.status == 1)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        let listen = lines.firstIndex { $0.contains("listen:") && $0.contains("99999") }
+        let fingerprint = lines.firstIndex { $0.contains("sealing.fingerprint_key") && $0.contains("CFG_T_FP") }
+        let credentials = lines.firstIndex { $0.contains("connections[0].credentials.value") && $0.contains("CFG_T_TOKEN") }
+        #expect(listen != nil && fingerprint != nil && credentials != nil, "\(result.stderr)")
+        if let listen, let fingerprint, let credentials { #expect(listen < fingerprint && fingerprint < credentials) }
+        // The allow-list is compiled with the fingerprint key: without one it is not checked, and
+        // the missing key is the problem reported.
+        #expect(!result.stderr.contains("detection.allow[0]"), "\(result.stderr)")
+        for (_, value) in env { #expect(!result.stderr.contains(value)) }
+        #expect(result.stdout.isEmpty)
+    }
 }
