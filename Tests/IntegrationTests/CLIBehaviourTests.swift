@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import GatewayHarness
 import Testing
@@ -410,9 +411,7 @@ struct ListenInUseTests {
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         let env = ["SLUICE_T_SEAL": Data((0..<32).map { UInt8($0) }).base64EncodedString(), "SLUICE_T_FP": "fingerprint-key-of-32-bytes-long"]
         let p = try SluiceProcess(name: "port", arguments: [row.command, "--config", config.path], environment: env, logDirectory: dir)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        let running = p.isRunning
+        let running = !(await eventually(timeout: .seconds(20)) { !p.isRunning })
         await p.stop()
         #expect(!running, "sluice kept running with \(row.key) taken")
         #expect(p.process.terminationStatus == 1, "\(p.output)")

@@ -5,8 +5,11 @@ import Testing
 /// `telemetry`: where spans go, and the mistakes refused at start-up.
 @Suite("Telemetry configuration")
 struct TelemetryConfigTests {
+    /// The section as the configuration file holds it: under `telemetry` (so errors name it).
+    struct Section: Decodable { let telemetry: TelemetryConfig }
+
     static func decode(_ json: String) throws -> TelemetryConfig {
-        try JSONDecoder().decode(TelemetryConfig.self, from: Data(json.utf8))
+        try JSONDecoder().decode(Section.self, from: Data(#"{"telemetry": \#(json)}"#.utf8)).telemetry
     }
 
     /// (otlp_endpoint, the traces URL it gives)

@@ -16,7 +16,7 @@ import Foundation
 /// fragment or user info (collector credentials do not belong in a URL that is printed by
 /// `sluice config check`); `sample_ratio` is within 0...1.
 public struct TelemetryConfig: Decodable, Sendable {
-    public enum OTLPProtocol: String, Decodable, Sendable, CaseIterable {
+    public enum OTLPProtocol: String, Sendable, ConfigEnum {
         case httpProtobuf = "http/protobuf"
         case httpJSON = "http/json"
     }
@@ -44,28 +44,29 @@ public struct TelemetryConfig: Decodable, Sendable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         self.init()
-        otlpEndpoint = try c.decodeIfPresent(String.self, forKey: .otlpEndpoint)
-        if let text = try c.decodeIfPresent(String.self, forKey: .otlpProtocol) {
-            guard let value = OTLPProtocol(rawValue: text) else {
-                throw ConfigError(
-                    path: "telemetry.otlp_protocol",
-                    message: "\"\(text)\" is not one of \(OTLPProtocol.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            otlpProtocol = value
-        }
-        serviceName = try c.decodeIfPresent(String.self, forKey: .serviceName) ?? serviceName
-        sampleRatio = try c.decodeIfPresent(Double.self, forKey: .sampleRatio) ?? sampleRatio
-        try validate()
+        // Read like the rest of the configuration: a bad value is recorded and the next key read.
+        otlpEndpoint = try c.collect(String.self, forKey: .otlpEndpoint)
+        otlpProtocol = try c.collect(OTLPProtocol.self, forKey: .otlpProtocol) ?? otlpProtocol
+        serviceName = try c.collect(String.self, forKey: .serviceName) ?? serviceName
+        sampleRatio = try c.collect(Double.self, forKey: .sampleRatio) ?? sampleRatio
+        for problem in problems() { try decoder.report(problem) }
     }
 
-    func validate() throws {
-        if let endpoint = otlpEndpoint { _ = try Self.tracesURL(endpoint) }
-        guard !serviceName.trimmingCharacters(in: .whitespaces).isEmpty else {
-            throw ConfigError(path: "telemetry.service_name", message: "must not be empty")
+    /// What is wrong with the values read (each naming its key), in key order.
+    func problems() -> [ConfigError] {
+        var problems: [ConfigError] = []
+        if let endpoint = otlpEndpoint {
+            do { _ = try Self.tracesURL(endpoint) } catch let error as ConfigError { problems.append(error) } catch {
+                problems.append(ConfigError(path: "telemetry.otlp_endpoint", message: "\(error)"))
+            }
         }
-        guard (0...1).contains(sampleRatio) else {
-            throw ConfigError(path: "telemetry.sample_ratio", message: "\(sampleRatio) is not between 0 and 1")
+        if serviceName.trimmingCharacters(in: .whitespaces).isEmpty {
+            problems.append(ConfigError(path: "telemetry.service_name", message: "must not be empty"))
         }
+        if !(0...1).contains(sampleRatio) {
+            problems.append(ConfigError(path: "telemetry.sample_ratio", message: "\(sampleRatio) is not between 0 and 1"))
+        }
+        return problems
     }
 
     /// Where traces are sent: `otlp_endpoint` itself when its path already ends in `/v1/traces`,

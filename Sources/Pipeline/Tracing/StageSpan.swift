@@ -106,9 +106,7 @@ public enum StageSpan {
                 }
             }
         } catch {
-            // The type name only: an error's text may quote what it failed on.
-            span.attributes["error.type"] = SpanAttribute.string(String(describing: type(of: error)))
-            span.setStatus(SpanStatus(code: .error))
+            failed(span, error)
             throw error
         }
     }
@@ -128,10 +126,7 @@ public enum StageSpan {
         }
         defer { for span in spans { span.end() } }
         do { return try await work() } catch {
-            for span in spans {
-                span.attributes["error.type"] = SpanAttribute.string(String(describing: type(of: error)))
-                span.setStatus(SpanStatus(code: .error))
-            }
+            for span in spans { failed(span, error) }
             throw error
         }
     }
@@ -142,11 +137,9 @@ public enum StageSpan {
         for attribute in attributes { span.attributes[attribute.key] = attribute.value }
     }
 
-    /// Marks the current task's span as failed, with a fixed reason (an error code, never a
-    /// message that may quote a payload); nothing without one.
-    public static func fail(code: String) {
-        guard let span = active, span.isRecording else { return }
-        span.attributes["error.type"] = SpanAttribute.string(code)
+    /// Marks `span` failed by `error`'s type name only: an error's text may quote what it failed on.
+    static func failed(_ span: any Span, _ error: any Error) {
+        span.attributes["error.type"] = SpanAttribute.string(String(describing: type(of: error)))
         span.setStatus(SpanStatus(code: .error))
     }
 
