@@ -10,7 +10,7 @@ CONFIG ?= config/sluice.example.yaml
 SWIFT_ENV = $(if $(RDKAFKA_PREFIX),PKG_CONFIG_PATH=$(RDKAFKA_PREFIX)/lib/pkgconfig)
 SWIFT_LINK = $(if $(RDKAFKA_PREFIX),-Xlinker -rpath -Xlinker $(RDKAFKA_PREFIX)/lib)
 
-.PHONY: provision provision-test provision-bench build-info build debug install run test fault quality bench scale fuzz clean
+.PHONY: provision provision-test provision-bench build-info build debug install run test fault retention-volume quality bench scale fuzz clean
 
 provision:
 	@scripts/provision.sh build
@@ -63,7 +63,7 @@ test: provision-test
 _test: build-info
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
 	$(SWIFT_ENV) swift build --product generate-manual
-	$(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel $(SWIFT_LINK)
+	$(SWIFT_ENV) scripts/run-tests.sh scripts/with-broker.sh swift test --skip-build --no-parallel $(SWIFT_LINK)
 
 ## fault: the fault suite alone (Tests/IntegrationTests/FaultTests.swift), longer than in `make test`:
 ## FAULT_SECONDS (default 60) of steady load per phase while stages are killed (-9), restarted,
@@ -75,6 +75,12 @@ fault: provision-test
 _fault: build-info
 	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
 	SLUICE_FAULT_SECONDS=$(FAULT_SECONDS) $(SWIFT_ENV) scripts/with-broker.sh swift test --skip-build --no-parallel --filter Faults $(SWIFT_LINK)
+
+## retention-volume: the embedded bus's disk-use test with 100,000 requests (make test runs 30,000):
+## publishes ~560 MB through a one-minute retention and checks that disk use stays under 50 MB.
+retention-volume: provision-test
+	$(SWIFT_ENV) swift build --build-tests $(SWIFT_LINK)
+	SLUICE_RETENTION_VOLUME_REQUESTS=100000 $(SWIFT_ENV) swift test --skip-build --filter EmbeddedBusRetentionVolume $(SWIFT_LINK)
 
 ## quality: recall and precision of the credential rules on the independent labelled corpus
 ## (Tests/DetectionQualityTests), per format, carrier and rule; fails below the goals of issue 15

@@ -81,11 +81,12 @@ struct ScanCommandTests {
     }
 
     static let bigCases: [BigCase] = [
-        BigCase(name: "70 MiB file, secret at its end", size: 70 << 20, offset: -30),
-        BigCase(name: "secret straddling the first chunk edge", size: 17 << 20, offset: chunk - 10),
-        BigCase(name: "secret straddling the second chunk edge", size: 17 << 20, offset: 2 * chunk - 7),
-        BigCase(name: "secret just after a chunk edge, in the overlap", size: 17 << 20, offset: chunk + 3),
-        BigCase(name: "secret just before the overlap of the next window", size: 17 << 20, offset: chunk - (64 << 10) - 5),
+        // Sizes: just enough chunks for the edge each case is about (a whole MiB past it).
+        BigCase(name: "file of four chunks (26 MiB), secret at its end", size: 3 * chunk + (2 << 20), offset: -30),
+        BigCase(name: "secret straddling the first chunk edge", size: chunk + (1 << 20), offset: chunk - 10),
+        BigCase(name: "secret straddling the second chunk edge", size: 2 * chunk + (1 << 20), offset: 2 * chunk - 7),
+        BigCase(name: "secret just after a chunk edge, in the overlap", size: chunk + (1 << 20), offset: chunk + 3),
+        BigCase(name: "secret just before the overlap of the next window", size: chunk + (1 << 20), offset: chunk - (64 << 10) - 5),
     ]
 
     @Test(arguments: bigCases)

@@ -193,9 +193,9 @@ struct StageOperationsTests {
             #expect(checks[name]?["gates"] as? Bool == true)
         }
         try await Self.exercise(gw)
-        // Bus maintenance runs every 30 s; the gauge appears with the first pass.
+        // The gauge appears with the bus's first maintenance pass, which runs at start.
         var metrics = ""
-        let disk = try await eventually(timeout: .seconds(45)) {
+        let disk = try await eventually(timeout: .seconds(10)) {
             metrics = try await Self.get(gw, port: gw.adminPort, "/metrics").body
             return metrics.contains("sluice_bus_disk_bytes{")
         }

@@ -545,7 +545,9 @@ public actor EmbeddedBus: Bus {
 
     private static let groupLogRewriteBytes: Int64 = 1 << 20
 
-    /// Starts the background maintenance loop once (the first time the bus is used).
+    /// Starts the background maintenance loop once (the first time the bus is used). Its first
+    /// pass runs at once: what expired while the process was down goes at start, and the disk
+    /// gauge (`sluice_bus_disk_bytes`) is there from the start, not one interval later.
     ///
     /// The loop is an unstructured task on purpose: it is background upkeep with no caller to
     /// return to; it holds the bus weakly, `shutdown()` cancels it and waits for a pass in progress.
@@ -553,9 +555,11 @@ public actor EmbeddedBus: Bus {
         guard maintenanceTask == nil, !isShutDown, let interval = options.maintenanceInterval else { return }
         maintenanceTask = Task { [weak self] in
             while !Task.isCancelled {
+                do {  // the bus is held only for the pass, never across the sleep
+                    guard let bus = self else { return }
+                    await bus.periodicMaintenance()
+                }
                 try? await Task.sleep(for: interval)
-                guard !Task.isCancelled, let bus = self else { return }
-                await bus.periodicMaintenance()
             }
         }
     }
