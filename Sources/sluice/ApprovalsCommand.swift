@@ -59,28 +59,6 @@ struct ApprovalsCommand: AsyncParsableCommand {
 
         static func trim(_ s: String) -> String { s.hasSuffix("/") ? String(s.dropLast()) : s }
 
-        /// A network failure in one readable sentence (the error's own text as the last resort).
-        static func sentence(for error: any Error) -> String {
-            let text = "\(error)"
-            let lower = text.lowercased()
-            if lower.contains("connection refused") || lower.contains("econnrefused") {
-                return "connection refused (is the gateway running there, and is the port right?)"
-            }
-            if lower.contains("connecttimeout") || lower.contains("connect timeout") || lower.contains("deadlineexceeded") || lower.contains("timed out") {
-                return "no answer in time (a firewall, or the wrong host?)"
-            }
-            if lower.contains("unknown host") || lower.contains("name or service not known") || lower.contains("nodename nor servname") || lower.contains("no address") {
-                return "the host name does not resolve"
-            }
-            if lower.contains("ssl") || lower.contains("tls") || lower.contains("certificate") || lower.contains("handshake") {
-                return "the TLS handshake failed (\(text))"
-            }
-            if lower.contains("unsupported scheme") || lower.contains("invalidurl") || lower.contains("emptyhost") {
-                return "the URL is not a valid http(s) address"
-            }
-            return text
-        }
-
         /// Calls the API; returns the status and the parsed JSON object.
         func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (Int, [String: Any], Data) {
             let token = try credential()
@@ -92,17 +70,16 @@ struct ApprovalsCommand: AsyncParsableCommand {
                 request.headers.add(name: "Content-Type", value: "application/json")
                 request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
             }
-            let response: HTTPClientResponse
-            do { response = try await HTTPClient.shared.execute(request, timeout: .seconds(30)) } catch {
-                throw CLIError("cannot reach \(base): \(Self.sentence(for: error))")
+            let answer: CLIHTTP.Answer
+            do { answer = try await CLIHTTP.execute(request, timeout: .seconds(30)) } catch {
+                throw CLIError("cannot reach \(base): \(CLIHTTP.sentence(for: error))")
             }
             // Every answer of a Sluice Ingress carries its request id: without it, this is not Sluice.
-            guard response.headers.first(name: "X-Sluice-Request-Id") != nil else {
-                throw CLIError("\(base) does not look like a Sluice gateway (its answer, HTTP \(response.status.code), has no X-Sluice-Request-Id header): check --url or SLUICE_URL")
+            guard answer.headers.first(name: "X-Sluice-Request-Id") != nil else {
+                throw CLIError("\(base) does not look like a Sluice gateway (its answer, HTTP \(answer.status), has no X-Sluice-Request-Id header): check --url or SLUICE_URL")
             }
-            let bytes = Data(try await response.body.collect(upTo: 16 << 20).readableBytesView)
-            let object = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any] ?? [:]
-            return (Int(response.status.code), object, bytes)
+            let object = (try? JSONSerialization.jsonObject(with: answer.body)) as? [String: Any] ?? [:]
+            return (Int(answer.status), object, answer.body)
         }
 
         /// Prints the raw JSON (with --json) or fails with the API's error.

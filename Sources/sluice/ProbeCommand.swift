@@ -37,13 +37,9 @@ struct ProbeCommand: AsyncParsableCommand {
         }
         var request = HTTPClientRequest(url: target)
         request.method = .GET
-        let answer: (status: UInt, body: Data)
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(limit.totalNanoseconds))
-            let body = try await response.body.collect(upTo: 1 << 20)
-            answer = (response.status.code, Data(body.readableBytesView))
-        } catch {
-            throw Self.failure("\(target): \(ApprovalsCommand.Connection.sentence(for: error))")
+        let answer: CLIHTTP.Answer
+        do { answer = try await CLIHTTP.execute(request, timeout: limit, maxBody: 1 << 20) } catch {
+            throw Self.failure("\(target): \(CLIHTTP.sentence(for: error))")
         }
         let json = try? JSONSerialization.jsonObject(with: answer.body) as? [String: Any]
         guard json != nil else { throw Self.failure("\(target): answered \(answer.status) but not as a Sluice operations endpoint (no JSON)") }

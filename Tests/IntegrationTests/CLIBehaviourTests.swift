@@ -317,9 +317,13 @@ struct ReviewerCLITests {
     @Test("a closed port is one readable sentence")
     func nothingListens() throws {
         let port = try freePort()
+        let started = ContinuousClock.now
         let r = try Self.run(["approvals", "list", "--url", "http://127.0.0.1:\(port)", "--token", "x"])
+        let elapsed = ContinuousClock.now - started
         #expect(r.status == 1)
         #expect(r.stderr.contains("cannot reach http://127.0.0.1:\(port): connection refused"), "\(r.stderr)")
+        // Said at once, not after the 30 s request timeout (the connection is not retried).
+        #expect(elapsed < .seconds(10), "connection refused was reported after \(elapsed)")
     }
 
     @Test("no credential at all is a usage error naming the three ways to give one")
