@@ -158,10 +158,16 @@ struct Runtime: Sendable {
     /// The detection engine of a configuration (custom rules, allow-list); errors name
     /// `detection.rules` or `detection.allow[i]`. Also `sluice config check`'s check of them.
     static func makeEngine(config: SluiceConfig, fingerprintKey: [UInt8], logger: Logger) throws -> DetectionEngine {
-        let rules = config.detection.rules.map { r in
-            RuleSpec(
-                id: r.id, pattern: r.pattern, keywords: r.keywords, minEntropy: r.minEntropy ?? 0,
-                ruleClass: RuleClass(rawValue: r.ruleClass) ?? .credential, severity: Severity(rawValue: r.severity) ?? .high)
+        // The configuration admits only the engine's classes and severities; a value it does not
+        // know is refused here too, never read as another.
+        let rules = try config.detection.rules.enumerated().map { index, r in
+            guard let ruleClass = RuleClass(rawValue: r.ruleClass), let severity = Severity(rawValue: r.severity) else {
+                throw ConfigError(
+                    path: "detection.rules[\(index)]",
+                    message: "class \"\(r.ruleClass)\" or severity \"\(r.severity)\" is not known to the detection engine")
+            }
+            return RuleSpec(
+                id: r.id, pattern: r.pattern, keywords: r.keywords, minEntropy: r.minEntropy ?? 0, ruleClass: ruleClass, severity: severity)
         }
         let allow = config.detection.allow.map { a in
             AllowSpec(rule: a.rule, fingerprint: a.fingerprint, pattern: a.pattern, path: a.path, reason: a.reason)

@@ -259,6 +259,12 @@ struct ConfigTests {
         Mistake(name: "an enum names its allowed values",
                 patch: { $0.replacingOccurrences(of: "\"allow_groups\"", with: "\"policy\": {\"on_secret\": \"warn\"}, \"allow_groups\"") },
                 expected: ["connections[0].policy.on_secret: \"warn\" is not one of mask, block, hold"]),
+        Mistake(name: "a custom rule's class and severity name their allowed values",
+                patch: { Self.top($0, #""detection": {"rules": [{"id": "x", "pattern": "x-[0-9]+", "class": "secret", "severity": "severe"}]}"#) },
+                expected: [
+                    "detection.rules[0].class: \"secret\" is not one of credential, pii",
+                    "detection.rules[0].severity: \"severe\" is not one of low, medium, high, critical",
+                ]),
         Mistake(name: "another enum: the bus kind",
                 patch: { Self.top($0, #""bus": {"kind": "nats"}"#) }, expected: ["bus.kind: \"nats\" is not one of embedded, kafka"]),
         Mistake(name: "a number expected, a word found",

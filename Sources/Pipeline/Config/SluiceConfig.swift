@@ -1008,9 +1008,14 @@ public struct DetectionConfig: Decodable, Sendable {
             pattern = try c.need(String.self, forKey: .pattern)
             keywords = try c.collect([String].self, forKey: .keywords) ?? []
             minEntropy = try c.collect(Double.self, forKey: .minEntropy)
-            ruleClass = try c.collect(String.self, forKey: .ruleClass) ?? "credential"
-            severity = try c.collect(String.self, forKey: .severity) ?? "high"
+            ruleClass = try c.collect(ClassName.self, forKey: .ruleClass)?.rawValue ?? ClassName.credential.rawValue
+            severity = try c.collect(SeverityName.self, forKey: .severity)?.rawValue ?? SeverityName.high.rawValue
         }
+
+        /// The values `class` takes (Detection's `RuleClass`): any other is refused, naming these.
+        public enum ClassName: String, Sendable, ConfigEnum { case credential, pii }
+        /// The values `severity` takes (Detection's `Severity`): any other is refused, naming these.
+        public enum SeverityName: String, Sendable, ConfigEnum { case low, medium, high, critical }
     }
 
     /// `detection.allow[i]`: silences findings of `rule` (or `"*"`) that meet every condition
