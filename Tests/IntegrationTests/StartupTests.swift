@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import GatewayHarness
 import Testing
@@ -11,9 +12,7 @@ struct StartupTests {
         let config = dir.appendingPathComponent("c.yaml")
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         let p = try SluiceProcess(name: "start", arguments: ["run", "--config", config.path], environment: env, logDirectory: dir)
-        let deadline = ContinuousClock.now + .seconds(20)
-        while p.isRunning && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-        let running = p.isRunning
+        let running = !(await eventually(timeout: .seconds(20)) { !p.isRunning })
         await p.stop()
         #expect(!running, "sluice kept running with a bad config")
         return (p.process.terminationStatus, p.output)
