@@ -17,7 +17,8 @@
 # Environment: BENCH_SECONDS (10), BENCH_CONNECTIONS (16), BENCH_THREADS (1), BENCH_INSPECTORS ("1 2"),
 #   BENCH_SOAK_SECONDS (0: off; else RSS of sluice run is sampled under load for that long),
 #   BENCH_KAFKA_BUS (extra bus settings for Kafka mode, e.g. 'librdkafka: { fetch.wait.max.ms: "2" }'),
-#   BENCH_PATHS (which rows beside direct and nginx: "floor run kafka", the default, or any of them).
+#   BENCH_PATHS (which rows beside direct and nginx: "floor run kafka", the default, or any of them),
+#   BENCH_PERF (a file: perf record -g of sluice run during its loaded run; read it with perf report -i).
 # Fails (exit 1) when a path answers anything but 2xx: a fast error is not a figure.
 set -euo pipefail
 sluice="$1"
@@ -199,7 +200,14 @@ wait_http "http://127.0.0.1:$s_admin/readyz"
 url="http://127.0.0.1:$s_port/fn/bench/q"
 run_wrk warmup "$url" "$conns" 2 >/dev/null
 rss_before="$(rss_mib "$run_pid")"
+perf_pid=""
+if [ -n "${BENCH_PERF:-}" ]; then # a CPU profile of sluice run under the load (perf record -g)
+  command -v perf >/dev/null || { echo "bench: BENCH_PERF needs perf (linux-perf)" >&2; exit 2; }
+  ( sleep 1; perf record -F 499 -g -o "$BENCH_PERF" -p "$run_pid" -- sleep $(( seconds > 3 ? seconds - 2 : 1 )) >"$tmp/perf.log" 2>&1 ) &
+  perf_pid=$!
+fi
 read -r s_rps s_p50 s_p99 < <(run_wrk "sluice run" "$url" "$conns" "$seconds")
+if [ -n "$perf_pid" ]; then wait "$perf_pid" || { echo "bench: perf record failed:" >&2; cat "$tmp/perf.log" >&2; exit 1; }; fi
 rss_after="$(rss_mib "$run_pid")"
 row "sluice run (embedded bus)" "$s_rps" "$s_p50" "$s_p99" "$(ratio "$s_rps")"
 read -r si_rps si_p50 si_p99 < <(run_wrk sluice-idle "$url" 1 3)
