@@ -45,6 +45,9 @@ extension ForwarderService {
         config.redirectConfiguration = .disallow
         config.decompression = .disabled
         config.connectionPool.retryConnectionEstablishment = false
+        // No client spans: the stages make their own (ids and statuses only); AsyncHTTPClient's
+        // would carry the upstream's URL and query, and cost a span per call even with no tracer.
+        config.tracing.tracer = nil
         let ms = connectTimeout.components.seconds * 1000 + connectTimeout.components.attoseconds / 1_000_000_000_000_000
         config.timeout.connect = .milliseconds(max(1, ms))
         return config

@@ -86,7 +86,11 @@ public struct TraceContext: Sendable, Hashable {
     static func randomHex(bytes count: Int) -> String {
         var rng = SystemRandomNumberGenerator()
         while true {
-            let bytes = (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &rng) }
+            // Eight bytes per draw: each draw is a getrandom(2) call, one per byte was 24 a new trace.
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(count + 7)
+            while bytes.count < count { withUnsafeBytes(of: rng.next() as UInt64) { bytes.append(contentsOf: $0) } }
+            bytes.removeLast(bytes.count - count)
             // All zeros is invalid (and has probability 2^-64 at worst): draw again.
             if bytes.contains(where: { $0 != 0 }) { return TraceParent.hex(bytes) }
         }
