@@ -138,7 +138,12 @@ final class RegexBox: @unchecked Sendable {
 }
 
 /// A rule as the engine runs it. Immutable.
-struct Rule: Sendable {
+///
+/// A class, not a struct: the engine reads a rule from its array on keyword hits, and reading
+/// a struct with this many reference fields copied it (an outlined copy: a retain and a release
+/// per field); reading a class is one retain. Every stored property is a `let` of a `Sendable`
+/// type, so sharing one instance between scanning tasks is safe.
+final class Rule: Sendable {
     let id: String
     let title: String
     let ruleClass: RuleClass

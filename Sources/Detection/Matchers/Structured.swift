@@ -62,6 +62,8 @@ enum URIMatcher {
         var colon = -1
         var i = ke
         let lim = min(p.count, ke + 512)
+        // Read once per call, not once per byte (each read of a `static let` is a `swift_once` check).
+        let stop = Self.stop, schemeSet = Self.schemeSet
         while i < lim {
             let c = p[i]
             if c == UInt8(ascii: "@") { at = i }          // last '@' before the host wins
