@@ -98,6 +98,14 @@ extension DetectionEngine {
         return (resolveCandidates(rest), resolveCandidates(allowed))
     }
 
+    /// A spare scratch from the pool, or a new one; with a Hyperscan slot whenever one can be had
+    /// (nil: this scan's levels use the fallback first pass, with the same findings).
+    func takeScratch() -> ScanScratch {
+        var s = scratchPool.take() ?? ScanScratch()
+        if s.slot == nil, let hs = hyperscan { s.slot = hs.makeSlot() }
+        return s
+    }
+
     /// Every candidate of `bytes`, unresolved, in the coordinates of `bytes`.
     func candidates(_ bytes: [UInt8], context: ScanContext, explain: Bool) throws(DetectionError) -> [Candidate] {
         guard context.credentials || context.pii else { return [] }
@@ -109,8 +117,9 @@ extension DetectionEngine {
             shift = prefix.count
         }
         let budget = buf.count * max(1, options.expansionFactor) + (1 << 20)
-        var state = ScanState(ctx: context, budget: budget, explain: explain)
-        var cands = scanLevel(buf, depth: 0, state: &state)
+        var state = ScanState(ctx: context, budget: budget, explain: explain, scratch: takeScratch())
+        defer { scratchPool.put(state.takeScratch()) }
+        var cands = buf.withUnsafeBufferPointer { scanLevel($0, depth: 0, state: &state) }
         if state.limitExceeded {
             throw DetectionError.decodeLimitExceeded(decoder: "nested decoding", limit: budget)
         }

@@ -67,6 +67,8 @@ public final class DetectionEngine: Sendable {
     let allow: AllowList
     /// Told of every finding the allow-list silenced (the data path counts them; never silent).
     let allowObserver: (@Sendable (AllowedFinding) -> Void)?
+    /// Buffers and Hyperscan scratch spaces reused from one scan to the next.
+    let scratchPool = ScratchPool()
 
     /// Creates an engine.
     /// - Parameters:

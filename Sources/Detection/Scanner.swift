@@ -1,3 +1,4 @@
+import Foundation
 import Codings
 
 /// A finding before resolution, in the coordinates of the buffer being scanned.
@@ -16,7 +17,7 @@ struct Candidate {
     var evidence: Evidence? = nil
 }
 
-/// Mutable per-call state (never shared between calls; passed `inout`, so no allocation).
+/// Mutable per-call state (never shared between calls; passed `inout`).
 struct ScanState {
     let ctx: ScanContext
     var budget: Int
@@ -26,7 +27,10 @@ struct ScanState {
     /// `ScanContext.paths`, kept here and cleared in `ctx`: `ctx` is copied per decoded level, and
     /// an array in it would cost a retain and a release on each copy.
     let paths: [String]
-    init(ctx: ScanContext, budget: Int, explain: Bool = false) {
+    /// Buffers reused by the levels of this scan (taken from the engine's `ScratchPool`).
+    var scratch: ScanScratch
+
+    init(ctx: ScanContext, budget: Int, explain: Bool = false, scratch: ScanScratch = ScanScratch()) {
         paths = ctx.paths
         if ctx.paths.isEmpty {
             self.ctx = ctx
@@ -37,6 +41,98 @@ struct ScanState {
         }
         self.budget = budget
         self.explain = explain
+        self.scratch = scratch
+    }
+
+    /// Moves the scratch out (for the pool), leaving an empty one.
+    mutating func takeScratch() -> ScanScratch {
+        var s = ScanScratch()
+        swap(&s, &scratch)
+        return s
+    }
+}
+
+/// What the levels of a scan reuse instead of allocating per decoded string: the Hyperscan
+/// scratch (`slot`), the event and JSON-string arrays of each depth, and the decoder output of
+/// each depth.
+///
+/// Guarantees: a level at depth `d` reads its own input and writes only the arrays of depth `d`
+/// and the decoder output of depth `d + 1`; depths strictly increase down the call stack, so no
+/// buffer a running level reads is written before that level returns. Owned by one scan at a
+/// time (`ScratchPool` hands each out once).
+struct ScanScratch {
+    /// The Hyperscan scratch (nil: the fallback first pass runs).
+    var slot: HyperscanPrefilter.Slot? = nil
+    private var eventArrays: [[Event]] = []
+    private var stringArrays: [[JSONString]] = []
+    private var decodeBuffers: [DecodeBuffer] = []
+    /// Some buffer grew past what a pooled scratch keeps (`trim` then drops the large ones).
+    private var large = false
+
+    init(slot: HyperscanPrefilter.Slot? = nil) { self.slot = slot }
+
+    /// The (empty) event and string arrays of `depth`, moved out until `giveBack`.
+    mutating func takeArrays(_ depth: Int) -> ([Event], [JSONString]) {
+        guard depth < eventArrays.count else { return ([], []) }
+        var e: [Event] = [], s: [JSONString] = []
+        swap(&e, &eventArrays[depth])
+        swap(&s, &stringArrays[depth])
+        return (e, s)
+    }
+
+    /// Keeps `events` and `strings` (emptied, with their capacity) for the next level of `depth`.
+    mutating func giveBack(_ depth: Int, _ events: inout [Event], _ strings: inout [JSONString]) {
+        while eventArrays.count <= depth { eventArrays.append([]); stringArrays.append([]) }
+        if events.capacity > Self.maxEvents || strings.capacity > Self.maxStrings { large = true }
+        events.removeAll(keepingCapacity: true)
+        strings.removeAll(keepingCapacity: true)
+        swap(&events, &eventArrays[depth])
+        swap(&strings, &stringArrays[depth])
+    }
+
+    /// The decoder output buffer of `depth` (created on first use), about to receive up to `count` bytes.
+    mutating func decodeBuffer(_ depth: Int, for count: Int) -> DecodeBuffer {
+        while decodeBuffers.count <= depth { decodeBuffers.append(DecodeBuffer()) }
+        if count > Self.maxDecoded { large = true }
+        return decodeBuffers[depth]
+    }
+
+    /// Larger buffers are not kept by a pooled scratch (one big scan does not pin its memory).
+    static let maxEvents = 1 << 16, maxStrings = 1 << 14, maxDecoded = 1 << 20
+
+    /// Drops the buffers that grew past the limits above.
+    mutating func trim() {
+        slot?.trim()
+        guard large else { return }
+        large = false
+        for d in eventArrays.indices where eventArrays[d].capacity > Self.maxEvents { eventArrays[d] = [] }
+        for d in stringArrays.indices where stringArrays[d].capacity > Self.maxStrings { stringArrays[d] = [] }
+        for d in decodeBuffers.indices where decodeBuffers[d].bytes.count > Self.maxDecoded { decodeBuffers[d] = DecodeBuffer() }
+    }
+}
+
+/// The engine's spare `ScanScratch`es: a scan takes one and gives it back, so the buffers and
+/// the Hyperscan scratch are set up once, not per scan (most scans are small request bodies).
+///
+/// `@unchecked Sendable`: `spares` is only read or written with `lock` held, and a scratch taken
+/// out belongs to the one scan that took it until it is put back.
+final class ScratchPool: @unchecked Sendable {
+    private let lock = NSLock()
+    private var spares: [ScanScratch] = []
+    /// At most this many spares are kept (more are freed).
+    static let capacity = 64
+
+    func take() -> ScanScratch? {
+        lock.lock()
+        defer { lock.unlock() }
+        return spares.popLast()
+    }
+
+    func put(_ s: consuming ScanScratch) {
+        s.trim()
+        lock.lock()
+        defer { lock.unlock() }
+        if spares.count < Self.capacity { spares.append(s) }
     }
 }
 
@@ -86,19 +182,17 @@ struct SeenSet {
 
 extension DetectionEngine {
     /// Scans one buffer (the input or a decoded region) and returns unresolved candidates.
-    func scanLevel(_ buf: [UInt8], depth: Int, state: inout ScanState) -> [Candidate] {
-        var events: [Event] = []
-        /// JSON strings holding a backslash, referred to by backslash events (`Event.aux`).
-        var strings: [JSONString] = []
+    func scanLevel(_ p: UnsafeBufferPointer<UInt8>, depth: Int, state: inout ScanState) -> [Candidate] {
+        /// `strings`: JSON strings holding a backslash, referred to by backslash events (`Event.aux`).
+        var (events, strings) = state.scratch.takeArrays(depth)
+        defer { state.scratch.giveBack(depth, &events, &strings) }
         let pii = state.ctx.pii
-        buf.withUnsafeBufferPointer { p in
-            if let hs = hyperscan, hs.events(p, pii: pii, into: &events, strings: &strings) {
-                // Hyperscan reports in end-offset order already.
-            } else {
-                events.removeAll(keepingCapacity: true)
-                strings.removeAll(keepingCapacity: true)
-                fallback.events(p, pii: pii, into: &events, strings: &strings)
-            }
+        if let hs = hyperscan, let slot = state.scratch.slot, hs.events(p, pii: pii, slot: slot, into: &events, strings: &strings) {
+            // Hyperscan reports in end-offset order already.
+        } else {
+            events.removeAll(keepingCapacity: true)
+            strings.removeAll(keepingCapacity: true)
+            fallback.events(p, pii: pii, into: &events, strings: &strings)
         }
         var out: [Candidate] = []
         if events.isEmpty && wholeInputRules.isEmpty { return out }
@@ -118,7 +212,7 @@ extension DetectionEngine {
         let paths = state.paths
         // Statics read once per level, not once per byte (each read of a `static let` is a `swift_once` check).
         let urlSet = PercentDecoder.regionSet, b64Set = ByteSet.base64any
-        buf.withUnsafeBufferPointer { p in
+        do {
             /// `event`: the kind of the event that anchored the match (a keyword index below `K`;
             /// `noKeyword` for structural triggers), for `Evidence` only.
             func add(_ ri: Int, _ m: Match, _ event: UInt32) {
@@ -247,7 +341,9 @@ extension DetectionEngine {
                         otherEvents = others
                         if !Self.anyPosition(others, in: r) { continue }
                     }
-                    if let d = JSONEscapeDecoder.decode(p, region: r) { out += nested(d, depth: depth, state: &state) }
+                    let db = state.scratch.decodeBuffer(depth + 1, for: r.count)
+                    let n = JSONEscapeDecoder.decode(p, region: r, into: db)
+                    out += nested(DecodedView(via: "json-escape", db, count: n, region: r), depth: depth, state: &state)
                 case .percent:
                     guard depth < options.maxDecodeDepth else { continue }
                     // The region is the maximal URL-character run around the anchor: every `%XX`
@@ -260,7 +356,10 @@ extension DetectionEngine {
                     guard regions.insert(1, s, e), charge(e - s, &state) else { continue }
                     let plus: Bool
                     switch ctx.hint { case .query, .form: plus = true; default: plus = false }
-                    if let d = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus) { out += nested(d, depth: depth, state: &state) }
+                    let db = state.scratch.decodeBuffer(depth + 1, for: e - s)
+                    if let n = PercentDecoder.decode(p, region: s..<e, plusIsSpace: plus, into: db) {
+                        out += nested(DecodedView(via: "percent", db, count: n, region: s..<e), depth: depth, state: &state)
+                    }
                 case .base64:
                     // The run start, 64 bytes per step in C (the same class as `ByteSet.base64any`).
                     let s = StructuralScanner.base64RunStart(p, anchor)
@@ -325,7 +424,7 @@ extension DetectionEngine {
         return true
     }
 
-    func nested(_ d: Decoded, depth: Int, state: inout ScanState) -> [Candidate] {
+    func nested(_ d: DecodedView, depth: Int, state: inout ScanState) -> [Candidate] {
         var inner = scanLevel(d.bytes, depth: depth + 1, state: &state)
         for i in inner.indices {
             let (s, e) = d.mapSpan(inner[i].start, inner[i].end)
@@ -356,7 +455,7 @@ extension DetectionEngine {
             via.append("gzip")
         }
         guard Base64.looksLikeText(bytes.prefix(4096)) else { return [] }
-        var inner = scanLevel(bytes, depth: depth + via.count, state: &state)
+        var inner = bytes.withUnsafeBufferPointer { scanLevel($0, depth: depth + via.count, state: &state) }
         for i in inner.indices {
             inner[i].start = r.lowerBound
             inner[i].end = r.upperBound

@@ -87,6 +87,35 @@ import Testing
         }
     }
 
+    /// The scan writes decoded strings into one `DecodeBuffer` per depth, reused from string to
+    /// string (longer and shorter ones, with old bytes left in it): the same bytes and map as
+    /// `decode`'s fresh arrays, for both decoders.
+    @Test func decodingIntoAReusedBufferMatchesDecode() {
+        var r = Rng(s: 0xB0FF)
+        let alphabet = Array(#"\\"nrtbfu/%+0123456789abcdefABCDEFxyz d83de00"#.utf8)
+        let json = DecodeBuffer(), percent = DecodeBuffer()
+        for _ in 0..<3000 {
+            let raw = Self.random(&r, alphabet, r.int(r.int(8) == 0 ? 600 : 40))
+            raw.withUnsafeBufferPointer { p in
+                let region = 0..<raw.count
+                let d = JSONEscapeDecoder.decode(p, region: region)
+                let n = JSONEscapeDecoder.decode(p, region: region, into: json)
+                let v = DecodedView(via: "json-escape", json, count: n, region: region)
+                #expect(d.map { Array($0.bytes) } == Array(v.bytes) && d?.srcStart == Array(v.srcStart) && d?.srcEnd == Array(v.srcEnd))
+                for plus in [true, false] {
+                    let pd = PercentDecoder.decode(p, region: region, plusIsSpace: plus)
+                    let pn = PercentDecoder.decode(p, region: region, plusIsSpace: plus, into: percent)
+                    #expect((pd == nil) == (pn == nil))
+                    if let pd, let pn {
+                        let pv = DecodedView(via: "percent", percent, count: pn, region: region)
+                        #expect(pd.bytes == Array(pv.bytes) && pd.srcStart == Array(pv.srcStart) && pd.srcEnd == Array(pv.srcEnd))
+                        #expect(pv.mapSpan(0, pn) == pd.mapSpan(0, pn))
+                    }
+                }
+            }
+        }
+    }
+
     struct DelimitRow: Sendable, CustomTestStringConvertible {
         var text: String
         /// Offset of the backslash to delimit around.

@@ -116,6 +116,46 @@ import Codings
         #expect(parsed.first?.ruleClass == .pii && parsed.first?.minEntropy == 1.5)
     }
 
+    /// Scans reuse buffers and Hyperscan scratch from earlier scans (`ScratchPool`), per decoding
+    /// depth: an engine that has scanned other inputs, nested deeper or larger ones (a JSON string
+    /// over the pooled limits), finds exactly what a fresh engine finds, on both first passes.
+    @Test(arguments: [true, false]) func reusedScratchFindsWhatAFreshEngineFinds(_ useHyperscan: Bool) throws {
+        let t = tok()
+        // The AWS key is `\u`-escaped inside a JSON string inside a JSON string: found at depth 2 only.
+        let inner = "{\"cmd\": \"git push https://x:\(t)@github.com/a/b\", \"note\": \"\\u0041KIA" + "QYLPMN5HFIQR7XYZ\", "
+            + "\"env\": \(CorpusGenerator.jsonString("{\"DB_PASSWORD\": \"Zq8#xW2vLm9k\"}"))}"
+        // More JSON strings than a pooled scratch keeps room for (`ScanScratch.maxStrings`).
+        let large = "[" + String(repeating: "\"a\\\"b\", ", count: ScanScratch.maxStrings + 100) + "\"password: \\\"Rk7pQ2mX9vLs\\\"\"]"
+        let docs: [String] = [
+            "{\"name\": \"run\", \"arguments\": \(CorpusGenerator.jsonString(inner))}",
+            "grant_type=password&password=\(t.prefix(8))%23%21Qz&note=token%3D\(t)",
+            "{\"b64\": \"\(String(decoding: Base64.encode(Array("token=\(t)".utf8)), as: UTF8.self))\", \"mail\": \"ann.lee@corp-mail.io\"}",
+            large,
+            "{\"plain\": \"nothing to see\"}",
+            CorpusGenerator.jsonString(CorpusGenerator.jsonString(inner)),
+        ]
+        let options = EngineOptions(useHyperscan: useHyperscan)
+        let shared = try DetectionEngine(fingerprintKey: Array("engine-key".utf8), options: options)
+        let contexts = [ScanContext(hint: .json), ScanContext(credentials: true, pii: false, hint: .form)]
+        // Each expected result from the first scan of an engine of its own (a new scratch).
+        var want: [[[Finding]]] = []
+        for doc in docs {
+            want.append(try contexts.map { ctx in
+                try DetectionEngine(fingerprintKey: Array("engine-key".utf8), options: options).scan(Array(doc.utf8), context: ctx)
+            })
+        }
+        for round in 0..<3 {
+            for i in (round == 1 ? Array(docs.indices.reversed()) : Array(docs.indices)) {
+                for (c, ctx) in contexts.enumerated() {
+                    #expect(shared.scan(Array(docs[i].utf8), context: ctx) == want[i][c], "round \(round), doc \(i), context \(c)")
+                }
+            }
+        }
+        // The documents above hold findings at every depth (else this test proves little).
+        let all = docs.flatMap { shared.scan(Array($0.utf8), context: ScanContext(hint: .json)) }
+        #expect(Set(all.map { $0.decodedVia.count }).isSuperset(of: [0, 1, 2]))
+    }
+
     @Test func concurrentScansAgree() async {
         let t = tok()
         let doc = Array("{\"a\": \"\(t)\", \"mail\": \"ann.lee@corp-mail.io\"}".utf8)

@@ -238,6 +238,7 @@ import Testing
     @Test func hyperscanPassMatchesFallback() throws {
         let hs = try DetectionEngine(fingerprintKey: [1], options: EngineOptions(useHyperscan: true))
         guard let prefilter = hs.hyperscan else { return } // libhs missing: nothing to compare
+        guard let slot = prefilter.makeSlot() else { Issue.record("no Hyperscan scratch"); return }
         var r = Rng(s: 0xC4_0C)
         let chunk = 4096
         let kws = hs.keywords
@@ -256,7 +257,7 @@ import Testing
             for pii in [true, false] {
                 var got: [Event] = [], want: [Event] = []
                 var gs: [JSONString] = [], ws: [JSONString] = []
-                let ok = b.withUnsafeBufferPointer { prefilter.events($0, pii: pii, into: &got, strings: &gs) }
+                let ok = b.withUnsafeBufferPointer { prefilter.events($0, pii: pii, slot: slot, into: &got, strings: &gs) }
                 b.withUnsafeBufferPointer { hs.fallback.events($0, pii: pii, into: &want, strings: &ws) }
                 #expect(ok)
                 // Credential-only Hyperscan scans may leave out keywords only PII rules use.

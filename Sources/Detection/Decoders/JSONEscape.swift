@@ -109,6 +109,13 @@ enum JSONEscapeDecoder {
         return Decoded(via: "json-escape", bytes: out, srcStart: ss, srcEnd: se, region: r)
     }
 
+    /// `decode`, written into `buf` (grown to `r.count` first) instead of three new arrays;
+    /// returns the decoded length (the same bytes and map as `decode`).
+    static func decode(_ p: UnsafeBufferPointer<UInt8>, region r: Range<Int>, into buf: DecodeBuffer) -> Int {
+        buf.reserve(r.count)
+        return decodeLoop(p, r, buf.bytes, buf.srcStart, buf.srcEnd)
+    }
+
     /// The loop of `decode` (no captured state: the per-byte writes go straight to the three
     /// buffers, each at least `r.count` long). Returns the decoded length.
     @inline(__always)

@@ -37,6 +37,14 @@ enum PercentDecoder {
         return Decoded(via: "percent", bytes: out, srcStart: ss, srcEnd: se, region: region)
     }
 
+    /// `decode`, written into `buf` (grown to `region.count` first) instead of three new arrays;
+    /// the decoded length, nil when nothing changes (the same bytes and map as `decode`).
+    static func decode(_ p: UnsafeBufferPointer<UInt8>, region: Range<Int>, plusIsSpace: Bool, into buf: DecodeBuffer) -> Int? {
+        buf.reserve(region.count)
+        let (n, changed) = decodeLoop(p, region, plusIsSpace, buf.bytes, buf.srcStart, buf.srcEnd)
+        return changed ? n : nil
+    }
+
     /// The loop of `decode`, writing decoded bytes to `o` and their source spans to `a`/`b`
     /// (each at least `region.count` long). Returns the decoded length and whether anything changed.
     @inline(__always)

@@ -8,20 +8,25 @@ import Foundation
 /// `[A-Za-z0-9+/_-]{16}` report at every byte of a long run and made Hyperscan ~10x
 /// slower than the literal set alone on JSON full of UUIDs and hex digests.
 ///
-/// Thread-safe: the database is immutable and each scan borrows its own scratch (and
-/// event buffer, reused across scans) from a pool.
+/// Thread-safe: the database is immutable and each scan uses its own scratch (`makeSlot`; the
+/// engine keeps slots in its `ScratchPool`, so one is taken per scan, not per decoded string).
 ///
-/// `@unchecked Sendable`: the database pointer is never mutated after init and
+/// `@unchecked Sendable`: the database pointers are never mutated after init and
 /// Hyperscan documents concurrent `hs_scan` on one database as safe with distinct
-/// scratch spaces; the pool is guarded by `lock`.
+/// scratch spaces.
 final class HyperscanPrefilter: @unchecked Sendable {
     /// A scratch space (sized for both databases) plus its event buffer (grown by the C
-    /// callback, never shrunk).
+    /// callback; `trim` frees it when large).
     final class Slot {
         let scratch: OpaquePointer
         var events = chs_events(ids: nil, ends: nil, count: 0, capacity: 0, overflow: 0)
         init(_ s: OpaquePointer) { scratch = s }
         deinit { chs_events_free(&events); chs_free_scratch(scratch) }
+
+        /// Frees the event buffer when it grew past 64 Ki events (a pooled slot does not pin it).
+        func trim() {
+            if events.capacity > 1 << 16 { chs_events_free(&events) }
+        }
     }
 
     /// All keywords (PII scans) but the one-byte ones moved to the structural pass.
@@ -33,8 +38,6 @@ final class HyperscanPrefilter: @unchecked Sendable {
     private let singlesCred: SingleBytes
     private let keywordCount: UInt32
     private let minBase64: Int
-    private let lock = NSLock()
-    private var pool: [Slot] = []
 
     static var available: Bool { chs_available() != 0 }
 
@@ -98,15 +101,13 @@ final class HyperscanPrefilter: @unchecked Sendable {
     }
 
     deinit {
-        pool.removeAll()
         chs_free_database(dbAll)
         if let dbCred { chs_free_database(dbCred) }
     }
 
-    private func acquire() -> Slot? {
-        lock.lock()
-        if let s = pool.popLast() { lock.unlock(); return s }
-        lock.unlock()
+    /// A new scratch space for both databases (nil when Hyperscan cannot allocate one: the
+    /// caller then uses the fallback). Never use one slot from two tasks at once.
+    func makeSlot() -> Slot? {
         guard var s = chs_alloc_scratch(dbAll) else { return nil }
         if let dbCred {
             guard let g = chs_grow_scratch(dbCred, s) else { return nil }
@@ -115,20 +116,12 @@ final class HyperscanPrefilter: @unchecked Sendable {
         return Slot(s)
     }
 
-    private func release(_ s: Slot) {
-        if s.events.capacity > 1 << 16 { chs_events_free(&s.events) } // do not pin huge buffers
-        lock.lock()
-        if pool.count < 64 { pool.append(s) }
-        lock.unlock()
-    }
-
-    /// Appends events; returns false when the scan failed (the caller then uses the fallback).
+    /// Appends events, using `slot` (from `makeSlot`) for Hyperscan's scratch and event buffer;
+    /// returns false when the scan failed (the caller then uses the fallback).
     /// Credential-only scans (`pii: false`) may omit events of keywords that only PII rules use.
-    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, into ev: inout [Event], strings: inout [JSONString]) -> Bool {
+    func events(_ p: UnsafeBufferPointer<UInt8>, pii: Bool, slot: Slot, into ev: inout [Event], strings: inout [JSONString]) -> Bool {
         guard p.count > 0 else { return true }
         if let db = pii ? dbAll : dbCred {
-            guard let slot = acquire() else { return false }
-            defer { release(slot) }
             slot.events.count = 0
             slot.events.overflow = 0
             let rc = chs_scan(db, slot.scratch, p.baseAddress, p.count, nil, 0, &slot.events)
