@@ -114,8 +114,11 @@ struct ScanScratch {
 /// The engine's spare `ScanScratch`es: a scan takes one and gives it back, so the buffers and
 /// the Hyperscan scratch are set up once, not per scan (most scans are small request bodies).
 ///
-/// `@unchecked Sendable`: `spares` is only read or written with `lock` held, and a scratch taken
-/// out belongs to the one scan that took it until it is put back.
+/// `@unchecked Sendable`, safe because `spares` is only read or written with `lock` held, and a
+/// scratch taken out belongs to the one scan that took it until it is put back (its buffers and
+/// Hyperscan scratch are never reachable from two scans at once). Not `Mutex` as elsewhere: a
+/// `ScanScratch` holds non-`Sendable` buffers, which region isolation does not let move into or
+/// out of `Mutex.withLock` (tried: "'inout sending' parameter cannot be task-isolated").
 final class ScratchPool: @unchecked Sendable {
     private let lock = NSLock()
     private var spares: [ScanScratch] = []

@@ -110,7 +110,7 @@ public struct RecordingContent: Codable, Sendable, Equatable {
 
         /// As `JSONEncoder` with `[.sortedKeys, .withoutEscapingSlashes]` writes it (see ``RecordingContent/json()``).
         func json() -> [UInt8] {
-            var writer = JSONObjectWriter(into: [])
+            var writer = JSONObjectWriter()
             writer.out.reserveCapacity(160 + sealed.utf8.count)
             // Keys in sorted order: key_id, kind, part, request_id, sealed, session_id, time_ms.
             writer.string("key_id", keyID)
@@ -121,38 +121,6 @@ public struct RecordingContent: Codable, Sendable, Equatable {
             writer.string("session_id", sessionID)
             writer.integer("time_ms", timeMillis)
             return writer.finish()
-        }
-    }
-
-    /// Writes one compact JSON object whose keys the caller gives in sorted order.
-    struct JSONObjectWriter {
-        var out: [UInt8]
-        private var first = true
-
-        init(into out: [UInt8]) { self.out = out }
-
-        mutating func key(_ name: StaticString) {
-            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            first = false
-            out.append(UInt8(ascii: "\""))
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            out.append(contentsOf: "\":".utf8)
-        }
-
-        mutating func string(_ name: StaticString, _ value: String) {
-            key(name)
-            AuditEventJSON.string(value, into: &out)
-        }
-
-        mutating func integer<I: BinaryInteger>(_ name: StaticString, _ value: I) {
-            key(name)
-            out.append(contentsOf: String(value).utf8)
-        }
-
-        mutating func finish() -> [UInt8] {
-            if first { out.append(UInt8(ascii: "{")) }
-            out.append(UInt8(ascii: "}"))
-            return out
         }
     }
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Pipeline
 
 /// One HTTP call of a command-line tool (the reviewer CLI, `sluice probe`): a person or a health
 /// check is waiting, so a gateway that is not there is said at once.

@@ -54,7 +54,7 @@ struct DecodedView {
 ///
 /// Guarantees: after `reserve(n)` each of the three buffers holds at least `n` elements; the
 /// capacity only grows, and the memory is freed when the buffer is. A scan owns its buffers
-/// (one per decoding depth, `ScanState.decodeBuffer`), so no two tasks ever share one.
+/// (one per decoding depth, `ScanScratch.decodeBuffer`), so no two tasks ever share one.
 final class DecodeBuffer {
     private(set) var bytes: UnsafeMutableBufferPointer<UInt8> = .init(start: nil, count: 0)
     private(set) var srcStart: UnsafeMutableBufferPointer<Int32> = .init(start: nil, count: 0)

@@ -110,7 +110,7 @@ final class HyperscanPrefilter: @unchecked Sendable {
     func makeSlot() -> Slot? {
         guard var s = chs_alloc_scratch(dbAll) else { return nil }
         if let dbCred {
-            guard let g = chs_grow_scratch(dbCred, s) else { return nil }
+            guard let g = chs_grow_scratch(dbCred, s) else { chs_free_scratch(s); return nil }  // s is still valid on failure
             s = g
         }
         return Slot(s)

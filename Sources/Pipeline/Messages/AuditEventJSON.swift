@@ -33,72 +33,62 @@ public enum AuditEventJSON {
     }
 
     public static func encode(_ event: AuditEvent) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(384 + (event.findings?.count ?? 0) * 160)
-        var first = true
-        func key(_ name: StaticString) {
-            out.append(first ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            first = false
-            out.append(UInt8(ascii: "\""))
-            name.withUTF8Buffer { out.append(contentsOf: $0) }
-            out.append(UInt8(ascii: "\""))
-            out.append(UInt8(ascii: ":"))
-        }
+        var w = JSONObjectWriter()
+        w.out.reserveCapacity(384 + (event.findings?.count ?? 0) * 160)
         // Keys in sorted order: connection, decision, details, duration_ms, event_id, findings,
         // identity, kind, method, path, reasons, request_id, rules, session_id, stage, status, time_ms, v.
-        if let v = event.connection { key("connection"); string(v, into: &out) }
-        if let v = event.decision { key("decision"); string(v.rawValue, into: &out) }
+        if let v = event.connection { w.string("connection", v) }
+        if let v = event.decision { w.string("decision", v.rawValue) }
         if let v = event.details {
-            key("details")
-            out.append(UInt8(ascii: "{"))
+            w.key("details")
+            w.out.append(UInt8(ascii: "{"))
             for (i, k) in v.keys.sorted().enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                string(k, into: &out)
-                out.append(UInt8(ascii: ":"))
-                string(v[k]!, into: &out)
+                if i > 0 { w.out.append(UInt8(ascii: ",")) }
+                string(k, into: &w.out)
+                w.out.append(UInt8(ascii: ":"))
+                string(v[k]!, into: &w.out)
             }
-            out.append(UInt8(ascii: "}"))
+            w.out.append(UInt8(ascii: "}"))
         }
-        if let v = event.durationMillis { key("duration_ms"); integer(v, into: &out) }
-        key("event_id"); string(event.eventID, into: &out)
+        if let v = event.durationMillis { w.integer("duration_ms", v) }
+        w.string("event_id", event.eventID)
         if let v = event.findings {
-            key("findings")
-            out.append(UInt8(ascii: "["))
+            w.key("findings")
+            w.out.append(UInt8(ascii: "["))
             for (i, f) in v.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
+                if i > 0 { w.out.append(UInt8(ascii: ",")) }
                 // class, end, fingerprint, location, rule, severity, start
-                out.append(contentsOf: #"{"class":"#.utf8)
-                string(f.ruleClass, into: &out)
-                out.append(contentsOf: #","end":"#.utf8)
-                integer(Int64(f.end), into: &out)
-                out.append(contentsOf: #","fingerprint":"#.utf8)
-                string(f.fingerprint, into: &out)
-                out.append(contentsOf: #","location":"#.utf8)
-                string(f.location, into: &out)
-                out.append(contentsOf: #","rule":"#.utf8)
-                string(f.rule, into: &out)
-                out.append(contentsOf: #","severity":"#.utf8)
-                string(f.severity, into: &out)
-                out.append(contentsOf: #","start":"#.utf8)
-                integer(Int64(f.start), into: &out)
-                out.append(UInt8(ascii: "}"))
+                w.out.append(contentsOf: #"{"class":"#.utf8)
+                string(f.ruleClass, into: &w.out)
+                w.out.append(contentsOf: #","end":"#.utf8)
+                integer(Int64(f.end), into: &w.out)
+                w.out.append(contentsOf: #","fingerprint":"#.utf8)
+                string(f.fingerprint, into: &w.out)
+                w.out.append(contentsOf: #","location":"#.utf8)
+                string(f.location, into: &w.out)
+                w.out.append(contentsOf: #","rule":"#.utf8)
+                string(f.rule, into: &w.out)
+                w.out.append(contentsOf: #","severity":"#.utf8)
+                string(f.severity, into: &w.out)
+                w.out.append(contentsOf: #","start":"#.utf8)
+                integer(Int64(f.start), into: &w.out)
+                w.out.append(UInt8(ascii: "}"))
             }
-            out.append(UInt8(ascii: "]"))
+            w.out.append(UInt8(ascii: "]"))
         }
-        if let v = event.identity { key("identity"); string(v, into: &out) }
-        key("kind"); string(event.kind.rawValue, into: &out)
-        if let v = event.method { key("method"); string(v, into: &out) }
-        if let v = event.path { key("path"); string(v, into: &out) }
-        if let v = event.reasons { key("reasons"); strings(v, into: &out) }
-        key("request_id"); string(event.requestID, into: &out)
-        if let v = event.rules { key("rules"); strings(v, into: &out) }
-        key("session_id"); string(event.sessionID, into: &out)
-        key("stage"); string(event.stage, into: &out)
-        if let v = event.status { key("status"); integer(Int64(v), into: &out) }
-        key("time_ms"); integer(event.timeMillis, into: &out)
-        key("v"); integer(version, into: &out)
-        out.append(UInt8(ascii: "}"))
-        return out
+        if let v = event.identity { w.string("identity", v) }
+        w.string("kind", event.kind.rawValue)
+        if let v = event.method { w.string("method", v) }
+        if let v = event.path { w.string("path", v) }
+        if let v = event.reasons { w.key("reasons"); strings(v, into: &w.out) }
+        w.string("request_id", event.requestID)
+        if let v = event.rules { w.key("rules"); strings(v, into: &w.out) }
+        w.string("session_id", event.sessionID)
+        w.string("stage", event.stage)
+        if let v = event.status { w.integer("status", v) }
+        w.integer("time_ms", event.timeMillis)
+        w.integer("v", version)
+        return w.finish()
     }
 
     private static func strings(_ values: [String], into out: inout [UInt8]) {
