@@ -1,6 +1,6 @@
 // DetectionBench: single-threaded throughput of the Detection engine on both first-pass paths.
 // Build in release: swift build -c release --product DetectionBench && .build/release/DetectionBench [MiB] [options]
-// Options: --path hyperscan|fallback|both (default both), --only clean|dirty|kib|realistic (repeatable),
+// Options: --path hyperscan|fallback|both (default both), --only clean|dirty|kib|realistic|adversarial (repeatable),
 //          --rounds N (best of N timed runs per figure, default 3), --breakdown,
 //          --pii on|off|both (default both: `detection/<path>` lines scan with credentials + PII,
 //          `detection/<path>-credonly` lines with PII disabled, the common production setting),
@@ -14,7 +14,10 @@
 // `realistic` is a seeded mix of agent and CI payloads (OpenAI/Anthropic/MCP tool calls with JSON
 // escaped inside JSON strings, CI job definitions in YAML and JSON, env dumps, HTTP access and debug
 // logs, base64 and URL-encoded carriers), 2 % of payloads carrying a fake secret; its line prints the
-// number of findings so that a speed-up which loses findings shows.
+// number of findings so that a speed-up which loses findings shows, and the share of the matchers'
+// work budget it spends (bytes the matchers read per input byte: over all payloads, and the most for one).
+// `adversarial` scans 1 MiB bodies built to be slow (docs/detection.md "Inputs built to be slow")
+// and prints MB/s and the outcome of each: the number of findings, or that the budget refused it.
 import Detection
 import Foundation
 
@@ -302,6 +305,13 @@ for (useHS, pii) in runs {
         let bytes = realistic.bodies.reduce(0) { $0 + $1.count }
         let rb = best(bytes) { realistic.bodies.reduce(0) { $0 + engine.scan($1, context: ctx).count } }
         print("\(name) realistic-per-payload: \(String(format: "%.1f", rb.rate)) \(unit) (\(realistic.bodies.count) payloads scanned one by one, \(rb.findings) findings)")
+        var spent = 0, largest = 0.0
+        for b in realistic.bodies {
+            let w = engine.matcherWork(b, context: ctx)
+            spent += w.spent
+            largest = max(largest, Double(w.spent) / Double(max(1, b.count)))
+        }
+        print("\(name) realistic-work: matchers read \(String(format: "%.3f", Double(spent) / Double(bytes))) bytes per input byte, at most \(String(format: "%.2f", largest)) for one payload (budget: \(DetectionEngine.matcherWorkFactor) per byte + 1 MiB)")
         if let dumpDir {
             let lines = engine.scan(realistic.all, context: ctx).map { f in
                 "\(f.start) \(f.end) \(f.rule) \(f.severity) \(f.confidence) \(f.fingerprint) \(f.decodedVia.joined(separator: ">"))"
@@ -309,6 +319,30 @@ for (useHS, pii) in runs {
             let file = dumpDir + "/" + name.replacingOccurrences(of: "/", with: "-") + ".txt"
             _ = FileManager.default.createFile(atPath: file, contents: Data((lines.joined(separator: "\n") + "\n").utf8))
         }
+    }
+}
+
+if wants("adversarial"), let e = try? DetectionEngine(fingerprintKey: key) {
+    // Bodies built to make scanning slow (each once quadratic); credentials + PII, JSON hint.
+    func repeated(_ unit: String, _ size: Int = 1 << 20) -> [UInt8] { Array(String(repeating: unit, count: size / unit.utf8.count).utf8) }
+    func jsonString(_ unit: String) -> [UInt8] { Array("{\"a\":\"".utf8) + repeated(unit, 2_300_000) + Array("\"}".utf8) }
+    var r = Rng(s: 0xBAD)
+    let shapes: [(String, [UInt8])] = [
+        ("2.3 MB JSON string of \\n escapes", jsonString("abcdefgh\\n")),
+        ("2.3 MB JSON string of \\\\", jsonString("\\\\")),
+        ("2.3 MB JSON string of \\u0041", jsonString("\\u0041")),
+        ("GitHub tokens only (25,000)", Array((0..<25_000).map { _ in "ghp_" + r.str(alnum, 36) }.joined(separator: " ").utf8)),
+        ("kind: Secret per line", repeated("kind: Secret\n")),
+        ("token= repeated", repeated("token=")),
+        ("api_key: repeated", repeated("api_key: ")),
+    ]
+    for (label, body) in shapes {
+        let ctx = ScanContext(credentials: true, pii: true, hint: .json)
+        let t = now()
+        let found = e.scan(body, context: ctx)
+        let seconds = now() - t
+        let outcome = found.first?.rule == "inspection-limit-exceeded" ? "refused (inspection-limit-exceeded)" : "\(found.count) findings"
+        print("adversarial \(label): \(String(format: "%.1f", Double(body.count) / seconds / 1_048_576)) MB/s (\(body.count) bytes, \(outcome))")
     }
 }
 

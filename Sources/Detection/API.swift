@@ -6,13 +6,18 @@ extension DetectionEngine {
     ///
     /// Never throws and never traps on any input. When a decoder limit is hit (a
     /// decompression bomb, or nesting that exceeds the expansion budget) or a
-    /// compressed body is corrupt, the result contains a finding with rule id
-    /// `decode-limit-exceeded` / `undecodable-body` spanning the whole input, so that
+    /// compressed body is corrupt, or the matchers' work budget is spent (`MatchWork`), the
+    /// result contains a finding with rule id `decode-limit-exceeded` / `undecodable-body` /
+    /// `inspection-limit-exceeded` spanning the whole input, so that
     /// policy fails closed. Use ``scanThrowing(_:context:)`` to get the error instead.
     public func scan(_ bytes: [UInt8], context: ScanContext = .default) -> [Finding] {
         do { return try scanThrowing(bytes, context: context) } catch {
             let rule: String
-            if case .decodeLimitExceeded = error { rule = "decode-limit-exceeded" } else { rule = "undecodable-body" }
+            switch error {
+            case .decodeLimitExceeded: rule = "decode-limit-exceeded"
+            case .inspectionLimitExceeded: rule = "inspection-limit-exceeded"
+            default: rule = "undecodable-body"
+            }
             return [Finding(rule: rule, ruleClass: .credential, severity: .critical, start: 0, end: bytes.count,
                             confidence: 1, fingerprint: hmac.fingerprint(Array(rule.utf8)), decodedVia: [])]
         }
@@ -117,12 +122,14 @@ extension DetectionEngine {
             shift = prefix.count
         }
         let budget = buf.count * max(1, options.expansionFactor) + (1 << 20)
-        var state = ScanState(ctx: context, budget: budget, explain: explain, scratch: takeScratch())
+        let work = MatchWork.budget(buf.count)
+        var state = ScanState(ctx: context, budget: budget, work: work, explain: explain, scratch: takeScratch())
         defer { scratchPool.put(state.takeScratch()) }
         var cands = buf.withUnsafeBufferPointer { scanLevel($0, depth: 0, state: &state) }
         if state.limitExceeded {
             throw DetectionError.decodeLimitExceeded(decoder: "nested decoding", limit: budget)
         }
+        if state.workExceeded { throw DetectionError.inspectionLimitExceeded(limit: work) }
         if shift > 0 {
             cands = cands.compactMap { c in
                 var d = c
@@ -132,6 +139,21 @@ extension DetectionEngine {
             }
         }
         return cands
+    }
+
+    /// Bytes the matchers may read per input byte (over a 1 MiB floor) before a scan fails closed.
+    public static var matcherWorkFactor: Int { MatchWork.factor }
+
+    /// How much of the matchers' work budget (`MatchWork`) a scan of `bytes` spends, in bytes
+    /// read, and the budget: for benchmarks and for tuning the budget on real traffic. `spent`
+    /// stops growing at the point where the scan would fail closed (`spent > budget`).
+    public func matcherWork(_ bytes: [UInt8], context: ScanContext = .default) -> (spent: Int, budget: Int) {
+        let work = MatchWork.budget(bytes.count)
+        var state = ScanState(ctx: context, budget: bytes.count * max(1, options.expansionFactor) + (1 << 20),
+                              work: work, scratch: takeScratch())
+        defer { scratchPool.put(state.takeScratch()) }
+        _ = bytes.withUnsafeBufferPointer { scanLevel($0, depth: 0, state: &state) }
+        return (work - state.work, work)
     }
 
     /// Scans like ``scan(_:context:)`` and says, per finding, why it was reported: the rule, the

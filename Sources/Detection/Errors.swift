@@ -6,6 +6,9 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidRule(rule: String, reason: String)
     /// A decoder produced more output than allowed (decompression bomb or nesting abuse).
     case decodeLimitExceeded(decoder: String, limit: Int)
+    /// The matchers would read more than `limit` bytes for this input (keyword hits packed inside
+    /// each other's values, built to make scanning slow): the scan stops and fails closed.
+    case inspectionLimitExceeded(limit: Int)
     /// A compressed body could not be decoded.
     case corruptEncoding(decoder: String, reason: String)
     /// A needed system library is unavailable. (Content codings link their libraries, so decoding
@@ -20,6 +23,8 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .invalidRule(let rule, let reason): return "invalid rule '\(rule)': \(reason)"
         case .decodeLimitExceeded(let d, let limit): return "\(d) output exceeds the limit of \(limit) bytes"
+        case .inspectionLimitExceeded(let limit):
+            return "inspection would read more than \(limit) bytes (keyword hits packed inside each other's values)"
         case .corruptEncoding(let d, let reason): return "cannot decode \(d) body: \(reason)"
         case .libraryUnavailable(let l): return "\(l) is not available on this system"
         case .unreadablePath(let p, let reason): return "\(p): \(reason)"

@@ -22,6 +22,10 @@ struct ScanState {
     let ctx: ScanContext
     var budget: Int
     var limitExceeded = false
+    /// What the matchers may still read, in bytes (`MatchWork`); below zero the scan stops
+    /// and fails closed (`DetectionError.inspectionLimitExceeded`).
+    var work: Int
+    var workExceeded = false
     /// Keep `Evidence` on every candidate (for `explain`; off on the data path).
     let explain: Bool
     /// `ScanContext.paths`, kept here and cleared in `ctx`: `ctx` is copied per decoded level, and
@@ -30,7 +34,7 @@ struct ScanState {
     /// Buffers reused by the levels of this scan (taken from the engine's `ScratchPool`).
     var scratch: ScanScratch
 
-    init(ctx: ScanContext, budget: Int, explain: Bool = false, scratch: ScanScratch = ScanScratch()) {
+    init(ctx: ScanContext, budget: Int, work: Int = .max, explain: Bool = false, scratch: ScanScratch = ScanScratch()) {
         paths = ctx.paths
         if ctx.paths.isEmpty {
             self.ctx = ctx
@@ -40,6 +44,7 @@ struct ScanState {
             self.ctx = c
         }
         self.budget = budget
+        self.work = work
         self.explain = explain
         self.scratch = scratch
     }
@@ -143,10 +148,11 @@ final class ScratchPool: @unchecked Sendable {
 /// anchor to a region monotonically (both ends are non-decreasing in the anchor: maximal
 /// runs, clamped windows, quote-delimited spans), and anchors arrive in position order, so
 /// an equal region can only repeat the last one of its kind: one slot per kind replaces a
-/// hash set. Custom-rule windows depend on the keyword length, so they keep a short list.
+/// hash set. Custom-rule windows depend on the keyword length, so they keep a set.
 struct RegionDedup {
     var last: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (-1, -1, -1, -1, -1, -1, -1, -1, -1, -1)
-    var custom: [RegionKey] = []
+    /// Custom-rule windows seen (a set: a body dense with one rule's keyword has thousands).
+    var custom: Set<RegionKey> = []
 
     /// True (and remembered) when `s..<e` differs from the last region of `kind` (0...4).
     @inline(__always)
@@ -161,9 +167,7 @@ struct RegionDedup {
     }
 
     mutating func insertCustom(_ k: RegionKey) -> Bool {
-        if custom.contains(k) { return false }
-        custom.append(k)
-        return true
+        custom.insert(k).inserted
     }
 }
 
@@ -207,10 +211,16 @@ extension DetectionEngine {
         var regions = RegionDedup()
         /// The last JSON string delimited by quotes, newlines or the buffer ends (not by the length cap).
         var jsonString = 0..<0
+        /// The last JSON string longer than `JSONEscapeDecoder.maxStringLength`, and the highest
+        /// index of its windows decoded so far.
+        var longString = 0..<0
+        var windowsDone = -1
         /// The last percent-encoded region (a maximal run of `PercentDecoder.regionSet` bytes).
         var percentRun = 0..<0
         /// End offsets of the events that are not backslash triggers (built on first use).
         var otherEvents: [Int]? = nil
+        /// Where the keyword hits that read `kind: Secret` are (built on first use).
+        var kindSecretHits: [Range<Int>]? = nil
         let explain = state.explain
         let paths = state.paths
         // Statics read once per level, not once per byte (each read of a `static let` is a `swift_once` check).
@@ -232,19 +242,39 @@ extension DetectionEngine {
                 }
                 out.append(c)
             }
+            /// Decodes the JSON string (or window of one) `r` and scans what it holds, once per region.
+            func decodeString(_ r: Range<Int>, known: JSONString?) {
+                guard regions.insert(0, r.lowerBound, r.upperBound) else { return }
+                guard known?.worthDecoding ?? JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { return }
+                // Skipped when the decoded string cannot hold an event (see `escapesInert`):
+                // the nested scan would find nothing, and the budget is charged as before.
+                if escapesInert && (known?.onlyInertEscapes ?? JSONEscapeDecoder.onlyInertEscapes(p, r)) {
+                    let others = otherEvents ?? Self.positionsOfNonBackslashEvents(events, K)
+                    otherEvents = others
+                    if !Self.anyPosition(others, in: r) { return }
+                }
+                let db = state.scratch.decodeBuffer(depth + 1, for: r.count)
+                let n = JSONEscapeDecoder.decode(p, region: r, into: db)
+                out += nested(DecodedView(via: "json-escape", db, count: n, region: r), depth: depth, state: &state)
+            }
             for ri in wholeInputRules where ctx.enables(rules[ri].ruleClass) {
                 if case .regex(let box) = rules[ri].matcher {
                     CustomMatcher.run(rules[ri], box, p: p, window: 0..<p.count) { add(ri, $0, noKeyword) }
                 }
             }
             var lastEvent = Event(kind: UInt32.max, pos: -1)
+            var reach = MatchWork.ValueReach()
             for ev in events {
                 if ev == lastEvent { continue }
                 lastEvent = ev
+                if state.workExceeded { break }
                 if ev.kind < K {
                     let kw = keywords[Int(ev.kind)]
                     let ke = ev.pos, ks = ev.pos - kw.count
                     guard ks >= 0 else { continue }
+                    /// Whether this hit has paid for the key and the value after it (once, before
+                    /// the first rule that reads a value; token rules read a bounded token).
+                    var charged = false
                     var generic: (Assignment, GenericKind)?? = nil
                     for r32 in keywordRules[Int(ev.kind)] {
                         let ri = Int(r32)
@@ -262,6 +292,10 @@ extension DetectionEngine {
                         // Generic rules share one key classification; most hits (`max_tokens`,
                         // `keyboard`) fail it, and then no rule needs to be looked at.
                         if let g = genericKinds[ri] {
+                            if !charged {
+                                charged = true
+                                guard chargeWork(kw.count + reach.bytes(p, after: ke), &state) else { break }
+                            }
                             if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
                             guard let c = generic ?? nil, c.1 == g else { continue }
                             if let m = GenericMatcher.run(rules[ri], kind: g, p: p, classified: c) { add(ri, m, ev.kind) }
@@ -272,10 +306,15 @@ extension DetectionEngine {
                         case .token(let pat, let lead):
                             if let m = TokenMatcher.run(rule, pat, lead: lead, p: p, ks: ks, ke: ke) { add(ri, m, ev.kind) }
                         case .assignment(let pat):
+                            if !charged {
+                                charged = true
+                                guard chargeWork(kw.count + reach.bytes(p, after: ke), &state) else { break }
+                            }
                             if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke) { add(ri, m, ev.kind) }
                         case .regex(let box):
                             let w = max(0, ks - CustomMatcher.before)..<min(p.count, ke + CustomMatcher.after)
-                            guard regions.insertCustom(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)) else { continue }
+                            guard regions.insertCustom(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)),
+                                  chargeWork(w.count, &state) else { continue }
                             CustomMatcher.run(rule, box, p: p, window: w) { add(ri, $0, ev.kind) }
                         case .special(let kind):
                             var m: Match? = nil
@@ -291,7 +330,12 @@ extension DetectionEngine {
                             case .bundlerCredential: m = BundlerCredentialMatcher.run(rule, p: p, ks: ks, ke: ke)
                             case .prose: m = ProseMatcher.run(rule, p: p, ks: ks, ke: ke)
                             case .curlUser: m = CurlUserMatcher.run(rule, p: p, ks: ks, ke: ke)
-                            case .kubernetesSecret: KubernetesSecretMatcher.run(rule, p: p, ks: ks, ke: ke) { add(ri, $0, ev.kind) }
+                            case .kubernetesSecret:
+                                // Each manifest's document ends at its neighbours' `kind: Secret`, so
+                                // that the documents of one body add up to its length (see `MatchWork`).
+                                if kindSecretHits == nil { kindSecretHits = MatchWork.kindSecretHits(p, events, kind: ev.kind, length: kw.count) }
+                                let bounds = MatchWork.neighbourBounds(kindSecretHits!, ks: ks, ke: ke, count: p.count)
+                                KubernetesSecretMatcher.run(rule, p: p, ks: ks, ke: ke, within: bounds) { add(ri, $0, ev.kind) }
                             case .paymentCard, .iban, .ssn, .phone, .atlassianDataCenterPAT: m = nil
                             }
                             if let m { add(ri, m, ev.kind) }
@@ -324,29 +368,29 @@ extension DetectionEngine {
                     // delimited once, not once per escape (a tool-call argument holds hundreds).
                     if jsonString.contains(anchor) { continue }
                     // The structural pass delimited the string and read its escapes already
-                    // (`aux`); strings too long for an exact region are delimited here.
-                    let known = ev.aux == 0 ? nil : strings[Int(ev.aux) - 1]
-                    let r: Range<Int>
-                    if let known {
-                        r = known.range
-                        jsonString = r
-                    } else {
-                        let (dr, exact) = JSONEscapeDecoder.delimit(p, around: anchor)
-                        if exact { jsonString = dr }
-                        r = dr
+                    // (`aux`); strings it left (too long for one region) are delimited here, once.
+                    if ev.aux != 0 {
+                        let known = strings[Int(ev.aux) - 1]
+                        jsonString = known.range
+                        decodeString(known.range, known: known)
+                        continue
                     }
-                    guard regions.insert(0, r.lowerBound, r.upperBound) else { continue }
-                    guard known?.worthDecoding ?? JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { continue }
-                    // Skipped when the decoded string cannot hold an event (see `escapesInert`):
-                    // the nested scan would find nothing, and the budget is charged as before.
-                    if escapesInert && (known?.onlyInertEscapes ?? JSONEscapeDecoder.onlyInertEscapes(p, r)) {
-                        let others = otherEvents ?? Self.positionsOfNonBackslashEvents(events, K)
-                        otherEvents = others
-                        if !Self.anyPosition(others, in: r) { continue }
+                    if !longString.contains(anchor) {
+                        let whole = JSONEscapeDecoder.delimit(p, around: anchor, maxLen: p.count).region
+                        if whole.count <= JSONEscapeDecoder.maxStringLength {
+                            jsonString = whole
+                            decodeString(whole, known: nil)
+                            continue
+                        }
+                        longString = whole
+                        windowsDone = -1
                     }
-                    let db = state.scratch.decodeBuffer(depth + 1, for: r.count)
-                    let n = JSONEscapeDecoder.decode(p, region: r, into: db)
-                    out += nested(DecodedView(via: "json-escape", db, count: n, region: r), depth: depth, state: &state)
+                    // A longer string is decoded in overlapping windows, each once: the one or
+                    // two holding this backslash, when not decoded already (anchors come in order).
+                    for k in JSONEscapeDecoder.windowIndices(of: longString, holding: anchor) where k > windowsDone {
+                        windowsDone = k
+                        decodeString(JSONEscapeDecoder.window(k, of: longString, in: p), known: nil)
+                    }
                 case .percent:
                     guard depth < options.maxDecodeDepth else { continue }
                     // The region is the maximal URL-character run around the anchor: every `%XX`
@@ -427,6 +471,15 @@ extension DetectionEngine {
         return true
     }
 
+    /// Charges `n` bytes of matcher reading to the scan; false (and the scan stops) once the
+    /// work budget is spent.
+    @inline(__always)
+    func chargeWork(_ n: Int, _ state: inout ScanState) -> Bool {
+        state.work -= n
+        if state.work < 0 { state.workExceeded = true; return false }
+        return true
+    }
+
     func nested(_ d: DecodedView, depth: Int, state: inout ScanState) -> [Candidate] {
         var inner = scanLevel(d.bytes, depth: depth + 1, state: &state)
         for i in inner.indices {
@@ -484,7 +537,41 @@ extension DetectionEngine {
 
     /// As ``resolve(_:)``, returning the kept candidates (with, when explaining, the rules each outranked).
     func resolveCandidates(_ cands: [Candidate]) -> [Candidate] {
-        let sorted = cands.sorted { a, b in
+        let sorted = ranked(cands)
+        // Kept spans are disjoint except identical ones, which form one group (the same span
+        // seen through different decodings with different secrets). A candidate is dropped when
+        // it overlaps a group, unless it has that group's exact span, came through a decoding and
+        // holds a secret no member holds; then it joins the group.
+        var kept: [Candidate] = []
+        /// Per group: its span, the index in `kept` of its first member, its members' fingerprints.
+        var groups: [(span: Range<Int>, first: Int, fingerprints: [String])] = []
+        var owners = SpanOwners(offsets: sorted.flatMap { [$0.start, $0.end] })
+        for c in sorted where c.end > c.start {
+            let span = c.start..<c.end
+            guard let g = owners.firstOwner(span) else {
+                owners.claim(span, owner: groups.count)
+                groups.append((span, kept.count, [c.fingerprint]))
+                kept.append(c)
+                continue
+            }
+            if groups[g].span == span, !c.via.isEmpty, !groups[g].fingerprints.contains(c.fingerprint) {
+                groups[g].fingerprints.append(c.fingerprint)
+                kept.append(c)
+                continue
+            }
+            let first = groups[g].first
+            if kept[first].evidence != nil, c.rule != kept[first].rule, !kept[first].evidence!.outranked.contains(c.rule) {
+                kept[first].evidence!.outranked.append(c.rule)
+            }
+        }
+        kept.sort { a, b in a.start != b.start ? a.start < b.start : (a.end != b.end ? a.end < b.end : rules[a.rule].id < rules[b.rule].id) }
+        return kept
+    }
+
+    /// `cands` best first: rule priority, confidence, span length, fewer decoders, position, then
+    /// rule id, fingerprint and decoders (a total order: the result never depends on input order).
+    func ranked(_ cands: [Candidate]) -> [Candidate] {
+        cands.sorted { a, b in
             let ra = rules[a.rule], rb = rules[b.rule]
             if ra.priority != rb.priority { return ra.priority > rb.priority }
             if a.confidence != b.confidence { return a.confidence > b.confidence }
@@ -495,22 +582,6 @@ extension DetectionEngine {
             if a.fingerprint != b.fingerprint { return a.fingerprint < b.fingerprint }
             return a.via.lexicographicallyPrecedes(b.via)
         }
-        var kept: [Candidate] = []
-        outer: for c in sorted {
-            for (ki, k) in kept.enumerated() where c.start < k.end && k.start < c.end {
-                if k.start == c.start && k.end == c.end && !c.via.isEmpty && k.fingerprint != c.fingerprint
-                    && !kept.contains(where: { $0.start == c.start && $0.end == c.end && $0.fingerprint == c.fingerprint }) {
-                    continue
-                }
-                if kept[ki].evidence != nil, c.rule != k.rule, !kept[ki].evidence!.outranked.contains(c.rule) {
-                    kept[ki].evidence!.outranked.append(c.rule)
-                }
-                continue outer
-            }
-            kept.append(c)
-        }
-        kept.sort { a, b in a.start != b.start ? a.start < b.start : (a.end != b.end ? a.end < b.end : rules[a.rule].id < rules[b.rule].id) }
-        return kept
     }
 }
 

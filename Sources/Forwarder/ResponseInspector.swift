@@ -120,6 +120,7 @@ struct ResponseInspector: Sendable {
             } catch {
                 switch error {
                 case .decodeLimitExceeded: return .refused("response_decode_limit_exceeded", findings: findings)
+                case .inspectionLimitExceeded: return .refused("response_inspection_limit_exceeded", findings: findings)
                 default: return .refused("response_undecodable", findings: findings)
                 }
             }

@@ -430,23 +430,6 @@ struct StreamingScan {
 
     static let inlineAllowMarker = Array("sluice:allow".utf8)
 
-    /// Whether the line holding `offset` carries the `sluice:allow` comment marker.
-    static func lineAllows(_ buffer: [UInt8], at offset: Int) -> Bool {
-        guard offset >= 0, offset < buffer.count else { return false }
-        var start = offset
-        while start > 0, buffer[start - 1] != 10 { start -= 1 }
-        var end = offset
-        while end < buffer.count, buffer[end] != 10 { end += 1 }
-        let marker = inlineAllowMarker
-        guard end - start >= marker.count else { return false }
-        var i = start
-        while i + marker.count <= end {
-            if buffer[i] == marker[0], buffer[i..<(i + marker.count)].elementsEqual(marker) { return true }
-            i += 1
-        }
-        return false
-    }
-
     private func unreadable(_ input: ScanInput, _ reason: String) -> SkippedInput {
         SkippedInput(path: input.path, reason: reason, unreadable: true, order: input.order)
     }
@@ -500,12 +483,15 @@ struct StreamingScan {
                 : engine.scan(buffer, context: inputContext).map { ($0, nil) }
             var window: [Finding] = []
             var windowExplanations: [Explanation?] = []
+            // Only the previous window's findings that reach into this one can be repeats (a
+            // handful): checking each finding against all of them was quadratic in findings.
+            let overlapping = reported.filter { $0.end > ownedStart }
             for (found, explanation) in scanned {
                 var f = found
                 // A decoder limit hit in this window is reported over the whole window: keep it, in the
                 // part this window owns, so that it is neither dropped nor repeated.
                 if f.start == 0, f.end == buffer.count, f.decodedVia.isEmpty,
-                   f.rule == "decode-limit-exceeded" || f.rule == "undecodable-body" {
+                   ["decode-limit-exceeded", "undecodable-body", "inspection-limit-exceeded"].contains(f.rule) {
                     f.start = ownedStart - bufferStart
                     f.end = ownedEnd - bufferStart
                 }
@@ -514,15 +500,16 @@ struct StreamingScan {
                 var absolute = f
                 absolute.start = start
                 absolute.end = bufferStart + f.end
-                if reported.contains(where: { $0.rule == absolute.rule && $0.fingerprint == absolute.fingerprint
+                if overlapping.contains(where: { $0.rule == absolute.rule && $0.fingerprint == absolute.fingerprint
                     && $0.start < absolute.end && absolute.start < $0.end }) { continue }
                 window.append(f)
                 windowExplanations.append(explanation)
             }
             var thisWindow: [Finding] = []
+            var allowLines = InlineAllowLines()
             for (i, located) in ScanReport.locate(buffer, path: input.path, findings: window).enumerated() {
                 var r = located
-                r.inlineAllowed = Self.lineAllows(buffer, at: r.finding.start)
+                r.inlineAllowed = allowLines.allows(buffer, at: r.finding.start)
                 r.finding.start += bufferStart
                 r.finding.end += bufferStart
                 if r.line == 1 { r.column += bufferStart - lineStartBeforeBuffer }
@@ -604,4 +591,36 @@ enum SkipReport {
 
     /// A JSON string literal (the report's one escaper).
     static func q(_ s: String) -> String { ScanReport.q(s) }
+}
+
+/// The `sluice:allow` check of `StreamingScan`, remembering the last line it read.
+///
+/// Guarantees: each line is searched once however many findings it holds (findings come in
+/// offset order), so a one-line file with many findings costs its length, not length × findings.
+struct InlineAllowLines {
+    private var line = 0..<0
+    private var allowed = false
+
+    /// Whether the line of `buffer` holding `offset` carries `StreamingScan.inlineAllowMarker`.
+    mutating func allows(_ buffer: [UInt8], at offset: Int) -> Bool {
+        guard offset >= 0, offset < buffer.count else { return false }
+        if line.contains(offset) { return allowed }
+        var start = offset
+        while start > 0, buffer[start - 1] != 10 { start -= 1 }
+        var end = offset
+        while end < buffer.count, buffer[end] != 10 { end += 1 }
+        line = start..<max(end, offset + 1)
+        allowed = Self.contains(buffer, start..<end, StreamingScan.inlineAllowMarker)
+        return allowed
+    }
+
+    private static func contains(_ buffer: [UInt8], _ r: Range<Int>, _ marker: [UInt8]) -> Bool {
+        guard r.count >= marker.count else { return false }
+        var i = r.lowerBound
+        while i + marker.count <= r.upperBound {
+            if buffer[i] == marker[0], buffer[i..<(i + marker.count)].elementsEqual(marker) { return true }
+            i += 1
+        }
+        return false
+    }
 }

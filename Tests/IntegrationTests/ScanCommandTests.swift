@@ -181,6 +181,27 @@ struct ScanCommandTests {
         }
     }
 
+    @Test("a one-line file of 20,000 findings is reported whole, and one sluice:allow on the line silences them all")
+    func manyFindingsOnOneLine() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let keys = (0..<20_000).map { _ in Self.awsKey() }
+        try Data(keys.joined(separator: " ").utf8).write(to: dir.appendingPathComponent("keys.txt"))
+        try Data((keys.joined(separator: " ") + " # sluice:allow fixture").utf8).write(to: dir.appendingPathComponent("allowed.txt"))
+        try Data(keys.joined(separator: "\n").utf8).write(to: dir.appendingPathComponent("lines.txt"))
+        let reported = try Self.scan(["--format", "jsonl", dir.appendingPathComponent("keys.txt").path], in: dir)
+        #expect(reported.status == 1, "\(reported.stderr)")
+        let found = try Self.jsonlFindings(reported.stdout)
+        // The same as with one key per line (a random key can look like a placeholder).
+        let perLine = try Self.jsonlFindings(try Self.scan(["--format", "jsonl", dir.appendingPathComponent("lines.txt").path], in: dir).stdout)
+        #expect(found.count == perLine.count)
+        #expect(found.count > keys.count * 99 / 100)
+        #expect(Set(found.map(\.line)) == [1])
+        let silenced = try Self.scan(["--format", "jsonl", dir.appendingPathComponent("allowed.txt").path], in: dir)
+        #expect(silenced.status == 0, "\(silenced.stdout.prefix(300)) \(silenced.stderr)")
+        #expect(silenced.stdout.components(separatedBy: "\"inlineAllow\":true").count - 1 == found.count)
+    }
+
     @Test("a clean scan says so in every format and exits 0; SARIF reports a successful execution")
     func cleanScan() throws {
         let dir = try Self.tempDir()

@@ -37,6 +37,33 @@ enum JSONEscapeDecoder {
         return (s..<e, exact)
     }
 
+    /// How much consecutive windows of a long string overlap: a secret (or a nested string it
+    /// sits in) up to this long lies whole in one window.
+    static let windowOverlap = 64 << 10
+
+    /// The indices of the windows of the long string `s` that hold position `at`: window `k`
+    /// starts `k × (maxLen − windowOverlap)` bytes into `s` and is `maxLen` long (less at the end).
+    ///
+    /// Guarantees: a span of `s` at most `windowOverlap` long that holds `at` lies whole in one of
+    /// the returned windows; indices come in increasing order, and never decrease as `at` grows.
+    static func windowIndices(of s: Range<Int>, holding at: Int, maxLen: Int = maxStringLength) -> ClosedRange<Int> {
+        let step = maxLen - windowOverlap
+        let k = (at - s.lowerBound) / step
+        let intoWindow = at - s.lowerBound - k * step
+        return (k > 0 && intoWindow < windowOverlap ? k - 1 : k)...k
+    }
+
+    /// Window `k` of the long string `s` (see `windowIndices`), its start moved back to the start
+    /// of a run of backslashes it would otherwise split (so escapes decode as in the whole
+    /// string), unless that run is longer than the overlap.
+    static func window(_ k: Int, of s: Range<Int>, in p: UnsafeBufferPointer<UInt8>, maxLen: Int = maxStringLength) -> Range<Int> {
+        let nominal = s.lowerBound + k * (maxLen - windowOverlap)
+        var start = nominal
+        while start > s.lowerBound && p[start - 1] == 92 && nominal - start < windowOverlap { start -= 1 }
+        if start > s.lowerBound && p[start - 1] == 92 { start = nominal }
+        return start..<min(s.upperBound, nominal + maxLen)
+    }
+
     /// True when the region contains an escape that can hide or split a secret
     /// (anything but `\n`, `\r`, `\t`, which the raw pass already treats as boundaries).
     static func worthDecoding(_ p: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {

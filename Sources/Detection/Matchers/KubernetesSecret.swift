@@ -19,13 +19,15 @@ enum KubernetesSecretMatcher {
     /// holds 32 hex digits, as an MD5 would).
     static let secretKeyWords: [[UInt8]] = ["key", "secret", "token", "pass", "pwd", "cred", "auth", "license", "dockerconfig"].map { Array($0.utf8) }
 
-    static func run(_ rule: Rule, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int, _ emit: (Match) -> Void) {
+    /// `within`: the part of `p` the document may span (`MatchWork.neighbourBounds`: between the
+    /// `kind: Secret` hits before and after this one).
+    static func run(_ rule: Rule, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int, within: Range<Int>? = nil, _ emit: (Match) -> Void) {
         guard isKindSecret(p, ks: ks, ke: ke) else { return }
         let n = p.count
         // The document: from the previous `---` line (or the window start) to the next one.
-        var lo = max(0, ks - before)
+        var lo = max(within?.lowerBound ?? 0, ks - before)
         if let s = lastSeparator(p, from: lo, to: ks) { lo = s }
-        var hi = min(n, ke + after)
+        var hi = min(within?.upperBound ?? n, n, ke + after)
         if let e = Scan.find(p, Array("\n---".utf8), from: ke, to: hi) { hi = e }
         // In a `kind: List` (`items:` of `- apiVersion: …` entries), only the Secret's own item.
         if let item = listItem(p, kindAt: ks, lo: lo, hi: hi) { (lo, hi) = (item.lowerBound, item.upperBound) }

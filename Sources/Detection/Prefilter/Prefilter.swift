@@ -34,7 +34,8 @@ enum Trigger: UInt32, CaseIterable {
 ///   (digests, UUIDs, numbers: `scanLevel` never decodes those).
 /// - `backslash`: one event per JSON string holding a backslash, at its first backslash, with
 ///   the string in `strings` (`chs_json_strings`); every backslash of a string at least
-///   `JSONEscapeDecoder.maxStringLength` long (those have no exact region).
+///   `JSONEscapeDecoder.maxStringLength` long (`scanLevel` delimits such a string once and
+///   decodes it in overlapping windows, `JSONEscapeDecoder.windowIndices`).
 /// - `percent` (`%XX`), `iban` (`[A-Z]{2}[0-9]{2}`, at the second
 ///   digit), and `numeric`: maximal runs of `[0-9 ()+.-]` holding ≥ 7 digits, one anchor at
 ///   the last digit (plus one every 128 bytes for runs longer than 256 bytes, so that the
