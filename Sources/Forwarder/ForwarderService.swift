@@ -265,9 +265,11 @@ public struct ForwarderService: Sendable {
                 response: HTTPResponseData(status: status, headers: replyHeaders, body: Data(checked.body)))
             var details = ["attempts": "\(attempts)", "response_bytes": "\(body.count)"]
             if !checked.findings.isEmpty { details["response_masked"] = "true" }
+            // Every finding was masked; the event lists the first `FindingsCarried.limit`.
+            let carried = FindingsCarried(checked.findings)
             let event = outcomeEvent(
                 .delivered, inspected, status: status, duration: ContinuousClock.now - started,
-                findings: checked.findings.isEmpty ? nil : checked.findings, details: details)
+                findings: carried.findings.isEmpty ? nil : carried.findings, details: carried.details(details))
             log.info("delivered", metadata: ["status": "\(status)", "attempts": "\(attempts)", "response_findings": "\(checked.findings.count)"])
             return (reply, event)
         }
@@ -283,9 +285,11 @@ public struct ForwarderService: Sendable {
             response: .jsonError(
                 status: status, error: error, message: message ?? Self.failureMessage(status: status, error: error),
                 extra: ["request_id": meta.requestID]))
+        let carried = FindingsCarried(findings)
         let event = outcomeEvent(
             .failed, inspected, status: status, duration: ContinuousClock.now - started,
-            findings: findings.isEmpty ? nil : findings, details: ["error_kind": kind, "attempts": "\(attempts)"])
+            findings: carried.findings.isEmpty ? nil : carried.findings,
+            details: carried.details(["error_kind": kind, "attempts": "\(attempts)"]))
         return (reply, event)
     }
 

@@ -35,6 +35,9 @@ public struct InspectorOptions: Sendable {
 ///   findings carry rule, location and fingerprint. A block reply carries the masked request
 ///   (`Reply.blockedRequest`) for the session recording; no other reply carries a request.
 /// - A message that cannot be opened or decoded goes to `deadletter`.
+/// - The policy sees every finding; the `inspected` message and audit event carry the first
+///   `FindingsCarried.limit` (with the total in the audit event's details and a reason on the
+///   verdict), so a body packed with secrets cannot make messages larger than the bus takes.
 /// - Second line behind the Ingress: a path that is not canonical is blocked
 ///   (`non-canonical-path`), a body whose content codings cannot be undone is blocked
 ///   (`undecodable-body`); hold clauses see the canonical path and the decoded body.
@@ -164,9 +167,12 @@ public struct InspectorService: Sendable {
         }
 
         let result = inspector.inspect(request.request, policy: connection.policy, connection: connection.name)
-        let verdict = PolicyEvaluator.verdict(
+        var verdict = PolicyEvaluator.verdict(
             for: PolicyInput(inspected: result, original: request.request, groups: meta.identity.groups),
             policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
+        // The verdict saw every finding; the messages carry at most `FindingsCarried.limit` of them.
+        let carried = FindingsCarried(result.findings)
+        if carried.omitted > 0 { verdict.reasons.append(carried.reason) }
         // Labels are configured names only (connection, rule ids, decision): bounded, no caller input.
         Counter(label: "sluice_verdicts_total", dimensions: [("decision", verdict.decision.rawValue), ("connection", connection.name)])
             .increment()
@@ -185,7 +191,7 @@ public struct InspectorService: Sendable {
             kind: .inspected, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
             connection: meta.connection, identity: meta.identity.id, method: request.request.method,
             path: result.maskedPathAndQuery, decision: verdict.decision, rules: verdict.rules, reasons: verdict.reasons,
-            findings: result.findings, details: ["body_bytes": "\(request.request.body.count)"])
+            findings: carried.findings, details: carried.details(["body_bytes": "\(request.request.body.count)"]))
 
         switch verdict.decision {
         case .block:
@@ -204,7 +210,7 @@ public struct InspectorService: Sendable {
                 blockedRequest: MaskedRequest(connection: meta.connection, request: masked))
             return [try context.codec.audit(inspectedEvent)]
         case .allow, .mask, .hold:
-            let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: result.findings, request: result.request)
+            let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: carried.findings, request: result.request)
             return [try context.codec.inspected(inspected), try context.codec.audit(inspectedEvent)]
         }
     }

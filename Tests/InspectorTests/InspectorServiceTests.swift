@@ -125,6 +125,26 @@ struct InspectorServiceTests {
         await h.stop()
     }
 
+    @Test("a body packed with secrets: every one is masked, the messages list the first 256 and count the rest")
+    func findingsCarriedAreCapped() async throws {
+        let h = try await Harness()
+        let keys = (0..<300).map { _ in "AKIA" + String((0..<16).map { _ in Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")[Int.random(in: 0..<32)] }) }
+        let meta = try await h.send(connection: "soft", body: "{\"keys\":[" + keys.map { "\"\($0)\"" }.joined(separator: ",") + "]}")
+        let m = try #require(try await h.first(on: Topics().inspected, requestID: meta.requestID))
+        let inspected = try Self.codec.open(InspectedRequest.self, from: m)
+        #expect(inspected.verdict.decision == .mask)
+        #expect(inspected.findings.count == FindingsCarried.limit)
+        #expect(inspected.verdict.reasons.contains { $0.hasPrefix("300 findings: the first 256 are listed, 44 more") })
+        let body = String(decoding: inspected.request.body, as: UTF8.self)
+        #expect(body.components(separatedBy: "[MASKED:aws-access-key-id:").count - 1 == keys.count)
+        #expect(!keys.contains { body.contains($0) })
+        let audit = try Self.codec.decodeAudit(try #require(try await h.first(on: Topics().audit, requestID: meta.requestID)))
+        #expect(audit.findings?.count == FindingsCarried.limit)
+        #expect(audit.details?["findings_total"] == "300")
+        #expect(audit.details?["findings_omitted"] == "44")
+        await h.stop()
+    }
+
     @Test func blockPolicyRepliesForbiddenAndPublishesNoVerdict() async throws {
         let h = try await Harness()
         let meta = try await h.send(connection: "hard", body: "{\"k\":\"\(Self.awsKey)\"}")
