@@ -12,15 +12,23 @@ extension DetectionEngine {
     /// policy fails closed. Use ``scanThrowing(_:context:)`` to get the error instead.
     public func scan(_ bytes: [UInt8], context: ScanContext = .default) -> [Finding] {
         do { return try scanThrowing(bytes, context: context) } catch {
-            let rule: String
-            switch error {
-            case .decodeLimitExceeded: rule = "decode-limit-exceeded"
-            case .inspectionLimitExceeded: rule = "inspection-limit-exceeded"
-            default: rule = "undecodable-body"
-            }
-            return [Finding(rule: rule, ruleClass: .credential, severity: .critical, start: 0, end: bytes.count,
-                            confidence: 1, fingerprint: hmac.fingerprint(Array(rule.utf8)), decodedVia: [])]
+            return failClosed(error, length: bytes.count)
         }
+    }
+
+    /// What ``scan(_:context:)`` returns for an input of `length` bytes whose scan threw `error`:
+    /// one critical finding over all of it (`decode-limit-exceeded`, `inspection-limit-exceeded`
+    /// or `undecodable-body`). For callers of ``scanThrowing(_:context:)`` that need the findings
+    /// without scanning again.
+    public func failClosed(_ error: DetectionError, length: Int) -> [Finding] {
+        let rule: String
+        switch error {
+        case .decodeLimitExceeded: rule = "decode-limit-exceeded"
+        case .inspectionLimitExceeded: rule = "inspection-limit-exceeded"
+        default: rule = "undecodable-body"
+        }
+        return [Finding(rule: rule, ruleClass: .credential, severity: .critical, start: 0, end: length,
+                        confidence: 1, fingerprint: hmac.fingerprint(Array(rule.utf8)), decodedVia: [])]
     }
 
     /// Like ``scan(_:context:)`` but throws `DetectionError` on decoder limits or undecodable content codings.

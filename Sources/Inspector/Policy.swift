@@ -157,6 +157,8 @@ public struct HoldRules: Sendable {
 ///   differently): `block`, rule `non-canonical-path` (the Ingress refuses these first).
 /// - The body's content codings could not be undone, or its decoded views could not all be
 ///   built: `block`, rule `undecodable-body` (fails closed: never matched on a partial view).
+/// - Detection could not inspect a part whole (`decode-limit-exceeded`,
+///   `inspection-limit-exceeded`): `block`, with that rule.
 /// - Findings under `on_secret: block`: `block` (block wins over hold).
 /// - Any hold clause matches, or findings under `on_secret: hold`: `hold`, with one reason per
 ///   matching clause (`method DELETE`, `path /admin/*`, `body pattern #0`, `group contractors`,
@@ -170,6 +172,13 @@ public enum PolicyEvaluator {
     public static let nonCanonicalPathRule = "non-canonical-path"
     /// The rule of a block for a body that cannot be decoded.
     public static let undecodableBodyRule = "undecodable-body"
+    /// Detection's fail-closed findings (over the whole body, header or query), and why: the
+    /// request is blocked, not forwarded with everything masked (the upstream would get a body
+    /// that is one mask token; the caller learns nothing of why).
+    public static let uninspectableRules = [
+        "decode-limit-exceeded": "its nested encodings decode to more than the detection budget",
+        "inspection-limit-exceeded": "it is built so that scanning it would cost more than the detection budget",
+    ]
 
     public static func verdict(for input: PolicyInput, policy: PolicyConfig, holdSupported: Bool = false) -> Verdict {
         verdict(for: input, policy: policy, hold: .none, holdSupported: holdSupported)
@@ -187,6 +196,10 @@ public enum PolicyEvaluator {
         }
         if let why = input.undecodableBody {
             return Verdict(decision: .block, rules: [undecodableBodyRule], reasons: ["the body cannot be decoded: \(why)"])
+        }
+        if let f = input.findings.first(where: { uninspectableRules[$0.rule] != nil }) {
+            return Verdict(decision: .block, rules: [f.rule],
+                           reasons: ["the \(f.location) could not be inspected whole: \(uninspectableRules[f.rule] ?? f.rule)"])
         }
         var rules: [String] = []
         for f in input.findings where !rules.contains(f.rule) { rules.append(f.rule) }

@@ -73,9 +73,9 @@ public struct RequestInspector: Sendable {
                 do {
                     (masked, found) = try engine.scanAndMask(bytes, context: context)
                 } catch {
-                    // Over the nested-decoding budget: `scan` reports one finding over the whole
-                    // body, so the policy fails closed and nothing of the body passes.
-                    found = engine.scan(bytes, context: context)
+                    // Over a detection budget: one finding over the whole body (without scanning
+                    // it again), so the policy blocks it and nothing of the body passes.
+                    found = engine.failClosed(error, length: bytes.count)
                     masked = engine.mask(bytes, findings: found)
                 }
                 if !found.isEmpty {

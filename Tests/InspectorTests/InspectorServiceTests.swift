@@ -145,6 +145,17 @@ struct InspectorServiceTests {
         await h.stop()
     }
 
+    @Test("a body built to make scanning slow is blocked, even where secrets are only masked, and the caller is told why")
+    func bodyTooCostlyToInspectIsBlocked() async throws {
+        let h = try await Harness()
+        let meta = try await h.send(connection: "soft", body: "{\"a\":\"" + String(repeating: "token=", count: 40_000) + "\"}")
+        #expect(try await blockedRule(h, meta) == "inspection-limit-exceeded")
+        let reply = try Self.codec.open(Reply.self, from: try #require(try await h.first(on: Topics().replies, requestID: meta.requestID)))
+        let json = try JSONSerialization.jsonObject(with: reply.response.body) as? [String: String]
+        #expect(json?["message"]?.contains("could not be inspected whole") == true)
+        await h.stop()
+    }
+
     @Test func blockPolicyRepliesForbiddenAndPublishesNoVerdict() async throws {
         let h = try await Harness()
         let meta = try await h.send(connection: "hard", body: "{\"k\":\"\(Self.awsKey)\"}")

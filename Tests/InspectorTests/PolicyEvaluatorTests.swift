@@ -5,6 +5,8 @@ import Testing
 @Suite("Policy")
 struct PolicyEvaluatorTests {
     static let aws = FindingSummary(rule: "aws-access-key-id", ruleClass: "credential", severity: "high", location: "body", start: 3, end: 23, fingerprint: "0123456789ab")
+    static let tooCostly = FindingSummary(rule: "inspection-limit-exceeded", ruleClass: "credential", severity: "critical", location: "body", start: 0, end: 1_048_576, fingerprint: "00112233aabb")
+    static let bomb = FindingSummary(rule: "decode-limit-exceeded", ruleClass: "credential", severity: "critical", location: "header:x-data", start: 0, end: 900, fingerprint: "aabb00112233")
     static let gh = FindingSummary(rule: "github-pat-classic", ruleClass: "credential", severity: "high", location: "query", start: 0, end: 40, fingerprint: "ba9876543210")
 
     struct Case: Sendable, CustomTestStringConvertible {
@@ -25,6 +27,8 @@ struct PolicyEvaluatorTests {
         Case(name: "secret under block", findings: [aws, gh], onSecret: .block, holdSupported: false, decision: .block, rules: ["aws-access-key-id", "github-pat-classic"]),
         Case(name: "hold without approvals fails closed", findings: [gh], onSecret: .hold, holdSupported: false, decision: .block, rules: ["github-pat-classic"]),
         Case(name: "hold with approvals", findings: [gh], onSecret: .hold, holdSupported: true, decision: .hold, rules: ["github-pat-classic"]),
+        Case(name: "a body too costly to inspect is blocked, even under mask", findings: [aws, tooCostly], onSecret: .mask, holdSupported: true, decision: .block, rules: ["inspection-limit-exceeded"]),
+        Case(name: "a header that decodes past the budget is blocked, even under hold", findings: [bomb], onSecret: .hold, holdSupported: true, decision: .block, rules: ["decode-limit-exceeded"]),
         Case(name: "rules listed once, in order", findings: [gh, aws, gh], onSecret: .mask, holdSupported: false, decision: .mask, rules: ["github-pat-classic", "aws-access-key-id"]),
     ]
 
