@@ -335,6 +335,12 @@ if wants("adversarial"), let e = try? DetectionEngine(fingerprintKey: key) {
         ("kind: Secret per line", repeated("kind: Secret\n")),
         ("token= repeated", repeated("token=")),
         ("api_key: repeated", repeated("api_key: ")),
+        ("password: x repeated", repeated("password: x ")),
+        (":// repeated", repeated("://")),
+        ("@ repeated", repeated("@")),
+        ("-----BEGIN  repeated", repeated("-----BEGIN ")),
+        ("curl -u repeated", repeated("curl -u ")),
+        ("base64 of zeros", repeated("A")),
     ]
     for (label, body) in shapes {
         let ctx = ScanContext(credentials: true, pii: true, hint: .json)

@@ -242,39 +242,22 @@ extension DetectionEngine {
                 }
                 out.append(c)
             }
-            /// Decodes the JSON string (or window of one) `r` and scans what it holds, once per region.
-            func decodeString(_ r: Range<Int>, known: JSONString?) {
-                guard regions.insert(0, r.lowerBound, r.upperBound) else { return }
-                guard known?.worthDecoding ?? JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { return }
-                // Skipped when the decoded string cannot hold an event (see `escapesInert`):
-                // the nested scan would find nothing, and the budget is charged as before.
-                if escapesInert && (known?.onlyInertEscapes ?? JSONEscapeDecoder.onlyInertEscapes(p, r)) {
-                    let others = otherEvents ?? Self.positionsOfNonBackslashEvents(events, K)
-                    otherEvents = others
-                    if !Self.anyPosition(others, in: r) { return }
-                }
-                let db = state.scratch.decodeBuffer(depth + 1, for: r.count)
-                let n = JSONEscapeDecoder.decode(p, region: r, into: db)
-                out += nested(DecodedView(via: "json-escape", db, count: n, region: r), depth: depth, state: &state)
-            }
             for ri in wholeInputRules where ctx.enables(rules[ri].ruleClass) {
                 if case .regex(let box) = rules[ri].matcher {
                     CustomMatcher.run(rules[ri], box, p: p, window: 0..<p.count) { add(ri, $0, noKeyword) }
                 }
             }
             var lastEvent = Event(kind: UInt32.max, pos: -1)
-            var reach = MatchWork.ValueReach()
             for ev in events {
                 if ev == lastEvent { continue }
                 lastEvent = ev
                 if state.workExceeded { break }
                 if ev.kind < K {
-                    let kw = keywords[Int(ev.kind)]
-                    let ke = ev.pos, ks = ev.pos - kw.count
+                    // The keyword's length only: holding the array across the rules below costs a
+                    // retain and a release per hit.
+                    let kwLength = keywords[Int(ev.kind)].count
+                    let ke = ev.pos, ks = ev.pos - kwLength
                     guard ks >= 0 else { continue }
-                    /// Whether this hit has paid for the key and the value after it (once, before
-                    /// the first rule that reads a value; token rules read a bounded token).
-                    var charged = false
                     var generic: (Assignment, GenericKind)?? = nil
                     for r32 in keywordRules[Int(ev.kind)] {
                         let ri = Int(r32)
@@ -292,11 +275,13 @@ extension DetectionEngine {
                         // Generic rules share one key classification; most hits (`max_tokens`,
                         // `keyboard`) fail it, and then no rule needs to be looked at.
                         if let g = genericKinds[ri] {
-                            if !charged {
-                                charged = true
-                                guard chargeWork(kw.count + reach.bytes(p, after: ke), &state) else { break }
+                            if generic == nil {
+                                generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke))
+                                // The value was parsed (once for the four generic rules): its length is charged.
+                                if let (a, _) = generic ?? nil {
+                                    guard chargeWork(kwLength + a.valueEnd - a.valueStart, &state) else { break }
+                                }
                             }
-                            if generic == nil { generic = .some(GenericMatcher.classify(p: p, ks: ks, ke: ke)) }
                             guard let c = generic ?? nil, c.1 == g else { continue }
                             if let m = GenericMatcher.run(rules[ri], kind: g, p: p, classified: c) { add(ri, m, ev.kind) }
                             continue
@@ -306,11 +291,9 @@ extension DetectionEngine {
                         case .token(let pat, let lead):
                             if let m = TokenMatcher.run(rule, pat, lead: lead, p: p, ks: ks, ke: ke) { add(ri, m, ev.kind) }
                         case .assignment(let pat):
-                            if !charged {
-                                charged = true
-                                guard chargeWork(kw.count + reach.bytes(p, after: ke), &state) else { break }
-                            }
-                            if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke) { add(ri, m, ev.kind) }
+                            var read = 0
+                            if let m = ContextMatcher.run(rule, pat, p: p, ks: ks, ke: ke, read: &read) { add(ri, m, ev.kind) }
+                            guard chargeWork(kwLength + read, &state) else { break }
                         case .regex(let box):
                             let w = max(0, ks - CustomMatcher.before)..<min(p.count, ke + CustomMatcher.after)
                             guard regions.insertCustom(RegionKey(kind: 1000 + ri, start: w.lowerBound, end: w.upperBound)),
@@ -333,7 +316,7 @@ extension DetectionEngine {
                             case .kubernetesSecret:
                                 // Each manifest's document ends at its neighbours' `kind: Secret`, so
                                 // that the documents of one body add up to its length (see `MatchWork`).
-                                if kindSecretHits == nil { kindSecretHits = MatchWork.kindSecretHits(p, events, kind: ev.kind, length: kw.count) }
+                                if kindSecretHits == nil { kindSecretHits = MatchWork.kindSecretHits(p, events, kind: ev.kind, length: kwLength) }
                                 let bounds = MatchWork.neighbourBounds(kindSecretHits!, ks: ks, ke: ke, count: p.count)
                                 KubernetesSecretMatcher.run(rule, p: p, ks: ks, ke: ke, within: bounds) { add(ri, $0, ev.kind) }
                             case .paymentCard, .iban, .ssn, .phone, .atlassianDataCenterPAT: m = nil
@@ -367,29 +350,50 @@ extension DetectionEngine {
                     // Every backslash of one JSON string has the same region: the string is
                     // delimited once, not once per escape (a tool-call argument holds hundreds).
                     if jsonString.contains(anchor) { continue }
-                    // The structural pass delimited the string and read its escapes already
-                    // (`aux`); strings it left (too long for one region) are delimited here, once.
+                    // What to decode: the string the structural pass delimited (`aux`, with its
+                    // escapes read), or one delimited here (strings it leaves: too long for one
+                    // region), or, for a string over `maxStringLength`, the one or two of its
+                    // overlapping windows holding this backslash not decoded yet (anchors come in order).
+                    var known: JSONString? = nil
+                    var first = 0..<0, second = 0..<0
                     if ev.aux != 0 {
-                        let known = strings[Int(ev.aux) - 1]
-                        jsonString = known.range
-                        decodeString(known.range, known: known)
-                        continue
-                    }
-                    if !longString.contains(anchor) {
-                        let whole = JSONEscapeDecoder.delimit(p, around: anchor, maxLen: p.count).region
-                        if whole.count <= JSONEscapeDecoder.maxStringLength {
-                            jsonString = whole
-                            decodeString(whole, known: nil)
-                            continue
+                        known = strings[Int(ev.aux) - 1]
+                        first = known!.range
+                        jsonString = first
+                    } else {
+                        if !longString.contains(anchor) {
+                            let whole = JSONEscapeDecoder.delimit(p, around: anchor, maxLen: p.count).region
+                            if whole.count <= JSONEscapeDecoder.maxStringLength {
+                                jsonString = whole
+                                first = whole
+                            } else {
+                                longString = whole
+                                windowsDone = -1
+                            }
                         }
-                        longString = whole
-                        windowsDone = -1
+                        if first.isEmpty {
+                            for k in JSONEscapeDecoder.windowIndices(of: longString, holding: anchor) where k > windowsDone {
+                                windowsDone = k
+                                let w = JSONEscapeDecoder.window(k, of: longString, in: p)
+                                if first.isEmpty { first = w } else { second = w }
+                            }
+                        }
                     }
-                    // A longer string is decoded in overlapping windows, each once: the one or
-                    // two holding this backslash, when not decoded already (anchors come in order).
-                    for k in JSONEscapeDecoder.windowIndices(of: longString, holding: anchor) where k > windowsDone {
-                        windowsDone = k
-                        decodeString(JSONEscapeDecoder.window(k, of: longString, in: p), known: nil)
+                    for i in 0..<2 {
+                        let r = i == 0 ? first : second
+                        if r.isEmpty { continue }
+                        guard regions.insert(0, r.lowerBound, r.upperBound) else { continue }
+                        guard known?.worthDecoding ?? JSONEscapeDecoder.worthDecoding(p, r), charge(r.count, &state) else { continue }
+                        // Skipped when the decoded string cannot hold an event (see `escapesInert`):
+                        // the nested scan would find nothing, and the budget is charged as before.
+                        if escapesInert && (known?.onlyInertEscapes ?? JSONEscapeDecoder.onlyInertEscapes(p, r)) {
+                            let others = otherEvents ?? Self.positionsOfNonBackslashEvents(events, K)
+                            otherEvents = others
+                            if !Self.anyPosition(others, in: r) { continue }
+                        }
+                        let db = state.scratch.decodeBuffer(depth + 1, for: r.count)
+                        let n = JSONEscapeDecoder.decode(p, region: r, into: db)
+                        out += nested(DecodedView(via: "json-escape", db, count: n, region: r), depth: depth, state: &state)
                     }
                 case .percent:
                     guard depth < options.maxDecodeDepth else { continue }
@@ -537,6 +541,8 @@ extension DetectionEngine {
 
     /// As ``resolve(_:)``, returning the kept candidates (with, when explaining, the rules each outranked).
     func resolveCandidates(_ cands: [Candidate]) -> [Candidate] {
+        // Most scans have no candidate or one: nothing to resolve, nothing to allocate.
+        if cands.count <= 1 { return cands.filter { $0.end > $0.start } }
         let sorted = ranked(cands)
         // Kept spans are disjoint except identical ones, which form one group (the same span
         // seen through different decodings with different secrets). A candidate is dropped when

@@ -102,8 +102,11 @@ struct Assignment {
 
 /// Contextual provider rules: the key contains the keyword and the value matches the rule's pattern in full.
 enum ContextMatcher {
-    static func run(_ rule: Rule, _ pattern: TokenPattern, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int) -> Match? {
-        guard let a = Assignment.parse(p, ks: ks, ke: ke), a.valueEnd > a.valueStart else { return nil }
+    /// `read`: the length of the value parsed (0 when none), for `MatchWork`.
+    static func run(_ rule: Rule, _ pattern: TokenPattern, p: UnsafeBufferPointer<UInt8>, ks: Int, ke: Int, read: inout Int) -> Match? {
+        guard let a = Assignment.parse(p, ks: ks, ke: ke) else { return nil }
+        read = a.valueEnd - a.valueStart
+        guard a.valueEnd > a.valueStart else { return nil }
         guard let end = pattern.match(p, at: a.valueStart, limit: a.valueEnd), end == a.valueEnd else { return nil }
         let v = Scan.bytes(p, a.valueStart, a.valueEnd)
         if rule.placeholderCheck && Placeholders.isPlaceholder(v) { return nil }
