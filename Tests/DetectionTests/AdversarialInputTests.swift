@@ -123,3 +123,29 @@ import Testing
         for (at, want) in cases { #expect(JSONEscapeDecoder.windowIndices(of: s, holding: at) == want, "\(at)") }
     }
 }
+
+/// A real token that happens to contain a placeholder marker is still a token.
+@Suite struct PlaceholderMarkerInRealTokenTests {
+    static let engine = try! DetectionEngine(fingerprintKey: Array("marker-key".utf8))  // built-in rules only, cannot fail
+
+    /// `ghp_` + 30 bytes + their CRC-32 in base62: a token with a valid checksum.
+    static func github(_ body: String) -> String {
+        "gh" + "p_" + body + String(decoding: Checksums.base62(Checksums.crc32(Array(body.utf8))), as: UTF8.self)
+    }
+
+    @Test(arguments: ["TodO", "todo", "TEST", "Sample", "xxxx", "FIXME"])
+    func aValidGitHubTokenHoldingAMarkerIsFound(_ marker: String) throws {
+        var f = Fakes(seed: UInt64(marker.utf8.count * 31 + 7))
+        let body = f.s(Fakes.alnum, 10) + marker + f.s(Fakes.alnum, 20 - marker.count)
+        let token = Self.github(body)
+        let found = Self.engine.scan(Array("{\"github_token\":\"\(token)\"}".utf8), context: ScanContext(hint: .json))
+        #expect(found.map(\.rule) == ["github-pat-classic"], "\(token)")
+    }
+
+    /// Without a valid checksum a marker still reads as a placeholder, as before.
+    @Test func aMadeUpTokenWithAMarkerIsStillAPlaceholder() {
+        let token = "gh" + "p_" + "TODOreplaceWithYourOwnTokenHere12345"
+        let found = Self.engine.scan(Array("{\"token\":\"\(token)\"}".utf8), context: ScanContext(hint: .json))
+        #expect(!found.contains { $0.rule == "github-pat-classic" }, "\(found.map(\.rule))")
+    }
+}
