@@ -21,12 +21,7 @@ extension DetectionEngine {
     /// or `undecodable-body`). For callers of ``scanThrowing(_:context:)`` that need the findings
     /// without scanning again.
     public func failClosed(_ error: DetectionError, length: Int) -> [Finding] {
-        let rule: String
-        switch error {
-        case .decodeLimitExceeded: rule = "decode-limit-exceeded"
-        case .inspectionLimitExceeded: rule = "inspection-limit-exceeded"
-        default: rule = "undecodable-body"
-        }
+        let rule = error.failClosedRule
         return [Finding(rule: rule, ruleClass: .credential, severity: .critical, start: 0, end: length,
                         confidence: 1, fingerprint: hmac.fingerprint(Array(rule.utf8)), decodedVia: [])]
     }
@@ -129,7 +124,7 @@ extension DetectionEngine {
             buf = prefix + bytes
             shift = prefix.count
         }
-        let budget = buf.count * max(1, options.expansionFactor) + (1 << 20)
+        let budget = decodeBudget(buf.count)
         let work = MatchWork.budget(buf.count)
         var state = ScanState(ctx: context, budget: budget, work: work, explain: explain, scratch: takeScratch())
         defer { scratchPool.put(state.takeScratch()) }
@@ -149,6 +144,9 @@ extension DetectionEngine {
         return cands
     }
 
+    /// Decoded bytes a scan of `count` bytes may produce over all its nested levels.
+    func decodeBudget(_ count: Int) -> Int { count * max(1, options.expansionFactor) + (1 << 20) }
+
     /// Bytes the matchers may read per input byte (over a 1 MiB floor) before a scan fails closed.
     public static var matcherWorkFactor: Int { MatchWork.factor }
 
@@ -157,8 +155,7 @@ extension DetectionEngine {
     /// stops growing at the point where the scan would fail closed (`spent > budget`).
     public func matcherWork(_ bytes: [UInt8], context: ScanContext = .default) -> (spent: Int, budget: Int) {
         let work = MatchWork.budget(bytes.count)
-        var state = ScanState(ctx: context, budget: bytes.count * max(1, options.expansionFactor) + (1 << 20),
-                              work: work, scratch: takeScratch())
+        var state = ScanState(ctx: context, budget: decodeBudget(bytes.count), work: work, scratch: takeScratch())
         defer { scratchPool.put(state.takeScratch()) }
         _ = bytes.withUnsafeBufferPointer { scanLevel($0, depth: 0, state: &state) }
         return (work - state.work, work)

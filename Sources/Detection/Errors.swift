@@ -34,6 +34,18 @@ public enum DetectionError: Error, Sendable, Hashable, CustomStringConvertible {
 }
 
 extension DetectionError {
+    /// The rule id of the finding `DetectionEngine.scan` reports over the whole input for this error.
+    public var failClosedRule: String {
+        switch self {
+        case .decodeLimitExceeded: "decode-limit-exceeded"
+        case .inspectionLimitExceeded: "inspection-limit-exceeded"
+        default: "undecodable-body"
+        }
+    }
+
+    /// Every rule id `failClosedRule` can be.
+    public static let failClosedRules: Set<String> = ["decode-limit-exceeded", "inspection-limit-exceeded", "undecodable-body"]
+
     /// The Detection view of a content-coding failure: over the cap → `decodeLimitExceeded`,
     /// anything else → `corruptEncoding`.
     init(_ error: ContentCodingError, codings: [ContentCoding]) {

@@ -206,12 +206,10 @@ public struct InspectorService: Sendable {
             var masked = result.request
             if result.undecodableBody != nil { masked.body = Data() }
             // A request Detection could not inspect whole is told so (it holds no secret as far as anyone knows).
-            let response: HTTPResponseData = PolicyEvaluator.uninspectableRules[rule] == nil
-                ? .jsonError(status: 403, error: "blocked", extra: ["rule": rule, "request_id": meta.requestID])
-                : .jsonError(status: 403, error: "blocked",
-                             message: "The request was blocked: \(verdict.reasons.first ?? rule).",
-                             extra: ["rule": rule, "request_id": meta.requestID])
-            try await reply(meta, response, blockedRequest: MaskedRequest(connection: meta.connection, request: masked))
+            let message = PolicyEvaluator.uninspectableRules[rule] == nil ? nil : "The request was blocked: \(verdict.reasons.first ?? rule)."
+            try await reply(
+                meta, .jsonError(status: 403, error: "blocked", message: message, extra: ["rule": rule, "request_id": meta.requestID]),
+                blockedRequest: MaskedRequest(connection: meta.connection, request: masked))
             return [try context.codec.audit(inspectedEvent)]
         case .allow, .mask, .hold:
             let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: carried.findings, request: result.request)

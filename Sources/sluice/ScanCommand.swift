@@ -491,7 +491,7 @@ struct StreamingScan {
                 // A decoder limit hit in this window is reported over the whole window: keep it, in the
                 // part this window owns, so that it is neither dropped nor repeated.
                 if f.start == 0, f.end == buffer.count, f.decodedVia.isEmpty,
-                   ["decode-limit-exceeded", "undecodable-body", "inspection-limit-exceeded"].contains(f.rule) {
+                   DetectionError.failClosedRules.contains(f.rule) {
                     f.start = ownedStart - bufferStart
                     f.end = ownedEnd - bufferStart
                 }

@@ -42,7 +42,7 @@ enum TokenMatcher {
             // deliberately altered token is still sent somewhere it should not go).
             // Only the 40-byte formats have a documented checksum layout (longer `ghr_` refresh
             // tokens are reported on their shape alone).
-            if token.count == 40 && !Checksums.githubChecksumValid(body: token[4..<40]) {
+            if token.count == 40 && !checksumHolds {
                 return Match(start: start, end: end, secret: token, confidence: Self.failedChecksumConfidence, checksumFailed: true)
             }
         case .jwt:
