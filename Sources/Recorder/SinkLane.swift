@@ -63,6 +63,8 @@ struct SinkLane: Sendable {
         delay = Gauge(label: "sluice_sink_delay_seconds", dimensions: dimensions, factory: factory)
         dropped = Counter(label: "sluice_sink_dropped_events_total", dimensions: dimensions, factory: factory)
         up.record(1)
+        // The reader's own check gates before the sink's (set ready just below) can count.
+        context.readiness.expect(readerCheck)
         setReady(true, "no write has failed")
     }
 
@@ -70,6 +72,9 @@ struct SinkLane: Sendable {
     private func setReady(_ ready: Bool, _ detail: String) {
         context.readiness.set("sink:\(sink.label)", kind: .dependency, ready: ready, detail: detail)
     }
+
+    /// The readiness check of the lane's consume loop.
+    var readerCheck: String { "recorder.sink-reader.\(sink.label)" }
 
     /// The lane's consumer group.
     var group: String { context.topics.consumerGroup("recorder-sink-\(id)") }
@@ -79,7 +84,7 @@ struct SinkLane: Sendable {
         context.logger.info("sink reader started", metadata: ["sink": "\(sink.label)", "group": "\(group)"])
         let consumer = StageConsumer(
             bus: context.bus, group: group, topics: [context.topics.audit, context.topics.outcomes], concurrency: 1,
-            pace: .background, logger: context.logger, monitor: context.monitor("recorder.sink-reader.\(sink.label)"))
+            pace: .background, logger: context.logger, monitor: context.monitor(readerCheck))
         defer { context.logger.info("sink reader stopped", metadata: ["sink": "\(sink.label)"]) }
         do {
             try await consumer.run(maxBatch: maxBatch) { messages in await self.handle(batch: messages) }

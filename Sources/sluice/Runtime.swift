@@ -114,7 +114,7 @@ struct Runtime: Sendable {
         let runtime = Runtime(
             config: config, bus: bus, codec: MessageCodec(sealer: sealer, topics: topics, binaryEnvelopes: config.bus.envelopes == .binary), logger: logger,
             registry: registry, fingerprintKey: fingerprintKey, instanceID: instance ?? processID(), configuredInstance: instance,
-            readiness: ReadinessBoard(dependenciesGate: !stages.contains(.ingress)), telemetry: telemetry)
+            readiness: readinessBoard(stages: stages), telemetry: telemetry)
         let event = configLoaded(
             configBytes: configBytes, path: options.config, command: role == "all" ? "run" : role, stages: stages, instance: runtime.instanceID)
         do {
@@ -127,6 +127,15 @@ struct Runtime: Sendable {
             "config_sha256": "\(event.details?["config_sha256"] ?? "")", "event_id": "\(event.eventID)",
         ])
         return runtime
+    }
+
+    /// The readiness board of a process running `stages`: each stage's own check (named as the
+    /// stage) is registered not ready before anything starts, so an upstream or sink found
+    /// reachable first cannot report the process ready while a stage has not joined yet.
+    static func readinessBoard(stages: [StageKind]) -> ReadinessBoard {
+        let board = ReadinessBoard(dependenciesGate: !stages.contains(.ingress))
+        for stage in stages { board.expect(stage.rawValue) }
+        return board
     }
 
     /// The `config_loaded` event of a start: sessionless (its ids are its own), `stage` the

@@ -77,13 +77,20 @@ struct StageOperationsTests {
         try await gw.start()
         try #require(Set(gw.stageAdminPorts.keys) == ["recorder", "forwarder", "inspector-0"])
         // Ready once each joined its group (and the forwarder reaches its upstream).
+        // Never ready before the stage's own check is: every 200 seen on the way lists it, ready
+        // (CI once saw a forwarder ready on its upstream alone, before the stage had registered).
         for (name, port) in gw.stageAdminPorts {
             #expect(try await Self.get(gw, port: port, "/healthz").status == 200, "\(name)")
-            let ready = try await eventually(timeout: .seconds(60)) { try await Self.get(gw, port: port, "/readyz").status == 200 }
+            let own = name.hasPrefix("inspector") ? "inspector" : name
+            let ready = try await eventually(timeout: .seconds(60)) {
+                let readyz = try await Self.get(gw, port: port, "/readyz")
+                guard readyz.status == 200 else { return false }
+                #expect(Self.checks(readyz.body)[own]?["ready"] as? Bool == true, "\(name) ready without its own check: \(readyz.body)")
+                return true
+            }
             let readyz = try await Self.get(gw, port: port, "/readyz")
             #expect(ready, "\(name): \(readyz.body)")
             let checks = Self.checks(readyz.body)
-            let own = name.hasPrefix("inspector") ? "inspector" : name
             #expect(checks[own]?["ready"] as? Bool == true, "\(name): \(readyz.body)")
             #expect(try await Self.get(gw, port: port, "/fn/billing/x").status == 404, "only operations routes on the admin port")
         }

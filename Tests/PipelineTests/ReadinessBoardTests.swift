@@ -54,4 +54,21 @@ import Testing
         #expect(!board.report.ready)
         #expect(board.check("nothing") == nil)
     }
+
+    /// A stage announced at start-up gates the board until it reports, even when a dependency
+    /// (an upstream probed first) is already up; `expect` never overwrites what a stage set.
+    @Test func anExpectedStageGatesUntilItReports() {
+        let board = ReadinessBoard(dependenciesGate: true)
+        board.expect("forwarder")
+        #expect(board.check("forwarder")?.ready == false)
+        #expect(board.check("forwarder")?.detail == "starting")
+        #expect(board.check("forwarder")?.gates == true)
+        board.set("upstream:billing", kind: .dependency, ready: true, detail: "reachable")
+        #expect(!board.report.ready, "ready before the stage joined its group")
+        board.set("forwarder", ready: true, detail: "member")
+        #expect(board.report.ready)
+        board.expect("forwarder")
+        #expect(board.check("forwarder")?.ready == true, "expect overwrote the stage's own state")
+        #expect(board.report.ready)
+    }
 }

@@ -15,6 +15,8 @@ import Synchronization
 ///   the board was made with `dependenciesGate: true` — a process without the Ingress. In a
 ///   process that also serves callers, one unreachable function must not take the whole caller
 ///   port out of its load balancer; the check still shows, not ready, in the report.
+/// - A stage check announced with ``expect(_:detail:)`` gates from then on, so a process is not
+///   ready between start-up and the moment the stage itself reports.
 /// - Every `set` also records `sluice_ready{check}` (1 or 0), so dashboards see which check
 ///   holds a process back. Check names are stage, group, connection or sink names from the
 ///   configuration: bounded, never a value a caller sends.
@@ -59,6 +61,22 @@ public final class ReadinessBoard: Sendable {
         let gates = kind == .stage || dependenciesGate
         checks.withLock { $0[name] = Check(name: name, kind: kind, ready: ready, detail: detail, gates: gates) }
         Gauge(label: "sluice_ready", dimensions: [("check", name)], factory: factory ?? MetricsSystem.factory).record(ready ? 1 : 0)
+    }
+
+    /// Registers the stage check `name` as not ready (`detail`), unless a stage already set it.
+    ///
+    /// The wiring calls this for every stage a process runs before any stage starts: otherwise a
+    /// dependency check set first (an upstream probed, a sink lane made) would make the board
+    /// ready while a stage has not yet registered its own check.
+    public func expect(_ name: String, detail: String = "starting") {
+        let registered = checks.withLock { checks -> Bool in
+            if checks[name] != nil { return false }
+            checks[name] = Check(name: name, kind: .stage, ready: false, detail: detail, gates: true)
+            return true
+        }
+        if registered {
+            Gauge(label: "sluice_ready", dimensions: [("check", name)], factory: factory ?? MetricsSystem.factory).record(0)
+        }
     }
 
     /// The current state of every check, and whether the process is ready.
