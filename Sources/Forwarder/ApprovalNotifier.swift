@@ -24,6 +24,9 @@ struct ApprovalNotifier: Sendable {
         var approvalsRequired: Int
         var ageMillis: Int64
         var expiresInMillis: Int64
+        /// The request's page in the reviewer console (`<public_url>/console/requests/<id>`), when
+        /// the console is on.
+        var consoleLink: String? = nil
 
         init(record: HoldRecord, inspected: InspectedRequest, now: Int64 = currentMillis()) {
             requestID = record.requestID
@@ -41,7 +44,7 @@ struct ApprovalNotifier: Sendable {
             "Sluice: approval needed for request \(requestID) on connection \(connection)"
                 + " by \(requester) (\(method)). Reasons: \(reasons.joined(separator: "; ")). "
                 + "Approvals required: \(approvalsRequired). Age: \(Self.human(ageMillis)); expires in \(Self.human(expiresInMillis)). "
-                + "Review: sluice approvals show \(requestID)"
+                + "Review: \(consoleLink.map { "\($0) or " } ?? "")sluice approvals show \(requestID)"
         }
 
         static func human(_ ms: Int64) -> String {
@@ -53,11 +56,18 @@ struct ApprovalNotifier: Sendable {
     }
 
     let targets: [String]
+    /// `<public_url>/console` when the console is on (links in the text), else `nil`.
+    var console: String? = nil
     let http: HTTPClient
     let logger: Logger
 
     func announce(_ announcement: Announcement) {
         guard !targets.isEmpty else { return }
+        var announcement = announcement
+        if let console, announcement.consoleLink == nil {
+            let id = announcement.requestID.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? ""
+            announcement.consoleLink = "\(console)/requests/\(id)"
+        }
         let body = (try? JSONSerialization.data(withJSONObject: ["text": announcement.text], options: [.sortedKeys])) ?? Data()
         for (index, url) in targets.enumerated() {
             Task { await post(body, to: url, index: index, requestID: announcement.requestID) }

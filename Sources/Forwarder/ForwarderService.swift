@@ -93,7 +93,10 @@ public struct ForwarderService: Sendable {
         self.inspector = ResponseInspector(engine: engine, maxDecodedBytes: options.maxResponseBytes)
         self.holds = HoldStore(context: context, logger: logger, initialBackoff: options.initialBackoff, maxBackoff: options.maxBackoff)
         self.holdPolicies = Dictionary(config.connections.map { ($0.name, HoldPolicy($0.policy)) }, uniquingKeysWith: { a, _ in a })
-        self.notifier = ApprovalNotifier(targets: config.notify.map(\.url), http: httpClient, logger: logger)
+        // Links go to the console at the Ingress's public URL (`http://<listen>` when unset).
+        let publicBase = (config.publicURL ?? "http://\(config.listen)").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        self.notifier = ApprovalNotifier(
+            targets: config.notify.map(\.url), console: config.console.enabled ? publicBase + "/console" : nil, http: httpClient, logger: logger)
         self.requestTimeout = config.requestTimeout.duration
         self.holdsRetention = config.holdsRetention.duration
         self.options = options

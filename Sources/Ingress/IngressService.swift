@@ -46,6 +46,10 @@ public final class IngressService: Sendable {
     private let repliesReader: RepliesReader
     private let holdsView: HoldsView
     private let approvals: ApprovalsRoutes
+    /// The reviewer console (`nil` when `console.enabled` is false).
+    private let console: ConsoleRoutes?
+    /// The caller port's calls in progress and whether it drains (graceful shutdown).
+    private let drain = DrainGate()
 
     /// - Parameters:
     ///   - config: the whole configuration; the Ingress reads `listen`, `admin_listen`,
@@ -76,6 +80,7 @@ public final class IngressService: Sendable {
 
         let apiKeys: (any Authenticator)? = config.identities.apiKeys.isEmpty ? nil : try APIKeyAuthenticator(keys: config.identities.apiKeys)
         var oidc: (any Authenticator)? = nil
+        var consoleOIDC: ConsoleOIDC? = nil
         if let oidcConfig = config.identities.oidc {
             try IdentitiesConfig.OIDC.checkJWKSURL(
                 oidcConfig.jwksURL, allowInsecure: oidcConfig.allowInsecureJWKS, path: "identities.oidc.jwks_url")
@@ -83,6 +88,16 @@ public final class IngressService: Sendable {
                 url: oidcConfig.jwksURL, client: httpClient ?? HTTPClient.shared,
                 minRefreshInterval: options.jwksMinRefreshInterval, fetchTimeout: options.jwksFetchTimeout, logger: context.logger)
             oidc = OIDCAuthenticator(config: oidcConfig, keySource: source)
+            if config.console.enabled, let client = config.console.oidc {
+                // The console's ID tokens: the same issuer and keys, `client_id` as audience.
+                let publicBase = (config.publicURL ?? "http://\(config.listen)").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+                consoleOIDC = ConsoleOIDC(
+                    clientID: client.clientID, clientSecret: try client.clientSecret?.resolve(path: "console.oidc.client_secret"),
+                    authorizationEndpoint: client.authorizationEndpoint, tokenEndpoint: client.tokenEndpoint,
+                    redirectURL: client.redirectURL ?? publicBase + "/console/oidc/callback", scopes: client.scopes,
+                    verifier: OIDCAuthenticator(config: oidcConfig, keySource: source, audience: client.clientID),
+                    http: httpClient ?? HTTPClient.shared)
+            }
         }
         let metrics = IngressMetrics(registry: registry)
         self.metrics = metrics
@@ -102,6 +117,14 @@ public final class IngressService: Sendable {
         self.approvals = ApprovalsRoutes(
             view: holdsView, connections: connections, authenticator: authenticator, context: context,
             decisionEcho: options.decisionEcho, authAudit: authAudit, reasons: ReasonMasker(engine: reasonEngine))
+        let drain = self.drain
+        self.console = config.console.enabled
+            ? ConsoleRoutes(
+                approvals: approvals, sessions: ConsoleSessions(ttl: config.console.sessionTTL.duration, idle: config.console.idleTimeout.duration),
+                authenticator: authenticator, authAudit: authAudit, context: context,
+                secureCookies: config.publicURL?.lowercased().hasPrefix("https://") ?? false, draining: { drain.isDraining },
+                oidc: consoleOIDC)
+            : nil
         // Callers' Idempotency-Keys (Idempotency/): shared by the handler and the replies reader.
         let idempotency = IdempotencyTable(
             limits: .init(ttl: config.idempotencyTTL.duration, maxEntries: options.idempotencyMaxEntries), secret: options.idempotencySecret)
@@ -130,6 +153,7 @@ public final class IngressService: Sendable {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.addHealth(to: router)
         approvals.add(to: router)
+        console?.add(to: router)
         return router
     }
 
@@ -164,21 +188,26 @@ public final class IngressService: Sendable {
         let subscription = try await context.bus.read(
             topic: repliesTopic, partitions: [repliesPartition], from: .end, pace: .requestPath)
         logger.info("reading replies", metadata: ["topic": "\(repliesTopic)", "partition": "\(repliesPartition)", "key": "\(options.instanceID)"])
-        let drain = DrainGate()
-        let app = makeApplication(
-            listen,
-            responder: IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger, drain: drain),
-            name: "ingress", onListening: onListening)
-        let adminApp = makeApplication(
-            adminListen, responder: IngressResponder(functions: nil, routes: makeAdminRouter().buildResponder(), logger: logger),
-            name: "admin", onListening: onAdminListening)
-        let reader = repliesReader
+        let drain = self.drain
         // The Ingress's own check on the process's board (`/readyz` also waits for the stages
-        // this process runs besides it).
+        // this process runs besides it): ready once the caller port listens, which it does only
+        // after the holds changelog was read.
         let readiness = context.readiness
         let setReady: @Sendable (Bool, String) -> Void = { readiness.set("ingress", ready: $0, detail: $1) }
         setReady(false, "reading the holds changelog")
         defer { setReady(false, "stopped") }
+        let app = makeApplication(
+            listen,
+            responder: IngressResponder(functions: functions, routes: makeRouter().buildResponder(), logger: logger, drain: drain),
+            name: "ingress",
+            onListening: { port in
+                setReady(true, "replies reader running, holds changelog read, caller port listening")
+                await onListening(port)
+            })
+        let adminApp = makeApplication(
+            adminListen, responder: IngressResponder(functions: nil, routes: makeAdminRouter().buildResponder(), logger: logger),
+            name: "admin", onListening: onAdminListening)
+        let reader = repliesReader
         let view = holdsView
         let changelog = HoldsChangelog(context: context)
         let (caughtUp, caughtUpSignal) = AsyncStream.makeStream(of: Void.self)
@@ -221,7 +250,7 @@ public final class IngressService: Sendable {
                     guard ready else {
                         return Task.isCancelled ? .success(()) : .failure(IngressError(.serverStopped, "the holds changelog could not be read"))
                     }
-                    setReady(true, "replies reader running, holds changelog read")
+                    setReady(false, "holds changelog read, opening the caller port")
                     return await Self.serve(callerServices, name: "caller")
                 }
                 group.addTask {

@@ -119,6 +119,13 @@ enum ConfigCheck {
                 }
             }
         }
+        // Ingress: the console's single sign-on client secret.
+        if stages.contains(.ingress), config.console.enabled, let secret = config.console.oidc?.clientSecret {
+            try check {
+                _ = try secret.resolve(path: "console.oidc.client_secret", environment: environment)
+                resolved += 1
+            }
+        }
         if stages.contains(.recorder) { try check { resolved += try validateRecorder(config, environment: environment) } }
         // Inspector, Forwarder and Ingress: the detection rules and allow-list compile (with the
         // fingerprint key; without one its own problem is reported already).
@@ -244,6 +251,18 @@ enum ConfigCheck {
         top.append(("telemetry", map([
             ("otlp_endpoint", t.otlpEndpoint.map(str)), ("otlp_protocol", str(t.otlpProtocol.rawValue)),
             ("service_name", str(t.serviceName)), ("sample_ratio", Node(String(t.sampleRatio), Tag(.float))),
+        ])))
+        top.append(("console", map([
+            ("enabled", bool(c.console.enabled)), ("session_ttl", duration(c.console.sessionTTL)),
+            ("idle_timeout", duration(c.console.idleTimeout)),
+            ("oidc", c.console.oidc.map { o in
+                map([
+                    ("client_id", str(o.clientID)), ("client_secret", o.clientSecret.map { redacted($0.description) }),
+                    ("authorization_endpoint", str(o.authorizationEndpoint)), ("token_endpoint", str(o.tokenEndpoint)),
+                    ("redirect_url", o.redirectURL.map(str)), ("scopes", Node(o.scopes.map(str))),
+                    ("allow_insecure_endpoints", bool(o.allowInsecureEndpoints)),
+                ])
+            }),
         ])))
         return try Yams.serialize(node: map(top), width: -1)
     }

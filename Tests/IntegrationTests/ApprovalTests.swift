@@ -234,6 +234,8 @@ struct ApprovalTests {
         #expect(text.contains("held"))
         #expect(text.contains("apikey:ci-bot"))
         #expect(text.contains("finding aws-access-key-id"))
+        // Issue 13: the link to the request in the console (public_url unset: http://<listen>).
+        #expect(text.contains("Review: \(gw.baseURL)/console/requests/\(id) or sluice approvals show \(id)"), "\(text)")
         #expect(!hooks[0].bodyText.contains(secret))
         #expect(!hooks[0].bodyText.contains("deploy"), "the body leaked into the announcement")
         #expect(await gw.upstream.requests.isEmpty)

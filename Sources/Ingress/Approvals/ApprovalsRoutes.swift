@@ -118,38 +118,74 @@ struct ApprovalsRoutes: Sendable {
         case .failure(let failure): return failure.response
         case .success(let i): identity = i
         }
+        switch await submit(id: id, vote: vote, by: identity, reason: { try await Self.reason(from: request) }) {
+        case .refused(let refusal):
+            return Self.error(
+                refusal.status, refusal.code, message: refusal.message, requestID: id, extra: refusal.extra, retryAfter: refusal.retryAfter)
+        case .recorded(let record, let decisionID, let counted):
+            var body = Self.describe(record)
+            body["decision"] = ["id": decisionID, "vote": vote.rawValue, "counted": counted] as [String: Any]
+            return Self.json(200, body, requestID: id)
+        }
+    }
+
+    /// Why a decision was not recorded: the API's status, code and message.
+    struct Refusal: Error, Sendable, Equatable {
+        var status: Int
+        var code: String
+        var message: String
+        var extra: [String: String] = [:]
+        var retryAfter: Int? = nil
+    }
+
+    /// What a decision attempt came to.
+    enum DecisionOutcome: Sendable {
+        case refused(Refusal)
+        /// Published; the record as the changelog then shows it, and whether it shows the
+        /// decision counted yet (not when the echo did not arrive within `decisionEcho`).
+        case recorded(HoldRecord, decisionID: String, counted: Bool)
+    }
+
+    /// Submits `identity`'s vote on `id` after the checks every decision passes, whether it comes
+    /// from the API or the console: approver of the connection (403 `forbidden`, audited), not the
+    /// requester's person under any identity (403 `self_approval`, audited), still pending (409
+    /// `already_decided`, `expired`), not already approved by this person (409); then the
+    /// reason (read only now, by `reason`; 400 when it cannot be) is masked (422 when it cannot
+    /// be scanned) and the decision published to `approvals` (503 when it cannot be).
+    func submit(
+        id: String, vote: ApprovalDecision.Vote, by identity: CallerIdentity, reason readReason: () async throws -> String
+    ) async -> DecisionOutcome {
         let allowed = decidable(by: identity)
         guard !allowed.isEmpty else {
             await auditRefusal(id: id, record: await view.record(id), approver: identity, vote: vote, code: "forbidden")
-            return Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.", requestID: id)
+            return .refused(Refusal(status: 403, code: "forbidden", message: "Refused by the approver check: you are not an approver of any connection."))
         }
         guard let record = await view.record(id), let held = record.request else {
-            return Self.error(404, "not_found", message: "No held request with this id is visible to you.", requestID: id)
+            return .refused(Refusal(status: 404, code: "not_found", message: "No held request with this id is visible to you."))
         }
         guard allowed.contains(held.metadata.connection) else {
             await auditRefusal(id: id, record: record, approver: identity, vote: vote, code: "forbidden")
-            return Self.error(
-                403, "forbidden", message: "Refused by the approver check: you are not an approver of connection \(held.metadata.connection).",
-                requestID: id)
+            return .refused(Refusal(
+                status: 403, code: "forbidden", message: "Refused by the approver check: you are not an approver of connection \(held.metadata.connection)."))
         }
         guard held.metadata.identity.id != identity.id, !held.metadata.identity.isSamePerson(as: identity) else {
             await auditRefusal(id: id, record: record, approver: identity, vote: vote, code: "self_approval")
-            return Self.error(
-                403, "self_approval", message: "Refused by the self-approval check: no person may decide on their own request, under any identity.",
-                requestID: id)
+            return .refused(Refusal(
+                status: 403, code: "self_approval", message: "Refused by the self-approval check: no person may decide on their own request, under any identity."))
         }
         guard record.status == .pending else {
             let code = record.status == .expired ? "expired" : "already_decided"
-            return Self.error(409, code, message: "The request is already \(record.status.rawValue).", requestID: id, extra: ["status": record.status.rawValue])
+            return .refused(Refusal(
+                status: 409, code: code, message: "The request is already \(record.status.rawValue).", extra: ["status": record.status.rawValue]))
         }
         if vote == .approve, record.approvingPersons.contains(identity.personKey) {
-            return Self.error(
-                409, "already_approved", message: "You already approved this request (possibly under another identity).",
-                requestID: id, extra: ["status": record.status.rawValue])
+            return .refused(Refusal(
+                status: 409, code: "already_approved", message: "You already approved this request (possibly under another identity).",
+                extra: ["status": record.status.rawValue]))
         }
         let typed: String
-        do { typed = try await Self.reason(from: request) } catch {
-            return Self.error(400, "bad_request", message: "The body must be JSON {\"reason\": \"...\"} with at most 1000 characters.", requestID: id)
+        do { typed = try await readReason() } catch {
+            return .refused(Refusal(status: 400, code: "bad_request", message: "The body must be JSON {\"reason\": \"...\"} with at most 1000 characters."))
         }
         // A reviewer may paste a secret into the reason: it is masked like a body before it goes
         // anywhere (the approvals topic, the holds listing, the audit trail).
@@ -164,13 +200,12 @@ struct ApprovalsRoutes: Sendable {
             }
         case .failure(let error):
             context.logger.error("approver's reason could not be scanned", metadata: ["request_id": "\(id)", "error": "\(error)"])
-            return Self.error(
-                422, "reason_unscannable", message: "The reason could not be checked for secrets; shorten it or leave it out.", requestID: id)
+            return .refused(Refusal(status: 422, code: "reason_unscannable", message: "The reason could not be checked for secrets; shorten it or leave it out."))
         }
         let decision = ApprovalDecision(requestID: id, vote: vote, approver: identity, reason: reason)
         do { try await context.bus.publish(try context.codec.decision(decision)) } catch {
             context.logger.error("publish to approvals failed", metadata: ["request_id": "\(id)", "error": "\(error)"])
-            return Self.error(503, "unavailable", message: "The decision could not be recorded; try again shortly.", requestID: id, retryAfter: 1)
+            return .refused(Refusal(status: 503, code: "unavailable", message: "The decision could not be recorded; try again shortly.", retryAfter: 1))
         }
         context.logger.info("decision submitted", metadata: [
             "request_id": "\(id)", "approver": "\(identity.id)", "vote": "\(vote.rawValue)", "decision_id": "\(decision.decisionID)",
@@ -180,13 +215,13 @@ struct ApprovalsRoutes: Sendable {
         let latest = await view.waitUntil(id, timeout: decisionEcho) { r in
             r.decisions.contains { $0.decisionID == decision.decisionID } || r.status.isFinal
         } ?? record
-        var body = Self.describe(latest)
         let counted = latest.decisions.contains { $0.decisionID == decision.decisionID }
-        body["decision"] = ["id": decision.decisionID, "vote": vote.rawValue, "counted": counted] as [String: Any]
         if !counted, latest.status.isFinal {
-            return Self.error(409, "already_decided", message: "The request was decided before your decision counted.", requestID: id, extra: ["status": latest.status.rawValue])
+            return .refused(Refusal(
+                status: 409, code: "already_decided", message: "The request was decided before your decision counted.",
+                extra: ["status": latest.status.rawValue]))
         }
-        return Self.json(200, body, requestID: id)
+        return .recorded(latest, decisionID: decision.decisionID, counted: counted)
     }
 
     // MARK: helpers

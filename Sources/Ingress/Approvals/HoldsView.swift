@@ -22,6 +22,10 @@ actor HoldsView {
     /// `max_held_per_identity` on every call, without walking all records.
     private var pending: [String: [String: Int]] = [:]
 
+    /// Counts the changes applied: a reader that saw `version` knows nothing changed while it is
+    /// the same (the console's live inbox).
+    private(set) var version = 0
+
     func apply(_ change: HoldsChange) {
         let id: String
         let new: HoldRecord?
@@ -32,6 +36,7 @@ actor HoldsView {
         if let old = records[id] { countPending(old, by: -1) }
         records[id] = new
         if let new { countPending(new, by: 1) }
+        version &+= 1
     }
 
     private func countPending(_ r: HoldRecord, by delta: Int) {

@@ -23,9 +23,14 @@ public struct OIDCAuthenticator: Authenticator {
     let keySource: any JWKSKeySource
     let now: @Sendable () -> Date
 
-    public init(config: IdentitiesConfig.OIDC, keySource: any JWKSKeySource, now: @escaping @Sendable () -> Date = { Date() }) {
+    /// - Parameter audience: the `aud` required instead of `config.audience` (the console's
+    ///   `client_id`, for ID tokens).
+    public init(
+        config: IdentitiesConfig.OIDC, keySource: any JWKSKeySource, audience: String? = nil,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         self.issuer = config.issuer
-        self.audience = config.audience
+        self.audience = audience ?? config.audience
         self.groupsClaim = config.groupsClaim
         self.personClaim = config.personClaim
         self.leeway = TimeInterval(config.leeway.milliseconds) / 1000
@@ -34,6 +39,21 @@ public struct OIDCAuthenticator: Authenticator {
     }
 
     public func authenticate(bearer credential: String) async throws -> CallerIdentity {
+        try validate(try await verified(credential))
+    }
+
+    /// The identity of an OIDC ID token received by the console's sign-in: checked as
+    /// ``authenticate(bearer:)`` checks a token, and its `nonce` claim must be `nonce`.
+    func authenticate(idToken: String, nonce: String) async throws -> CallerIdentity {
+        let claims = try await verified(idToken)
+        guard case .string(let claimed) = claims.all["nonce"], !nonce.isEmpty, claimed == nonce else {
+            throw AuthenticationError.invalid(reason: "ID token nonce mismatch")
+        }
+        return try validate(claims)
+    }
+
+    /// The claims of `credential` once its shape, algorithm, key and signature are checked.
+    private func verified(_ credential: String) async throws -> OIDCClaims {
         guard let shape = JWTShape.parse(credential) else { throw AuthenticationError.invalid(reason: "not a JWT") }
         guard let alg = shape.alg, Self.acceptedAlgorithms.contains(alg) else {
             throw AuthenticationError.invalid(reason: "JWT algorithm not accepted")
@@ -42,11 +62,9 @@ public struct OIDCAuthenticator: Authenticator {
         guard let keys = try await keySource.keys(containing: kid) else {
             throw AuthenticationError.invalid(reason: "JWT kid is not in the issuer's JWKS")
         }
-        let claims: OIDCClaims
-        do { claims = try await keys.verify(credential, as: OIDCClaims.self) } catch {
+        do { return try await keys.verify(credential, as: OIDCClaims.self) } catch {
             throw AuthenticationError.invalid(reason: "JWT verification failed: \(Self.safeDescription(error))")
         }
-        return try validate(claims)
     }
 
     /// Checks the claims of a token whose signature is valid.

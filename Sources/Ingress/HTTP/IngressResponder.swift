@@ -47,7 +47,9 @@ struct IngressResponder: HTTPResponder {
         do {
             var response = try await routes.respond(to: request, context: context)
             // Hummingbird's own errors (no route, wrong method) are not JSON; restate them.
-            if response.status.code >= 400, response.headers[.contentType] != "application/json" {
+            // The console's pages are HTML and stay so.
+            if response.status.code >= 400, response.headers[.contentType] != "application/json",
+                response.headers[.contentType]?.hasPrefix("text/html") != true {
                 switch response.status.code {
                 case 404: return Responses.error(.notFound, requestID: requestID)
                 case 405: return Responses.error(.methodNotAllowed, requestID: requestID)

@@ -42,9 +42,11 @@ public struct SluiceConfig: Decodable, Sendable {
     public var maxHeldPerIdentity: Int
     /// `telemetry`: span export over OTLP (off unless `otlp_endpoint` is set).
     public var telemetry: TelemetryConfig
+    /// `console`: the reviewer console at `/console` (on by default).
+    public var console: ConsoleConfig
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case listen, bus, sealing, identities, connections, recorder, detection, notify, telemetry
+        case listen, bus, sealing, identities, connections, recorder, detection, notify, telemetry, console
         case dataDir = "data_dir"
         case maxBodyBytes = "max_body_bytes"
         case requestTimeout = "request_timeout"
@@ -86,6 +88,7 @@ public struct SluiceConfig: Decodable, Sendable {
         headerReadTimeout = try c.collect(ConfigDuration.self, forKey: .headerReadTimeout) ?? ConfigDuration(.seconds(10))
         maxHeldPerIdentity = try c.collect(Int.self, forKey: .maxHeldPerIdentity) ?? 100
         telemetry = try c.collect(TelemetryConfig.self, forKey: .telemetry) ?? TelemetryConfig()
+        console = try c.collect(ConsoleConfig.self, forKey: .console) ?? ConsoleConfig()
         guard let sealingRead else {
             if c.contains(.sealing) { throw ConfigProblemRecorded() }
             throw DecodingError.keyNotFound(CodingKeys.sealing, .init(codingPath: decoder.codingPath, debugDescription: "required"))
@@ -118,6 +121,8 @@ public struct SluiceConfig: Decodable, Sendable {
         for (i, conn) in connections.enumerated() {
             check(names.insert(conn.name).inserted, "connections[\(i)].name", "duplicate connection \"\(conn.name)\"")
         }
+        check(console.oidc == nil || identities.oidc != nil, "console.oidc",
+              "needs identities.oidc: its issuer, jwks_url and claims check the ID token")
         var ids = Set<String>()
         for (i, key) in identities.apiKeys.enumerated() {
             check(ids.insert(key.id).inserted, "identities.api_keys[\(i)].id", "duplicate identity \"\(key.id)\"")
@@ -391,12 +396,15 @@ public struct IdentitiesConfig: Decodable, Sendable {
 
         /// `jwks_url` must be an https URL with a host (http only with `allow_insecure_jwks: true`).
         public static func checkJWKSURL(_ text: String, allowInsecure: Bool, path: String) throws {
+            try checkURL(text, allowInsecure: allowInsecure, path: path, insecureHint: " (allow_insecure_jwks: true permits http, for tests only)")
+        }
+
+        /// `text` must be an https URL with a host and no user information (http too when `allowInsecure`).
+        public static func checkURL(_ text: String, allowInsecure: Bool, path: String, insecureHint: String) throws {
             guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), url.host != nil,
                   scheme == "https" || (allowInsecure && scheme == "http")
             else {
-                throw ConfigError(
-                    path: path,
-                    message: allowInsecure ? "must be an http(s) URL" : "must be an https URL (allow_insecure_jwks: true permits http, for tests only)")
+                throw ConfigError(path: path, message: allowInsecure ? "must be an http(s) URL" : "must be an https URL" + insecureHint)
             }
             guard url.user == nil, url.password == nil else {
                 throw ConfigError(path: path, message: "must not contain user information")
