@@ -60,8 +60,8 @@ public final class FakeIdentityProvider: Sendable {
     public var authorizeQueries: [[String: String]] { state.withLock { $0.authorizeQueries } }
     public var tokenForms: [[String: String]] { state.withLock { $0.tokenForms } }
 
-    init(port: Int, key: ES256PrivateKey, clientSecret: String, task: Task<Void, any Error>) {
-        self.issuer = "http://127.0.0.1:\(port)"
+    init(host: String, port: Int, key: ES256PrivateKey, clientSecret: String, task: Task<Void, any Error>) {
+        self.issuer = "http://\(host):\(port)"
         self.port = port
         self.key = key
         self.clientSecret = clientSecret
@@ -71,7 +71,9 @@ public final class FakeIdentityProvider: Sendable {
 
     public func stop() { task.cancel() }
 
-    public static func start(clientSecret: String = "fake-idp-client-secret") async throws -> FakeIdentityProvider {
+    /// - Parameter host: the name in its URLs (it listens on 127.0.0.1): `localhost` makes it
+    ///   another site than a gateway at `127.0.0.1`, as a real provider is.
+    public static func start(host: String = "127.0.0.1", clientSecret: String = "fake-idp-client-secret") async throws -> FakeIdentityProvider {
         let key = ES256PrivateKey()
         let box = Box()
         let router = Router()
@@ -98,7 +100,7 @@ public final class FakeIdentityProvider: Sendable {
         let task = Task { try await app.runService(gracefulShutdownSignals: []) }
         var port = 0
         for await p in portStream { port = p }
-        let idp = FakeIdentityProvider(port: port, key: key, clientSecret: clientSecret, task: task)
+        let idp = FakeIdentityProvider(host: host, port: port, key: key, clientSecret: clientSecret, task: task)
         box.set(idp)
         return idp
     }

@@ -330,32 +330,54 @@ struct ConsoleTests {
     }
 
     /// The same flows in a real browser (Tests/browser/console_test.py: Selenium, Debian's
-    /// chromium and chromium-driver, installed by `make test`). With `SLUICE_CONSOLE_SCREENSHOTS`
-    /// set to a directory, the inbox and a request's page are saved there (docs/images).
-    @Test("in chromium: sign in, a held request appears live, opened from the keyboard, approved once, another denied, markup inert")
-    func inABrowser() async throws {
+    /// chromium and chromium-driver, installed by `make test`), signed in with a key or through
+    /// an identity provider on another site (`localhost` against the gateway's `127.0.0.1`). With
+    /// `SLUICE_CONSOLE_SCREENSHOTS` set to a directory, the inbox and a request's page are saved
+    /// there (docs/images).
+    @Test("in chromium: sign in, a held request appears live, opened from the keyboard, approved once, another denied, markup inert",
+          arguments: ["api_key", "sso"])
+    func inABrowser(signIn: String) async throws {
         let root = ComposeFileTests.root
         let python = root.appendingPathComponent(".deps/venv/bin/python")
         for tool in [python.path, "/usr/bin/chromium", "/usr/bin/chromedriver"] {
             try #require(FileManager.default.isExecutableFile(atPath: tool), "\(tool) is missing: run scripts/provision.sh test (make test does)")
         }
-        let gw = try await Gateway(mode: .embedded, holdWait: "200ms")
+        let sso = signIn == "sso"
+        let idp = try await FakeIdentityProvider.start(host: "localhost")
+        defer { idp.stop() }
+        idp.signInAs(.init(sub: "u-alice", email: "alice@example.com", groups: ["secops"]))
+        let secretFile = FileManager.default.temporaryDirectory.appendingPathComponent("console-oidc-\(UUID().uuidString.prefix(8))")
+        try Data(idp.clientSecret.utf8).write(to: secretFile)
+        defer { try? FileManager.default.removeItem(at: secretFile) }
+        let gw = try await Gateway(
+            mode: .embedded, holdWait: "200ms",
+            extraAPIKeys: sso ? "  oidc: { issuer: \"\(idp.issuer)\", audience: sluice-api, jwks_url: \"\(idp.jwksURL)\", allow_insecure_jwks: true }" : "",
+            extraTopLevel: sso ? """
+                console:
+                  oidc:
+                    client_id: sluice-console
+                    client_secret: "file:\(secretFile.path)"
+                    authorization_endpoint: "\(idp.authorizeURL)"
+                    token_endpoint: "\(idp.tokenURL)"
+                    allow_insecure_endpoints: true
+                """ : "")
         defer { Task { await gw.stop() } }
         try await gw.start()
+        let screenshots = sso ? [] : (ProcessInfo.processInfo.environment["SLUICE_CONSOLE_SCREENSHOTS"].map { ["--screenshots", $0] } ?? [])
         let result = try runToCompletion(python, [
-            root.appendingPathComponent("Tests/browser/console_test.py").path, "--base", gw.baseURL,
-            "--reviewer-key", Gateway.aliceKey, "--caller-key", Gateway.ciKey,
-        ] + (ProcessInfo.processInfo.environment["SLUICE_CONSOLE_SCREENSHOTS"].map { ["--screenshots", $0] } ?? []))
+            root.appendingPathComponent("Tests/browser/console_test.py").path, "--base", gw.baseURL, "--caller-key", Gateway.ciKey,
+        ] + (sso ? ["--sso"] : ["--reviewer-key", Gateway.aliceKey]) + screenshots)
         try #require(result.status == 0, "\(result.stderr)\n\(gw.processLogs.suffix(3000))")
         let ids = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: String], "\(result.stdout)")
         let approved = try #require(ids["approved"]), denied = try #require(ids["denied"])
         _ = try await gw.waitAudit("delivered", requestID: approved)
         let decided = try await gw.waitAudit("approval_decided", requestID: approved)
-        #expect(decided["identity"] as? String == "apikey:alice")
+        #expect(decided["identity"] as? String == (sso ? "oidc:u-alice" : "apikey:alice"))
         #expect((decided["details"] as? [String: String])?["reason"] == "checked in a browser")
         #expect(try await gw.poll(denied).status == 403)
         let delivered = await gw.upstream.requests.filter { $0.path == "/sql" }
         #expect(delivered.count == 1, "the upstream received the approved call once and the denied one never: \(delivered.count)")
+        if sso { #expect(idp.tokenForms.count == 1, "one sign-in, one code exchanged") }
     }
 
     /// The part of `url` after its host (path and query), for the console client.

@@ -5,7 +5,7 @@ Run by ConsoleBrowserTests (make test) against a running `sluice run` whose conf
 the test harness's `held` connection; prints one JSON object on stdout (the ids it approved and
 denied) and exits non-zero, with the reason on stderr, at the first check that fails.
 
-    console_test.py --base http://127.0.0.1:PORT --reviewer-key K --caller-key K [--screenshots DIR]
+    console_test.py --base http://127.0.0.1:PORT (--reviewer-key K | --sso) --caller-key K [--screenshots DIR]
 
 With --screenshots, the inbox and a request's page are saved there as PNG files (how
 docs/images/console-*.png are made).
@@ -82,7 +82,8 @@ def no_alert(driver, where):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--base", required=True)
-    parser.add_argument("--reviewer-key", required=True)
+    parser.add_argument("--reviewer-key", help="sign in with this API key")
+    parser.add_argument("--sso", action="store_true", help="sign in with single sign-on (the provider signs in at once)")
     parser.add_argument("--caller-key", required=True)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--driver", default="/usr/bin/chromedriver")
@@ -98,11 +99,19 @@ def main():
     try:
         # Sign in with the reviewer's key.
         driver.get(args.base + "/console")
-        wait.until(lambda d: d.find_elements(By.ID, "api_key"))
+        wait.until(lambda d: d.find_elements(By.ID, "api_key") or d.find_elements(By.ID, "sso"))
         check(driver.current_url.endswith("/console/login"), "not sent to sign in: " + driver.current_url)
-        driver.find_element(By.ID, "api_key").send_keys(args.reviewer_key)
-        driver.find_element(By.ID, "sign-in").click()
-        wait.until(lambda d: d.find_elements(By.ID, "inbox"))
+        if args.sso:
+            # Out to the provider (another site) and back: the session cookie must be sent on
+            # the way into the inbox.
+            driver.find_element(By.ID, "sso").click()
+        else:
+            driver.find_element(By.ID, "api_key").send_keys(args.reviewer_key)
+            driver.find_element(By.ID, "sign-in").click()
+        try:
+            wait.until(lambda d: d.find_elements(By.ID, "inbox"))
+        except TimeoutException:
+            fail("not in the inbox after signing in: %s %s" % (driver.current_url, driver.find_element(By.TAG_NAME, "body").text[:500]))
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-live") == "on")
 
         # A request held after the page opened appears without a reload.
@@ -162,9 +171,10 @@ def main():
         driver.get(args.base + "/console")
         wait.until(lambda d: d.find_elements(By.ID, "logout"))
         driver.find_element(By.ID, "logout").click()
-        wait.until(lambda d: d.find_elements(By.ID, "api_key"))
+        wait.until(lambda d: d.find_elements(By.ID, "api_key") or d.find_elements(By.ID, "sso"))
         driver.get(args.base + "/console")
-        wait.until(lambda d: d.find_elements(By.ID, "api_key"))
+        wait.until(lambda d: d.find_elements(By.ID, "api_key") or d.find_elements(By.ID, "sso"))
+        check(driver.current_url.endswith("/console/login"), "still signed in after signing out")
         print(json.dumps({"approved": approve_id, "denied": deny_id}))
     finally:
         driver.quit()

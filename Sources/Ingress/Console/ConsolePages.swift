@@ -90,8 +90,8 @@ enum ConsolePages {
     }
 
     /// The page the sign-in callback answers with: it moves on to the inbox by itself, as a
-    /// navigation of this site (a redirect from the provider's callback would be cross-site,
-    /// and the browser would not send the `SameSite=Strict` session cookie with it).
+    /// navigation that starts on this site (a browser may count a redirect chain begun at the
+    /// provider as cross-site and withhold the `SameSite=Strict` session cookie from it).
     static func signedIn(_ identity: CallerIdentity) -> String {
         """
         <!doctype html>
