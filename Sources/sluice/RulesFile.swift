@@ -6,18 +6,19 @@ import Pipeline
 /// `{rules: [...]}`, each with `id`, `pattern` and optionally `keywords`, `min_entropy`,
 /// `class`, `severity`, `description`.
 ///
-/// Guarantees: read like the configuration file: every problem of every rule is reported in one
+/// Guarantees: read like the configuration file: unknown keys are refused, and every problem of every rule is reported in one
 /// run, in the file's order, as `FILE:LINE:COL: <key path>: <message>` (an enum names its allowed
 /// values, a wrong type says what was expected and found), never a raw `DecodingError`.
 struct RulesFile: Decodable {
     let rules: [RuleSpec]
 
-    enum CodingKeys: String, CodingKey { case rules }
+    enum CodingKeys: String, CodingKey, CaseIterable { case rules }
 
     init(from decoder: any Decoder) throws {
         if (try? decoder.unkeyedContainer()) != nil {
             rules = try decoder.singleValueContainer().decode(CollectedList<Entry>.self).values.map(\.spec)
         } else {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             rules = try c.need(CollectedList<Entry>.self, forKey: .rules).values.map(\.spec)
         }
@@ -32,13 +33,16 @@ struct RulesFile: Decodable {
     struct Entry: Decodable {
         let spec: RuleSpec
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case id, pattern, keywords, description, severity
             case minEntropy = "min_entropy"
             case ruleClass = "class"
         }
 
         init(from decoder: any Decoder) throws {
+            // A misspelt key (`keyword`, `min_entrophy`) would change what the rule finds
+            // without a word: refused, naming the allowed keys.
+            try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             let id = try c.collect(String.self, forKey: .id)
             let pattern = try c.collect(String.self, forKey: .pattern)

@@ -136,6 +136,9 @@ struct CLIBehaviourTests {
                     severity: urgent
                   - pattern: "y"
                     min_entropy: high
+                  - id: c
+                    pattern: "z"
+                    keyword: [z]
 
                 """],
             args: ["scan", "--rules", "rules.yaml", "a.txt"], status: 2,
@@ -144,6 +147,7 @@ struct CLIBehaviourTests {
                 "rules.yaml:4:15: rules[0].severity: \"urgent\" is not one of low, medium, high, critical\n",
                 "rules.yaml:5:5: rules[1].id: required key is missing\n",
                 "rules.yaml:6:18: rules[1].min_entropy: expected a number, found \"high\"\n",
+                "rules.yaml:9:5: rules[2].keyword: unknown key (allowed: class, description, id, keywords, min_entropy, pattern, severity)\n",
             ], inOrder: true),
         Row(name: "scan --rules: a YAML syntax error in the rules file is at its line and column",
             files: ["a.txt": "x\n", "rules.yaml": "- id: a\n  pattern: \"x\n"],

@@ -225,9 +225,16 @@ struct ConfigTests {
         #expect(try c.connections[0].credentials!.resolvedValue(path: "x", environment: ["BILLING_TOKEN": "t0k"]) == "Bearer t0k")
     }
 
-    @Test(arguments: [("250ms", 250), ("30s", 30_000), ("10m", 600_000), ("1h", 3_600_000), ("2", 2_000)])
+    @Test(arguments: [("250ms", 250), ("30s", 30_000), ("10m", 600_000), ("1h", 3_600_000), ("2", 2_000), ("36500d", 3_153_600_000_000)])
     func durations(text: String, ms: Int64) throws {
         #expect(try ConfigDuration(parsing: text).milliseconds == ms)
+    }
+
+    /// Values a user can write that must be refused with a message, never crash the process
+    /// (`inf` and huge numbers trapped converting to Int64).
+    @Test(arguments: ["inf", "infs", "nan", "-1s", "1e30d", "36501d", "1e300", "s", "ten seconds"])
+    func badDurationsAreRefused(text: String) {
+        #expect(throws: ConfigError.self) { try ConfigDuration(parsing: text) }
     }
 
     // MARK: Issue 17: every mistake in one run, in words a user reads

@@ -63,20 +63,31 @@ public struct ConfigDuration: Codable, Sendable, Hashable, CustomStringConvertib
 
     public init(_ duration: Duration) { self.duration = duration }
 
+    /// The longest duration a configuration may give: 100 years (every deadline computed from
+    /// one stays far inside `Int64` milliseconds).
+    public static let maxMilliseconds: Double = 100 * 365 * 86_400_000
+
+    /// Parses `250ms`, `30s`, `10m`, `1h`, `2d` or plain seconds; a number that is negative, not
+    /// finite (`inf`, `nan`) or beyond ``maxMilliseconds`` is refused, never trapped on.
     public init(parsing text: String) throws {
         let t = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
+        var number: (Double, Double)? = nil
         for (suffix, scale) in units where t.hasSuffix(suffix) {
-            if let n = Double(t.dropLast(suffix.count)), n >= 0 {
-                duration = .milliseconds(Int64((n * scale * 1000).rounded()))
-                return
+            if let n = Double(t.dropLast(suffix.count)) {
+                number = (n, scale)
+                break
             }
         }
-        if let n = Double(t), n >= 0 {
-            duration = .milliseconds(Int64((n * 1000).rounded()))
-            return
+        if number == nil, let n = Double(t) { number = (n, 1) }
+        guard let (n, scale) = number, n.isFinite, n >= 0 else {
+            throw ConfigError(path: "", message: "\"\(text)\" is not a duration (use e.g. 250ms, 30s, 10m, 1h)")
         }
-        throw ConfigError(path: "", message: "\"\(text)\" is not a duration (use e.g. 250ms, 30s, 10m, 1h)")
+        let ms = (n * scale * 1000).rounded()
+        guard ms <= Self.maxMilliseconds else {
+            throw ConfigError(path: "", message: "\"\(text)\" is longer than the 100 years a duration may be")
+        }
+        duration = .milliseconds(Int64(ms))
     }
 
     public init(from decoder: any Decoder) throws {
