@@ -164,9 +164,10 @@ struct ConsoleTests {
         #expect(try await replay.get("/console").status == 303)
     }
 
-    @Test("inbox and request page render a held request's markup inert; approve and deny need the token, count once, and go through the API's checks")
-    func decideFromTheConsole() async throws {
-        let gw = try await Gateway(mode: .embedded, holdWait: "200ms")
+    @Test("inbox and request page render a held request's markup inert; approve and deny need the token, count once, and go through the API's checks",
+          arguments: GatewayMode.available)
+    func decideFromTheConsole(mode: GatewayMode) async throws {
+        let gw = try await Gateway(mode: mode, holdWait: "200ms")
         defer { Task { await gw.stop() } }
         try await gw.start()
         let xss = "<script>alert(1)</script><img src=x onerror=alert(2)>\"'"
@@ -246,9 +247,10 @@ struct ConsoleTests {
         #expect(try await gw.approvalIDs().contains(own))
     }
 
-    @Test("the live inbox: server-sent events list a request held after the page opened, and stop when the session ends")
-    func liveInbox() async throws {
-        let gw = try await Gateway(mode: .embedded, holdWait: "200ms")
+    @Test("the live inbox: server-sent events list a request held after the page opened, and stop when the session ends",
+          arguments: GatewayMode.available)
+    func liveInbox(mode: GatewayMode) async throws {
+        let gw = try await Gateway(mode: mode, holdWait: "200ms")
         defer { Task { await gw.stop() } }
         try await gw.start()
         let alice = ConsoleClient(base: gw.baseURL)
