@@ -183,7 +183,7 @@ public struct ForwarderService: Sendable {
     }
 
     private func processTraced(_ message: BusMessage) async -> Bool {
-        if message.topic == context.topics.approvals { return await processDecision(message) }
+        if message.topic == context.topics.approvals { return await processApprovals(message) }
         let request: InspectedRequest
         do { request = try context.codec.open(InspectedRequest.self, from: message) } catch {
             await context.deadletter(message, reason: "\(error)")

@@ -17,6 +17,10 @@ import Pipeline
 ///   when the task is cancelled (shutdown), leaving the triggering message uncommitted.
 actor HoldStore {
     private var book = HoldBook()
+    private var grantBook = GrantBook()
+    /// (grant, request) pairs checked, `grant|request`: each pending request is matched against
+    /// each grant once and claims it at most once from here (a refused claim is not repeated).
+    private var grantsChecked: Set<String> = []
     private var tails: [String: Task<Bool, Never>] = [:]
     private let context: StageContext
     private let logger: Logger
@@ -30,9 +34,100 @@ actor HoldStore {
         self.maxBackoff = maxBackoff
     }
 
-    /// Merges a change read from `holds` (forward-only: `HoldBook.merge`).
+    /// Merges a change read from `holds` (forward-only: `HoldBook.merge`, `GrantBook.merge`).
     @discardableResult
-    func merge(_ change: HoldsChange) -> HoldBook.MergeOutcome { book.merge(change) }
+    func merge(_ change: HoldsChange) -> HoldBook.MergeOutcome {
+        switch change {
+        case .grant(let grant): return grantBook.merge(grant) ? .applied : .kept
+        case .grantRemoved(let id):
+            grantBook.remove(id)
+            return .removed
+        case .record, .removed: return book.merge(change)
+        }
+    }
+
+    // MARK: scoped approvals
+
+    /// Makes the grant an approving decision asks for, once that decision released `record`,
+    /// and persists it. The refusal when the grant may not be made.
+    func makeGrant(_ decision: ApprovalDecision, request: GrantRequest, record: HoldRecord, policy: HoldPolicy) async -> Result<ApprovalGrant, GrantBook.Refusal> {
+        if let existing = grantBook.grant(decision.decisionID) { return .success(existing) }
+        switch GrantBook.make(decision, request: request, record: record, policy: policy, now: currentMillis()) {
+        case .failure(let refusal): return .failure(refusal)
+        case .success(let grant):
+            grantBook.add(grant)
+            _ = await persistGrant(grant)
+            return .success(grant)
+        }
+    }
+
+    /// Counts a claim's use (persisted before returning, unless refused).
+    func claim(_ claim: GrantClaim) async -> (GrantBook.ClaimOutcome, persisted: Bool) {
+        let outcome = grantBook.claim(claim, now: currentMillis())
+        guard case .accepted(let grant) = outcome else { return (outcome, true) }
+        return (outcome, await persistGrant(grant))
+    }
+
+    /// Revokes a grant (persisted before returning); `nil` when unknown or already revoked.
+    func revoke(_ revocation: GrantRevocation) async -> (ApprovalGrant?, persisted: Bool) {
+        guard let grant = grantBook.revoke(revocation, now: currentMillis()) else { return (nil, true) }
+        return (grant, await persistGrant(grant))
+    }
+
+    /// Claims to send now: for each pending request `ownership` covers (or only `requestID`),
+    /// the oldest active grant covering it that it has not been checked against yet. Each
+    /// (grant, request) pair is checked once — scopes and requests do not change — so a sweep
+    /// costs a dictionary walk once everything is checked; a request's body is parsed (for
+    /// its JSON keys) only when a grant's connection, person and method fit.
+    func claimsDue(_ ownership: HoldOwnership?, only requestID: String? = nil, now: Int64 = currentMillis()) -> [GrantClaim] {
+        let active = grantBook.grants.values.filter { $0.state(now: now) == .active }
+            .sorted { ($0.createdAtMillis, $0.grantID) < ($1.createdAtMillis, $1.grantID) }
+        guard !active.isEmpty else { return [] }
+        let candidates: [HoldRecord]
+        if let requestID {
+            candidates = book.record(requestID).map { [$0] } ?? []
+        } else {
+            candidates = book.records.values.filter { $0.status == .pending && (ownership?.owns($0.requestID) ?? false) }
+        }
+        var claims: [GrantClaim] = []
+        for record in candidates where record.status == .pending {
+            guard let inspected = record.request else { continue }
+            let meta = inspected.metadata
+            let person = meta.identity.personKey, method = inspected.request.method.uppercased()
+            let fitting = active.filter { grant in
+                !grantsChecked.contains("\(grant.grantID)|\(record.requestID)") && grant.scope.connection == meta.connection
+                    && grant.scope.person == person && grant.scope.method == method
+            }
+            guard !fitting.isEmpty else { continue }
+            let facts = GrantFacts(inspected)
+            var chosen: ApprovalGrant? = nil
+            for grant in fitting {
+                grantsChecked.insert("\(grant.grantID)|\(record.requestID)")
+                if !facts.credential, GrantBook.matches(grant.scope, facts) {
+                    chosen = grant
+                    break
+                }
+            }
+            if let grant = chosen {
+                claims.append(GrantClaim(grantID: grant.grantID, requestID: record.requestID, facts: facts, claimedAtMillis: now))
+            }
+        }
+        return claims
+    }
+
+    func grantNamed(_ id: String) -> ApprovalGrant? { grantBook.grant(id) }
+
+    /// Grants known (for tests and the holds gauge).
+    var grants: [ApprovalGrant] { Array(grantBook.grants.values) }
+
+    private func persistGrant(_ grant: ApprovalGrant) async -> Bool {
+        let message: OutgoingMessage
+        do { message = try context.codec.grant(grant) } catch {
+            logger.critical("cannot seal grant", metadata: ["grant_id": "\(grant.grantID)", "error": "\(error)"])
+            return false
+        }
+        return await enqueue(ApprovalGrant.changelogKey(grant.grantID)) { [context] in try await context.bus.publish(message) }
+    }
 
     var count: Int { book.records.count }
 
@@ -83,6 +178,14 @@ actor HoldStore {
     /// tombstones them in `holds` (the other Forwarders drop them when they read the tombstone).
     func prune(before cutoff: Int64, _ ownership: HoldOwnership) async -> Int {
         let ids = book.prune(before: cutoff, owns: ownership.owns)
+        let pruned = Set(ids)
+        grantsChecked = grantsChecked.filter { key in !pruned.contains(String(key.split(separator: "|").last ?? "")) }
+        // Grants no longer active are pruned by the owner of their partition only (as claims go there).
+        for id in grantBook.prune(before: cutoff, now: currentMillis())
+        where ownership.owns(id) {
+            let key = ApprovalGrant.changelogKey(id)
+            _ = await enqueue(key) { [context] in try await context.bus.publish(context.codec.holdTombstone(requestID: key)) }
+        }
         for id in ids {
             _ = await enqueue(id) { [context] in try await context.bus.publish(context.codec.holdTombstone(requestID: id)) }
         }
@@ -176,6 +279,8 @@ extension ForwarderService {
             log.info("request held for approval", metadata: ["approvals_required": "\(record.approvalsRequired)"])
             Counter(label: "sluice_holds_total", dimensions: [("event", "parked")]).increment()
             await announce(record, inspected)
+            // A scoped approval covering it releases it without a reviewer.
+            await sendClaims(await holds.claimsDue(nil, only: record.requestID), log: log)
             return await publishReliably("reply", log: log) {
                 try await context.bus.publish(try context.codec.reply(PendingReply.make(requestID: meta.requestID, sessionID: meta.sessionID), to: meta.replyTo))
             }
@@ -195,6 +300,16 @@ extension ForwarderService {
             findings: inspected.findings.isEmpty ? nil : inspected.findings,
             details: ["approvals_required": "\(record.approvalsRequired)", "expires_ms": "\(record.expiresAtMillis)"]))
         notifier.announce(ApprovalNotifier.Announcement(record: record, inspected: inspected))
+    }
+
+    /// Applies one message from `approvals`: a decision, a grant claim or a grant revocation.
+    /// Returns `true` when it may be committed.
+    func processApprovals(_ message: BusMessage) async -> Bool {
+        switch MessageCodec.kind(of: message) {
+        case MessageCodec.grantClaimKind: return await processGrantClaim(message)
+        case MessageCodec.grantRevocationKind: return await processGrantRevocation(message)
+        default: return await processDecision(message)
+        }
     }
 
     /// Applies one decision from `approvals`. Returns `true` when it may be committed.
@@ -230,6 +345,9 @@ extension ForwarderService {
         case .approved(let record), .denied(let record):
             log.info("held request decided", metadata: ["status": "\(record.status.rawValue)"])
             await auditDecision(decision, record, result: "counted", why: nil)
+            if record.status == .approved, let request = decision.grant, let policy {
+                await makeGrant(decision, request: request, record: record, policy: policy, log: log)
+            }
             // Delivered (or denied) in the held request's own trace, as a child of the span
             // that parked it: one call stays one trace across the wait for a human.
             return await StageSpan.run(
@@ -239,6 +357,113 @@ extension ForwarderService {
                 await conclude(record, claimed: false, log: log)
             }
         }
+    }
+
+    // MARK: scoped approvals
+
+    /// Makes the grant an approval asked for, audits it, and claims it for the matching
+    /// requests this Forwarder holds (the other Forwarders do the same when they read it).
+    private func makeGrant(_ decision: ApprovalDecision, request: GrantRequest, record: HoldRecord, policy: HoldPolicy, log: Logger) async {
+        switch await holds.makeGrant(decision, request: request, record: record, policy: policy) {
+        case .failure(let refusal):
+            // The Ingress checks the same before publishing: only a tampered or raced decision gets here.
+            log.warning("scoped approval not made; the request itself stays approved", metadata: ["why": "\(refusal)"])
+            Counter(label: "sluice_grants_total", dimensions: [("event", "refused")]).increment()
+        case .success(let grant):
+            log.info("scoped approval made", metadata: ["grant_id": "\(grant.grantID)"])
+            Counter(label: "sluice_grants_total", dimensions: [("event", "created")]).increment()
+            let meta = record.request?.metadata
+            var details = [
+                "grant_id": grant.grantID, "person": grant.approver.person, "scope_method": grant.scope.method,
+                "requester_person": meta?.identity.person ?? "", "expires_ms": "\(grant.expiresAtMillis)",
+                "reason": String(grant.reason.prefix(500)),
+            ]
+            if let path = grant.scope.path { details["scope_path"] = path }
+            if let glob = grant.scope.pathGlob { details["scope_path_glob"] = glob }
+            if let keys = grant.scope.bodyKeys { details["scope_body_keys"] = keys.joined(separator: ",") }
+            if let calls = grant.maxCalls { details["max_calls"] = "\(calls)" }
+            await context.audit(AuditEvent(
+                kind: .grantCreated, stage: "forwarder", requestID: record.requestID, sessionID: meta?.sessionID ?? record.requestID,
+                connection: grant.scope.connection, identity: grant.approver.id, details: details))
+            await sendClaims(await holds.claimsDue(await currentOwnership()), log: log)
+        }
+    }
+
+    /// The held requests this member owns now, for sweeps outside the maintenance loop.
+    func currentOwnership() async -> HoldOwnership? {
+        guard let count = try? await context.bus.partitionCount(topic: context.topics.inspected) else { return nil }
+        return await holdOwnership(partitionCount: count)
+    }
+
+    /// Publishes claims (each to its grant's partition of `approvals`).
+    func sendClaims(_ claims: [GrantClaim], log: Logger) async {
+        for claim in claims {
+            log.info("claiming a scoped approval", metadata: ["grant_id": "\(claim.grantID)", "claimed_request_id": "\(claim.requestID)"])
+            _ = await publishReliably("grant claim", log: log) { try await context.bus.publish(try context.codec.grantClaim(claim)) }
+        }
+    }
+
+    /// A claim reached the grant's owner: counts the use and approves the request in the
+    /// grant's name, or leaves it held.
+    func processGrantClaim(_ message: BusMessage) async -> Bool {
+        let claim: GrantClaim
+        do { claim = try context.codec.open(GrantClaim.self, from: message) } catch {
+            await context.deadletter(message, reason: "\(error)")
+            return true
+        }
+        var log = logger
+        log[metadataKey: "grant_id"] = "\(claim.grantID)"
+        log[metadataKey: "request_id"] = "\(claim.requestID)"
+        let (outcome, persisted) = await holds.claim(claim)
+        guard persisted else { return false }
+        let grant: ApprovalGrant
+        switch outcome {
+        case .refused(let why):
+            log.info("scoped approval does not release the request", metadata: ["why": "\(why)"])
+            return true
+        case .repeated(let g):
+            grant = g
+        case .accepted(let g):
+            grant = g
+            Counter(label: "sluice_grants_total", dimensions: [("event", "released")]).increment()
+        }
+        // Deterministic id: a repeated claim publishes the same decision again, which the
+        // request's owner does not count twice.
+        let decision = ApprovalDecision(
+            requestID: claim.requestID, vote: .approve, approver: grant.approver,
+            reason: "scoped approval \(grant.grantID)" + (grant.reason.isEmpty ? "" : ": \(grant.reason)"),
+            decisionID: "\(grant.grantID)/\(claim.requestID)", grantID: grant.grantID)
+        return await publishReliably("grant decision", log: log) { try await context.bus.publish(try context.codec.decision(decision)) }
+    }
+
+    /// A revocation reached the grant's owner: from now on the grant releases nothing.
+    func processGrantRevocation(_ message: BusMessage) async -> Bool {
+        let revocation: GrantRevocation
+        do { revocation = try context.codec.open(GrantRevocation.self, from: message) } catch {
+            await context.deadletter(message, reason: "\(error)")
+            return true
+        }
+        var log = logger
+        log[metadataKey: "grant_id"] = "\(revocation.grantID)"
+        // The Ingress checked the reviewer; the Forwarder checks again (approver of the grant's connection).
+        guard let known = await holds.grantNamed(revocation.grantID) else {
+            log.info("revocation of an unknown grant ignored")
+            return true
+        }
+        guard let policy = holdPolicies[known.scope.connection], !Set(policy.approvers).isDisjoint(with: revocation.by.groups) else {
+            log.warning("revocation refused: not an approver of the grant's connection", metadata: ["by": "\(revocation.by.id)"])
+            return true
+        }
+        let (revoked, persisted) = await holds.revoke(revocation)
+        guard persisted else { return false }
+        guard let grant = revoked else { return true }
+        log.info("scoped approval revoked", metadata: ["by": "\(revocation.by.id)"])
+        Counter(label: "sluice_grants_total", dimensions: [("event", "revoked")]).increment()
+        await context.audit(AuditEvent(
+            kind: .grantRevoked, stage: "forwarder", requestID: grant.fromRequestID, sessionID: grant.fromRequestID,
+            connection: grant.scope.connection, identity: revocation.by.id,
+            details: ["grant_id": grant.grantID, "person": revocation.by.person, "uses": "\(grant.uses)"]))
+        return true
     }
 
     /// The trace a decided request is concluded in: continuing the span that parked it when the
@@ -271,6 +496,7 @@ extension ForwarderService {
             "status": record.status.rawValue, "decision_id": d.decisionID, "person": d.approver.person,
         ]
         if let why { details["not_counted_because"] = why }
+        if let grantID = d.grantID { details["grant_id"] = grantID }
         await context.audit(AuditEvent(
             kind: .approvalDecided, stage: "forwarder", requestID: d.requestID, sessionID: meta?.sessionID ?? d.requestID,
             connection: meta?.connection, identity: d.approver.id, decision: .hold, details: details))

@@ -103,6 +103,9 @@ struct HoldBook: Sendable {
             if let current = records[incoming.requestID], !Self.isAhead(incoming, of: current) { return .kept }
             records[incoming.requestID] = incoming.status.isFinal ? incoming.withBodyCutToPreview() : incoming
             return .applied
+        case .grant, .grantRemoved:
+            // Grants are the GrantBook's (HoldStore merges them there).
+            return .kept
         }
     }
 

@@ -136,6 +136,9 @@ extension ForwarderService {
                     owned = ownership.partitions
                 }
                 await expireDue(ownership)
+                // Scoped approvals read from `holds` (made here or by another Forwarder) release
+                // the matching requests this member holds.
+                await sendClaims(await holds.claimsDue(ownership), log: logger)
                 // Summed over the Forwarders of a group: each counts the partitions it owns.
                 waitingGauge.record(await holds.waiting(ownership))
                 let now = ContinuousClock.now

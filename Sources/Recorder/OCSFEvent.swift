@@ -44,7 +44,7 @@ public enum OCSFEvent {
     /// A started process (`config_loaded`) is a Success.
     public static func statusID(_ event: AuditEvent) -> Int {
         switch event.kind {
-        case .delivered, .idempotentReplay, .responseMasked, .sinkRecovered, .configLoaded: return 1
+        case .delivered, .idempotentReplay, .responseMasked, .sinkRecovered, .configLoaded, .grantCreated, .grantRevoked: return 1
         case .blocked, .denied, .expired, .failed, .requestRejected, .approvalRefused, .sinkFailed, .sinkEventsDropped: return 2
         case .approvalDecided: return event.details?["result"] == "not_counted" ? 2 : 1
         default: return event.status.map { (200..<400).contains($0) ? 1 : 2 } ?? 0

@@ -74,7 +74,7 @@ public struct SyslogMessage: Sendable {
         case .blocked, .denied, .approvalRefused, .sinkFailed: .warning
         case .requestRejected, .expired: .notice
         case .requestReceived, .inspected, .delivered, .approvalRequested, .approvalDecided, .responseMasked,
-            .idempotentReplay, .sinkRecovered, .configLoaded:
+            .idempotentReplay, .sinkRecovered, .configLoaded, .grantCreated, .grantRevoked:
             .informational
         }
     }

@@ -132,11 +132,34 @@ struct ApprovalsCommand: AsyncParsableCommand {
     }
 
     struct Approve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Approve a held request.")
+        static let configuration = CommandConfiguration(
+            abstract: "Approve a held request, and optionally allow similar calls (a scoped approval).",
+            discussion: """
+                With --for or --calls, the approval also releases, without a reviewer, the same person's calls \
+                to this connection with this method and path (or --path-glob), optionally only with the same \
+                JSON body keys (--same-body-shape), for the time given and at most --calls calls. Never for a \
+                request with a credential finding, nor on a connection that needs several approvals. List and \
+                revoke them with `sluice grants`.
+                """)
         @OptionGroup var connection: Connection
         @Argument(help: "The request id.") var id: String
         @Option(help: "Why (recorded in the audit log).") var reason = ""
-        func run() async throws { try await decide(connection, id: id, vote: "approve", reason: reason) }
+        @Option(name: .customLong("for"), help: "Allow similar calls for this long (e.g. 15m, 1h; at most 24h).") var window: String?
+        @Option(help: "Allow at most this many similar calls (1-1000).") var calls: Int?
+        @Option(help: "Similar calls' paths: a glob (* within a segment, ** across); default this request's path.") var pathGlob: String?
+        @Flag(help: "Similar calls must have this request's JSON body keys.") var sameBodyShape = false
+
+        func run() async throws {
+            var body: [String: Any] = ["reason": reason]
+            if window != nil || calls != nil || pathGlob != nil || sameBodyShape {
+                var grant: [String: Any] = ["same_body_shape": sameBodyShape]
+                if let window { grant["for"] = window }
+                if let calls { grant["calls"] = calls }
+                if let pathGlob { grant["path_glob"] = pathGlob }
+                body["grant"] = grant
+            }
+            try await decide(connection, id: id, vote: "approve", body: body)
+        }
     }
 
     struct Deny: AsyncParsableCommand {
@@ -144,16 +167,66 @@ struct ApprovalsCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The request id.") var id: String
         @Option(help: "Why (shown to the caller and recorded in the audit log).") var reason = ""
-        func run() async throws { try await decide(connection, id: id, vote: "deny", reason: reason) }
+        func run() async throws { try await decide(connection, id: id, vote: "deny", body: ["reason": reason]) }
     }
 }
 
-private func decide(_ connection: ApprovalsCommand.Connection, id: String, vote: String, reason: String) async throws {
-    let (code, object, raw) = try await connection.call("POST", "/v1/approvals/\(id)/\(vote)", body: ["reason": reason])
+private func decide(_ connection: ApprovalsCommand.Connection, id: String, vote: String, body: [String: Any]) async throws {
+    let (code, object, raw) = try await connection.call("POST", "/v1/approvals/\(id)/\(vote)", body: body)
     try connection.check(code, object, raw)
     if connection.json { return print(String(decoding: raw, as: UTF8.self)) }
     let status = object["status"] as? String ?? "?"
     print("\(vote == "approve" ? "approved" : "denied") \(id): status \(status), approvals \(object["approvals"] as? Int ?? 0)/\(object["approvals_required"] as? Int ?? 0)")
+    if let grant = (object["decision"] as? [String: Any])?["grant_id"] as? String {
+        print("similar calls allowed: grant \(grant) (sluice grants list)")
+    }
+}
+
+/// `sluice grants list|revoke`: scoped approvals, over the Ingress's API with the reviewer's credential.
+struct GrantsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grants",
+        abstract: "Scoped approvals: list them, revoke one.",
+        discussion: "Made with `sluice approvals approve <id> --for 1h [--calls N] [--path-glob G] [--same-body-shape]` or in the console.",
+        subcommands: [List.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the scoped approvals of the connections you decide on.")
+        @OptionGroup var connection: ApprovalsCommand.Connection
+        @Flag(help: "Also expired, exhausted and revoked ones.") var all = false
+
+        func run() async throws {
+            let (code, object, raw) = try await connection.call("GET", "/v1/grants?status=\(all ? "all" : "active")")
+            try connection.check(code, object, raw)
+            if connection.json { return print(String(decoding: raw, as: UTF8.self)) }
+            let items = object["grants"] as? [[String: Any]] ?? []
+            guard !items.isEmpty else { return print(all ? "no grants" : "no active grants") }
+            let rows = items.map { g in
+                [
+                    g["grant_id"] as? String ?? "", g["state"] as? String ?? "", g["connection"] as? String ?? "",
+                    g["person"] as? String ?? "",
+                    "\(g["method"] as? String ?? "") \(g["path"] as? String ?? g["path_glob"] as? String ?? "")"
+                        + ((g["body_keys"] as? [String]).map { " {\($0.joined(separator: ","))}" } ?? ""),
+                    "\(g["uses"] as? Int ?? 0)" + ((g["max_calls"] as? Int).map { "/\($0)" } ?? ""),
+                    g["expires_at"] as? String ?? "", g["approved_by"] as? String ?? "",
+                ]
+            }
+            printTable(["GRANT", "STATE", "CONNECTION", "PERSON", "CALLS", "USED", "EXPIRES", "BY"], rows)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a scoped approval: from now on it releases nothing.")
+        @OptionGroup var connection: ApprovalsCommand.Connection
+        @Argument(help: "The grant id.") var id: String
+
+        func run() async throws {
+            let (code, object, raw) = try await connection.call("POST", "/v1/grants/\(id)/revoke")
+            try connection.check(code, object, raw)
+            if connection.json { return print(String(decoding: raw, as: UTF8.self)) }
+            print("revoked \(id): \(object["uses"] as? Int ?? 0) calls released before")
+        }
+    }
 }
 
 private func printRecord(_ r: [String: Any]) {

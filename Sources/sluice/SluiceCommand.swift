@@ -22,7 +22,7 @@ struct SluiceCommand: AsyncParsableCommand {
         version: SluiceVersion.current,
         subcommands: [
             RunCommand.self, IngressCommand.self, InspectorCommand.self, ForwarderCommand.self,
-            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, AuditCommand.self, ApprovalsCommand.self, ConfigCommand.self,
+            RecorderCommand.self, ScanCommand.self, ReplayCommand.self, AuditCommand.self, ApprovalsCommand.self, GrantsCommand.self, ConfigCommand.self,
             APIKeyCommand.self, VersionCommand.self, ProbeCommand.self,
         ]
     )

@@ -370,15 +370,25 @@ struct ConsoleTests {
             root.appendingPathComponent("Tests/browser/console_test.py").path, "--base", gw.baseURL, "--caller-key", Gateway.ciKey,
         ] + (sso ? ["--sso"] : ["--reviewer-key", Gateway.aliceKey]) + screenshots)
         try #require(result.status == 0, "\(result.stderr)\n\(gw.processLogs.suffix(3000))")
-        let ids = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: String], "\(result.stdout)")
-        let approved = try #require(ids["approved"]), denied = try #require(ids["denied"])
+        let ids = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any], "\(result.stdout)")
+        let approved = try #require(ids["approved"] as? String), denied = try #require(ids["denied"] as? String)
+        let pattern = try #require(ids["pattern"] as? String), granted = try #require(ids["granted"] as? [String])
+        let outside = try #require(ids["outside"] as? String)
+        let made = try await gw.waitAudit("grant_created", requestID: pattern)
+        let grantID = try #require((made["details"] as? [String: String])?["grant_id"])
+        for id in granted {
+            let released = try await gw.waitAudit("approval_decided", requestID: id)
+            #expect((released["details"] as? [String: String])?["grant_id"] == grantID, "released by the grant, not by a reviewer")
+        }
+        #expect(try await gw.approvalIDs().contains(outside), "outside the scope: held")
         _ = try await gw.waitAudit("delivered", requestID: approved)
         let decided = try await gw.waitAudit("approval_decided", requestID: approved)
         #expect(decided["identity"] as? String == (sso ? "oidc:u-alice" : "apikey:alice"))
         #expect((decided["details"] as? [String: String])?["reason"] == "checked in a browser")
         #expect(try await gw.poll(denied).status == 403)
         let delivered = await gw.upstream.requests.filter { $0.path == "/sql" }
-        #expect(delivered.count == 1, "the upstream received the approved call once and the denied one never: \(delivered.count)")
+        #expect(delivered.count == 5, "approved, the grant's pattern and the three it released, once each; the denied one never: \(delivered.count)")
+        #expect(await gw.upstream.requests.filter { $0.path == "/other" }.isEmpty)
         if sso { #expect(idp.tokenForms.count == 1, "one sign-in, one code exchanged") }
     }
 

@@ -51,12 +51,25 @@ def call(base, key, method, path, body=None):
             return e.code, {"text": text.decode("utf-8", "replace")}
 
 
-def hold(args, note):
-    """A call the `held` connection holds (its body matches `drop table`); its request id."""
+def send(args, note, path="/sql"):
+    """A call the `held` connection holds unless a grant releases it (its body matches `drop
+    table`): its status and request id."""
     body = json.dumps({"sql": "DROP TABLE users", "note": note}).encode()
-    status, answer = call(args.base, args.caller_key, "POST", "/fn/held/sql", body)
-    check(status == 202, "the call was not held: %s %s" % (status, answer))
-    return answer["request_id"]
+    request = urllib.request.Request(
+        args.base + "/fn/held" + path, data=body, method="POST",
+        headers={"Authorization": "Bearer " + args.caller_key, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers["X-Sluice-Request-Id"]
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers["X-Sluice-Request-Id"]
+
+
+def hold(args, note, path="/sql"):
+    """A call the `held` connection holds; its request id."""
+    status, request_id = send(args, note, path)
+    check(status == 202, "the call was not held: %s" % status)
+    return request_id
 
 
 def final_status(args, request_id, timeout=30):
@@ -167,6 +180,35 @@ def main():
         check(driver.find_element(By.ID, "notice").text == "Your denial was recorded.", "no denial notice")
         check(final_status(args, deny_id) == 403, "the denied call did not return 403 to its caller")
 
+        # A scoped approval: approve one more and allow three like it; they pass without a
+        # reviewer, and a call outside the scope is held.
+        pattern = hold(args, "grant me")
+        driver.get(args.base + "/console/requests/" + pattern)
+        wait.until(lambda d: d.find_elements(By.ID, "grant-calls"))
+        driver.find_element(By.ID, "grant-calls").send_keys("3")
+        driver.find_element(By.ID, "grant-reason").send_keys("batch cleanup")
+        if args.screenshots:
+            driver.save_screenshot(os.path.join(args.screenshots, "console-grant.png"))
+        driver.find_element(By.ID, "grant").click()
+        wait.until(lambda d: d.find_elements(By.ID, "notice"))
+        check("similar calls are allowed" in driver.find_element(By.ID, "notice").text, "no grant notice")
+        check(final_status(args, pattern) == 200, "the approved call did not return 200")
+        granted = []
+        for i in range(3):
+            status, request_id = send(args, "similar %d" % i)
+            check(status in (200, 202), "a call under the grant answered %s" % status)
+            check(final_status(args, request_id) == 200, "a call under the grant was not released")
+            granted.append(request_id)
+        outside = hold(args, "elsewhere", path="/other")
+        status, _ = call(args.base, args.caller_key, "GET", "/v1/requests/" + outside)
+        check(status == 202, "the call outside the scope was not held")
+        driver.get(args.base + "/console/grants")
+        wait.until(lambda d: d.find_elements(By.ID, "grants"))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#grants tr.row")
+        check(len(rows) == 1 and "3 of 3" in rows[0].text and "exhausted" in rows[0].text, "grants page: %r" % [r.text for r in rows])
+        if args.screenshots:
+            driver.save_screenshot(os.path.join(args.screenshots, "console-grants.png"))
+
         # Sign out: the console is closed again.
         driver.get(args.base + "/console")
         wait.until(lambda d: d.find_elements(By.ID, "logout"))
@@ -175,7 +217,7 @@ def main():
         driver.get(args.base + "/console")
         wait.until(lambda d: d.find_elements(By.ID, "api_key") or d.find_elements(By.ID, "sso"))
         check(driver.current_url.endswith("/console/login"), "still signed in after signing out")
-        print(json.dumps({"approved": approve_id, "denied": deny_id}))
+        print(json.dumps({"approved": approve_id, "denied": deny_id, "pattern": pattern, "granted": granted, "outside": outside}))
     finally:
         driver.quit()
 

@@ -1,3 +1,4 @@
+import Detection
 import Foundation
 import Hummingbird
 import Logging
@@ -47,6 +48,8 @@ struct ApprovalsRoutes: Sendable {
         router.post("/v1/approvals/:id/deny") { request, ctx in
             await self.decide(request, id: ctx.parameters.get("id") ?? "", vote: .deny)
         }
+        router.get("/v1/grants") { request, _ in await self.listGrants(request) }
+        router.post("/v1/grants/:id/revoke") { request, ctx in await self.revokeGrant(request, id: ctx.parameters.get("id") ?? "") }
     }
 
     // MARK: caller
@@ -73,15 +76,26 @@ struct ApprovalsRoutes: Sendable {
 
     // MARK: reviewers
 
-    func list(_ request: Request) async -> Response {
-        let identity: CallerIdentity
+    /// The authenticated reviewer and the connections they decide on; the 401/503 or 403 answer
+    /// for anyone else.
+    private func reviewer(_ request: Request) async -> Result<Set<String>, ResponseError> {
         switch await authenticate(request) {
-        case .failure(let failure): return failure.response
-        case .success(let i): identity = i
+        case .failure(let failure): return .failure(failure)
+        case .success(let identity):
+            let allowed = decidable(by: identity)
+            guard !allowed.isEmpty else {
+                return .failure(ResponseError(
+                    Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.")))
+            }
+            return .success(allowed)
         }
-        let allowed = decidable(by: identity)
-        guard !allowed.isEmpty else {
-            return Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.")
+    }
+
+    func list(_ request: Request) async -> Response {
+        let allowed: Set<String>
+        switch await reviewer(request) {
+        case .failure(let failure): return failure.response
+        case .success(let a): allowed = a
         }
         let statuses: Set<HoldStatus>
         switch request.uri.queryParameters.get("status") ?? "pending" {
@@ -97,14 +111,10 @@ struct ApprovalsRoutes: Sendable {
     }
 
     func show(_ request: Request, id: String) async -> Response {
-        let identity: CallerIdentity
-        switch await authenticate(request) {
+        let allowed: Set<String>
+        switch await reviewer(request) {
         case .failure(let failure): return failure.response
-        case .success(let i): identity = i
-        }
-        let allowed = decidable(by: identity)
-        guard !allowed.isEmpty else {
-            return Self.error(403, "forbidden", message: "Refused by the approver check: you are not an approver of any connection.")
+        case .success(let a): allowed = a
         }
         guard let record = await view.record(id), let conn = record.request?.metadata.connection, allowed.contains(conn) else {
             return Self.error(404, "not_found", message: "No request with this id is visible to you.", requestID: id)
@@ -118,13 +128,15 @@ struct ApprovalsRoutes: Sendable {
         case .failure(let failure): return failure.response
         case .success(let i): identity = i
         }
-        switch await submit(id: id, vote: vote, by: identity, reason: { try await Self.reason(from: request) }) {
+        switch await submit(id: id, vote: vote, by: identity, input: { try await Self.decisionInput(from: request) }) {
         case .refused(let refusal):
             return Self.error(
                 refusal.status, refusal.code, message: refusal.message, requestID: id, extra: refusal.extra, retryAfter: refusal.retryAfter)
-        case .recorded(let record, let decisionID, let counted):
+        case .recorded(let record, let decisionID, let counted, let grant):
             var body = Self.describe(record)
-            body["decision"] = ["id": decisionID, "vote": vote.rawValue, "counted": counted] as [String: Any]
+            var decision: [String: Any] = ["id": decisionID, "vote": vote.rawValue, "counted": counted]
+            if grant { decision["grant_id"] = decisionID }
+            body["decision"] = decision
             return Self.json(200, body, requestID: id)
         }
     }
@@ -141,9 +153,10 @@ struct ApprovalsRoutes: Sendable {
     /// What a decision attempt came to.
     enum DecisionOutcome: Sendable {
         case refused(Refusal)
-        /// Published; the record as the changelog then shows it, and whether it shows the
-        /// decision counted yet (not when the echo did not arrive within `decisionEcho`).
-        case recorded(HoldRecord, decisionID: String, counted: Bool)
+        /// Published; the record as the changelog then shows it, whether it shows the decision
+        /// counted yet (not when the echo did not arrive within `decisionEcho`), and whether the
+        /// decision asked for a scoped approval (made under the decision's id once it counts).
+        case recorded(HoldRecord, decisionID: String, counted: Bool, grant: Bool)
     }
 
     /// Submits `identity`'s vote on `id` after the checks every decision passes, whether it comes
@@ -153,7 +166,7 @@ struct ApprovalsRoutes: Sendable {
     /// reason (read only now, by `reason`; 400 when it cannot be) is masked (422 when it cannot
     /// be scanned) and the decision published to `approvals` (503 when it cannot be).
     func submit(
-        id: String, vote: ApprovalDecision.Vote, by identity: CallerIdentity, reason readReason: () async throws -> String
+        id: String, vote: ApprovalDecision.Vote, by identity: CallerIdentity, input readInput: () async throws -> DecisionInput
     ) async -> DecisionOutcome {
         let allowed = decidable(by: identity)
         guard !allowed.isEmpty else {
@@ -183,9 +196,25 @@ struct ApprovalsRoutes: Sendable {
                 status: 409, code: "already_approved", message: "You already approved this request (possibly under another identity).",
                 extra: ["status": record.status.rawValue]))
         }
-        let typed: String
-        do { typed = try await readReason() } catch {
+        var input: DecisionInput
+        do { input = try await readInput() } catch let refusal as Refusal {
+            return .refused(refusal)
+        } catch {
             return .refused(Refusal(status: 400, code: "bad_request", message: "The body must be JSON {\"reason\": \"...\"} with at most 1000 characters."))
+        }
+        let typed = input.reason
+        // A scoped approval: the same checks the Forwarder makes, answered here in words.
+        if var grant = input.grant {
+            // A glob that is the request's own path is that path, taken literally.
+            if grant.pathGlob == held.request.path { grant.pathGlob = nil }
+            input.grant = grant
+            guard vote == .approve else {
+                return .refused(Refusal(status: 400, code: "bad_request", message: "Only an approval can pre-approve similar calls."))
+            }
+            let required = connections[held.metadata.connection]?.policy.approvalsRequired ?? record.approvalsRequired
+            if let refusal = grant.refusal(facts: GrantFacts(held), approvalsRequired: required, globIsValid: PathGlob.isValid) {
+                return .refused(Refusal(status: 422, code: "grant_refused", message: "No scoped approval: \(refusal).", extra: ["status": record.status.rawValue]))
+            }
         }
         // A reviewer may paste a secret into the reason: it is masked like a body before it goes
         // anywhere (the approvals topic, the holds listing, the audit trail).
@@ -202,7 +231,7 @@ struct ApprovalsRoutes: Sendable {
             context.logger.error("approver's reason could not be scanned", metadata: ["request_id": "\(id)", "error": "\(error)"])
             return .refused(Refusal(status: 422, code: "reason_unscannable", message: "The reason could not be checked for secrets; shorten it or leave it out."))
         }
-        let decision = ApprovalDecision(requestID: id, vote: vote, approver: identity, reason: reason)
+        let decision = ApprovalDecision(requestID: id, vote: vote, approver: identity, reason: reason, grant: input.grant)
         do { try await context.bus.publish(try context.codec.decision(decision)) } catch {
             context.logger.error("publish to approvals failed", metadata: ["request_id": "\(id)", "error": "\(error)"])
             return .refused(Refusal(status: 503, code: "unavailable", message: "The decision could not be recorded; try again shortly.", retryAfter: 1))
@@ -221,7 +250,7 @@ struct ApprovalsRoutes: Sendable {
                 status: 409, code: "already_decided", message: "The request was decided before your decision counted.",
                 extra: ["status": latest.status.rawValue]))
         }
-        return .recorded(latest, decisionID: decision.decisionID, counted: counted)
+        return .recorded(latest, decisionID: decision.decisionID, counted: counted, grant: input.grant != nil)
     }
 
     // MARK: helpers
@@ -274,14 +303,139 @@ struct ApprovalsRoutes: Sendable {
         init(_ r: Response) { response = r }
     }
 
-    static func reason(from request: Request) async throws -> String {
+    /// What a decision's body says: the reason, and for a scoped approval what it covers.
+    struct DecisionInput: Sendable {
+        var reason: String
+        var grant: GrantRequest?
+    }
+
+    /// `{"reason": "...", "grant": {"for": "1h", "calls": 50, "path_glob": "/db/*", "same_body_shape": true}}`
+    /// (every key optional; `grant.for` defaults to 1h).
+    static func decisionInput(from request: Request) async throws -> DecisionInput {
         let buffer = try await request.body.collect(upTo: 16 * 1024)
-        guard buffer.readableBytes > 0 else { return "" }
+        guard buffer.readableBytes > 0 else { return DecisionInput(reason: "", grant: nil) }
         let object = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))
         guard let dict = object as? [String: Any] else { throw CocoaError(.coderInvalidValue) }
-        guard let reason = dict["reason"] else { return "" }
-        guard let text = reason as? String, text.count <= 1000 else { throw CocoaError(.coderInvalidValue) }
-        return text
+        var input = DecisionInput(reason: "", grant: nil)
+        if let reason = dict["reason"] {
+            guard let text = reason as? String, text.count <= 1000 else { throw CocoaError(.coderInvalidValue) }
+            input.reason = text
+        }
+        if let grant = dict["grant"] {
+            guard let spec = grant as? [String: Any] else { throw Self.grantBadRequest("grant must be an object") }
+            input.grant = try Self.grantRequest(
+                window: spec["for"].map { "\($0)" }, calls: spec["calls"], pathGlob: spec["path_glob"], sameBodyShape: spec["same_body_shape"])
+        }
+        return input
+    }
+
+    /// A grant request from its parts as a client sent them (JSON values or form strings).
+    static func grantRequest(window: String?, calls: Any?, pathGlob: Any?, sameBodyShape: Any?) throws -> GrantRequest {
+        let windowMillis: Int64
+        do { windowMillis = try ConfigDuration(parsing: window ?? "1h").milliseconds } catch {
+            throw grantBadRequest("grant.for must be a duration such as 15m, 1h or 24h")
+        }
+        var maxCalls: Int? = nil
+        switch calls {
+        case nil, is NSNull: break
+        case let n as Int: maxCalls = n
+        case let text as String where text.trimmingCharacters(in: .whitespaces).isEmpty: break
+        case let text as String:
+            guard let n = Int(text.trimmingCharacters(in: .whitespaces)) else { throw grantBadRequest("grant.calls must be a whole number") }
+            maxCalls = n
+        default: throw grantBadRequest("grant.calls must be a whole number")
+        }
+        var glob: String? = nil
+        switch pathGlob {
+        case nil, is NSNull: break
+        case let text as String where text.isEmpty: break
+        case let text as String: glob = text
+        default: throw grantBadRequest("grant.path_glob must be a string")
+        }
+        let same: Bool
+        switch sameBodyShape {
+        case nil, is NSNull: same = false
+        case let b as Bool: same = b
+        case let text as String: same = ["1", "on", "true", "yes"].contains(text.lowercased())
+        default: throw grantBadRequest("grant.same_body_shape must be true or false")
+        }
+        return GrantRequest(windowMillis: windowMillis, maxCalls: maxCalls, pathGlob: glob, sameBodyShape: same)
+    }
+
+    static func grantBadRequest(_ message: String) -> Refusal {
+        Refusal(status: 400, code: "bad_request", message: message + ".")
+    }
+
+    // MARK: grants
+
+    /// `GET /v1/grants?status=active|all`: the scoped approvals of the connections the reviewer decides on.
+    func listGrants(_ request: Request) async -> Response {
+        let allowed: Set<String>
+        switch await reviewer(request) {
+        case .failure(let failure): return failure.response
+        case .success(let a): allowed = a
+        }
+        let all: Bool
+        switch request.uri.queryParameters.get("status") ?? "active" {
+        case "active": all = false
+        case "all": all = true
+        default: return Self.error(400, "bad_request", message: "status must be active or all.")
+        }
+        let now = currentMillis()
+        return Self.json(200, ["grants": await view.grants(connections: allowed, all: all, now: now).map { Self.describe($0, now: now) }], requestID: "")
+    }
+
+    /// `POST /v1/grants/<id>/revoke`.
+    func revokeGrant(_ request: Request, id: String) async -> Response {
+        let identity: CallerIdentity
+        switch await authenticate(request) {
+        case .failure(let failure): return failure.response
+        case .success(let i): identity = i
+        }
+        switch await revoke(grantID: id, by: identity) {
+        case .failure(let refusal): return Self.error(refusal.status, refusal.code, message: refusal.message, requestID: id, extra: refusal.extra)
+        case .success(let grant): return Self.json(200, Self.describe(grant, now: currentMillis()), requestID: id)
+        }
+    }
+
+    /// Revokes a grant for `identity` (an approver of its connection): 403 for someone who
+    /// approves nothing, 404 unknown or not theirs, 409 already revoked, 503 when the revocation cannot be published; the grant as
+    /// the changelog then shows it.
+    func revoke(grantID id: String, by identity: CallerIdentity) async -> Result<ApprovalGrant, Refusal> {
+        guard !decidable(by: identity).isEmpty else {
+            return .failure(Refusal(status: 403, code: "forbidden", message: "Refused by the approver check: you are not an approver of any connection."))
+        }
+        guard let grant = await view.grant(id), decidable(by: identity).contains(grant.scope.connection) else {
+            return .failure(Refusal(status: 404, code: "not_found", message: "No grant with this id is visible to you."))
+        }
+        guard grant.revokedAtMillis == nil else {
+            return .failure(Refusal(status: 409, code: "already_revoked", message: "The grant is already revoked."))
+        }
+        let revocation = GrantRevocation(grantID: id, by: identity)
+        do { try await context.bus.publish(try context.codec.grantRevocation(revocation)) } catch {
+            context.logger.error("publish of a grant revocation failed", metadata: ["grant_id": "\(id)", "error": "\(error)"])
+            return .failure(Refusal(status: 503, code: "unavailable", message: "The revocation could not be recorded; try again shortly.", retryAfter: 1))
+        }
+        context.logger.info("grant revocation submitted", metadata: ["grant_id": "\(id)", "by": "\(identity.id)"])
+        let latest = await view.waitUntilGrant(id, timeout: decisionEcho) { $0.revokedAtMillis != nil } ?? grant
+        return .success(latest)
+    }
+
+    /// The reviewer's view of a grant.
+    static func describe(_ g: ApprovalGrant, now: Int64) -> [String: Any] {
+        var out: [String: Any] = [
+            "grant_id": g.grantID, "state": g.state(now: now).rawValue, "connection": g.scope.connection,
+            "person": g.scope.person, "method": g.scope.method, "approved_by": g.approver.id, "approved_by_person": g.approver.person,
+            "reason": g.reason, "from_request_id": g.fromRequestID, "created_at": iso(g.createdAtMillis),
+            "expires_at": iso(g.expiresAtMillis), "uses": g.uses, "released": g.released,
+        ]
+        if let path = g.scope.path { out["path"] = path }
+        if let glob = g.scope.pathGlob { out["path_glob"] = glob }
+        if let keys = g.scope.bodyKeys { out["body_keys"] = keys }
+        if let calls = g.maxCalls { out["max_calls"] = calls }
+        if let at = g.revokedAtMillis { out["revoked_at"] = iso(at) }
+        if let by = g.revokedBy { out["revoked_by"] = by.id }
+        return out
     }
 
     /// The reviewer's view of a record: never an unmasked value (the stored request is masked).

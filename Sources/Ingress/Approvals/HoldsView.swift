@@ -26,12 +26,24 @@ actor HoldsView {
     /// the same (the console's live inbox).
     private(set) var version = 0
 
+    /// Scoped approvals, by grant id (merged forward-only, as the Forwarder does).
+    private var grants: [String: ApprovalGrant] = [:]
+
     func apply(_ change: HoldsChange) {
         let id: String
         let new: HoldRecord?
         switch change {
         case .record(let r): (id, new) = (r.requestID, r.withBodyCutToPreview())
         case .removed(let removed): (id, new) = (removed, nil)
+        case .grant(let g):
+            if let current = grants[g.grantID], !g.isAhead(of: current) { return }
+            grants[g.grantID] = g
+            version &+= 1
+            return
+        case .grantRemoved(let grantID):
+            grants[grantID] = nil
+            version &+= 1
+            return
         }
         if let old = records[id] { countPending(old, by: -1) }
         records[id] = new
@@ -73,6 +85,21 @@ actor HoldsView {
             .sorted { ($0.createdAtMillis, $0.requestID) < ($1.createdAtMillis, $1.requestID) }
     }
 
+    /// The grant `id`, if known.
+    func grant(_ id: String) -> ApprovalGrant? { grants[id] }
+
+    /// Grants of `connections`, newest first; only active ones unless `all`.
+    func grants(connections: Set<String>, all: Bool, now: Int64 = currentMillis()) -> [ApprovalGrant] {
+        grants.values
+            .filter { connections.contains($0.scope.connection) && (all || $0.state(now: now) == .active) }
+            .sorted { ($0.createdAtMillis, $0.grantID) > ($1.createdAtMillis, $1.grantID) }
+    }
+
+    /// Waits (polling) up to `timeout` until `condition` holds for grant `id`; returns it as it then is.
+    func waitUntilGrant(_ id: String, timeout: Duration, _ condition: @Sendable (ApprovalGrant) -> Bool) async -> ApprovalGrant? {
+        await poll(timeout: timeout) { $0.grants[id].flatMap { condition($0) ? $0 : nil } } ?? grants[id]
+    }
+
     /// Forgets final records past the retention.
     func prune(now: Int64 = currentMillis()) {
         let cutoff = now - retentionMillis
@@ -82,11 +109,17 @@ actor HoldsView {
     /// Waits (polling) up to `timeout` until `condition` holds for the record of `id`; returns
     /// the record as it then is.
     func waitUntil(_ id: String, timeout: Duration, _ condition: @Sendable (HoldRecord) -> Bool) async -> HoldRecord? {
+        await poll(timeout: timeout) { $0.records[id].flatMap { condition($0) ? $0 : nil } } ?? records[id]
+    }
+
+    /// `found` every 10 ms until it returns a value or `timeout` passes (the changelog's echo of
+    /// a decision or revocation this Ingress published).
+    private func poll<T>(timeout: Duration, _ found: (isolated HoldsView) -> T?) async -> T? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let r = records[id], condition(r) { return r }
+            if let value = found(self) { return value }
             do { try await Task.sleep(for: .milliseconds(10)) } catch { break }
         }
-        return records[id]
+        return nil
     }
 }

@@ -147,6 +147,11 @@ enum ConsoleAssets {
         .status-pending { color: #9a6700; font-weight: 600; }
         .status-denied, .status-expired, .status-failed { color: var(--bad); font-weight: 600; }
         .status-approved, .status-delivered { color: var(--good); font-weight: 600; }
+        section.grant { margin-top: 1.5rem; padding: 1rem; background: #fff; border: 1px solid var(--line); border-radius: 6px; max-width: 560px; }
+        section.grant input[type=text], section.grant input[type=number], section.grant select { width: 100%; padding: .4rem; font: inherit; border: 1px solid var(--line); border-radius: 4px; }
+        label.inline { font-weight: 400; }
+        .status-active { color: var(--good); font-weight: 600; }
+        .status-exhausted, .status-revoked { color: var(--muted); font-weight: 600; }
         section.decide { display: grid; grid-template-columns: 1fr 1fr; gap: 1.5rem; margin-top: 1.2rem; }
         kbd { border: 1px solid var(--line); border-bottom-width: 2px; border-radius: 3px; padding: 0 .3rem; font-size: .8rem; background: #fff; }
 

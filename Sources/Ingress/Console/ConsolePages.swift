@@ -111,8 +111,7 @@ enum ConsolePages {
             : "<tr><th>Request</th><th>Requester</th><th>Connection</th><th>Held by</th><th>Body (masked)</th><th>Expires in</th><th>Approvals</th></tr>"
         return layout(title: history ? "History" : "Inbox", session: session, now: now, body: """
             <main>
-            <nav class="tabs"><a href="/console"\(history ? "" : " aria-current=\"page\"")>Inbox (<span id="pending-count">\(history ? "…" : String(items.count))</span>)</a>
-            <a href="/console?view=history"\(history ? " aria-current=\"page\"" : "")>History</a></nav>
+            \(tabs(current: history ? "history" : "inbox", pending: history ? "…" : String(items.count)))
             <table id="\(history ? "history" : "inbox")" class="list">
             <thead>\(head)</thead>
             <tbody id="\(history ? "history-rows" : "inbox-rows")">
@@ -148,11 +147,14 @@ enum ConsolePages {
         switch done {
         case "approve": "Your approval was recorded."
         case "deny": "Your denial was recorded."
+        case "grant": "Your approval was recorded; similar calls are allowed (see Grants)."
         default: nil
         }
     }
 
-    static func request(session: ConsoleSession, record r: HoldRecord, notice: String?, error: String?, now: Int64) -> String {
+    static func request(
+        session: ConsoleSession, record r: HoldRecord, notice: String?, error: String?, now: Int64, grantable: GrantRefusal? = nil
+    ) -> String {
         guard let req = r.request, let i = item(r) else { return "" }
         let preview = String(decoding: req.request.body.prefix(HoldRecord.previewBytes), as: UTF8.self)
         let truncated = req.request.body.count > HoldRecord.previewBytes
@@ -178,6 +180,7 @@ enum ConsolePages {
             </form>
             <p class="hint"><kbd>Ctrl</kbd>+<kbd>Enter</kbd> in a reason submits it; <kbd>Esc</kbd> back to the inbox.</p>
             </section>
+            \(grantForm(id: id, csrf: csrf, path: i.path, refusal: grantable))
             """ : ""
         return layout(title: "\(req.request.method) \(i.path)", session: session, now: now, body: """
             <main>
@@ -204,6 +207,73 @@ enum ConsolePages {
             \(forms)
             </main>
             """)
+    }
+
+    /// "Approve and allow similar calls": a scoped approval from this request, or why there can be none.
+    static func grantForm(id: String, csrf: String, path: String, refusal: GrantRefusal?) -> String {
+        if let refusal {
+            return "<section class=\"grant\"><h2>Allow similar calls</h2><p class=\"hint\" id=\"grant-unavailable\">Not for this request: \(HTML.escape(refusal.description)).</p></section>"
+        }
+        return """
+            <section class="grant">
+            <h2>Approve and allow similar calls</h2>
+            <form method="post" action="/console/requests/\(id)/approve" id="grant-form">
+            <input type="hidden" name="csrf" value="\(csrf)">
+            <input type="hidden" name="grant" value="1">
+            <p class="hint">Approves this request and releases, without a reviewer, the same person's calls to this connection with this method and path.</p>
+            <label for="grant-for">For</label>
+            <select id="grant-for" name="grant_for"><option value="15m">15 minutes</option><option value="1h" selected>1 hour</option><option value="4h">4 hours</option><option value="24h">24 hours</option></select>
+            <label for="grant-calls">At most this many calls (empty: any number in that time)</label>
+            <input type="number" id="grant-calls" name="grant_calls" min="1" max="\(GrantRequest.maxCallsLimit)">
+            <label for="grant-path">Path glob (<code>*</code> within a segment, <code>**</code> across)</label>
+            <input type="text" id="grant-path" name="grant_path_glob" value="\(HTML.escape(path))">
+            <label class="inline"><input type="checkbox" id="grant-shape" name="grant_same_body_shape" value="1"> Only with the same JSON body keys</label>
+            <label for="grant-reason">Reason</label>
+            <textarea id="grant-reason" name="reason" maxlength="1000" rows="2"></textarea>
+            <button type="submit" id="grant" class="approve">Approve and allow</button>
+            </form>
+            </section>
+            """
+    }
+
+    /// The scoped approvals of the reviewer's connections, with a revoke button for the active ones.
+    static func grants(session: ConsoleSession, grants: [ApprovalGrant], now: Int64) -> String {
+        let csrf = HTML.escape(session.csrf)
+        let rows = grants.map { g -> String in
+            let state = g.state(now: now)
+            let scope = [g.scope.method, g.scope.path ?? g.scope.pathGlob ?? ""].joined(separator: " ")
+                + (g.scope.bodyKeys.map { " {\($0.joined(separator: ", "))}" } ?? "")
+            let uses = "\(g.uses)" + (g.maxCalls.map { " of \($0)" } ?? "")
+            let revoke = state == .active ? """
+                <form method="post" action="/console/grants/\(HTML.escape(g.grantID))/revoke"><input type="hidden" name="csrf" value="\(csrf)"><button type="submit" class="deny" id="revoke-\(HTML.escape(g.grantID))">Revoke</button></form>
+                """ : ""
+            return """
+                <tr class="row" data-id="\(HTML.escape(g.grantID))"><td>\(HTML.escape(scope))</td><td>\(HTML.escape(g.scope.person))</td>\
+                <td>\(HTML.escape(g.scope.connection))</td><td>\(HTML.escape(g.approver.person))<br><span class="id">\(HTML.escape(g.reason))</span></td>\
+                <td class="uses">\(uses)</td><td class="status-\(state.rawValue)">\(state.rawValue)\(state == .active ? " (until <span data-expires=\"\(g.expiresAtMillis)\"></span>)" : "")</td><td>\(revoke)</td></tr>
+                """
+        }.joined(separator: "\n")
+        return layout(title: "Grants", session: session, now: now, body: """
+            <main>
+            \(tabs(current: "grants"))
+            <table id="grants" class="list">
+            <thead><tr><th>Calls</th><th>Of person</th><th>Connection</th><th>Granted by</th><th>Used</th><th>State</th><th></th></tr></thead>
+            <tbody>
+            \(rows)
+            </tbody>
+            </table>
+            <p class="hint"\(grants.isEmpty ? "" : " hidden")>No scoped approvals.</p>
+            </main>
+            """)
+    }
+
+    /// The console's tabs.
+    static func tabs(current: String, pending: String = "…") -> String {
+        func tab(_ name: String, _ href: String, _ label: String) -> String {
+            "<a href=\"\(href)\"\(current == name ? " aria-current=\"page\"" : "")>\(label)</a>"
+        }
+        return "<nav class=\"tabs\">" + tab("inbox", "/console", "Inbox (<span id=\"pending-count\">\(pending)</span>)")
+            + tab("history", "/console?view=history", "History") + tab("grants", "/console/grants", "Grants") + "</nav>"
     }
 
     /// A page with only a message (not found, refused).

@@ -66,6 +66,8 @@ struct ConsoleRoutes: Sendable {
         router.post("/console/requests/:id/deny") { request, ctx in
             await self.decide(request, id: ctx.parameters.get("id") ?? "", vote: .deny)
         }
+        router.get("/console/grants") { request, _ in await self.grants(request) }
+        router.post("/console/grants/:id/revoke") { request, ctx in await self.revoke(request, id: ctx.parameters.get("id") ?? "") }
         router.get("/console/app.js") { _, _ in Self.asset(ConsoleAssets.script, type: "text/javascript; charset=utf-8") }
         router.get("/console/app.css") { _, _ in Self.asset(ConsoleAssets.style, type: "text/css; charset=utf-8") }
     }
@@ -213,7 +215,8 @@ struct ConsoleRoutes: Sendable {
         guard let session = session(request) else { return Self.redirect("/console/login") }
         guard let record = await visible(id, to: session) else { return notFound(session) }
         let notice = ConsolePages.notice(done: request.uri.queryParameters.get("done").map { String($0) })
-        return Self.page(200, ConsolePages.request(session: session, record: record, notice: notice, error: nil, now: currentMillis()))
+        return Self.page(
+            200, ConsolePages.request(session: session, record: record, notice: notice, error: nil, now: currentMillis(), grantable: grantRefusal(record)))
     }
 
     func decide(_ request: Request, id: String, vote: ApprovalDecision.Vote) async -> Response {
@@ -225,18 +228,54 @@ struct ConsoleRoutes: Sendable {
         guard let sent = form["csrf"], ConsoleSessions.sameToken(session.csrf, sent) else { return refusedCSRF(session) }
         let reason = form["reason"] ?? ""
         let outcome = await approvals.submit(id: id, vote: vote, by: session.identity) {
-            guard reason.count <= 1000 else { throw ApprovalsRoutes.Refusal(status: 400, code: "bad_request", message: "") }
-            return reason
+            guard reason.count <= 1000 else {
+                throw ApprovalsRoutes.Refusal(status: 400, code: "bad_request", message: "The reason is longer than 1000 characters.")
+            }
+            let grant = form["grant"] == "1"
+                ? try ApprovalsRoutes.grantRequest(
+                    window: form["grant_for"], calls: form["grant_calls"], pathGlob: form["grant_path_glob"],
+                    sameBodyShape: form["grant_same_body_shape"])
+                : nil
+            return ApprovalsRoutes.DecisionInput(reason: reason, grant: grant)
         }
         switch outcome {
-        case .recorded:
-            return Self.redirect("/console/requests/\(Self.pathSegment(id))?done=\(vote.rawValue)")
+        case .recorded(_, _, _, let grant):
+            return Self.redirect("/console/requests/\(Self.pathSegment(id))?done=\(grant ? "grant" : vote.rawValue)")
         case .refused(let refusal):
             guard let record = await visible(id, to: session) else { return notFound(session) }
             // The API's refusal, with 410 for a request that expired.
             let status = refusal.code == "expired" ? 410 : refusal.status
-            let text = refusal.code == "bad_request" ? "The reason is longer than 1000 characters." : refusal.message
-            return Self.page(status, ConsolePages.request(session: session, record: record, notice: nil, error: text, now: currentMillis()))
+            let text = refusal.message
+            return Self.page(
+                status,
+                ConsolePages.request(session: session, record: record, notice: nil, error: text, now: currentMillis(), grantable: grantRefusal(record)))
+        }
+    }
+
+    /// Why no scoped approval can come from `record` (shown instead of the form), else `nil`.
+    func grantRefusal(_ record: HoldRecord) -> GrantRefusal? {
+        guard let held = record.request else { return .credential }
+        let required = approvals.connections[held.metadata.connection]?.policy.approvalsRequired ?? record.approvalsRequired
+        let probe = GrantRequest(windowMillis: 3_600_000, maxCalls: nil, pathGlob: nil, sameBodyShape: false)
+        return probe.refusal(facts: GrantFacts(held), approvalsRequired: required, globIsValid: { _ in true })
+    }
+
+    // MARK: grants
+
+    func grants(_ request: Request) async -> Response {
+        guard let session = session(request) else { return Self.redirect("/console/login") }
+        let now = currentMillis()
+        let list = await approvals.view.grants(connections: approvals.decidable(by: session.identity), all: true, now: now)
+        return Self.page(200, ConsolePages.grants(session: session, grants: Array(list.prefix(Self.historyLimit)), now: now))
+    }
+
+    func revoke(_ request: Request, id: String) async -> Response {
+        guard let session = session(request) else { return Self.redirect("/console/login") }
+        guard await csrfMatches(request, session) else { return refusedCSRF(session) }
+        switch await approvals.revoke(grantID: id, by: session.identity) {
+        case .success: return Self.redirect("/console/grants")
+        case .failure(let refusal):
+            return Self.page(refusal.status, ConsolePages.message(session: session, title: "Not revoked", text: refusal.message))
         }
     }
 

@@ -20,11 +20,19 @@ public struct ApprovalDecision: Codable, Sendable, Hashable {
     /// The reviewer's free-text reason (may be empty). Shown to reviewers and the caller on denial.
     public var reason: String
     public var decidedAtMillis: Int64
+    /// An approval that also pre-approves calls like this one (a scoped approval): the
+    /// Forwarder creates the grant, under this decision's id, when the approval releases it.
+    public var grant: GrantRequest?
+    /// Set on the approval a grant's owner publishes for a call the grant released.
+    public var grantID: String?
 
     public init(
         requestID: String, vote: Vote, approver: CallerIdentity, reason: String,
-        decidedAtMillis: Int64 = currentMillis(), decisionID: String = UUID().uuidString.lowercased()
+        decidedAtMillis: Int64 = currentMillis(), decisionID: String = UUID().uuidString.lowercased(),
+        grant: GrantRequest? = nil, grantID: String? = nil
     ) {
+        self.grant = grant
+        self.grantID = grantID
         self.decisionID = decisionID
         self.requestID = requestID
         self.vote = vote

@@ -40,6 +40,14 @@ public struct AuditEvent: Codable, Sendable, Hashable {
         /// Never a configuration value. Sessionless: `requestID` and `sessionID` are the event's
         /// own fresh id.
         case configLoaded = "config_loaded"
+        /// A scoped approval was made (``ApprovalGrant``): `requestID` the request it was made
+        /// from, `identity` the approver; `details`: `grant_id`, `person`, `scope_method`,
+        /// `scope_path` or `scope_path_glob`, `scope_body_keys`, `requester_person`,
+        /// `expires_ms`, `max_calls`. Each call it releases is its own `approval_decided` with
+        /// `details.grant_id`.
+        case grantCreated = "grant_created"
+        /// A scoped approval was revoked; `details`: `grant_id`, `person`, `uses`.
+        case grantRevoked = "grant_revoked"
     }
 
     public var kind: Kind

@@ -6,6 +6,10 @@ public enum HoldsChange: Sendable, Hashable {
     case record(HoldRecord)
     /// The request was pruned (an empty value under its key).
     case removed(requestID: String)
+    /// The latest state of a scoped approval (key `grant:<id>`).
+    case grant(ApprovalGrant)
+    /// A grant was pruned.
+    case grantRemoved(grantID: String)
 }
 
 /// Follows the `holds` changelog (a `TopicFollower`): hands each change to `apply`, forever.
@@ -34,11 +38,16 @@ public struct HoldsChangelog: Sendable {
         try await TopicFollower(context: context, topic: context.topics.holds, markerKind: Self.markerKind, pace: pace).follow(
             apply: { message in
                 guard let key = message.keyString else { return }
+                let isGrant = key.hasPrefix(ApprovalGrant.keyPrefix)
                 if message.value.isEmpty {
-                    await apply(.removed(requestID: key))
+                    await apply(isGrant ? .grantRemoved(grantID: String(key.dropFirst(ApprovalGrant.keyPrefix.count))) : .removed(requestID: key))
                     return
                 }
                 do {
+                    if isGrant {
+                        await apply(.grant(try context.codec.open(ApprovalGrant.self, from: message)))
+                        return
+                    }
                     let record = try context.codec.open(HoldRecord.self, from: message)
                     await apply(.record(record))
                 } catch {
