@@ -64,7 +64,7 @@ public final class IngressService: Sendable {
     /// - Throws: `ConfigError` or ``IngressError`` naming the unusable setting.
     public init(
         config: SluiceConfig, context: StageContext, registry: PrometheusCollectorRegistry, options: IngressOptions,
-        httpClient: HTTPClient? = nil, engine: DetectionEngine? = nil
+        httpClient: HTTPClient? = nil, engine: DetectionEngine? = nil, recordings: (any SessionRecordingSource)? = nil
     ) throws {
         guard !options.instanceID.isEmpty else { throw IngressError(.configuration, "instanceID must not be empty") }
         self.listen = try ListenAddress(parsing: config.listen, key: "listen")
@@ -123,7 +123,7 @@ public final class IngressService: Sendable {
                 approvals: approvals, sessions: ConsoleSessions(ttl: config.console.sessionTTL.duration, idle: config.console.idleTimeout.duration),
                 authenticator: authenticator, authAudit: authAudit, context: context,
                 secureCookies: config.publicURL?.lowercased().hasPrefix("https://") ?? false, draining: { drain.isDraining },
-                oidc: consoleOIDC)
+                oidc: consoleOIDC, recordings: recordings)
             : nil
         // Callers' Idempotency-Keys (Idempotency/): shared by the handler and the replies reader.
         let idempotency = IdempotencyTable(

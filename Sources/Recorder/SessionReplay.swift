@@ -45,7 +45,7 @@ public struct SessionReplay {
     }
 
     /// The session's recorded content (`RecordingContent`): per request its masked request and
-    /// response, de-duplicated (first copy), in time order. Opening needs the sealing key ring.
+    /// response (a held request: the 202 its caller got first and the final answer), de-duplicated (first copy), in time order. Opening needs the sealing key ring.
     ///
     /// - Throws: `ReplayError.unreadable` when a recording cannot be read,
     ///   `ReplayError.content` when a content line does not open (another key ring, an edited
@@ -116,8 +116,10 @@ public struct SessionReplay {
         mutating func add(line: UnsafeRawBufferPointer, source: String) {
             guard failure == nil, LineReader.contains(line, Self.marker) else { return }
             do {
+                // One copy per request and part (a redelivered line repeats one); a held request
+                // has two responses, the 202 its caller got first and the final answer: both kept.
                 guard let content = try RecordingContent.open(line: line, sealer: sealer), content.sessionID == sessionID,
-                    seen.insert(content.requestID + "/" + content.part.rawValue).inserted
+                    seen.insert(content.requestID + "/" + content.part.rawValue + "/" + (content.status.map { "\($0)" } ?? "")).inserted
                 else { return }
                 contents.append(content)
             } catch {

@@ -246,7 +246,8 @@ struct Runtime: Sendable {
                     ingressOptions.idempotencySecret = fingerprintKey
                     let ingress = try IngressService(
                         config: config, context: ctx, registry: registry,
-                        options: ingressOptions, httpClient: httpClient, engine: engine)
+                        options: ingressOptions, httpClient: httpClient, engine: engine,
+                        recordings: StoreRecordings(config: config, sealer: codec.sealer, logger: ctx.logger))
                     // The Ingress drains on graceful shutdown itself (calls in flight are answered).
                     services.append(StageService(name: "ingress", logger: ctx.logger, drainsOnShutdown: true) {
                         try await ingress.run()

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BusContract
 import Foundation
 import GatewayHarness
 import NIOCore
@@ -228,6 +229,22 @@ struct ConsoleTests {
         // History lists both, newest change first.
         let history = try await alice.get("/console?view=history")
         #expect(history.text.contains(approveID) && history.text.contains(denyID))
+
+        // The session's recording (the call had no X-Sluice-Session: its session is its id), masked.
+        #expect(after.text.contains("href=\"/console/sessions/\(approveID)\""))
+        var recording = ""
+        let recorded = try await eventually(timeout: .seconds(20)) {
+            recording = try await alice.get("/console/sessions/\(approveID)").text
+            // The 202 the caller got first, then the delivered answer.
+            return recording.contains("HTTP 202") && recording.contains("HTTP 200") && recording.contains("DROP TABLE users")
+        }
+        #expect(recorded, "\(recording)")
+        #expect(recording.contains("approval_decided") && recording.contains("delivered"))
+        #expect(!recording.contains("<script>alert"), "the recorded body is escaped too")
+        #expect(!recording.contains(Gateway.upstreamToken), "the injected credential is not recorded")
+        for bad in ["..", "nope", "a%2F..%2Fb", String(repeating: "x", count: 200)] {
+            #expect(try await alice.get("/console/sessions/\(bad)").status == 404, "\(bad)")
+        }
 
         // A reviewer of no connection of the request, and an unknown id: 404.
         #expect(try await alice.get("/console/requests/nope").status == 404)

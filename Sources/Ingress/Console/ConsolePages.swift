@@ -198,7 +198,7 @@ enum ConsolePages {
             <dt>Created</dt><dd>\(HTML.escape(iso(r.createdAtMillis)))</dd>
             <dt>Expires</dt><dd>\(HTML.escape(iso(r.expiresAtMillis)))\(r.status == .pending ? " (in <span data-expires=\"\(r.expiresAtMillis)\"></span>)" : "")</dd>
             \(r.status.isFinal && r.response != nil ? "<dt>Response</dt><dd id=\"response-status\">\(r.response?.status ?? 0)</dd>" : "")
-            <dt>Recording</dt><dd><code>sluice replay \(HTML.escape(req.metadata.sessionID))</code></dd>
+            <dt>Recording</dt><dd><a href="/console/sessions/\(HTML.escape(ConsoleRoutes.pathSegment(req.metadata.sessionID)))" id="recording">the session's recording</a> (or <code>sluice replay \(HTML.escape(req.metadata.sessionID))</code>)</dd>
             </dl>
             \(findings.isEmpty ? "" : "<h2>Findings</h2><ul class=\"findings\">\(findings)</ul>")
             <h2>Body (masked\(truncated ? ", first \(HoldRecord.previewBytes) bytes" : ""))</h2>
@@ -274,6 +274,38 @@ enum ConsolePages {
         }
         return "<nav class=\"tabs\">" + tab("inbox", "/console", "Inbox (<span id=\"pending-count\">\(pending)</span>)")
             + tab("history", "/console?view=history", "History") + tab("grants", "/console/grants", "Grants") + "</nav>"
+    }
+
+    /// A session's recording: every event, then each recorded request and response (masked).
+    static func recording(session: ConsoleSession, sessionID: String, events: [AuditEvent], exchanges: [RecordedExchange], now: Int64) -> String {
+        let rows = events.map { e in
+            let what = [e.method, e.path].compactMap { $0 }.joined(separator: " ")
+            let detail = [e.decision.map { "\($0.rawValue)" }, e.status.map { "\($0)" }, e.rules.map { $0.joined(separator: ", ") }]
+                .compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " · ")
+            return "<tr class=\"event\"><td>\(HTML.escape(iso(e.timeMillis)))</td><td>\(HTML.escape(e.kind.rawValue))</td><td>\(HTML.escape(what))</td><td>\(HTML.escape(detail))</td><td class=\"id\">\(HTML.escape(e.requestID))</td></tr>"
+        }.joined(separator: "\n")
+        let parts = exchanges.map { x -> String in
+            let head = x.part == .request
+                ? "\(x.method ?? "") \(x.path ?? "")\(x.query.map { $0.isEmpty ? "" : "?" + $0 } ?? "")"
+                : "HTTP \(x.status.map(String.init) ?? "?")"
+            let headers = x.headers.map { "\($0.name): \($0.value)" }.joined(separator: "\n")
+            let body = String(decoding: x.body, as: UTF8.self)
+            return """
+                <section class="exchange \(x.part.rawValue)"><h3>\(x.part == .request ? "Request" : "Response") <span class="id">\(HTML.escape(x.requestID))</span></h3>
+                <pre class="head">\(HTML.escape(head))\n\(HTML.escape(headers))</pre>
+                <pre class="body">\(HTML.escape(body))\(x.truncated ? "\n… (\(x.bodyBytes) bytes in all)" : "")</pre></section>
+                """
+        }.joined(separator: "\n")
+        return layout(title: "Session \(sessionID)", session: session, now: now, body: """
+            <main>
+            \(tabs(current: "history"))
+            <h1>Session <span class="id" id="session-id">\(HTML.escape(sessionID))</span></h1>
+            <table class="list" id="events"><thead><tr><th>Time</th><th>Event</th><th>Request</th><th>Outcome</th><th>Request id</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <h2>Requests and responses (masked)</h2>
+            \(parts.isEmpty ? "<p class=\"hint\">No content recorded (recorder.content is off, or the sealing keys here do not open it).</p>" : parts)
+            </main>
+            """)
     }
 
     /// A page with only a message (not found, refused).

@@ -36,6 +36,8 @@ struct ConsoleRoutes: Sendable {
     let draining: @Sendable () -> Bool
     /// Single sign-on (`console.oidc`); when set, the API key form is not offered.
     var oidc: ConsoleOIDC? = nil
+    /// Session recordings (the Recorder's store, when this process can read it).
+    var recordings: (any SessionRecordingSource)? = nil
     var streamLifetime: Duration = .seconds(300)
     /// Live-inbox streams open at once (per session, in all).
     var streams = StreamSlots()
@@ -66,6 +68,7 @@ struct ConsoleRoutes: Sendable {
         router.post("/console/requests/:id/deny") { request, ctx in
             await self.decide(request, id: ctx.parameters.get("id") ?? "", vote: .deny)
         }
+        router.get("/console/sessions/:id") { request, ctx in await self.session(request, id: ctx.parameters.get("id") ?? "") }
         router.get("/console/grants") { request, _ in await self.grants(request) }
         router.post("/console/grants/:id/revoke") { request, ctx in await self.revoke(request, id: ctx.parameters.get("id") ?? "") }
         router.get("/console/app.js") { _, _ in Self.asset(ConsoleAssets.script, type: "text/javascript; charset=utf-8") }
@@ -258,6 +261,30 @@ struct ConsoleRoutes: Sendable {
         let required = approvals.connections[held.metadata.connection]?.policy.approvalsRequired ?? record.approvalsRequired
         let probe = GrantRequest(windowMillis: 3_600_000, maxCalls: nil, pathGlob: nil, sameBodyShape: false)
         return probe.refusal(facts: GrantFacts(held), approvalsRequired: required, globIsValid: { _ in true })
+    }
+
+    // MARK: replay
+
+    /// A session's recording: its events and masked requests and responses, only those on
+    /// connections the reviewer decides on (404 when there are none).
+    func session(_ request: Request, id: String) async -> Response {
+        guard let session = session(request) else { return Self.redirect("/console/login") }
+        let notFound = Self.page(404, ConsolePages.message(
+            session: session, title: "Not found", text: "No recording of this session on your connections is readable here."))
+        // The same form as X-Sluice-Session: the id never reaches the store otherwise.
+        guard IngressHeaders.sessionID(id, default: "") == id, !id.isEmpty, let recordings else { return notFound }
+        let recorded: RecordedSession?
+        do { recorded = try await recordings.session(id) } catch {
+            context.logger.warning("session recording not read", metadata: ["session_id": "\(id)", "error": "\(error)"])
+            return Self.page(503, ConsolePages.message(session: session, title: "Recording unavailable", text: "The recording could not be read; try again shortly."))
+        }
+        guard let recorded else { return notFound }
+        let allowed = approvals.decidable(by: session.identity)
+        let events = recorded.events.filter { $0.connection.map(allowed.contains) ?? false }
+        let visible = Set(events.map(\.requestID))
+        let exchanges = recorded.exchanges.filter { visible.contains($0.requestID) }
+        guard !events.isEmpty else { return notFound }
+        return Self.page(200, ConsolePages.recording(session: session, sessionID: id, events: events, exchanges: exchanges, now: currentMillis()))
     }
 
     // MARK: grants
