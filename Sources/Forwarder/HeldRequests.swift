@@ -337,6 +337,12 @@ extension ForwarderService {
         case .ignored(let reason, let record):
             log.info("decision not counted", metadata: ["vote": "\(decision.vote.rawValue)", "reason": "\(reason)"])
             await auditDecision(decision, record, result: "not_counted", why: reason)
+            // A redelivered approval that was counted before (this Forwarder stopped between
+            // recording it and making its grant): make the grant now (idempotent by its id).
+            if let request = decision.grant, let policy, record.decisions.contains(where: { $0.decisionID == decision.decisionID }),
+                [.approved, .delivered, .failed].contains(record.status) {
+                await makeGrant(decision, request: request, record: record, policy: policy, log: log)
+            }
             return true
         case .recorded(let record):
             log.info("approval recorded", metadata: ["approvals": "\(record.approvingPersons.count)", "required": "\(record.approvalsRequired)"])

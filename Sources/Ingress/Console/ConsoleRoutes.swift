@@ -336,7 +336,8 @@ struct ConsoleRoutes: Sendable {
             var seen = -1
             var lastWrite = ContinuousClock.now
             while ContinuousClock.now < end, !draining(), !Task.isCancelled {
-                guard sessions.session(token: token) != nil else {
+                // An open inbox is not activity: the session still ends after `idle_timeout`.
+                guard sessions.session(token: token, renew: false) != nil else {
                     try await writer.write(ByteBuffer(string: "event: signed-out\ndata: {}\n\n"))
                     break
                 }

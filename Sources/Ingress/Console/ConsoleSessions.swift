@@ -54,8 +54,10 @@ final class ConsoleSessions: Sendable {
         return (token, session)
     }
 
-    /// The live session of `token`, its idle clock renewed; `nil` when unknown or expired.
-    func session(token: String, now: Int64 = currentMillis()) -> ConsoleSession? {
+    /// The live session of `token`, its idle clock renewed unless `renew` is false (the live
+    /// inbox checks its session without counting as the reviewer's activity); `nil` when
+    /// unknown or expired.
+    func session(token: String, renew: Bool = true, now: Int64 = currentMillis()) -> ConsoleSession? {
         let key = Self.key(token)
         return sessions.withLock { all -> ConsoleSession? in
             guard var session = all[key] else { return nil }
@@ -63,8 +65,10 @@ final class ConsoleSessions: Sendable {
                 all[key] = nil
                 return nil
             }
-            session.lastSeenMillis = now
-            all[key] = session
+            if renew {
+                session.lastSeenMillis = now
+                all[key] = session
+            }
             return session
         }
     }
