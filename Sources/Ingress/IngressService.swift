@@ -94,6 +94,7 @@ public final class IngressService: Sendable {
                 consoleOIDC = ConsoleOIDC(
                     clientID: client.clientID, clientSecret: try client.clientSecret?.resolve(path: "console.oidc.client_secret"),
                     authorizationEndpoint: client.authorizationEndpoint, tokenEndpoint: client.tokenEndpoint,
+                    issuer: oidcConfig.issuer, allowInsecureEndpoints: client.allowInsecureEndpoints,
                     redirectURL: client.redirectURL ?? publicBase + "/console/oidc/callback", scopes: client.scopes,
                     verifier: OIDCAuthenticator(config: oidcConfig, keySource: source, audience: client.clientID),
                     http: httpClient ?? HTTPClient.shared)

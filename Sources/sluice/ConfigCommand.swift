@@ -258,7 +258,7 @@ enum ConfigCheck {
             ("oidc", c.console.oidc.map { o in
                 map([
                     ("client_id", str(o.clientID)), ("client_secret", o.clientSecret.map { redacted($0.description) }),
-                    ("authorization_endpoint", str(o.authorizationEndpoint)), ("token_endpoint", str(o.tokenEndpoint)),
+                    ("authorization_endpoint", o.authorizationEndpoint.map(str)), ("token_endpoint", o.tokenEndpoint.map(str)),
                     ("redirect_url", o.redirectURL.map(str)), ("scopes", Node(o.scopes.map(str))),
                     ("allow_insecure_endpoints", bool(o.allowInsecureEndpoints)),
                 ])

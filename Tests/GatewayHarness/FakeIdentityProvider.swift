@@ -8,7 +8,7 @@ import Synchronization
 /// A small OpenID Connect provider for the console's single sign-on tests: `/authorize` signs
 /// in whoever the test chose (no page, straight back to `redirect_uri` with a code), `/token`
 /// checks the code, the PKCE verifier and the client's credentials and answers a signed ID
-/// token, `/jwks` publishes the key.
+/// token, `/jwks` publishes the key, `/.well-known/openid-configuration` names all three.
 ///
 /// Guarantees: a code is single-use and bound to the `redirect_uri`, `code_challenge` and nonce
 /// of its `/authorize`; `/token` answers 400 `invalid_grant` for anything else, as a real
@@ -40,6 +40,9 @@ public final class FakeIdentityProvider: Sendable {
         var tokenForms: [[String: String]] = []
         /// Replaces the nonce in the next ID tokens (a provider that does not echo it).
         var nonceOverride: String? = nil
+        var discoveryFetches = 0
+        /// The issuer the discovery document names, when not this provider (a misconfigured or hostile one).
+        var discoveryIssuer: String? = nil
     }
 
     public let issuer: String
@@ -47,7 +50,7 @@ public final class FakeIdentityProvider: Sendable {
     public let clientSecret: String
     let key: ES256PrivateKey
     let kid = "fake-idp-1"
-    private let state: Mutex<State>
+    fileprivate let state: Mutex<State>
     private let task: Task<Void, any Error>
 
     public var authorizeURL: String { issuer + "/authorize" }
@@ -59,6 +62,9 @@ public final class FakeIdentityProvider: Sendable {
     public func setNonceOverride(_ nonce: String?) { state.withLock { $0.nonceOverride = nonce } }
     public var authorizeQueries: [[String: String]] { state.withLock { $0.authorizeQueries } }
     public var tokenForms: [[String: String]] { state.withLock { $0.tokenForms } }
+    public func setDiscoveryIssuer(_ issuer: String?) { state.withLock { $0.discoveryIssuer = issuer } }
+    /// How often the discovery document was read.
+    public var discoveryFetches: Int { state.withLock { $0.discoveryFetches } }
 
     init(host: String, port: Int, key: ES256PrivateKey, clientSecret: String, task: Task<Void, any Error>) {
         self.issuer = "http://\(host):\(port)"
@@ -84,6 +90,17 @@ public final class FakeIdentityProvider: Sendable {
         router.post("/token") { request, _ -> Response in
             guard let idp = box.idp else { return Response(status: .serviceUnavailable) }
             return try await idp.token(request)
+        }
+        router.get("/.well-known/openid-configuration") { _, _ -> Response in
+            guard let idp = box.idp else { return Response(status: .serviceUnavailable) }
+            let named = idp.state.withLock { s -> String? in
+                s.discoveryFetches += 1
+                return s.discoveryIssuer
+            }
+            let data = try JSONSerialization.data(withJSONObject: [
+                "issuer": named ?? idp.issuer, "authorization_endpoint": idp.authorizeURL, "token_endpoint": idp.tokenURL, "jwks_uri": idp.jwksURL,
+            ])
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
         router.get("/jwks") { _, _ -> Response in
             guard let idp = box.idp else { return Response(status: .serviceUnavailable) }

@@ -348,6 +348,26 @@ struct ConsoleTests {
         #expect(try await browser.get("/console/login").status == 404)
     }
 
+    @Test("single sign-on: a discovery document naming another issuer is refused; the sign-in page says the provider cannot be used, nothing is redirected")
+    func discoveryOfAnotherIssuer() async throws {
+        let idp = try await FakeIdentityProvider.start()
+        defer { idp.stop() }
+        idp.setDiscoveryIssuer("https://attacker.example")
+        let gw = try await Gateway(
+            mode: .embedded,
+            extraAPIKeys: "  oidc: { issuer: \"\(idp.issuer)\", audience: sluice-api, jwks_url: \"\(idp.jwksURL)\", allow_insecure_jwks: true }",
+            extraTopLevel: "console: { oidc: { client_id: sluice-console, allow_insecure_endpoints: true } }")
+        defer { Task { await gw.stop() } }
+        try await gw.start()
+        let browser = ConsoleClient(base: gw.baseURL)
+        let start = try await browser.get("/console/oidc/start")
+        #expect(start.status == 503, "\(start.text)")
+        #expect(start.location == nil)
+        #expect(start.text.contains("cannot be reached"))
+        #expect(idp.authorizeQueries.isEmpty)
+        #expect(gw.processLogs.contains("the discovery document names another issuer"))
+    }
+
     /// The same flows in a real browser (Tests/browser/console_test.py: Selenium, Debian's
     /// chromium and chromium-driver, installed by `make test`), signed in with a key or through
     /// an identity provider on another site (`localhost` against the gateway's `127.0.0.1`). With
@@ -426,7 +446,7 @@ struct ConsoleTests {
         return try pathAndQuery(try #require(back.location))
     }
 
-    @Test("single sign-on: authorization code with PKCE and a confidential client; state, nonce, audience and groups decide; codes are single-use")
+    @Test("single sign-on: endpoints from the issuer's discovery document; authorization code with PKCE and a confidential client; state, nonce, audience and groups decide; codes are single-use")
     func singleSignOn() async throws {
         let idp = try await FakeIdentityProvider.start()
         defer { idp.stop() }
@@ -441,8 +461,6 @@ struct ConsoleTests {
                   oidc:
                     client_id: sluice-console
                     client_secret: "file:\(secretFile.path)"
-                    authorization_endpoint: "\(idp.authorizeURL)"
-                    token_endpoint: "\(idp.tokenURL)"
                     allow_insecure_endpoints: true
                 """)
         defer { Task { await gw.stop() } }
@@ -479,6 +497,7 @@ struct ConsoleTests {
         let inbox = try await browser.get("/console")
         #expect(inbox.status == 200)
         #expect(inbox.text.contains("oidc:u-alice"))
+        #expect(idp.discoveryFetches == 1, "the endpoints came from discovery, read once")
 
         // The same callback again: the code and state were used.
         let replayed = ConsoleClient(base: gw.baseURL)

@@ -35,8 +35,11 @@ final class ConsoleOIDC: Sendable {
 
     let clientID: String
     let clientSecret: String?
-    let authorizationEndpoint: String
-    let tokenEndpoint: String
+    /// The configured endpoints; a missing one comes from the issuer's discovery document.
+    let configured: (authorization: String?, token: String?)
+    let issuer: String
+    let allowInsecureEndpoints: Bool
+    private let discovered = Mutex<(authorization: String, token: String)?>(nil)
     let redirectURL: String
     let scopes: [String]
     let verifier: OIDCAuthenticator
@@ -46,21 +49,60 @@ final class ConsoleOIDC: Sendable {
     private let pending = Mutex<[String: Pending]>([:])
 
     init(
-        clientID: String, clientSecret: String?, authorizationEndpoint: String, tokenEndpoint: String, redirectURL: String,
-        scopes: [String], verifier: OIDCAuthenticator, http: HTTPClient
+        clientID: String, clientSecret: String?, authorizationEndpoint: String?, tokenEndpoint: String?, issuer: String,
+        allowInsecureEndpoints: Bool, redirectURL: String, scopes: [String], verifier: OIDCAuthenticator, http: HTTPClient
     ) {
         self.clientID = clientID
         self.clientSecret = clientSecret
-        self.authorizationEndpoint = authorizationEndpoint
-        self.tokenEndpoint = tokenEndpoint
+        self.configured = (authorizationEndpoint, tokenEndpoint)
+        self.issuer = issuer
+        self.allowInsecureEndpoints = allowInsecureEndpoints
         self.redirectURL = redirectURL
         self.scopes = scopes
         self.verifier = verifier
         self.http = http
     }
 
+    /// The authorization and token endpoints: as configured, else from the issuer's discovery
+    /// document (read once, then kept), whose `issuer` must be the configured one and whose
+    /// endpoints must be https (http only with `allow_insecure_endpoints`).
+    func endpoints() async throws -> (authorization: String, token: String) {
+        if let a = configured.authorization, let t = configured.token { return (a, t) }
+        if let known = discovered.withLock({ $0 }) {
+            return (configured.authorization ?? known.authorization, configured.token ?? known.token)
+        }
+        let url = issuer.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + "/.well-known/openid-configuration"
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Accept", value: "application/json")
+        let object: [String: Any]
+        do {
+            let response = try await http.execute(request, timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok else { throw Failure(description: "the discovery document answered \(response.status.code)", unavailable: true) }
+            object = (try? JSONSerialization.jsonObject(with: Data(buffer: body))) as? [String: Any] ?? [:]
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw Failure(description: "the identity provider's discovery document could not be read (\(type(of: error)))", unavailable: true)
+        }
+        guard (object["issuer"] as? String).map({ $0.trimmingCharacters(in: CharacterSet(charactersIn: "/")) })
+            == issuer.trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        else { throw Failure(description: "the discovery document names another issuer") }
+        guard let authorization = object["authorization_endpoint"] as? String, let token = object["token_endpoint"] as? String,
+            Self.acceptable(authorization, insecure: allowInsecureEndpoints), Self.acceptable(token, insecure: allowInsecureEndpoints)
+        else { throw Failure(description: "the discovery document has no usable https authorization_endpoint and token_endpoint") }
+        discovered.withLock { $0 = (authorization, token) }
+        return (configured.authorization ?? authorization, configured.token ?? token)
+    }
+
+    static func acceptable(_ text: String, insecure: Bool) -> Bool {
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), url.host != nil, url.user == nil else { return false }
+        return scheme == "https" || (insecure && scheme == "http")
+    }
+
     /// Starts a sign-in: the provider's authorization URL and the state (for the browser's cookie).
-    func start(now: Int64 = currentMillis()) -> (url: String, state: String) {
+    func start(now: Int64 = currentMillis()) async throws -> (url: String, state: String) {
+        let authorizationEndpoint = try await endpoints().authorization
         let state = ConsoleSessions.randomToken()
         let entry = Pending(verifier: ConsoleSessions.randomToken(), nonce: ConsoleSessions.randomToken(), createdMillis: now)
         pending.withLock { all in
@@ -105,7 +147,7 @@ final class ConsoleOIDC: Sendable {
 
     /// POSTs the code to `token_endpoint`; the `id_token` of its answer.
     private func exchange(code: String, verifier codeVerifier: String) async throws -> String {
-        var request = HTTPClientRequest(url: tokenEndpoint)
+        var request = HTTPClientRequest(url: try await endpoints().token)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.headers.add(name: "Accept", value: "application/json")

@@ -57,7 +57,7 @@ struct ConsoleRoutes: Sendable {
         router.get("/console") { request, _ in await self.inbox(request) }
         router.get("/console/login") { request, _ in self.loginPage(request) }
         router.post("/console/login") { request, _ in await self.login(request) }
-        router.get("/console/oidc/start") { _, _ in self.oidcStart() }
+        router.get("/console/oidc/start") { _, _ in await self.oidcStart() }
         router.get("/console/oidc/callback") { request, _ in await self.oidcCallback(request) }
         router.post("/console/logout") { request, _ in await self.logout(request) }
         router.get("/console/events") { request, _ in self.events(request) }
@@ -144,9 +144,13 @@ struct ConsoleRoutes: Sendable {
 
     /// Sends the browser to the provider; the state goes in a `SameSite=Lax` cookie, so the
     /// browser sends it back with the provider's (cross-site) redirect to the callback.
-    func oidcStart() -> Response {
+    func oidcStart() async -> Response {
         guard let oidc else { return Self.page(404, ConsolePages.message(session: nil, title: "Not found", text: "Single sign-on is not configured.")) }
-        let (url, state) = oidc.start()
+        let url: String, state: String
+        do { (url, state) = try await oidc.start() } catch {
+            context.logger.error("console single sign-on cannot start", metadata: ["error": "\(error)"])
+            return Self.page(503, ConsolePages.login(csrf: "", message: "The identity provider cannot be reached right now; try again shortly.", sso: true))
+        }
         var response = Self.redirect(url)
         response.headers.append(HTTPTypes.HTTPField(name: .setCookie, value: cookie(Self.oidcCookie, state, maxAge: 600, sameSite: "Lax")))
         return response

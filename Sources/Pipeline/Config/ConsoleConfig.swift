@@ -23,8 +23,10 @@ public struct ConsoleConfig: Decodable, Sendable {
         public var clientID: String
         /// For a confidential client (sent with HTTP Basic authentication); absent: a public client, PKCE only.
         public var clientSecret: ConfigSecret?
-        public var authorizationEndpoint: String
-        public var tokenEndpoint: String
+        /// The provider's endpoints; each one left out is read from the issuer's discovery
+        /// document (`<identities.oidc.issuer>/.well-known/openid-configuration`).
+        public var authorizationEndpoint: String?
+        public var tokenEndpoint: String?
         /// Where the provider sends the browser back; default `<public_url>/console/oidc/callback`.
         public var redirectURL: String?
         public var scopes: [String]
@@ -46,8 +48,8 @@ public struct ConsoleConfig: Decodable, Sendable {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             clientID = try c.need(String.self, forKey: .clientID)
             clientSecret = try c.collect(ConfigSecret.self, forKey: .clientSecret)
-            authorizationEndpoint = try c.need(String.self, forKey: .authorizationEndpoint)
-            tokenEndpoint = try c.need(String.self, forKey: .tokenEndpoint)
+            authorizationEndpoint = try c.collect(String.self, forKey: .authorizationEndpoint)
+            tokenEndpoint = try c.collect(String.self, forKey: .tokenEndpoint)
             redirectURL = try c.collect(String.self, forKey: .redirectURL)
             scopes = try c.collect([String].self, forKey: .scopes) ?? ["openid", "email", "profile"]
             allowInsecureEndpoints = try c.collect(Bool.self, forKey: .allowInsecureEndpoints) ?? false
@@ -58,7 +60,8 @@ public struct ConsoleConfig: Decodable, Sendable {
         func problems(path: String) -> [ConfigError] {
             var problems: [ConfigError] = []
             if clientID.isEmpty { problems.append(ConfigError(path: path + ".client_id", message: "must not be empty")) }
-            for (key, url) in [("authorization_endpoint", authorizationEndpoint), ("token_endpoint", tokenEndpoint)] + (redirectURL.map { [("redirect_url", $0)] } ?? []) {
+            let urls = [("authorization_endpoint", authorizationEndpoint), ("token_endpoint", tokenEndpoint), ("redirect_url", redirectURL)]
+            for case let (key, url?) in urls {
                 do {
                     try IdentitiesConfig.OIDC.checkURL(
                         url, allowInsecure: allowInsecureEndpoints || key == "redirect_url", path: path + "." + key,
