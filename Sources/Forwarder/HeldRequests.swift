@@ -147,8 +147,12 @@ actor HoldStore {
         }
     }
 
-    /// Applies a decision; a changed record is persisted before returning.
-    func decide(_ decision: ApprovalDecision, policy: HoldPolicy?) async -> (HoldBook.DecisionOutcome, persisted: Bool) {
+    /// Applies a decision under the policy of its request's connection (looked up in `policies`
+    /// in the same step, on this actor: a request parked while the decision waited for the actor
+    /// is decided under its policy, never as "no policy"); a changed record is persisted before
+    /// returning.
+    func decide(_ decision: ApprovalDecision, policies: [String: HoldPolicy]) async -> (HoldBook.DecisionOutcome, persisted: Bool) {
+        let policy = book.record(decision.requestID)?.request.flatMap { policies[$0.metadata.connection] }
         let outcome = book.decide(decision, policy: policy, now: currentMillis())
         switch outcome {
         case .rejected, .ignored: return (outcome, true)
@@ -322,10 +326,16 @@ extension ForwarderService {
         var log = logger
         log[metadataKey: "request_id"] = "\(decision.requestID)"
         log[metadataKey: "approver"] = "\(decision.approver.id)"
-        let connection = await holds.record(decision.requestID)?.request?.metadata.connection
-        let policy = connection.flatMap { holdPolicies[$0] }
-        let (outcome, persisted) = await holds.decide(decision, policy: policy)
+        // The policy is looked up on the store's actor with the decision: reading the record here
+        // first raced with a park in flight (an early decision was then refused as `forbidden`).
+        let (outcome, persisted) = await holds.decide(decision, policies: holdPolicies)
         guard persisted else { return false }
+        let policy: HoldPolicy? = {
+            switch outcome {
+            case .rejected(_, _, let r), .ignored(_, let r), .early(let r), .recorded(let r), .approved(let r), .denied(let r):
+                return r.request.flatMap { holdPolicies[$0.metadata.connection] }
+            }
+        }()
         switch outcome {
         case .early:
             log.info("decision kept until its request is parked", metadata: ["vote": "\(decision.vote.rawValue)"])
