@@ -65,8 +65,7 @@ struct ApprovalNotifier: Sendable {
         guard !targets.isEmpty else { return }
         var announcement = announcement
         if let console, announcement.consoleLink == nil {
-            let id = announcement.requestID.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? ""
-            announcement.consoleLink = "\(console)/requests/\(id)"
+            announcement.consoleLink = "\(console)/requests/\(URLText.percentEncoded(announcement.requestID))"
         }
         let body = (try? JSONSerialization.data(withJSONObject: ["text": announcement.text], options: [.sortedKeys])) ?? Data()
         for (index, url) in targets.enumerated() {

@@ -65,11 +65,7 @@ struct APIKeyCommand: ParsableCommand {
 
         /// "sluice_" + base64url (no padding) of 32 bytes from the system's secure generator.
         static func makeKey() -> String {
-            var generator = SystemRandomNumberGenerator()
-            let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-            let base64 = Data(bytes).base64EncodedString()
-                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-            return "sluice_" + base64
+            "sluice_" + URLText.randomToken()
         }
 
         /// The YAML flow mapping for `identities.api_keys` (names are checked to need no quoting

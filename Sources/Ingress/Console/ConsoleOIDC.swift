@@ -184,12 +184,9 @@ final class ConsoleOIDC: Sendable {
 
     /// The S256 challenge of a PKCE verifier: base64url(SHA-256(verifier)), unpadded.
     static func challenge(_ verifier: String) -> String {
-        Data(SHA256.hash(data: Array(verifier.utf8))).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        URLText.base64URL(SHA256.hash(data: Array(verifier.utf8)))
     }
 
     /// `application/x-www-form-urlencoded` encoding of one value.
-    static func formEncode(_ value: String) -> String {
-        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? ""
-    }
+    static func formEncode(_ value: String) -> String { URLText.percentEncoded(value) }
 }

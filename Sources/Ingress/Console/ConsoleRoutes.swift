@@ -443,7 +443,7 @@ struct ConsoleRoutes: Sendable {
     }
 
     static func pathSegment(_ id: String) -> String {
-        id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_.~"))) ?? ""
+        URLText.percentEncoded(id)
     }
 
     static func securityHeaders() -> HTTPFields {

@@ -86,12 +86,7 @@ final class ConsoleSessions: Sendable {
     }
 
     /// 32 random bytes, base64url without padding.
-    static func randomToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
+    static func randomToken() -> String { URLText.randomToken() }
 
     /// Whether two tokens are equal, in time that depends only on their lengths.
     static func sameToken(_ a: String, _ b: String) -> Bool {
