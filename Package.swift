@@ -61,10 +61,13 @@ let package = Package(
             ]
         ),
         .target(name: "Detection", dependencies: ["CHyperscan", "Codings", .product(name: "Crypto", package: "swift-crypto")]),
+        // The Model Context Protocol's messages (strict JSON, JSON-RPC, server-sent events, tool
+        // rules): pure and synchronous, shared by the Ingress, the Inspector and the Forwarder.
+        .target(name: "MCP"),
         .target(
             name: "Inspector",
             dependencies: [
-                "Pipeline", "Detection", "Codings",
+                "Pipeline", "Detection", "Codings", "MCP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -83,7 +86,7 @@ let package = Package(
         .target(
             name: "Ingress",
             dependencies: [
-                "Pipeline", "Codings", "Detection", "Operations",
+                "Pipeline", "Codings", "Detection", "Operations", "MCP",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 // The header-read timeout is a channel handler over Hummingbird's HTTP parts.
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,7 +103,7 @@ let package = Package(
         .target(
             name: "Forwarder",
             dependencies: [
-                "Pipeline", "Detection", "Codings",
+                "Pipeline", "Detection", "Codings", "MCP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -190,10 +193,11 @@ let package = Package(
             linkerSettings: [.linkedLibrary("z"), .linkedLibrary("brotlienc"), .linkedLibrary("zstd")]
         ),
         .testTarget(name: "CodingsTests", dependencies: ["Codings", "CodingsEncoders"]),
+        .testTarget(name: "MCPTests", dependencies: ["MCP"]),
         .testTarget(
             name: "InspectorTests",
             dependencies: [
-                "Inspector", "Pipeline", "Detection", "Codings", "CodingsEncoders",
+                "Inspector", "Pipeline", "Detection", "Codings", "CodingsEncoders", "MCP",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -213,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "ForwarderTests",
             dependencies: [
-                "Forwarder", "Pipeline", "Detection", "BusContract",
+                "Forwarder", "Pipeline", "Detection", "BusContract", "MCP",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

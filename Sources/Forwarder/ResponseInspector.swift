@@ -1,6 +1,8 @@
 import Codings
 import Detection
 import Foundation
+import MCP
+import Metrics
 import Pipeline
 
 /// Checks an upstream response before it goes back to the caller: the credential the
@@ -20,6 +22,12 @@ import Pipeline
 ///   (gzip, x-gzip, deflate, br, zstd, stacked; `Codings`). A body without anything to mask is
 ///   returned byte for byte as received (compressed or not); a body with something masked is
 ///   returned decoded and masked with `decoded` set: the caller must drop `Content-Encoding`.
+/// - On an MCP connection (`target.mcp`): a `text/event-stream` body is read as events, and each
+///   event's data (one JSON-RPC message) is checked on its own, so a secret split over `data:`
+///   lines is still found; the events are written again (comments and an unfinished last event
+///   dropped). In JSON-RPC responses to the request's `tools/list` calls, tools the caller may
+///   not call are removed (`ToolListFilter`). A JSON body that should hold a filtered list but
+///   does not parse is withheld.
 /// - Fails closed: a body whose codings cannot be undone (unknown coding, corrupt, over the
 ///   size cap) or whose scan hits a decoder limit is withheld (`withheld` gives the reason),
 ///   never returned unchecked. When there is nothing to check (no credential injected and no
@@ -48,8 +56,50 @@ struct ResponseInspector: Sendable {
         }
     }
 
+    /// The request an MCP response answers: which ids were `tools/list` calls, which ids it sent.
+    struct MCPExchange: Sendable {
+        var listIDs: Set<String> = []
+        var knownIDs: Set<String> = []
+        var rules: ToolRules
+
+        /// From the request's JSON-RPC messages (nil when they cannot be read: then every
+        /// response with a tools array is filtered).
+        init(request body: JSONRPCBody?, rules: ToolRules) {
+            self.rules = rules
+            for m in body?.requests ?? [] {
+                guard let id = m.id else { continue }
+                knownIDs.insert(id)
+                if m.method == MCPMethod.toolsList { listIDs.insert(id) }
+            }
+        }
+
+        func filter(_ message: JSONValue) -> (JSONValue, removed: Int) {
+            ToolListFilter.filter(message, listIDs: listIDs, knownIDs: knownIDs, rules: rules)
+        }
+
+        /// A JSON-RPC body (one message or a batch) with tool lists filtered; nil when unchanged.
+        func filter(json bytes: [UInt8]) throws(JSONValue.ParseError) -> (body: [UInt8], removed: Int)? {
+            let document = try JSONValue.parse(bytes)
+            var removed = 0
+            let out: JSONValue
+            switch document {
+            case .array(let items):
+                out = .array(items.map { item in
+                    let (f, n) = filter(item)
+                    removed += n
+                    return f
+                })
+            default:
+                let (f, n) = filter(document)
+                removed = n
+                out = f
+            }
+            return removed == 0 ? nil : (out.serialized(), removed)
+        }
+    }
+
     /// Checks `headers` (the reply headers, hop-by-hop fields already dropped) and `body`.
-    func inspect(body: [UInt8], headers: [HTTPField], target: UpstreamTarget) -> Result {
+    func inspect(body: [UInt8], headers: [HTTPField], target: UpstreamTarget, mcp: MCPExchange? = nil) -> Result {
         let credential = target.injected
         guard credential != nil || target.scanResponses else { return Result(headers: headers, body: body, findings: []) }
         var findings: [FindingSummary] = []
@@ -99,6 +149,25 @@ struct ResponseInspector: Sendable {
             }
         }
         var changed = false
+        let contentType = Self.headerValue("content-type", in: headers)?.lowercased() ?? ""
+        if let mcp {
+            if contentType.hasPrefix("text/event-stream") {
+                return inspectEvents(decoded, headers: outHeaders, findings: findings, target: target, mcp: mcp)
+            }
+            // Whatever its declared type, an answer to a tools/list call is filtered or withheld.
+            if !mcp.listIDs.isEmpty || (contentType.contains("json") && mcp.knownIDs.isEmpty) {
+                do {
+                    if let filtered = try mcp.filter(json: decoded) {
+                        decoded = filtered.body
+                        changed = true
+                        Self.countFiltered(filtered.removed)
+                    }
+                } catch {
+                    // A list that cannot be read cannot be filtered: not passed on unfiltered.
+                    if !mcp.listIDs.isEmpty { return .refused("response_not_json_rpc", findings: findings) }
+                }
+            }
+        }
         if let credential {
             let (masked, ranges) = credential.mask(decoded)
             if !ranges.isEmpty {
@@ -127,6 +196,88 @@ struct ResponseInspector: Sendable {
         }
         guard changed else { return Result(headers: outHeaders, body: body, findings: findings) }
         return Result(headers: outHeaders, body: decoded, findings: findings, decoded: !codings.isEmpty)
+    }
+
+    /// An MCP event stream: each event checked on its own (see the type's guarantees).
+    private func inspectEvents(
+        _ decoded: [UInt8], headers: [HTTPField], findings earlier: [FindingSummary], target: UpstreamTarget, mcp: MCPExchange
+    ) -> Result {
+        var findings = earlier
+        let parsed = ServerSentEvents.parse(decoded)
+        var events: [ServerSentEvent] = []
+        events.reserveCapacity(parsed.events.count)
+        for var event in parsed.events {
+            for k in event.fields.indices {
+                switch check(Array(event.fields[k].value.utf8), hint: .text, target: target) {
+                case .success(let (bytes, found)):
+                    findings += found
+                    event.fields[k].value = String(decoding: bytes, as: UTF8.self)
+                case .failure(let failure): return .refused(failure.reason, findings: findings)
+                }
+            }
+            if let data = event.data {
+                var bytes = Array(data.utf8)
+                do {
+                    if let filtered = try mcp.filter(json: bytes) {
+                        bytes = filtered.body
+                        Self.countFiltered(filtered.removed)
+                    }
+                } catch {
+                    if !mcp.listIDs.isEmpty { return .refused("response_not_json_rpc", findings: findings) }
+                }
+                switch check(bytes, hint: .json, target: target) {
+                case .success(let (masked, found)):
+                    findings += found
+                    event.data = String(decoding: masked, as: UTF8.self)
+                case .failure(let failure): return .refused(failure.reason, findings: findings)
+                }
+            }
+            events.append(event)
+        }
+        if parsed.unfinished {
+            Counter(label: "sluice_mcp_events_dropped_total", dimensions: [("reason", "unfinished")]).increment()
+        }
+        var outHeaders = headers
+        outHeaders.removeAll { $0.name.lowercased() == "content-length" }
+        return Result(headers: outHeaders, body: ServerSentEvents.serialize(events), findings: findings, decoded: true)
+    }
+
+    /// The injected credential and (with response scanning) Detection's findings masked in
+    /// `bytes`, with summaries located `response`; or the reason it cannot be checked.
+    private func check(_ bytes: [UInt8], hint: ContentHint, target: UpstreamTarget) -> Swift.Result<([UInt8], [FindingSummary]), CheckFailure> {
+        var out = bytes
+        var findings: [FindingSummary] = []
+        if let credential = target.injected {
+            let (masked, ranges) = credential.mask(out)
+            if !ranges.isEmpty {
+                findings += credential.findings(ranges, location: "response")
+                out = masked
+            }
+        }
+        guard target.scanResponses, !out.isEmpty else { return .success((out, findings)) }
+        do {
+            let (masked, found) = try engine.scanAndMask(out, context: ScanContext(credentials: true, pii: target.scanPII, hint: hint))
+            if !found.isEmpty {
+                findings += Self.summaries(found, location: "response")
+                out = masked
+            }
+            return .success((out, findings))
+        } catch {
+            switch error {
+            case .decodeLimitExceeded: return .failure(CheckFailure("response_decode_limit_exceeded"))
+            case .inspectionLimitExceeded: return .failure(CheckFailure("response_inspection_limit_exceeded"))
+            default: return .failure(CheckFailure("response_undecodable"))
+            }
+        }
+    }
+
+    struct CheckFailure: Error {
+        let reason: String
+        init(_ reason: String) { self.reason = reason }
+    }
+
+    static func countFiltered(_ removed: Int) {
+        Counter(label: "sluice_mcp_tools_filtered_total").increment(by: removed)
     }
 
     static func summaries(_ found: [Finding], location: String) -> [FindingSummary] {

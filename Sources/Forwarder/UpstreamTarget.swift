@@ -1,3 +1,4 @@
+import MCP
 import Pipeline
 
 /// The credential header a connection's deliveries carry, resolved once at start.
@@ -26,6 +27,11 @@ struct UpstreamTarget: Sendable {
     let timeout: Duration?
     let scanResponses: Bool
     let scanPII: Bool
+    /// `protocol: mcp`: the upstream URL is the server's MCP endpoint, responses are JSON-RPC
+    /// (JSON or an event stream), `tools/list` results are filtered by `tools`.
+    let mcp: ToolRules?
+    /// The upstream URL as configured (an MCP endpoint is called exactly there).
+    let endpoint: String
 
     init(_ config: ConnectionConfig, index: Int, environment: [String: String], fingerprintKey: [UInt8] = []) throws {
         connection = config.name
@@ -42,12 +48,16 @@ struct UpstreamTarget: Sendable {
             injected = nil
         }
         timeout = config.timeout?.duration
-        scanResponses = config.policy.scanResponses
+        endpoint = config.upstream
+        mcp = config.isMCP ? ToolRules(allow: config.policy.tools.allow, deny: config.policy.tools.deny, hold: config.policy.tools.hold) : nil
+        scanResponses = config.policy.scanResponses || config.isMCP
         scanPII = config.policy.classes.contains("pii")
     }
 
     /// `upstream` + path + (`?` + query when non-empty), with path and query exactly as received.
+    /// An MCP endpoint (its only path is `/`) is called at `upstream` exactly, plus the query.
     func url(for request: HTTPRequestData) -> String {
+        if mcp != nil { return request.query.isEmpty ? endpoint : endpoint + "?" + request.query }
         var url = base
         if !request.path.hasPrefix("/") { url += "/" }
         url += request.path

@@ -2,6 +2,7 @@ import Codings
 import Foundation
 import Hummingbird
 import Logging
+import MCP
 import Metrics
 import Pipeline
 
@@ -141,13 +142,16 @@ struct FunctionCallHandler: Sendable {
         // Every refusal of an authenticated caller is audited once, as `request_rejected` (status and
         // error code; never the path, query, body or a header value), and publishes nothing else.
         var auditConnection: String? = nil
-        func reject(_ code: ErrorCode, message: String? = nil, retryAfterSeconds: Int? = nil, closeConnection: Bool = false) async -> Response {
+        func reject(
+            _ code: ErrorCode, message: String? = nil, retryAfterSeconds: Int? = nil, extraHeaders: HTTPFields = [:], closeConnection: Bool = false
+        ) async -> Response {
             await context.audit(AuditEvent(
                 kind: .requestRejected, stage: "ingress", requestID: requestID, sessionID: sessionID,
                 connection: auditConnection, identity: identity.id, method: request.method.rawValue, status: code.status,
                 details: ["error": code.rawValue, "auth": identity.method]))
             return Responses.error(
-                code, requestID: requestID, message: message, retryAfterSeconds: retryAfterSeconds, closeConnection: closeConnection)
+                code, requestID: requestID, message: message, retryAfterSeconds: retryAfterSeconds, extraHeaders: extraHeaders,
+                closeConnection: closeConnection)
         }
 
         guard session != nil else { return await reject(.badSession, closeConnection: mayHaveBody) }
@@ -172,6 +176,23 @@ struct FunctionCallHandler: Sendable {
                 .forbidden,
                 message: "Identity \(identity.id) is not in a group allowed on connection \(connection.name) (allow_groups).",
                 closeConnection: mayHaveBody)
+        }
+
+        // An MCP connection is one endpoint: JSON-RPC messages are POSTed to it, DELETE ends the
+        // MCP session. The server's own GET event stream is not offered (MCP lets an endpoint
+        // answer 405 there): its messages would reach the caller uninspected by any request.
+        if connection.isMCP {
+            guard canonical.path == "/", canonical.query.isEmpty else {
+                return await reject(
+                    .notFound, message: "Connection \(connection.name) is an MCP endpoint: call /fn/\(connection.name) itself.",
+                    closeConnection: mayHaveBody)
+            }
+            guard request.method == .post || request.method == .delete else {
+                return await reject(
+                    .methodNotAllowed,
+                    message: "An MCP endpoint behind Sluice takes POST (JSON-RPC messages) and DELETE (end the session); it offers no GET event stream.",
+                    extraHeaders: [.allow: "POST, DELETE"], closeConnection: mayHaveBody)
+            }
         }
 
         // 4. What the body claims to be.
@@ -247,8 +268,9 @@ struct FunctionCallHandler: Sendable {
             logger.info("request body unreadable", metadata: ["error": "\(reason)"])
             return await reject(.badRequest, message: "The request body could not be read.", closeConnection: true)
         }
+        var decodedBody = Array(body)
         if !codings.isEmpty {
-            do { _ = try ContentCodings.decode(Array(body), codings: codings, maxOutput: maxBodyBytes) } catch {
+            do { decodedBody = try ContentCodings.decode(Array(body), codings: codings, maxOutput: maxBodyBytes) } catch {
                 switch error {
                 case .tooLarge:
                     logger.info("decoded body over the cap")
@@ -264,6 +286,17 @@ struct FunctionCallHandler: Sendable {
                     return await reject(.unsupportedEncoding)
                 }
             }
+        }
+
+        // An MCP call must be JSON-RPC the server would accept (the Inspector checks again).
+        var mcpBody: JSONRPCBody?
+        if connection.isMCP, request.method == .post {
+            do { mcpBody = try JSONRPCBody.parse(decodedBody) } catch {
+                logger.info("not an MCP message", metadata: ["reason": "\(error.reason)"])
+                return await reject(.badRequest, message: "The body is not an MCP JSON-RPC message: \(error.reason).")
+            }
+        } else if connection.isMCP, !decodedBody.isEmpty {
+            return await reject(.badRequest, message: "A DELETE to an MCP endpoint ends its session and carries no body.")
         }
 
         // 7. Seal and publish.
@@ -317,6 +350,11 @@ struct FunctionCallHandler: Sendable {
         guard (200...599).contains(reply.response.status) else {
             logger.error("reply has an invalid status", metadata: ["status": "\(reply.response.status)"])
             return Responses.error(.badReply, requestID: requestID)
+        }
+        if let mcpBody, reply.response.status != 200,
+           let answer = MCPAnswers.answer(mcpBody, reply: reply.response, pending: reply.isPendingApproval, requestID: requestID) {
+            // An MCP client cannot poll or read Sluice's errors: a JSON-RPC error per call says where it stands.
+            return Responses.make(answer, requestID: requestID)
         }
         return Responses.make(reply.response, requestID: requestID)
     }

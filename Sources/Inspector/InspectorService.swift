@@ -1,6 +1,7 @@
 import Detection
 import Foundation
 import Logging
+import MCP
 import Metrics
 import Pipeline
 
@@ -48,6 +49,8 @@ public struct InspectorService: Sendable {
     let options: InspectorOptions
     /// Each connection's hold clauses, compiled once.
     let holdRules: [String: HoldRules]
+    /// The MCP rules of each `protocol: mcp` connection.
+    let mcpPolicies: [String: MCPPolicy]
     /// Where requests are ended, and where redeliveries of ended requests are recognised.
     let ledger: OutcomeLedger
 
@@ -67,6 +70,11 @@ public struct InspectorService: Sendable {
             rules[c.name] = try HoldRules(c.policy.hold, path: "connections[\(i)].policy.hold")
         }
         self.holdRules = rules
+        var mcp: [String: MCPPolicy] = [:]
+        for (i, c) in config.connections.enumerated() where c.isMCP {
+            mcp[c.name] = try MCPPolicy(c.policy, path: "connections[\(i)].policy")
+        }
+        self.mcpPolicies = mcp
         self.ledger = ledger ?? OutcomeLedger(context: context, retention: config.bus.retention.duration)
     }
 
@@ -167,9 +175,19 @@ public struct InspectorService: Sendable {
         }
 
         let result = inspector.inspect(request.request, policy: connection.policy, connection: connection.name)
+        var input = PolicyInput(inspected: result, original: request.request, groups: meta.identity.groups)
+        // An MCP endpoint: its JSON-RPC messages as the server will read them, and the tool rules.
+        var mcpBody: JSONRPCBody?
+        if connection.isMCP, result.undecodableBody == nil {
+            let received = Array(result.decodedBody)
+            let bodyMasked = result.findings.contains { $0.location == "body" }
+            let evaluation = (mcpPolicies[connection.name] ?? .none).evaluate(
+                method: request.request.method, received: received, delivered: bodyMasked ? Array(result.request.body) : received)
+            mcpBody = evaluation.body
+            input.mcp = evaluation.input
+        }
         var verdict = PolicyEvaluator.verdict(
-            for: PolicyInput(inspected: result, original: request.request, groups: meta.identity.groups),
-            policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
+            for: input, policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
         // The verdict saw every finding; the messages carry at most `FindingsCarried.limit` of them.
         let carried = FindingsCarried(result.findings)
         if carried.omitted > 0 { verdict.reasons.append(carried.reason) }
@@ -191,14 +209,18 @@ public struct InspectorService: Sendable {
             kind: .inspected, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
             connection: meta.connection, identity: meta.identity.id, method: request.request.method,
             path: result.maskedPathAndQuery, decision: verdict.decision, rules: verdict.rules, reasons: verdict.reasons,
-            findings: carried.findings, details: carried.details(["body_bytes": "\(request.request.body.count)"]))
+            findings: carried.findings,
+            details: carried.details(["body_bytes": "\(request.request.body.count)"].merging(mcpBody.map(MCPAuditDetails.details) ?? [:]) { a, _ in a }))
 
         switch verdict.decision {
         case .block:
             let rule = verdict.rules.first ?? "policy"
+            // An MCP call is answered the way its client understands: a JSON-RPC error per request.
+            let rpcErrors = mcpBody.flatMap { MCPReplies.blocked($0, verdict: verdict, requestID: meta.requestID) }
             let blocked = AuditEvent(
                 kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
-                connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules, status: 403)
+                connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules,
+                status: rpcErrors == nil ? 403 : 200, details: mcpBody.map(MCPAuditDetails.details))
             guard try await ledger.end(blocked) == .recorded else { return [] }
             // The masked request rides along for the session recording (the Ingress answers
             // with the response alone): a blocked call's recording shows what was blocked. A
@@ -207,9 +229,19 @@ public struct InspectorService: Sendable {
             if result.undecodableBody != nil { masked.body = Data() }
             // A request Detection could not inspect whole is told so (it holds no secret as far as anyone knows).
             let message = PolicyEvaluator.uninspectableRules[rule] == nil ? nil : "The request was blocked: \(verdict.reasons.first ?? rule)."
-            try await reply(
-                meta, .jsonError(status: 403, error: "blocked", message: message, extra: ["rule": rule, "request_id": meta.requestID]),
-                blockedRequest: MaskedRequest(connection: meta.connection, request: masked))
+            let response: HTTPResponseData
+            if let rpcErrors {
+                response = HTTPResponseData(
+                    status: 200, headers: [HTTPField("Content-Type", "application/json"), HTTPField("X-Sluice-Status", "blocked")],
+                    body: Data(rpcErrors))
+            } else if rule == PolicyEvaluator.mcpInvalidRule {
+                response = .jsonError(
+                    status: 400, error: "invalid_mcp_message", message: "The request is not an MCP message: \(verdict.reasons.first ?? rule).",
+                    extra: ["rule": rule, "request_id": meta.requestID])
+            } else {
+                response = .jsonError(status: 403, error: "blocked", message: message, extra: ["rule": rule, "request_id": meta.requestID])
+            }
+            try await reply(meta, response, blockedRequest: MaskedRequest(connection: meta.connection, request: masked))
             return [try context.codec.audit(inspectedEvent)]
         case .allow, .mask, .hold:
             let inspected = InspectedRequest(metadata: meta, verdict: verdict, findings: carried.findings, request: result.request)

@@ -19,9 +19,12 @@ public struct PolicyInput: Sendable {
     /// The path as it will be delivered (secrets masked), also matched by the path globs;
     /// `nil` when it is `path`.
     public var deliveredPath: String?
+    /// What the MCP rules say (`protocol: mcp` connections only).
+    public var mcp: MCPInput?
 
     public init(findings: [FindingSummary], method: String, path: String, groups: [String], body: Data = Data(),
-                undecodableBody: String? = nil, deliveredPath: String? = nil) {
+                undecodableBody: String? = nil, deliveredPath: String? = nil, mcp: MCPInput? = nil) {
+        self.mcp = mcp
         self.findings = findings
         self.method = method
         self.path = path
@@ -159,19 +162,27 @@ public struct HoldRules: Sendable {
 ///   built: `block`, rule `undecodable-body` (fails closed: never matched on a partial view).
 /// - Detection could not inspect a part whole (`decode-limit-exceeded`,
 ///   `inspection-limit-exceeded`): `block`, with that rule.
+/// - An MCP connection's body is not an MCP message: `block`, rule `mcp-invalid-message`.
 /// - Findings under `on_secret: block`: `block` (block wins over hold).
-/// - Any hold clause matches, or findings under `on_secret: hold`: `hold`, with one reason per
+/// - An MCP tool call is denied (`tools.deny`, or not in `tools.allow`): `block`, rule
+///   `mcp-tool-denied`, one reason per denied call.
+/// - Any hold clause matches, an MCP rule holds a tool call (`tools.hold`, `hold_if`), or findings under `on_secret: hold`: `hold`, with one reason per
 ///   matching clause (`method DELETE`, `path /admin/*`, `body pattern #0`, `group contractors`,
 ///   `finding aws-access-key-id`); the request is still masked. Until the approvals flow is
 ///   enabled (`holdSupported == false`) a hold is enforced as a block, never as a pass.
 /// - Otherwise findings: `mask`; nothing: `allow`.
 ///
-/// Guarantees: reasons never contain request content (paths, bodies, header values).
+/// Guarantees: reasons never contain request content (paths, bodies, header values), except
+/// the name of an MCP tool as it is delivered (masked), which a reviewer needs to see.
 public enum PolicyEvaluator {
     /// The rule of a block for a path that is not canonical.
     public static let nonCanonicalPathRule = "non-canonical-path"
     /// The rule of a block for a body that cannot be decoded.
     public static let undecodableBodyRule = "undecodable-body"
+    /// The rule of a block for a body that is not an MCP message on an MCP connection.
+    public static let mcpInvalidRule = "mcp-invalid-message"
+    /// The rule of a block for a denied MCP tool call.
+    public static let mcpDeniedRule = "mcp-tool-denied"
     /// Detection's fail-closed findings (over the whole body, header or query), and why: the
     /// request is blocked, not forwarded with everything masked (the upstream would get a body
     /// that is one mask token; the caller learns nothing of why).
@@ -201,16 +212,23 @@ public enum PolicyEvaluator {
             return Verdict(decision: .block, rules: [f.rule],
                            reasons: ["the \(f.location) could not be inspected whole: \(uninspectableRules[f.rule] ?? f.rule)"])
         }
+        if let why = input.mcp?.invalid {
+            return Verdict(decision: .block, rules: [mcpInvalidRule], reasons: ["the body is not an MCP message: \(why)"])
+        }
         var rules: [String] = []
         for f in input.findings where !rules.contains(f.rule) { rules.append(f.rule) }
         if !rules.isEmpty, policy.onSecret == .block {
             return Verdict(decision: .block, rules: rules, reasons: ["on_secret: block (\(rules.joined(separator: ", ")))"])
+        }
+        if let denied = input.mcp?.denied, !denied.isEmpty {
+            return Verdict(decision: .block, rules: [mcpDeniedRule] + rules, reasons: denied)
         }
         var holdReasons: [String]
         do throws(BodyViews.Unbuildable) { holdReasons = try hold.reasons(for: input) } catch {
             return Verdict(decision: .block, rules: [undecodableBodyRule] + rules,
                            reasons: ["the body's decoded views cannot be built: \(error.reason)"])
         }
+        holdReasons += input.mcp?.holdReasons ?? []
         if policy.onSecret == .hold { holdReasons += rules.map { "finding \($0)" } }
         if !holdReasons.isEmpty {
             if holdSupported { return Verdict(decision: .hold, rules: rules, reasons: holdReasons) }

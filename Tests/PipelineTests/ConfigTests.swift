@@ -31,6 +31,48 @@ struct ConfigTests {
         }
     }
 
+    static func withConnection(_ connection: String) -> String {
+        """
+        {"sealing": {"keys": [{"id": "k1", "secret": "env:SEAL"}], "fingerprint_key": "env:FP"},
+         "connections": [\(connection)]}
+        """
+    }
+
+    @Test func mcpConnections() throws {
+        let config = try decode(Self.withConnection("""
+            {"name": "tools", "protocol": "mcp", "upstream": "http://127.0.0.1:9000/mcp", "allow_groups": ["ci"],
+             "policy": {"tools": {"allow": ["read_*"], "deny": ["delete_*"], "hold": ["transfer_*"]},
+                        "hold_if": {"tool": "run_sql", "argument": "query", "pattern": "(?i)drop"}}}
+            """))
+        let c = try #require(config.connections.first)
+        #expect(c.isMCP)
+        #expect(c.policy.tools.deny == ["delete_*"])
+        #expect(c.policy.holdIf.map(\.pattern) == ["(?i)drop"], "one condition")
+        let list = try decode(Self.withConnection("""
+            {"name": "tools", "protocol": "mcp", "upstream": "http://127.0.0.1:9000/mcp", "allow_groups": ["ci"],
+             "policy": {"hold_if": [{"pattern": "a"}, {"tool": "x", "pattern": "b"}]}}
+            """))
+        #expect(list.connections.first?.policy.holdIf.map(\.pattern) == ["a", "b"], "a list of conditions")
+        #expect(try decode(Self.minimal).connections.first?.isMCP == false, "http by default")
+    }
+
+    @Test(arguments: [
+        (#""policy": {"tools": {"deny": ["x"]}}"#, "policy.tools", "only to a connection with protocol: mcp"),
+        (#""policy": {"hold_if": {"pattern": "x"}}"#, "policy.hold_if", "only to a connection with protocol: mcp"),
+        (#""protocol": "mcp", "policy": {"scan_responses": false}"#, "policy.scan_responses", "tool results are always scanned"),
+        (#""protocol": "mcp", "policy": {"hold_if": {"pattern": "("}}"#, "pattern", "invalid pattern"),
+        (#""protocol": "mcp", "policy": {"tools": {"hold": [""]}}"#, "hold[0]", "must not be empty"),
+        (#""protocol": "mcp", "policy": {"tools": {"block": ["x"]}}"#, "block", "unknown key"),
+        (#""protocol": "grpc""#, "protocol", "is not one of http, mcp"),
+    ])
+    func mcpMistakes(_ fields: String, _ path: String, _ message: String) throws {
+        let e = try #require(error(Self.withConnection("""
+            {"name": "tools", "upstream": "http://127.0.0.1:9000/mcp", "allow_groups": ["ci"], \(fields)}
+            """)), "\(fields) was accepted")
+        #expect(e.path.contains(path), "\(e)")
+        #expect(e.message.contains(message), "\(e)")
+    }
+
     @Test func defaultsAreSane() throws {
         let c = try decode(Self.minimal)
         #expect(c.listen == "127.0.0.1:8080")

@@ -220,3 +220,16 @@ extension ConfigError {
 
     static func isScalarKind(_ type: Any.Type) -> Bool { ["a number", "true or false"].contains(kindName(type)) }
 }
+
+/// A value written either as one `T` or as a list of them (each bad element recorded on its own).
+public struct OneOrList<T: Decodable>: Decodable {
+    public let values: [T]
+
+    public init(from decoder: any Decoder) throws {
+        if (try? decoder.unkeyedContainer()) != nil {
+            values = try CollectedList<T>(from: decoder).values
+        } else {
+            values = [try T(from: decoder)]
+        }
+    }
+}

@@ -480,16 +480,29 @@ public struct ConnectionConfig: Decodable, Sendable {
         }
     }
 
+    /// What a connection's callers speak.
+    public enum CallProtocol: String, Decodable, Sendable, ConfigEnum {
+        /// Any HTTP request below `/fn/<name>/` (the default).
+        case http
+        /// The Model Context Protocol's Streamable HTTP transport: `/fn/<name>` is the MCP
+        /// endpoint (`upstream` is the server's endpoint URL); JSON-RPC messages are parsed,
+        /// `policy.tools` and `policy.hold_if` apply, tool results are scanned (docs/mcp.md).
+        case mcp
+    }
+
     public var name: String
     public var upstream: String
+    public var `protocol`: CallProtocol
     public var allowGroups: [String]
     public var credentials: Credentials?
     public var policy: PolicyConfig
     /// Upstream request timeout (defaults to the remaining request deadline).
     public var timeout: ConfigDuration?
 
+    public var isMCP: Bool { `protocol` == .mcp }
+
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, upstream, credentials, policy, timeout
+        case name, upstream, credentials, policy, timeout, `protocol`
         case allowGroups = "allow_groups"
     }
 
@@ -498,6 +511,7 @@ public struct ConnectionConfig: Decodable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.need(String.self, forKey: .name)
         upstream = try c.need(String.self, forKey: .upstream)
+        `protocol` = try c.collect(CallProtocol.self, forKey: .protocol) ?? .http
         allowGroups = try c.collect([String].self, forKey: .allowGroups) ?? []
         credentials = try c.collect(Credentials.self, forKey: .credentials)
         policy = try c.collect(PolicyConfig.self, forKey: .policy) ?? PolicyConfig()
@@ -513,6 +527,18 @@ public struct ConnectionConfig: Decodable, Sendable {
         }
         guard !name.isEmpty, !name.contains("/") else {
             throw ConfigError(path: decoder.codingPath.configPath + ".name", message: "must be non-empty and contain no '/'")
+        }
+        if `protocol` != .mcp {
+            if !policy.tools.isEmpty {
+                throw ConfigError(path: decoder.codingPath.configPath + ".policy.tools", message: "applies only to a connection with protocol: mcp")
+            }
+            if !policy.holdIf.isEmpty {
+                throw ConfigError(path: decoder.codingPath.configPath + ".policy.hold_if", message: "applies only to a connection with protocol: mcp")
+            }
+        } else if !policy.scanResponses {
+            throw ConfigError(
+                path: decoder.codingPath.configPath + ".policy.scan_responses",
+                message: "cannot be false on a connection with protocol: mcp (tool results are always scanned)")
         }
     }
 
@@ -560,7 +586,61 @@ public struct PolicyConfig: Decodable, Sendable {
         }
     }
 
+    /// `tools`: which MCP tools a caller may see and call, and which calls wait for approval
+    /// (globs; `protocol: mcp` only).
+    public struct Tools: Decodable, Sendable {
+        public var allow: [String]
+        public var deny: [String]
+        public var hold: [String]
+        enum CodingKeys: String, CodingKey, CaseIterable { case allow, deny, hold }
+        public init(allow: [String] = [], deny: [String] = [], hold: [String] = []) {
+            self.allow = allow
+            self.deny = deny
+            self.hold = hold
+        }
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            allow = try c.collect([String].self, forKey: .allow) ?? []
+            deny = try c.collect([String].self, forKey: .deny) ?? []
+            hold = try c.collect([String].self, forKey: .hold) ?? []
+            for (key, list) in [("allow", allow), ("deny", deny), ("hold", hold)] {
+                for (i, glob) in list.enumerated() where glob.isEmpty {
+                    throw ConfigError(path: decoder.codingPath.configPath + ".\(key)[\(i)]", message: "must not be empty")
+                }
+            }
+        }
+        public var isEmpty: Bool { allow.isEmpty && deny.isEmpty && hold.isEmpty }
+    }
+
+    /// One `hold_if` condition: a call of a tool matching `tool` (a glob; any tool when absent)
+    /// whose `argument` (the whole arguments object when absent) matches `pattern` is held.
+    public struct HoldIf: Decodable, Sendable {
+        public var tool: String?
+        public var argument: String?
+        public var pattern: String
+        enum CodingKeys: String, CodingKey, CaseIterable { case tool, argument, pattern }
+        public init(tool: String? = nil, argument: String? = nil, pattern: String) {
+            self.tool = tool
+            self.argument = argument
+            self.pattern = pattern
+        }
+        public init(from decoder: any Decoder) throws {
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tool = try c.collect(String.self, forKey: .tool)
+            argument = try c.collect(String.self, forKey: .argument)
+            pattern = try c.need(String.self, forKey: .pattern)
+            do { _ = try NSRegularExpression(pattern: pattern) } catch {
+                throw ConfigError(path: decoder.codingPath.configPath + ".pattern", message: "invalid pattern \"\(pattern)\"")
+            }
+        }
+    }
+
     public var onSecret: OnSecret
+    public var tools: Tools
+    /// Argument conditions that hold an MCP tool call (`protocol: mcp` only).
+    public var holdIf: [HoldIf]
     /// Finding classes to detect: `credential` always; `pii` when listed.
     public var classes: [String]
     public var hold: Hold
@@ -572,7 +652,8 @@ public struct PolicyConfig: Decodable, Sendable {
     public var scanResponses: Bool
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case classes, hold, approvers
+        case classes, hold, approvers, tools
+        case holdIf = "hold_if"
         case onSecret = "on_secret"
         case approvalsRequired = "approvals_required"
         case holdWait = "hold_wait"
@@ -582,6 +663,8 @@ public struct PolicyConfig: Decodable, Sendable {
 
     public init(onSecret: OnSecret = .mask) {
         self.onSecret = onSecret
+        tools = Tools()
+        holdIf = []
         classes = ["credential"]
         hold = Hold()
         approvers = []
@@ -595,6 +678,8 @@ public struct PolicyConfig: Decodable, Sendable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         onSecret = try c.collect(OnSecret.self, forKey: .onSecret) ?? .mask
+        tools = try c.collect(Tools.self, forKey: .tools) ?? Tools()
+        holdIf = try c.collect(OneOrList<HoldIf>.self, forKey: .holdIf)?.values ?? []  // one condition or a list
         classes = try c.collect([String].self, forKey: .classes) ?? ["credential"]
         hold = try c.collect(Hold.self, forKey: .hold) ?? Hold()
         approvers = try c.collect([String].self, forKey: .approvers) ?? []

@@ -54,6 +54,9 @@ public struct HTTPResponseData: Codable, Sendable, Hashable {
     /// Guarantees: the body always has `error` and a non-empty `message` (`message`, else the
     /// standard sentence for the code from ``ErrorMessages``); `extra` cannot override either;
     /// 429 and 503 always carry `Retry-After` (`retryAfterSeconds`, default 1).
+    /// The header on every error answer Sluice makes itself: its `error` code.
+    public static let sluiceErrorHeader = "X-Sluice-Error"
+
     public static func jsonError(
         status: Int, error: String, message: String? = nil, extra: [String: String] = [:], retryAfterSeconds: Int? = nil
     ) -> HTTPResponseData {
@@ -62,7 +65,8 @@ public struct HTTPResponseData: Codable, Sendable, Hashable {
         object["message"] = (message?.isEmpty == false ? message : nil) ?? ErrorMessages.standard(for: error)
         let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
             ?? Data("{\"error\":\"\(error)\",\"message\":\"The request failed.\"}".utf8)
-        var headers = [HTTPField("Content-Type", "application/json")]
+        // Says the answer is Sluice's own, not the upstream's (an MCP caller gets it as JSON-RPC).
+        var headers = [HTTPField("Content-Type", "application/json"), HTTPField(sluiceErrorHeader, error)]
         if status == 429 || status == 503 || retryAfterSeconds != nil {
             headers.append(HTTPField("Retry-After", String(max(0, retryAfterSeconds ?? 1))))
         }
