@@ -43,12 +43,18 @@ enum HeaderFilter {
         return out
     }
 
-    /// The headers returned to the caller: the upstream's, in order, minus hop-by-hop fields
-    /// and `Content-Length` (the body may have been masked; the Ingress frames the reply).
+    /// The headers returned to the caller: the upstream's, in order, minus hop-by-hop fields,
+    /// `Content-Length` (the body may have been masked; the Ingress frames the reply) and every
+    /// `X-Sluice-…` field: that namespace is Sluice's own (`X-Sluice-Status: pending_approval`
+    /// on a 202 would make the Ingress wait for a decision that never comes; `X-Sluice-Error`
+    /// would pass an upstream's answer off as Sluice's).
     static func replyHeaders(_ headers: [HTTPField]) -> [HTTPField] {
         var drop = connectionSpecific(headers)
         drop.insert("content-length")
-        return headers.filter { !drop.contains($0.name.lowercased()) }
+        return headers.filter {
+            let name = $0.name.lowercased()
+            return !drop.contains(name) && !name.hasPrefix("x-sluice-")
+        }
     }
 
     static let idempotencyKey = "Idempotency-Key"

@@ -268,9 +268,12 @@ struct FunctionCallHandler: Sendable {
             logger.info("request body unreadable", metadata: ["error": "\(reason)"])
             return await reject(.badRequest, message: "The request body could not be read.", closeConnection: true)
         }
-        var decodedBody = Array(body)
+        var decodedBody: [UInt8]?  // kept for an MCP endpoint only
         if !codings.isEmpty {
-            do { decodedBody = try ContentCodings.decode(Array(body), codings: codings, maxOutput: maxBodyBytes) } catch {
+            do {
+                let decoded = try ContentCodings.decode(Array(body), codings: codings, maxOutput: maxBodyBytes)
+                if connection.isMCP { decodedBody = decoded }
+            } catch {
                 switch error {
                 case .tooLarge:
                     logger.info("decoded body over the cap")
@@ -291,11 +294,11 @@ struct FunctionCallHandler: Sendable {
         // An MCP call must be JSON-RPC the server would accept (the Inspector checks again).
         var mcpBody: JSONRPCBody?
         if connection.isMCP, request.method == .post {
-            do { mcpBody = try JSONRPCBody.parse(decodedBody) } catch {
+            do { mcpBody = try JSONRPCBody.parse(decodedBody ?? Array(body)) } catch {
                 logger.info("not an MCP message", metadata: ["reason": "\(error.reason)"])
                 return await reject(.badRequest, message: "The body is not an MCP JSON-RPC message: \(error.reason).")
             }
-        } else if connection.isMCP, !decodedBody.isEmpty {
+        } else if connection.isMCP, !body.isEmpty {
             return await reject(.badRequest, message: "A DELETE to an MCP endpoint ends its session and carries no body.")
         }
 

@@ -34,6 +34,15 @@ struct HeaderFilterTests {
         ])
     }
 
+    @Test("an upstream cannot speak for Sluice: its X-Sluice-… headers are dropped from the reply")
+    func replyDropsSluiceNamespace() {
+        let reply = HeaderFilter.replyHeaders([
+            HTTPField("Content-Type", "application/json"), HTTPField("X-Sluice-Status", "pending_approval"),
+            HTTPField("x-sluice-error", "denied"), HTTPField("Content-Length", "3"), HTTPField("Mcp-Session-Id", "s1"),
+        ])
+        #expect(reply == [HTTPField("Content-Type", "application/json"), HTTPField("Mcp-Session-Id", "s1")])
+    }
+
     @Test func credentialIsNeverPrinted() {
         let credential = CredentialHeader(name: "Authorization", value: "Bearer s3cr3t")
         #expect(!"\(credential)".contains("s3cr3t"))
