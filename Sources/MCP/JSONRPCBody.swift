@@ -30,6 +30,12 @@ public struct JSONRPCMessage: Sendable, Equatable {
 public enum MCPMethod {
     public static let toolsCall = "tools/call"
     public static let toolsList = "tools/list"
+
+    /// Whether `method` reads as `name` to a lenient server: equal once NFKC-normalised, without
+    /// invisible characters, trimmed of white space and control characters, and case-folded.
+    public static func isSpelledLike(_ method: String, _ name: String) -> Bool {
+        ToolRules.readings(of: method).contains { $0.lowercased() == name }
+    }
 }
 
 /// The JSON-RPC messages of one HTTP body sent to an MCP endpoint: one message or a batch.
@@ -38,8 +44,8 @@ public enum MCPMethod {
 /// - The body is strict JSON (``JSONValue``: no duplicate member names anywhere).
 /// - Every message is an object with `"jsonrpc": "2.0"` and is a request, a notification or a
 ///   response; ids are strings or numbers, unique among the requests of a batch.
-/// - A method spelled like `tools/call` in another case is refused (a lenient server must not
-///   run a tool the policy never saw).
+/// - A method spelled like `tools/call` in another way (case, fullwidth or invisible characters,
+///   surrounding white space) is refused: a lenient server must not run a tool the policy never saw.
 /// - A `tools/call` has an object `params` with a string `name`; `arguments`, when present, is
 ///   an object.
 public struct JSONRPCBody: Sendable, Equatable {
@@ -96,7 +102,7 @@ public struct JSONRPCBody: Sendable, Equatable {
         }
         if let methodValue = value["method"] {
             guard let method = methodValue.stringValue else { throw invalid("has a method that is not a string") }
-            if method != MCPMethod.toolsCall, method.lowercased() == MCPMethod.toolsCall {
+            if method != MCPMethod.toolsCall, MCPMethod.isSpelledLike(method, MCPMethod.toolsCall) {
                 throw invalid("names tools/call in another spelling")
             }
             guard value["result"] == nil, value["error"] == nil else { throw invalid("is both a call and a response") }
