@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import OTel
 import Pipeline
 import ServiceLifecycle
@@ -18,8 +19,8 @@ import ServiceLifecycle
 /// - The standard `OTEL_*` environment variables override these settings (swift-otel applies
 ///   them), e.g. `OTEL_BSP_SCHEDULE_DELAY`.
 /// - An export that fails is reported by swift-otel's diagnostic logger (this process's log,
-///   label `swift-otel`) and never holds back a request: spans are queued and dropped when the
-///   queue is full.
+///   label `swift-otel`) and counted on `/metrics` (`TelemetryProblems`), and never holds back a
+///   request: spans are queued and dropped when the queue is full (also counted).
 enum Telemetry {
     static func bootstrap(_ telemetry: TelemetryConfig, role: String, logger: Logger) throws -> (any Service)? {
         guard let url = telemetry.tracesURL else { return nil }
@@ -27,7 +28,8 @@ enum Telemetry {
         configuration.serviceName = telemetry.serviceName
         configuration.resourceAttributes["sluice.role"] = role
         configuration.resourceAttributes["service.version"] = SluiceVersion.current
-        configuration.diagnosticLogger = .custom(Logger(label: "swift-otel"))
+        let log = Logger(label: "swift-otel")
+        configuration.diagnosticLogger = .custom(Logger(label: "swift-otel") { _ in TelemetryProblems(upstream: log.handler) })
         configuration.diagnosticLogLevel = .warning
         configuration.propagators = [.traceContext]
         configuration.logs.enabled = false
@@ -51,5 +53,50 @@ enum Telemetry {
             "endpoint": "\(url)", "protocol": "\(telemetry.otlpProtocol.rawValue)", "sample_ratio": "\(telemetry.sampleRatio)",
         ])
         return service
+    }
+}
+
+/// swift-otel's diagnostic log handler: passes records on to this process's log, and counts its
+/// warnings on `/metrics` so a collector that is down or refuses spans is visible there, not
+/// only in the log: `sluice_telemetry_problems_total{kind}` with `kind` `export_failed` (a batch
+/// was not accepted; its spans are lost), `spans_dropped` (`sluice_telemetry_spans_dropped_total`
+/// counts them: the queue was full) or `other`.
+struct TelemetryProblems: LogHandler {
+    var upstream: any LogHandler
+
+    var logLevel: Logger.Level {
+        get { upstream.logLevel }
+        set { upstream.logLevel = newValue }
+    }
+    var metadata: Logger.Metadata {
+        get { upstream.metadata }
+        set { upstream.metadata = newValue }
+    }
+    var metadataProvider: Logger.MetadataProvider? {
+        get { upstream.metadataProvider }
+        set { upstream.metadataProvider = newValue }
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { upstream[metadataKey: key] }
+        set { upstream[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        if event.level >= .warning {
+            let kind = Self.kind(of: event.message.description)
+            Counter(label: "sluice_telemetry_problems_total", dimensions: [("kind", kind)]).increment()
+            if kind == "spans_dropped", let dropped = event.metadata?["dropped_count"].flatMap({ Int("\($0)") }) {
+                Counter(label: "sluice_telemetry_spans_dropped_total").increment(by: dropped)
+            }
+        }
+        guard event.level >= upstream.logLevel else { return }
+        upstream.log(event: event)
+    }
+
+    /// The kind of one of swift-otel's warnings, from its message (swift-otel 1.x wording).
+    static func kind(of message: String) -> String {
+        if message.hasPrefix("Failed to export") || message.hasPrefix("Force flush failed") { return "export_failed" }
+        if message.hasPrefix("Spans were dropped") { return "spans_dropped" }
+        return "other"
     }
 }

@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import BusContract
 import Foundation
+import NIOCore
 import GatewayHarness
 import Testing
 
@@ -66,6 +68,31 @@ struct SpanExportTests {
         if text.count == 32 || text.count == 16, text.allSatisfy(\.isHexDigit) { return text.lowercased() }
         guard let bytes = Data(base64Encoded: text) else { return text }
         return bytes.map { String(format: "%02x", $0) }.joined()
+    }
+
+    @Test("a collector that refuses spans is counted on /metrics (sluice_telemetry_problems_total{kind=\"export_failed\"}), and calls go on")
+    func refusedExportsAreCounted() async throws {
+        let receiver = try await TestUpstream.start()
+        defer { receiver.stop() }
+        await receiver.setResponse(status: 400, body: "{\"error\":\"no\"}")
+        let gw = try await Self.gateway(.embedded, exportingTo: receiver)
+        defer { Task { await gw.stop() } }
+        let r = try await gw.call(connection: "billing", path: "/v1/x", headers: [("Content-Type", "application/json")], body: gw.json(["a": 1]))
+        #expect(r.status == 200, "\(r.text)")
+        // Spans leave in batches (every 5 s by default): wait for one to be refused.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var metrics = ""
+        while ContinuousClock.now < deadline {
+            var request = HTTPClientRequest(url: gw.adminURL + "/metrics")
+            request.method = .GET
+            let response = try await gw.http.execute(request, timeout: .seconds(10))
+            metrics = String(buffer: try await response.body.collect(upTo: 8 << 20))
+            if metrics.contains("sluice_telemetry_problems_total{kind=\"export_failed\"}") { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(metrics.contains("sluice_telemetry_problems_total{kind=\"export_failed\"}"), "\(gw.processLogs.suffix(3000))")
+        #expect(await receiver.requests.contains { $0.path == "/v1/traces" })
+        #expect(try await gw.call(connection: "billing", path: "/v1/y", headers: [("Content-Type", "application/json")], body: gw.json(["a": 2])).status == 200)
     }
 
     @Test("one call is one trace: a span per stage, each the child of the one before, the caller's span the Ingress's parent; ids and statuses only, never the payload",
