@@ -56,6 +56,8 @@ struct FunctionCallHandler: Sendable {
     let options: IngressOptions
     /// Callers' `Idempotency-Key`s (see `Idempotency/IdempotencyGate.swift`).
     let idempotency: IdempotencyTable
+    /// MCP sessions bound to the identity that opened them.
+    let mcpSessions: MCPSessionBinding
     /// Audits refused credentials (shared with the approvals API).
     let authAudit: AuthFailureAudit
 
@@ -88,12 +90,20 @@ struct FunctionCallHandler: Sendable {
     /// The caller's headers as published: never its `traceparent` (the trace travels in the
     /// bus header; the Forwarder sends its own), and its `tracestate` only with the trace it
     /// belongs to (`continuesCallerTrace`).
-    static func publishedHeaders(_ fields: HTTPFields, continuesCallerTrace: Bool) -> [Pipeline.HTTPField] {
-        HeaderFilter.requestHeaders(fields).filter { field in
+    /// On an MCP endpoint (`mcp`), `Mcp-Session-Id` travels as the server's own id
+    /// (`mcpSession`, checked and untagged by `MCPSessionBinding`), or not at all.
+    static func publishedHeaders(
+        _ fields: HTTPFields, continuesCallerTrace: Bool, mcp: Bool = false, mcpSession: String? = nil
+    ) -> [Pipeline.HTTPField] {
+        HeaderFilter.requestHeaders(fields).compactMap { field in
             let name = field.name.lowercased()
-            return name != TraceContext.headerName && (continuesCallerTrace || name != TraceContext.stateHeaderName)
+            guard name != TraceContext.headerName && (continuesCallerTrace || name != TraceContext.stateHeaderName) else { return nil }
+            if mcp, name == "mcp-session-id" { return mcpSession.map { Pipeline.HTTPField(field.name, $0) } }
+            return field
         }
     }
+
+    static let mcpSessionField = WireField.Name(MCPSessionBinding.header)!
 
     private func process(
         _ request: Request, target: FunctionTarget, requestID: String, session: String?, started: ContinuousClock.Instant,
@@ -178,6 +188,7 @@ struct FunctionCallHandler: Sendable {
                 closeConnection: mayHaveBody)
         }
 
+        var mcpServerSession: String?  // the server's own Mcp-Session-Id, once the caller's is checked
         // An MCP connection is one endpoint: JSON-RPC messages are POSTed to it, DELETE ends the
         // MCP session. The server's own GET event stream is not offered (MCP lets an endpoint
         // answer 405 there): its messages would reach the caller uninspected by any request.
@@ -192,6 +203,19 @@ struct FunctionCallHandler: Sendable {
                     .methodNotAllowed,
                     message: "An MCP endpoint behind Sluice takes POST (JSON-RPC messages) and DELETE (end the session); it offers no GET event stream.",
                     extraHeaders: [.allow: "POST, DELETE"], closeConnection: mayHaveBody)
+            }
+            let presented = request.headers[values: Self.mcpSessionField]
+            guard presented.count <= 1 else {
+                return await reject(.badRequest, message: "Send one Mcp-Session-Id header at most.", closeConnection: mayHaveBody)
+            }
+            if let id = presented.first {
+                guard let serverID = mcpSessions.unbind(id, identity: identity.id) else {
+                    logger.info("MCP session not this caller's")
+                    return await reject(
+                        .notFound, message: "This MCP session is unknown or was opened by another caller; start a new one (initialize).",
+                        closeConnection: mayHaveBody)
+                }
+                mcpServerSession = serverID
             }
         }
 
@@ -310,7 +334,9 @@ struct FunctionCallHandler: Sendable {
                 receivedAtMillis: receivedAt, deadlineMillis: deadline, replyTo: options.instanceID),
             request: HTTPRequestData(
                 method: request.method.rawValue, path: canonical.path, query: canonical.query,
-                headers: Self.publishedHeaders(request.headers, continuesCallerTrace: continuesCallerTrace), body: body))
+                headers: Self.publishedHeaders(
+                    request.headers, continuesCallerTrace: continuesCallerTrace, mcp: connection.isMCP, mcpSession: mcpServerSession),
+                body: body))
         // A retry with the caller's Idempotency-Key gets the first request's outcome; nothing is published.
         if let answer = await idempotencyGate(request.headers, envelope: &envelope) { return answer }
         let message: OutgoingMessage
@@ -358,6 +384,10 @@ struct FunctionCallHandler: Sendable {
            let answer = MCPAnswers.answer(mcpBody, reply: reply.response, pending: reply.isPendingApproval, requestID: requestID) {
             // An MCP client cannot poll or read Sluice's errors: a JSON-RPC error per call says where it stands.
             return Responses.make(answer, requestID: requestID)
+        }
+        if connection.isMCP {
+            // The server's session id goes back bound to this caller.
+            reply.response.headers = mcpSessions.binding(reply.response.headers, identity: identity.id)
         }
         return Responses.make(reply.response, requestID: requestID)
     }

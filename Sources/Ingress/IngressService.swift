@@ -143,6 +143,7 @@ public final class IngressService: Sendable {
             metrics: metrics,
             options: options,
             idempotency: idempotency,
+            mcpSessions: MCPSessionBinding(secret: options.idempotencySecret),
             authAudit: authAudit)
         self.repliesReader = RepliesReader(
             context: context, instanceID: options.instanceID, registry: replyRegistry, metrics: metrics, idempotency: idempotency)
