@@ -235,7 +235,7 @@ let package = Package(
         .target(
             name: "GatewayHarness",
             dependencies: [
-                "Pipeline", "KafkaBus", "Detection",
+                "Pipeline", "KafkaBus", "Detection", "BusContract",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

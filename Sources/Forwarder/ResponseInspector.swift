@@ -100,8 +100,7 @@ struct ResponseInspector: Sendable {
 
     /// Checks `headers` (the reply headers, hop-by-hop fields already dropped) and `body`.
     func inspect(body: [UInt8], headers: [HTTPField], target: UpstreamTarget, mcp: MCPExchange? = nil) -> Result {
-        let credential = target.injected
-        guard credential != nil || target.scanResponses else { return Result(headers: headers, body: body, findings: []) }
+        guard target.injected != nil || target.scanResponses else { return Result(headers: headers, body: body, findings: []) }
         var findings: [FindingSummary] = []
 
         // Header values.
@@ -109,27 +108,12 @@ struct ResponseInspector: Sendable {
         outHeaders.reserveCapacity(headers.count)
         for field in headers {
             let location = "response-header:" + field.name.lowercased()
-            var value = Array(field.value.utf8)
-            if let credential {
-                let (masked, ranges) = credential.mask(value)
-                if !ranges.isEmpty {
-                    findings += credential.findings(ranges, location: location)
-                    value = masked
-                }
+            switch check(Array(field.value.utf8), hint: .header(name: field.name), location: location, target: target) {
+            case .success(let (value, found)):
+                findings += found
+                outHeaders.append(HTTPField(field.name, String(decoding: value, as: UTF8.self)))
+            case .failure: return .refused("response_header_unscannable", findings: findings)
             }
-            if target.scanResponses, !value.isEmpty {
-                let context = ScanContext(credentials: true, pii: target.scanPII, hint: .header(name: field.name))
-                do {
-                    let (masked, found) = try engine.scanAndMask(value, context: context)
-                    if !found.isEmpty {
-                        findings += Self.summaries(found, location: location)
-                        value = masked
-                    }
-                } catch {
-                    return .refused("response_header_unscannable", findings: findings)
-                }
-            }
-            outHeaders.append(HTTPField(field.name, String(decoding: value, as: UTF8.self)))
         }
         guard !body.isEmpty else { return Result(headers: outHeaders, body: body, findings: findings) }
 
@@ -168,31 +152,14 @@ struct ResponseInspector: Sendable {
                 }
             }
         }
-        if let credential {
-            let (masked, ranges) = credential.mask(decoded)
-            if !ranges.isEmpty {
-                findings += credential.findings(ranges, location: "response")
+        switch check(decoded, hint: Self.hint(contentType: contentType), location: "response", target: target) {
+        case .success(let (masked, found)):
+            if !found.isEmpty {
+                findings += found
                 decoded = masked
                 changed = true
             }
-        }
-        if target.scanResponses {
-            let context = ScanContext(
-                credentials: true, pii: target.scanPII, hint: Self.hint(contentType: Self.headerValue("content-type", in: headers)))
-            do {
-                let (masked, found) = try engine.scanAndMask(decoded, context: context)
-                if !found.isEmpty {
-                    findings += Self.summaries(found, location: "response")
-                    decoded = masked
-                    changed = true
-                }
-            } catch {
-                switch error {
-                case .decodeLimitExceeded: return .refused("response_decode_limit_exceeded", findings: findings)
-                case .inspectionLimitExceeded: return .refused("response_inspection_limit_exceeded", findings: findings)
-                default: return .refused("response_undecodable", findings: findings)
-                }
-            }
+        case .failure(let failure): return .refused(failure.reason, findings: findings)
         }
         guard changed else { return Result(headers: outHeaders, body: body, findings: findings) }
         return Result(headers: outHeaders, body: decoded, findings: findings, decoded: !codings.isEmpty)
@@ -208,7 +175,7 @@ struct ResponseInspector: Sendable {
         events.reserveCapacity(parsed.events.count)
         for var event in parsed.events {
             for k in event.fields.indices {
-                switch check(Array(event.fields[k].value.utf8), hint: .text, target: target) {
+                switch check(Array(event.fields[k].value.utf8), hint: .text, location: "response", target: target) {
                 case .success(let (bytes, found)):
                     findings += found
                     event.fields[k].value = String(decoding: bytes, as: UTF8.self)
@@ -225,7 +192,7 @@ struct ResponseInspector: Sendable {
                 } catch {
                     if !mcp.listIDs.isEmpty { return .refused("response_not_json_rpc", findings: findings) }
                 }
-                switch check(bytes, hint: .json, target: target) {
+                switch check(bytes, hint: .json, location: "response", target: target) {
                 case .success(let (masked, found)):
                     findings += found
                     event.data = String(decoding: masked, as: UTF8.self)
@@ -237,20 +204,24 @@ struct ResponseInspector: Sendable {
         if parsed.unfinished {
             Counter(label: "sluice_mcp_events_dropped_total", dimensions: [("reason", "unfinished")]).increment()
         }
+        // The stream is written anew: a length the server gave no longer applies.
         var outHeaders = headers
         outHeaders.removeAll { $0.name.lowercased() == "content-length" }
         return Result(headers: outHeaders, body: ServerSentEvents.serialize(events), findings: findings, decoded: true)
     }
 
     /// The injected credential and (with response scanning) Detection's findings masked in
-    /// `bytes`, with summaries located `response`; or the reason it cannot be checked.
-    private func check(_ bytes: [UInt8], hint: ContentHint, target: UpstreamTarget) -> Swift.Result<([UInt8], [FindingSummary]), CheckFailure> {
+    /// `bytes`, with summaries at `location`; or the reason it cannot be checked. Used for every
+    /// header value, body and event of a response.
+    private func check(
+        _ bytes: [UInt8], hint: ContentHint, location: String, target: UpstreamTarget
+    ) -> Swift.Result<([UInt8], [FindingSummary]), CheckFailure> {
         var out = bytes
         var findings: [FindingSummary] = []
         if let credential = target.injected {
             let (masked, ranges) = credential.mask(out)
             if !ranges.isEmpty {
-                findings += credential.findings(ranges, location: "response")
+                findings += credential.findings(ranges, location: location)
                 out = masked
             }
         }
@@ -258,7 +229,7 @@ struct ResponseInspector: Sendable {
         do {
             let (masked, found) = try engine.scanAndMask(out, context: ScanContext(credentials: true, pii: target.scanPII, hint: hint))
             if !found.isEmpty {
-                findings += Self.summaries(found, location: "response")
+                findings += Self.summaries(found, location: location)
                 out = masked
             }
             return .success((out, findings))

@@ -186,6 +186,7 @@ public struct InspectorService: Sendable {
             mcpBody = evaluation.body
             input.mcp = evaluation.input
         }
+        let mcpDetails = mcpBody.map(MCPAuditDetails.details)
         var verdict = PolicyEvaluator.verdict(
             for: input, policy: connection.policy, hold: holdRules[connection.name] ?? .none, holdSupported: true)
         // The verdict saw every finding; the messages carry at most `FindingsCarried.limit` of them.
@@ -210,7 +211,7 @@ public struct InspectorService: Sendable {
             connection: meta.connection, identity: meta.identity.id, method: request.request.method,
             path: result.maskedPathAndQuery, decision: verdict.decision, rules: verdict.rules, reasons: verdict.reasons,
             findings: carried.findings,
-            details: carried.details(["body_bytes": "\(request.request.body.count)"].merging(mcpBody.map(MCPAuditDetails.details) ?? [:]) { a, _ in a }))
+            details: carried.details(["body_bytes": "\(request.request.body.count)"].merging(mcpDetails ?? [:]) { a, _ in a }))
 
         switch verdict.decision {
         case .block:
@@ -220,7 +221,7 @@ public struct InspectorService: Sendable {
             let blocked = AuditEvent(
                 kind: .blocked, stage: "inspector", requestID: meta.requestID, sessionID: meta.sessionID,
                 connection: meta.connection, identity: meta.identity.id, decision: .block, rules: verdict.rules,
-                status: rpcErrors == nil ? 403 : 200, details: mcpBody.map(MCPAuditDetails.details))
+                status: rpcErrors == nil ? 403 : 200, details: mcpDetails)
             guard try await ledger.end(blocked) == .recorded else { return [] }
             // The masked request rides along for the session recording (the Ingress answers
             // with the response alone): a blocked call's recording shows what was blocked. A

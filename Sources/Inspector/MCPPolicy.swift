@@ -91,9 +91,7 @@ public struct MCPPolicy: Sendable {
             let refusals = names.compactMap(tools.refusal(of:))
             let denied = refusals.first { $0.hasPrefix("tools.deny") } ?? refusals.first
             for (k, c) in conditions.enumerated() {
-                if let glob = c.tool, !names.contains(where: { name in
-                    ToolRules.readings(of: name).contains { ToolRules.glob(glob.lowercased(), matches: $0.lowercased()) }
-                }) { continue }
+                if let glob = c.tool, !names.contains(where: { ToolRules.matchesAnyReading(glob, $0) }) { continue }
                 let reason = "hold_if[\(k)]"
                 if held.contains(reason) { continue }
                 for args in [sent.arguments, out.arguments] {

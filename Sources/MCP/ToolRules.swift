@@ -29,8 +29,7 @@ public struct ToolRules: Sendable {
     /// Why a tool may not be called, naming the rule (`tools.deny[0] "delete_*"`, `tools.allow`),
     /// or nil when it may.
     public func refusal(of name: String) -> String? {
-        let views = Self.readings(of: name)
-        for (k, glob) in deny.enumerated() where views.contains(where: { Self.glob(glob.lowercased(), matches: $0.lowercased()) }) {
+        for (k, glob) in deny.enumerated() where Self.matchesAnyReading(glob, name) {
             return "tools.deny[\(k)] \"\(glob)\""
         }
         if !allow.isEmpty, !allow.contains(where: { Self.glob($0, matches: name) }) { return "tools.allow (not listed)" }
@@ -41,10 +40,14 @@ public struct ToolRules: Sendable {
 
     /// The `hold` globs that `name` matches, as reasons (`tools.hold[1] "transfer_*"`).
     public func holdReasons(for name: String) -> [String] {
-        let views = Self.readings(of: name)
-        return hold.enumerated().compactMap { k, glob in
-            views.contains { Self.glob(glob.lowercased(), matches: $0.lowercased()) } ? "tools.hold[\(k)] \"\(glob)\"" : nil
-        }
+        hold.enumerated().compactMap { k, glob in Self.matchesAnyReading(glob, name) ? "tools.hold[\(k)] \"\(glob)\"" : nil }
+    }
+
+    /// Whether `glob` matches some reading of `name` (`readings(of:)`), case-folded: how `deny`,
+    /// `hold` and `hold_if`'s tool globs match.
+    public static func matchesAnyReading(_ glob: String, _ name: String) -> Bool {
+        let g = glob.lowercased()
+        return readings(of: name).contains { Self.glob(g, matches: $0.lowercased()) }
     }
 
     /// The name as sent, NFKC-normalised without default-ignorable characters, and that with

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import BusContract
 import Foundation
 
 /// A real Model Context Protocol server for the MCP tests: Tests/mcp/server.py (the Python
@@ -43,17 +44,15 @@ public final class MCPTestServer: @unchecked Sendable {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let server = MCPTestServer(port: port, callLog: log, process: process, output: output)
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
+        let answers = try await eventually(timeout: .seconds(30)) {
             guard process.isRunning else { throw GatewayError("the MCP test server exited:\n\(server.log)") }
             var request = HTTPClientRequest(url: server.endpoint)
             request.method = .GET
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)) {
-                _ = try? await response.body.collect(upTo: 1 << 20)
-                return server
-            }
-            try await Task.sleep(for: .milliseconds(50))
+            guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)) else { return false }
+            _ = try? await response.body.collect(upTo: 1 << 20)
+            return true
         }
+        if answers { return server }
         server.stop()
         throw GatewayError("the MCP test server did not answer within 30 s:\n\(server.log)")
     }
@@ -116,16 +115,12 @@ public final class BackgroundCommand: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
-    /// Waits until the command exits (checking every 20 ms), or throws after `timeout` (the
-    /// command is then terminated).
+    /// Waits until the command exits (`eventually`), or throws after `timeout` (the command is
+    /// then terminated).
     public func finish(timeout: Duration = .seconds(60)) async throws -> CommandResult {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning {
-            guard ContinuousClock.now < deadline else {
-                process.terminate()
-                throw GatewayError("still running after \(timeout): \((try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "")")
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        guard await eventually(timeout: timeout, { !self.process.isRunning }) else {
+            process.terminate()
+            throw GatewayError("still running after \(timeout): \((try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "")")
         }
         return CommandResult(
             status: process.terminationStatus, stdout: (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "",

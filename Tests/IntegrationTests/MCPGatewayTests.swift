@@ -1,3 +1,4 @@
+import BusContract
 import Foundation
 import GatewayHarness
 import NIOHTTP1
@@ -149,11 +150,11 @@ struct MCPGatewayTests {
 
     /// The one pending approval not in `except`, once the reviewer API lists it.
     static func waitOnePending(_ gw: Gateway, except: Set<String> = [], timeout: Duration = .seconds(30)) async throws -> String {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let id = try await gw.approvalIDs().first(where: { !except.contains($0) }) { return id }
-            try await Task.sleep(for: .milliseconds(50))
-        }
+        var held: String?
+        if try await eventually(timeout: timeout, {
+            held = try await gw.approvalIDs().first { !except.contains($0) }
+            return held != nil
+        }), let held { return held }
         throw GatewayError("no call was held within \(timeout):\n\(gw.processLogs.suffix(4000))")
     }
 

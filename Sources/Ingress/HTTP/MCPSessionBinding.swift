@@ -30,42 +30,29 @@ struct MCPSessionBinding: Sendable {
         }
     }
 
+    /// The tag of `serverID` for `identity`: 32 lower-case hex digits (128 bits of HMAC-SHA256).
     func tag(_ serverID: String, identity: String) -> [UInt8] {
         let message = Array(identity.utf8) + [0] + Array(serverID.utf8)
-        return Array(HMAC<SHA256>.authenticationCode(for: message, using: key).prefix(16))
+        let mac = HMAC<SHA256>.authenticationCode(for: message, using: key).prefix(16)
+        return Array(mac.map { String(format: "%02x", $0) }.joined().utf8)
     }
 
     /// The id the caller sees for the server's `serverID`.
     func bind(_ serverID: String, identity: String) -> String {
-        serverID + String(Self.separator) + tag(serverID, identity: identity).map { String(format: "%02x", $0) }.joined()
+        serverID + String(Self.separator) + String(decoding: tag(serverID, identity: identity), as: UTF8.self)
     }
 
-    /// The server's id when `presented` was bound to `identity`; nil otherwise.
+    /// The server's id when `presented` was bound to `identity`; nil otherwise. The tags are
+    /// compared as text, in constant time (an upper-case or cut tag is not this identity's).
     func unbind(_ presented: String, identity: String) -> String? {
         guard let cut = presented.lastIndex(of: Self.separator) else { return nil }
         let serverID = String(presented[..<cut])
-        let hex = Array(presented[presented.index(after: cut)...].utf8)
-        guard !serverID.isEmpty, hex.count == 32 else { return nil }
-        var given: [UInt8] = []
-        given.reserveCapacity(16)
-        var i = 0
-        while i < 32 {
-            guard let h = Self.nibble(hex[i]), let l = Self.nibble(hex[i + 1]) else { return nil }
-            given.append(h << 4 | l)
-            i += 2
-        }
+        let given = Array(presented[presented.index(after: cut)...].utf8)
         let expected = tag(serverID, identity: identity)
+        guard !serverID.isEmpty, given.count == expected.count else { return nil }
         var diff: UInt8 = 0
-        for k in 0..<16 { diff |= given[k] ^ expected[k] }
+        for k in 0..<expected.count { diff |= given[k] ^ expected[k] }
         return diff == 0 ? serverID : nil
-    }
-
-    static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        default: return nil
-        }
     }
 
     /// `fields` with every `Mcp-Session-Id` value bound to `identity` (a reply to the caller).
